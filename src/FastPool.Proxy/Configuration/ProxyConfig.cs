@@ -1,0 +1,165 @@
+namespace FastPool.Proxy.Configuration;
+
+/// <summary>
+/// One immutable snapshot of the whole configuration: pgbouncer.ini's [pgbouncer], [databases] and [users]
+/// sections, the auth_file, and FastPool's own [fastpool] section. Runtime state (pools, node health,
+/// counters) never lives here; a reload builds a new snapshot and swaps it in atomically.
+/// Defaults are PgBouncer's, so an existing pgbouncer.ini means the same thing to FastPool.
+/// </summary>
+public sealed record ProxyConfig
+{
+    /// <summary>The file the snapshot was read from (null for the built-in sandbox configuration).</summary>
+    public string? SourceFile { get; init; }
+
+    // ---- listening -------------------------------------------------------------------------------
+    /// <summary>listen_addr: comma-separated addresses, "*" for all; empty means no TCP listener.</summary>
+    public IReadOnlyList<string> ListenAddresses { get; init; } = [];
+    public int ListenPort { get; init; } = 6432;
+    /// <summary>unix_socket_dir: empty disables the unix socket (PgBouncer's default is /tmp).</summary>
+    public string UnixSocketDir { get; init; } = "/tmp";
+    public int UnixSocketMode { get; init; } = Convert.ToInt32("777", 8);
+
+    // ---- authentication --------------------------------------------------------------------------
+    public AuthType AuthType { get; init; } = AuthType.Md5;
+    public string? AuthFile { get; init; }
+    public string? AuthHbaFile { get; init; }
+    public string? AuthUser { get; init; }
+    public string AuthQuery { get; init; } = "SELECT usename, passwd FROM pg_shadow WHERE usename=$1";
+    /// <summary>Users and secrets from auth_file (userlist.txt): name -> secret (plain, md5..., SCRAM-SHA-256$...).</summary>
+    public IReadOnlyDictionary<string, string> AuthFileUsers { get; init; } = new Dictionary<string, string>(StringComparer.Ordinal);
+    public IReadOnlyList<string> AdminUsers { get; init; } = [];
+    public IReadOnlyList<string> StatsUsers { get; init; } = [];
+
+    // ---- pooling ---------------------------------------------------------------------------------
+    public PoolMode PoolMode { get; init; } = PoolMode.Session;
+    public int MaxClientConn { get; init; } = 100;
+    public int DefaultPoolSize { get; init; } = 20;
+    public int MinPoolSize { get; init; }
+    public int ReservePoolSize { get; init; }
+    public TimeSpan ReservePoolTimeout { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>0 = unlimited.</summary>
+    public int MaxDbConnections { get; init; }
+    /// <summary>0 = unlimited.</summary>
+    public int MaxUserConnections { get; init; }
+    public string ServerResetQuery { get; init; } = "DISCARD ALL";
+    public bool ServerResetQueryAlways { get; init; }
+    public string ServerCheckQuery { get; init; } = "select 1";
+    /// <summary>A server idle for longer than this is checked with server_check_query before reuse.</summary>
+    public TimeSpan ServerCheckDelay { get; init; } = TimeSpan.FromSeconds(30);
+    public TimeSpan ServerLifetime { get; init; } = TimeSpan.FromSeconds(3600);
+    public TimeSpan ServerIdleTimeout { get; init; } = TimeSpan.FromSeconds(600);
+    public TimeSpan ServerConnectTimeout { get; init; } = TimeSpan.FromSeconds(15);
+    public TimeSpan ServerLoginRetry { get; init; } = TimeSpan.FromSeconds(15);
+    /// <summary>0 = wait forever.</summary>
+    public TimeSpan QueryWaitTimeout { get; init; } = TimeSpan.FromSeconds(120);
+    public TimeSpan QueryTimeout { get; init; } = TimeSpan.Zero;
+    public TimeSpan ClientLoginTimeout { get; init; } = TimeSpan.FromSeconds(60);
+    public TimeSpan ClientIdleTimeout { get; init; } = TimeSpan.Zero;
+    public TimeSpan IdleTransactionTimeout { get; init; } = TimeSpan.Zero;
+    /// <summary>Largest message a client may send, in bytes (header included).</summary>
+    public int MaxPacketSize { get; init; } = int.MaxValue;
+    public int PktBuf { get; init; } = 4096;
+    public IReadOnlyList<string> IgnoreStartupParameters { get; init; } = [];
+    public bool ApplicationNameAddHost { get; init; }
+
+    // ---- logging and process ---------------------------------------------------------------------
+    public string? LogFile { get; init; }
+    public string? PidFile { get; init; }
+    public bool LogConnections { get; init; } = true;
+    public bool LogDisconnections { get; init; } = true;
+    public bool LogPoolerErrors { get; init; } = true;
+    public bool LogStats { get; init; } = true;
+    public TimeSpan StatsPeriod { get; init; } = TimeSpan.FromSeconds(60);
+    public int Verbose { get; init; }
+    public TimeSpan ShutdownWaitTimeout { get; init; } = TimeSpan.Zero;
+
+    // ---- databases and users ---------------------------------------------------------------------
+    /// <summary>[databases] entries except "*", in file order.</summary>
+    public IReadOnlyList<DatabaseConfig> Databases { get; init; } = [];
+    /// <summary>The "*" entry: used for any database name not listed (its DbName is null: the client's name is used).</summary>
+    public DatabaseConfig? FallbackDatabase { get; init; }
+    public IReadOnlyDictionary<string, UserConfig> Users { get; init; } = new Dictionary<string, UserConfig>(StringComparer.Ordinal);
+
+    // ---- FastPool's own section ([fastpool]) ----------------------------------------------------
+    public FastPoolSettings FastPool { get; init; } = new();
+
+    /// <summary>The entry for a database name the client asked for, or the "*" fallback, or null.</summary>
+    public DatabaseConfig? FindDatabase(string name)
+    {
+        foreach (var db in Databases)
+        {
+            if (string.Equals(db.Name, name, StringComparison.Ordinal))
+            {
+                return db;
+            }
+        }
+
+        return FallbackDatabase;
+    }
+}
+
+public enum PoolMode
+{
+    Session,
+    Transaction,
+    Statement,
+}
+
+public enum AuthType
+{
+    Trust,
+    Any,
+    Plain,
+    Md5,
+    ScramSha256,
+    Cert,
+    Hba,
+}
+
+/// <summary>One node (PostgreSQL server) a database entry points at.</summary>
+public sealed record NodeEndpoint(string Host, int Port);
+
+/// <summary>One [databases] entry: libpq-style key=value connect string plus PgBouncer's pool keys.</summary>
+public sealed record DatabaseConfig
+{
+    /// <summary>The name clients connect to ("*" for the fallback entry).</summary>
+    public required string Name { get; init; }
+    /// <summary>host= (comma list) and port= (comma list, or one port for all); a host starting with '/' is a unix socket dir.</summary>
+    public IReadOnlyList<NodeEndpoint> Nodes { get; init; } = [new NodeEndpoint("127.0.0.1", 5432)];
+    /// <summary>dbname=: the server-side database; null means the same as the client's database name.</summary>
+    public string? DbName { get; init; }
+    /// <summary>user=: force this server login user; null means the client's user.</summary>
+    public string? User { get; init; }
+    public string? Password { get; init; }
+    public string? AuthUser { get; init; }
+    public PoolMode? PoolMode { get; init; }
+    public int? PoolSize { get; init; }
+    public int? MinPoolSize { get; init; }
+    public int? ReservePoolSize { get; init; }
+    public int? MaxDbConnections { get; init; }
+    public string? ConnectQuery { get; init; }
+    public string? ClientEncoding { get; init; }
+    public string? DateStyle { get; init; }
+    public string? TimeZone { get; init; }
+    public string? ApplicationName { get; init; }
+    /// <summary>Where in the config the entry came from, for messages: "file:line".</summary>
+    public string? Origin { get; init; }
+}
+
+/// <summary>One [users] entry.</summary>
+public sealed record UserConfig
+{
+    public required string Name { get; init; }
+    public PoolMode? PoolMode { get; init; }
+    public int? PoolSize { get; init; }
+    public int? MaxUserConnections { get; init; }
+}
+
+/// <summary>The [fastpool] section: FastPool's own settings that PgBouncer does not have.</summary>
+public sealed record FastPoolSettings
+{
+    /// <summary>Number of accept loops per listener (0 = one per core).</summary>
+    public int Workers { get; init; }
+    /// <summary>Keys of the [fastpool] section that later features read, kept verbatim (lower-case key).</summary>
+    public IReadOnlyDictionary<string, string> Raw { get; init; } = new Dictionary<string, string>(StringComparer.Ordinal);
+}

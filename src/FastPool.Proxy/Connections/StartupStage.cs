@@ -1,0 +1,109 @@
+using FastPool.Protocol;
+
+namespace FastPool.Proxy.Connections;
+
+/// <summary>
+/// Reads the first packet(s) within client_login_timeout: answers SSLRequest/GSSENCRequest with 'N' (no TLS
+/// yet), serves CancelRequest, rejects malformed packets and unknown protocol versions with the error
+/// PostgreSQL itself would send, and negotiates 3.x minor versions and "_pq_." options
+/// (PostgreSQL docs 55.2.1 "Start-up", 55.2.9, 55.2.10).
+/// </summary>
+internal sealed class StartupStage : IConnectionStage
+{
+    public async Task InvokeAsync(ClientContext context, ClientDelegate next)
+    {
+        var timeout = context.Config.ClientLoginTimeout;
+        using var cts = new CancellationTokenSource();
+        if (timeout > TimeSpan.Zero)
+        {
+            cts.CancelAfter(timeout);
+        }
+
+        StartupPacket? packet;
+        try
+        {
+            packet = await ReadStartupAsync(context, cts.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            await context.SendErrorAsync(SqlState.ProtocolViolation, "client_login_timeout (no startup packet received in time)").ConfigureAwait(false);
+            return;
+        }
+
+        if (packet is null)
+        {
+            return;
+        }
+
+        if (packet.Kind == StartupPacketKind.CancelRequest)
+        {
+            await context.Runtime.Cancels.ForwardAsync(packet, context.Connection.RemoteEndPoint).ConfigureAwait(false);
+            context.CloseReason = "cancel request";
+            return;
+        }
+
+        context.Startup = packet;
+        if (packet.MinorVersion > 0 || packet.ProtocolOptions.Count > 0)
+        {
+            // We speak 3.0 and no protocol options: say so, and the client carries on with 3.0 (55.2.1).
+            context.Builder.Reset();
+            context.Builder.NegotiateProtocolVersion(0, packet.ProtocolOptions);
+            await context.Connection.SendAsync(context.Builder.Written).ConfigureAwait(false);
+        }
+
+        await next(context).ConfigureAwait(false);
+    }
+
+    private static async Task<StartupPacket?> ReadStartupAsync(ClientContext context, CancellationToken ct)
+    {
+        var input = context.Connection.Input;
+        bool sslAnswered = false;
+        bool gssAnswered = false;
+        while (true)
+        {
+            var result = await input.ReadAsync(ct).ConfigureAwait(false);
+            var buffer = result.Buffer;
+            var status = StartupPacket.TryParse(buffer, out var packet, out long consumed);
+            switch (status)
+            {
+                case StartupParseStatus.Incomplete:
+                    input.AdvanceTo(buffer.Start, buffer.End);
+                    if (result.IsCompleted)
+                    {
+                        context.CloseReason = buffer.IsEmpty ? "client disconnected before startup" : "client sent a truncated startup packet";
+                        return null;
+                    }
+
+                    continue;
+                case StartupParseStatus.Malformed:
+                    input.AdvanceTo(buffer.End);
+                    await context.SendErrorAsync(SqlState.ProtocolViolation, "invalid startup packet layout").ConfigureAwait(false);
+                    return null;
+                case StartupParseStatus.UnsupportedVersion:
+                    input.AdvanceTo(buffer.End);
+                    await context.SendErrorAsync(SqlState.FeatureNotSupported,
+                        $"unsupported frontend protocol {packet!.MajorVersion}.{packet.MinorVersion}: server supports 3.0 to 3.0").ConfigureAwait(false);
+                    return null;
+            }
+
+            input.AdvanceTo(buffer.GetPosition(consumed));
+            switch (packet!.Kind)
+            {
+                case StartupPacketKind.SslRequest when !sslAnswered:
+                    sslAnswered = true;
+                    await context.Connection.SendAsync(Messages.EncryptionRefused, ct).ConfigureAwait(false);
+                    continue;
+                case StartupPacketKind.GssEncRequest when !gssAnswered:
+                    gssAnswered = true;
+                    await context.Connection.SendAsync(Messages.EncryptionRefused, ct).ConfigureAwait(false);
+                    continue;
+                case StartupPacketKind.SslRequest:
+                case StartupPacketKind.GssEncRequest:
+                    await context.SendErrorAsync(SqlState.ProtocolViolation, "duplicate encryption request").ConfigureAwait(false);
+                    return null;
+                default:
+                    return packet;
+            }
+        }
+    }
+}

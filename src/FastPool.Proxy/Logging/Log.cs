@@ -1,0 +1,52 @@
+using Microsoft.Extensions.Logging;
+
+namespace FastPool.Proxy;
+
+/// <summary>Every log message of the proxy core, source-generated (no boxing, no format parsing at run time). Event ids live here only.</summary>
+internal static partial class Log
+{
+    [LoggerMessage(1, LogLevel.Information, "listening on {Endpoint}")]
+    public static partial void Listening(ILogger logger, string endpoint);
+
+    [LoggerMessage(2, LogLevel.Information, "C-{ClientId} {Database}/{User}@{Remote} login attempt: db={Database} user={User} application_name={ApplicationName}")]
+    public static partial void ClientLogin(ILogger logger, long clientId, string database, string user, string remote, string applicationName);
+
+    [LoggerMessage(3, LogLevel.Information, "C-{ClientId} {Database}/{User}@{Remote} closing because: {Reason} (age {AgeSeconds:0.###}s)")]
+    public static partial void ClientClosed(ILogger logger, long clientId, string database, string user, string remote, string reason, double ageSeconds);
+
+    [LoggerMessage(4, LogLevel.Warning, "C-{ClientId} {Remote} pooler error: {Message}")]
+    public static partial void ClientError(ILogger logger, long clientId, string remote, string message);
+
+    [LoggerMessage(5, LogLevel.Information, "new server connection {Server} for {Pool}")]
+    public static partial void ServerConnected(ILogger logger, string server, string pool);
+
+    [LoggerMessage(6, LogLevel.Warning, "{Pool}: could not log in to server {Host}:{Port}: {Message}")]
+    public static partial void ServerLoginFailed(ILogger logger, string pool, string host, int port, string message);
+
+    [LoggerMessage(7, LogLevel.Warning, "{Server}: server_check_query failed: {Message}")]
+    public static partial void ServerCheckFailed(ILogger logger, string server, string message);
+
+    [LoggerMessage(8, LogLevel.Warning, "{Pool}: connect_query failed: {Message}")]
+    public static partial void ConnectQueryFailed(ILogger logger, string pool, string message);
+
+    [LoggerMessage(9, LogLevel.Information, "{Server} closed: {Reason}")]
+    public static partial void ServerClosed(ILogger logger, string server, string reason);
+
+    [LoggerMessage(10, LogLevel.Information, "stats: {Xacts} xacts/s, {Queries} queries/s, in {InBytes} B/s, out {OutBytes} B/s, clients {Clients}, servers {Servers}")]
+    public static partial void Stats(ILogger logger, long xacts, long queries, long inBytes, long outBytes, int clients, int servers);
+
+    [LoggerMessage(11, LogLevel.Warning, "{Remote}: {Message}")]
+    public static partial void BadClient(ILogger logger, string remote, string message);
+
+    [LoggerMessage(12, LogLevel.Error, "accept failed on {Endpoint}: {Message}")]
+    public static partial void AcceptFailed(ILogger logger, string endpoint, string message);
+
+    [LoggerMessage(13, LogLevel.Information, "{Remote}: cancel request {Outcome}")]
+    public static partial void CancelRequest(ILogger logger, string remote, string outcome);
+
+    [LoggerMessage(14, LogLevel.Information, "shutting down: {Mode}")]
+    public static partial void ShuttingDown(ILogger logger, string mode);
+
+    [LoggerMessage(15, LogLevel.Error, "C-{ClientId}: unexpected error: {Message}")]
+    public static partial void Unexpected(ILogger logger, long clientId, string message, Exception exception);
+}

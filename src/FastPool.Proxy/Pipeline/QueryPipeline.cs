@@ -1,0 +1,45 @@
+using FastPool.Proxy.Pooling;
+using FastPool.Proxy.Topology;
+
+namespace FastPool.Proxy.Pipeline;
+
+/// <summary>
+/// The order of the query stages, fixed in one place: route -> (cache) -> (failover/retry) -> acquire.
+/// Routing, cache and failover plug in here as they land; today routing sends everything to the first node.
+/// </summary>
+internal static class QueryPipeline
+{
+    public static QueryDelegate Build(PoolManager pools, IReadOnlyList<IQueryStage> stages)
+    {
+        QueryDelegate terminal = ctx => AcquireServerAsync(pools, ctx);
+        QueryDelegate next = terminal;
+        for (int i = stages.Count - 1; i >= 0; i--)
+        {
+            var stage = stages[i];
+            var inner = next;
+            next = ctx => stage.InvokeAsync(ctx, inner);
+        }
+
+        return next;
+    }
+
+    /// <summary>The default stage list for this release.</summary>
+    public static IReadOnlyList<IQueryStage> DefaultStages() => [new FirstNodeRoutingStage()];
+
+    private static async ValueTask AcquireServerAsync(PoolManager pools, QueryContext ctx)
+    {
+        var node = ctx.TargetNode ?? ctx.Topology.Nodes[0];
+        var pool = pools.GetPool(ctx.Session.Database, ctx.Session.DatabaseName, ctx.Session.User, node);
+        ctx.Server = await pool.AcquireAsync(ctx.Aborted).ConfigureAwait(false);
+    }
+}
+
+/// <summary>Sends every query to the database's first node (the only routing the foundation has).</summary>
+internal sealed class FirstNodeRoutingStage : IQueryStage
+{
+    public ValueTask InvokeAsync(QueryContext context, QueryDelegate next)
+    {
+        context.TargetNode ??= context.Topology.Nodes[0];
+        return next(context);
+    }
+}

@@ -1,0 +1,173 @@
+using System.Buffers;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using FastPool.Protocol;
+using FastPool.Proxy.Topology;
+using FastPool.Proxy.Transport;
+
+namespace FastPool.Proxy.Pooling;
+
+/// <summary>Opens a connection to PostgreSQL and logs in (55.2.1 "Start-up"), within server_connect_timeout.</summary>
+internal static class ServerConnector
+{
+    public static async Task<Socket> ConnectSocketAsync(Node node, CancellationToken ct)
+    {
+        var endpoint = node.Endpoint;
+        Socket socket;
+        EndPoint remote;
+        if (endpoint.Host.StartsWith('/'))
+        {
+            // A host starting with '/' is a unix socket directory, as in libpq.
+            socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            remote = new UnixDomainSocketEndPoint(Path.Combine(endpoint.Host, $".s.PGSQL.{endpoint.Port}"));
+        }
+        else
+        {
+            IPAddress? address;
+            if (!IPAddress.TryParse(endpoint.Host, out address))
+            {
+                var addresses = await Dns.GetHostAddressesAsync(endpoint.Host, ct).ConfigureAwait(false);
+                address = addresses.Length > 0 ? addresses[0] : throw new SocketException((int)SocketError.HostNotFound);
+            }
+
+            socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            remote = new IPEndPoint(address, endpoint.Port);
+        }
+
+        try
+        {
+            await socket.ConnectAsync(remote, ct).ConfigureAwait(false);
+            return socket;
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Connects and logs in; the returned connection is idle (after ReadyForQuery).</summary>
+    public static async Task<ServerConnection> OpenAsync(ServerPool pool, Node node, long generation, long now, TimeSpan timeout, CancellationToken ct)
+    {
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        if (timeout > TimeSpan.Zero)
+        {
+            cts.CancelAfter(timeout);
+        }
+
+        Connection? connection = null;
+        try
+        {
+            var socket = await ConnectSocketAsync(node, cts.Token).ConfigureAwait(false);
+            connection = new Connection(socket);
+            var server = new ServerConnection(connection, node, pool, generation, now);
+            await LoginAsync(server, pool.Key, cts.Token).ConfigureAwait(false);
+            return server;
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            await DisposeQuietly(connection).ConfigureAwait(false);
+            throw new ServerException(SqlState.SqlClientUnableToEstablishConnection,
+                $"could not connect to server {node.Endpoint.Host}:{node.Endpoint.Port}: timed out after {timeout.TotalSeconds:0.###} s (server_connect_timeout)");
+        }
+        catch (SocketException ex)
+        {
+            await DisposeQuietly(connection).ConfigureAwait(false);
+            throw new ServerException(SqlState.SqlClientUnableToEstablishConnection,
+                $"could not connect to server {node.Endpoint.Host}:{node.Endpoint.Port}: {ex.Message}", inner: ex);
+        }
+        catch
+        {
+            await DisposeQuietly(connection).ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private static async ValueTask DisposeQuietly(Connection? connection)
+    {
+        if (connection is not null)
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private static async Task LoginAsync(ServerConnection server, PoolKey key, CancellationToken ct)
+    {
+        var builder = new MessageBuilder();
+        builder.StartupMessage(key.StartupParameters);
+        await server.Connection.SendAsync(builder.Written, ct).ConfigureAwait(false);
+        while (true)
+        {
+            var (code, body) = await MessageIo.ReadMessageAsync(server.Connection.Input, ct).ConfigureAwait(false);
+            var seq = new ReadOnlySequence<byte>(body);
+            switch ((BackendCode)code)
+            {
+                case BackendCode.Authentication:
+                    await AnswerAuthenticationAsync(server, key, seq, builder, ct).ConfigureAwait(false);
+                    break;
+                case BackendCode.ParameterStatus:
+                    server.RecordParameter(seq);
+                    break;
+                case BackendCode.BackendKeyData:
+                    if (BackendMessageReader.TryReadBackendKeyData(seq, out int pid, out var secret))
+                    {
+                        server.BackendProcessId = pid;
+                        server.BackendSecretKey = secret;
+                    }
+
+                    break;
+                case BackendCode.ErrorResponse:
+                    throw ServerException.FromServer(BackendMessageReader.ReadErrorFields(seq));
+                case BackendCode.NegotiateProtocolVersion:
+                case BackendCode.NoticeResponse:
+                    break;
+                case BackendCode.ReadyForQuery:
+                    server.TransactionStatus = BackendMessageReader.ReadReadyForQuery(seq);
+                    return;
+                default:
+                    throw new ServerException(SqlState.ProtocolViolation, $"unexpected message '{(char)code}' from server during login");
+            }
+        }
+    }
+
+    private static async Task AnswerAuthenticationAsync(ServerConnection server, PoolKey key, ReadOnlySequence<byte> body, MessageBuilder builder, CancellationToken ct)
+    {
+        if (!BackendMessageReader.TryReadAuthentication(body, out var code, out var data))
+        {
+            throw new ServerException(SqlState.ProtocolViolation, "malformed authentication request from server");
+        }
+
+        switch (code)
+        {
+            case AuthenticationCode.Ok:
+                return;
+            case AuthenticationCode.CleartextPassword:
+                builder.Reset();
+                builder.PasswordMessage(RequirePassword(key));
+                break;
+            case AuthenticationCode.Md5Password:
+                builder.Reset();
+                builder.PasswordMessage(Messages.Md5Password(key.User, RequirePassword(key), data.Slice(0, 4).ToArray()));
+                break;
+            default:
+                throw new ServerException(SqlState.InvalidAuthorizationSpecification,
+                    $"server requested authentication method {code}, which FastPool cannot answer yet (server login needs trust, password or md5)");
+        }
+
+        await server.Connection.SendAsync(builder.Written, ct).ConfigureAwait(false);
+    }
+
+    private static string RequirePassword(PoolKey key) =>
+        key.Password ?? throw new ServerException(SqlState.InvalidPassword,
+            $"server asked for a password for user \"{key.User}\" and none is configured (password= in [databases] or the auth_file)");
+
+    internal static string Describe(Exception ex) => ex switch
+    {
+        ServerException se => se.Message,
+        SocketException so => so.Message,
+        _ => ex.GetType().Name + ": " + ex.Message,
+    };
+
+    internal static byte[] Utf8(string s) => Encoding.UTF8.GetBytes(s);
+}

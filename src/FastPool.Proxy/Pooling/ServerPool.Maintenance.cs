@@ -1,0 +1,87 @@
+using Microsoft.Extensions.Logging;
+
+namespace FastPool.Proxy.Pooling;
+
+internal sealed partial class ServerPool
+{
+    /// <summary>
+    /// Periodic upkeep (once a second): closes connections past server_idle_timeout (down to min_pool_size)
+    /// or server_lifetime, and opens connections up to min_pool_size.
+    /// </summary>
+    public void Maintain()
+    {
+        if (_closed)
+        {
+            return;
+        }
+
+        long now = _time.GetTimestamp();
+        var settings = Settings;
+        int count = IdleCount;
+        for (int i = 0; i < count && _idle.TryDequeue(out var server); i++)
+        {
+            Interlocked.Decrement(ref _idleCount);
+            bool idleTooLong = settings.IdleTimeout > TimeSpan.Zero
+                && _time.GetElapsedTime(server.LastUsedTicks, now) > settings.IdleTimeout
+                && TotalCount > settings.MinSize;
+            if (idleTooLong || Expired(server, now) || server.Generation != Generation || server.Connection.IsClosed)
+            {
+                Close(server);
+            }
+            else
+            {
+                _idle.Enqueue(server);
+                Interlocked.Increment(ref _idleCount);
+            }
+        }
+
+        if (Volatile.Read(ref _waiterCount) > 0)
+        {
+            DispatchIdle();
+            TryWakeWithSlot();
+        }
+
+        while (TotalCount < settings.MinSize && TryReserveSlot(allowReserve: false))
+        {
+            _ = FillAsync();
+        }
+    }
+
+    private async Task FillAsync()
+    {
+        try
+        {
+            var server = await OpenReservedAsync(CancellationToken.None).ConfigureAwait(false);
+            Release(server);
+        }
+        catch (Exception ex)
+        {
+            // OpenReservedAsync already logged it and freed the slot; min_pool_size retries on the next tick.
+            _logger.LogDebug(ex, "min_pool_size fill failed for {Pool}", Key);
+        }
+    }
+
+    /// <summary>Closes every idle connection and refuses new work; active connections close when released.</summary>
+    public void Shutdown()
+    {
+        _closed = true;
+        while (_idle.TryDequeue(out var server))
+        {
+            Interlocked.Decrement(ref _idleCount);
+            Close(server);
+        }
+
+        lock (_waitLock)
+        {
+            while (_waiters.TryDequeue(out var w))
+            {
+                if (!w.Done)
+                {
+                    w.Done = true;
+                    _waiterCount--;
+                    w.Complete(null);
+                }
+            }
+        }
+    }
+}

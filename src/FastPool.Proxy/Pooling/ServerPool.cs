@@ -1,0 +1,327 @@
+using System.Collections.Concurrent;
+using FastPool.Protocol;
+using FastPool.Proxy.Topology;
+using Microsoft.Extensions.Logging;
+
+namespace FastPool.Proxy.Pooling;
+
+/// <summary>
+/// The server connections of one (database, user) pair on one node. Idle connections sit in a lock-free
+/// queue and the counters are Interlocked, so acquire and release take no lock while a connection is free;
+/// clients that find the pool exhausted wait in FIFO order under a lock (the slow path only).
+/// </summary>
+internal sealed partial class ServerPool
+{
+    private readonly ConcurrentQueue<ServerConnection> _idle = new();
+    private readonly Queue<Waiter> _waiters = new();
+    private readonly Lock _waitLock = new();
+    private readonly LimitCounter _dbLimit;
+    private readonly LimitCounter _userLimit;
+    private readonly PoolManager _manager;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private int _total;
+    private int _idleCount;
+    private int _waiterCount;
+    private long _generation;
+    private ServerException? _lastLoginError;
+    private long _lastLoginErrorTicks;
+    private volatile bool _closed;
+
+    public ServerPool(PoolManager manager, PoolKey key, Node node, PoolSettings settings, LimitCounter dbLimit, LimitCounter userLimit, TimeProvider time, ILogger logger)
+    {
+        _manager = manager;
+        Key = key;
+        Node = node;
+        Settings = settings;
+        _dbLimit = dbLimit;
+        _userLimit = userLimit;
+        _time = time;
+        _logger = logger;
+    }
+
+    public PoolKey Key { get; }
+
+    public Node Node { get; }
+
+    public PoolSettings Settings { get; private set; }
+
+    public int TotalCount => Volatile.Read(ref _total);
+
+    public int IdleCount => Volatile.Read(ref _idleCount);
+
+    public int WaitingCount => Volatile.Read(ref _waiterCount);
+
+    public int ActiveCount => Math.Max(0, TotalCount - IdleCount);
+
+    public long Generation => Interlocked.Read(ref _generation);
+
+    internal LimitCounter DbLimit => _dbLimit;
+
+    internal LimitCounter UserLimit => _userLimit;
+
+    /// <summary>Gets a logged-in, idle server connection, waiting in line when the pool is full.</summary>
+    public ValueTask<ServerConnection> AcquireAsync(CancellationToken ct)
+    {
+        if (TryTakeIdle(out var server) && !NeedsCheck(server))
+        {
+            return ValueTask.FromResult(server);
+        }
+
+        return AcquireSlowAsync(server, ct);
+    }
+
+    private async ValueTask<ServerConnection> AcquireSlowAsync(ServerConnection? candidate, CancellationToken ct)
+    {
+        while (true)
+        {
+            if (candidate is not null)
+            {
+                if (!NeedsCheck(candidate) || await CheckAsync(candidate, ct).ConfigureAwait(false))
+                {
+                    return candidate;
+                }
+
+                candidate = null;
+                if (TryTakeIdle(out candidate))
+                {
+                    continue;
+                }
+            }
+
+            if (_closed)
+            {
+                throw new ServerException(SqlState.AdminShutdown, "pooler is shutting down");
+            }
+
+            if (TryReserveSlot(allowReserve: false))
+            {
+                return await OpenReservedAsync(ct).ConfigureAwait(false);
+            }
+
+            var handed = await WaitAsync(ct).ConfigureAwait(false);
+            if (handed is null)
+            {
+                if (_closed)
+                {
+                    throw new ServerException(SqlState.AdminShutdown, "pooler is shutting down");
+                }
+
+                // A slot, not a connection, was handed over: open it ourselves.
+                return await OpenReservedAsync(ct).ConfigureAwait(false);
+            }
+
+            candidate = handed;
+        }
+    }
+
+    /// <summary>Returns a connection after use. Anything not known to be clean and current is closed instead.</summary>
+    public void Release(ServerConnection server)
+    {
+        long now = _time.GetTimestamp();
+        if (!server.IsClean || server.TransactionStatus != TransactionStatus.Idle || server.Generation != Generation || _closed || Expired(server, now))
+        {
+            Close(server);
+            return;
+        }
+
+        server.LastUsedTicks = now;
+        if (Volatile.Read(ref _waiterCount) > 0 && TryHandToWaiter(server))
+        {
+            return;
+        }
+
+        _idle.Enqueue(server);
+        Interlocked.Increment(ref _idleCount);
+        if (Volatile.Read(ref _waiterCount) > 0)
+        {
+            DispatchIdle();
+        }
+    }
+
+    /// <summary>Closes a connection that must not be reused and frees its slot for a waiting client.</summary>
+    public void Close(ServerConnection server)
+    {
+        server.Broken = true;
+        _ = CloseConnectionAsync(server);
+        ReleaseSlot();
+    }
+
+    /// <summary>Retires every connection of the current generation (reload, failover, RECONNECT).</summary>
+    public void BumpGeneration() => Interlocked.Increment(ref _generation);
+
+    private bool TryTakeIdle(out ServerConnection server)
+    {
+        long now = 0;
+        while (_idle.TryDequeue(out server!))
+        {
+            Interlocked.Decrement(ref _idleCount);
+            if (now == 0)
+            {
+                now = _time.GetTimestamp();
+            }
+
+            if (!server.Connection.IsClosed && !server.Broken && server.Generation == Generation && !Expired(server, now))
+            {
+                return true;
+            }
+
+            Close(server);
+        }
+
+        server = null!;
+        return false;
+    }
+
+    private bool Expired(ServerConnection server, long now) =>
+        Settings.Lifetime > TimeSpan.Zero && _time.GetElapsedTime(server.CreatedTicks, now) > Settings.Lifetime;
+
+    private bool NeedsCheck(ServerConnection server) =>
+        Settings.CheckQuery.Length > 0 && _time.GetElapsedTime(server.LastUsedTicks) >= Settings.CheckDelay;
+
+    private async ValueTask<bool> CheckAsync(ServerConnection server, CancellationToken ct)
+    {
+        try
+        {
+            using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            cts.CancelAfter(Settings.ConnectTimeout > TimeSpan.Zero ? Settings.ConnectTimeout : TimeSpan.FromSeconds(15));
+            var error = await MessageIo.RunQueryAsync(server, new MessageBuilder(), Settings.CheckQuery, cts.Token).ConfigureAwait(false);
+            if (error is null && server.TransactionStatus == TransactionStatus.Idle && !server.Broken)
+            {
+                server.LastUsedTicks = _time.GetTimestamp();
+                return true;
+            }
+
+            Log.ServerCheckFailed(_logger, server.ToString(), error?.Message ?? "unexpected state");
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !ct.IsCancellationRequested)
+        {
+            Log.ServerCheckFailed(_logger, server.ToString(), ServerConnector.Describe(ex));
+        }
+
+        Close(server);
+        return false;
+    }
+
+    private bool TryReserveSlot(bool allowReserve)
+    {
+        var settings = Settings;
+        int limit = settings.Size + (allowReserve ? settings.ReserveSize : 0);
+        while (true)
+        {
+            int current = Volatile.Read(ref _total);
+            if (current >= limit)
+            {
+                return false;
+            }
+
+            if (!_dbLimit.TryAcquire())
+            {
+                return false;
+            }
+
+            if (!_userLimit.TryAcquire())
+            {
+                _dbLimit.Release();
+                return false;
+            }
+
+            if (Interlocked.CompareExchange(ref _total, current + 1, current) == current)
+            {
+                return true;
+            }
+
+            _dbLimit.Release();
+            _userLimit.Release();
+        }
+    }
+
+    /// <summary>Frees a slot and offers it to whoever waits for one, here or in a pool that shares a limit.</summary>
+    private void ReleaseSlot()
+    {
+        ReleaseSlotQuietly();
+        TryWakeWithSlot();
+        _manager.OnSlotFreed(this);
+    }
+
+    private void ReleaseSlotQuietly()
+    {
+        Interlocked.Decrement(ref _total);
+        _dbLimit.Release();
+        _userLimit.Release();
+    }
+
+    /// <summary>When a client waits and a slot is free (or just freed), hands the slot to the first waiter.</summary>
+    internal void TryWakeWithSlot()
+    {
+        if (Volatile.Read(ref _waiterCount) == 0 || !TryReserveSlot(allowReserve: false))
+        {
+            return;
+        }
+
+        if (!TryHandToWaiter(null))
+        {
+            ReleaseSlotQuietly();
+        }
+    }
+
+    private async ValueTask<ServerConnection> OpenReservedAsync(CancellationToken ct)
+    {
+        var settings = Settings;
+        var lastError = Volatile.Read(ref _lastLoginError);
+        if (lastError is not null && _time.GetElapsedTime(Interlocked.Read(ref _lastLoginErrorTicks)) < settings.LoginRetry)
+        {
+            // server_login_retry: a server that just refused us is not asked again until the delay passes.
+            ReleaseSlot();
+            throw lastError;
+        }
+
+        try
+        {
+            var server = await ServerConnector.OpenAsync(this, Node, Generation, _time.GetTimestamp(), settings.ConnectTimeout, ct).ConfigureAwait(false);
+            if (!string.IsNullOrEmpty(settings.ConnectQuery))
+            {
+                var error = await MessageIo.RunQueryAsync(server, new MessageBuilder(), settings.ConnectQuery, ct).ConfigureAwait(false);
+                if (error is not null)
+                {
+                    Log.ConnectQueryFailed(_logger, Key.ToString(), error.Message);
+                }
+            }
+
+            Volatile.Write(ref _lastLoginError, null);
+            Log.ServerConnected(_logger, server.ToString(), Key.ToString());
+            return server;
+        }
+        catch (Exception ex)
+        {
+            var error = ex as ServerException ?? new ServerException(SqlState.ConnectionFailure, ServerConnector.Describe(ex), inner: ex);
+            Log.ServerLoginFailed(_logger, Key.ToString(), Node.Endpoint.Host, Node.Endpoint.Port, error.Message);
+            if (!ct.IsCancellationRequested)
+            {
+                Interlocked.Exchange(ref _lastLoginErrorTicks, _time.GetTimestamp());
+                Volatile.Write(ref _lastLoginError, error);
+            }
+
+            ReleaseSlot();
+            throw error;
+        }
+    }
+
+    private static async Task CloseConnectionAsync(ServerConnection server)
+    {
+        try
+        {
+            if (!server.Connection.IsClosed)
+            {
+                // Terminate lets the backend exit cleanly instead of logging an unexpected EOF.
+                await server.Connection.SendAsync(Messages.Terminate).ConfigureAwait(false);
+            }
+        }
+        catch (Exception)
+        {
+            // The socket is already gone; closing is all that is left to do.
+        }
+
+        await server.Connection.DisposeAsync().ConfigureAwait(false);
+    }
+}

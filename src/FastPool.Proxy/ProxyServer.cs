@@ -1,0 +1,243 @@
+using System.Net;
+using System.Net.Sockets;
+using FastPool.Proxy.Configuration;
+using FastPool.Proxy.Connections;
+using FastPool.Proxy.Transport;
+using Microsoft.Extensions.Logging;
+
+namespace FastPool.Proxy;
+
+public enum ShutdownMode
+{
+    /// <summary>Close every client and server connection now.</summary>
+    Immediate,
+
+    /// <summary>Stop accepting; wait for clients to finish (bounded by shutdown_wait_timeout when set), then close.</summary>
+    Safe,
+}
+
+/// <summary>
+/// A running proxy: listeners, accept loops, the connection pipeline and the periodic timers
+/// (pool maintenance every second, the stats line every stats_period).
+/// </summary>
+public sealed class ProxyServer : IAsyncDisposable
+{
+    private readonly ProxyRuntime _runtime;
+    private readonly ClientDelegate _pipeline;
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly List<Task> _acceptLoops = [];
+    private readonly HashSet<Connection> _clients = [];
+    private readonly Lock _clientsLock = new();
+    private List<Socket> _listeners = [];
+    private ITimer? _maintenance;
+    private ITimer? _statsTimer;
+    private int _stopped;
+    private long _lastTx;
+    private long _lastQueries;
+    private long _lastIn;
+    private long _lastOut;
+
+    public ProxyServer(ProxyConfig config, ILoggerFactory loggerFactory, TimeProvider? time = null)
+    {
+        _runtime = new ProxyRuntime(config, time ?? TimeProvider.System, loggerFactory);
+        _pipeline = ConnectionPipeline.Build();
+    }
+
+    /// <summary>The TCP port actually bound (useful with listen_port = 0 in tests).</summary>
+    public int Port { get; private set; }
+
+    public IReadOnlyList<EndPoint> EndPoints { get; private set; } = [];
+
+    public int ClientCount => _runtime.Stats.Clients;
+
+    /// <summary>Server connections open right now, over all pools.</summary>
+    public int ServerCount => _runtime.Pools.Pools.Sum(p => p.TotalCount);
+
+    public void Start()
+    {
+        var config = _runtime.Config;
+        _listeners = Listener.Bind(config);
+        Port = Listener.PortOf(_listeners);
+        if (Port == 0)
+        {
+            Port = config.ListenPort;
+        }
+
+        EndPoints = _listeners.Select(s => s.LocalEndPoint!).ToList();
+        foreach (var socket in _listeners)
+        {
+            Log.Listening(_runtime.Logger, Describe(socket.LocalEndPoint));
+            _acceptLoops.Add(AcceptLoopAsync(socket));
+        }
+
+        _maintenance = _runtime.Time.CreateTimer(_ => _runtime.Pools.Maintain(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
+        if (config.StatsPeriod > TimeSpan.Zero && config.LogStats)
+        {
+            _statsTimer = _runtime.Time.CreateTimer(_ => LogStats(), null, config.StatsPeriod, config.StatsPeriod);
+        }
+
+        // Fill min_pool_size without waiting for the first tick.
+        _runtime.Pools.Maintain();
+    }
+
+    private async Task AcceptLoopAsync(Socket listener)
+    {
+        while (!_stopping.IsCancellationRequested)
+        {
+            Socket socket;
+            try
+            {
+                socket = await listener.AcceptAsync(_stopping.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            catch (ObjectDisposedException)
+            {
+                return;
+            }
+            catch (SocketException ex)
+            {
+                // Out of file descriptors and the like: log, breathe, keep accepting; never bring the proxy down.
+                Log.AcceptFailed(_runtime.Logger, Describe(listener.LocalEndPoint), ex.Message);
+                await Task.Delay(50).ConfigureAwait(false);
+                continue;
+            }
+
+            _ = HandleClientAsync(socket);
+        }
+    }
+
+    private async Task HandleClientAsync(Socket socket)
+    {
+        await Task.Yield();
+        var connection = new Connection(socket);
+        lock (_clientsLock)
+        {
+            _clients.Add(connection);
+        }
+
+        var context = new ClientContext(connection, _runtime);
+        try
+        {
+            await _pipeline(context).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            // A bug in one session must never take the proxy down: log it, drop that client.
+            Log.Unexpected(_runtime.Logger, context.Id, ex.Message, ex);
+            context.CloseReason = "internal error";
+        }
+        finally
+        {
+            lock (_clientsLock)
+            {
+                _clients.Remove(connection);
+            }
+
+            if (context.Startup is not null && _runtime.Config.LogDisconnections)
+            {
+                Log.ClientClosed(_runtime.Logger, context.Id, context.DatabaseName, context.User, connection.RemoteEndPoint, context.CloseReason,
+                    _runtime.Time.GetElapsedTime(context.StartedTicks).TotalSeconds);
+            }
+
+            await connection.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private void LogStats()
+    {
+        var s = _runtime.Stats;
+        long tx = s.Transactions, q = s.Queries, bin = s.BytesIn, bout = s.BytesOut;
+        double secs = _runtime.Config.StatsPeriod.TotalSeconds;
+        Log.Stats(_runtime.Logger, (long)((tx - _lastTx) / secs), (long)((q - _lastQueries) / secs), (long)((bin - _lastIn) / secs), (long)((bout - _lastOut) / secs), s.Clients, ServerCount);
+        (_lastTx, _lastQueries, _lastIn, _lastOut) = (tx, q, bin, bout);
+    }
+
+    /// <summary>Stops accepting, then ends sessions as the mode says; returns when everything is closed.</summary>
+    public async Task StopAsync(ShutdownMode mode, TimeSpan? waitTimeout = null)
+    {
+        if (Interlocked.Exchange(ref _stopped, 1) != 0)
+        {
+            if (mode == ShutdownMode.Immediate)
+            {
+                AbortClients();
+            }
+
+            return;
+        }
+
+        Log.ShuttingDown(_runtime.Logger, mode == ShutdownMode.Safe ? "safe (waiting for clients to finish)" : "immediate");
+        _stopping.Cancel();
+        foreach (var listener in _listeners)
+        {
+            CloseListener(listener);
+        }
+
+        if (mode == ShutdownMode.Safe)
+        {
+            var wait = _runtime.Sessions.WhenEmptyAsync();
+            var limit = waitTimeout ?? (_runtime.Config.ShutdownWaitTimeout > TimeSpan.Zero ? _runtime.Config.ShutdownWaitTimeout : Timeout.InfiniteTimeSpan);
+            await Task.WhenAny(wait, Task.Delay(limit)).ConfigureAwait(false);
+        }
+
+        AbortClients();
+        _runtime.Pools.Shutdown();
+        await _runtime.Sessions.WhenEmptyAsync().WaitAsync(TimeSpan.FromSeconds(5)).ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
+        _runtime.Pools.Shutdown();
+        if (_maintenance is not null)
+        {
+            await _maintenance.DisposeAsync().ConfigureAwait(false);
+        }
+
+        if (_statsTimer is not null)
+        {
+            await _statsTimer.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Turns a pending safe shutdown into an immediate one (a second signal).</summary>
+    public void AbortClients()
+    {
+        List<Connection> clients;
+        lock (_clientsLock)
+        {
+            clients = [.. _clients];
+        }
+
+        foreach (var c in clients)
+        {
+            c.Abort();
+        }
+    }
+
+    private static void CloseListener(Socket listener)
+    {
+        var path = (listener.LocalEndPoint as UnixDomainSocketEndPoint)?.ToString();
+        listener.Dispose();
+        if (!string.IsNullOrEmpty(path))
+        {
+            try
+            {
+                File.Delete(path);
+            }
+            catch (IOException)
+            {
+            }
+        }
+    }
+
+    private static string Describe(EndPoint? endpoint) => endpoint switch
+    {
+        UnixDomainSocketEndPoint u => "unix:" + u,
+        null => "?",
+        _ => endpoint.ToString() ?? "?",
+    };
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync(ShutdownMode.Immediate).ConfigureAwait(false);
+        _stopping.Dispose();
+    }
+}

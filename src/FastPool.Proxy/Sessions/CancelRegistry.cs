@@ -1,0 +1,68 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using FastPool.Protocol;
+using FastPool.Proxy.Pooling;
+using Microsoft.Extensions.Logging;
+
+namespace FastPool.Proxy.Sessions;
+
+/// <summary>
+/// FastPool's own BackendKeyData per client, and the forwarding of a CancelRequest to the server connection
+/// that client holds at that moment, with that server's real key (55.2.8 "Canceling Requests in Progress").
+/// A key never reaches a server another client is using.
+/// </summary>
+internal sealed class CancelRegistry
+{
+    private readonly ConcurrentDictionary<int, ClientSession> _sessions = new();
+    private readonly ILogger _logger;
+    private int _nextProcessId = RandomNumberGenerator.GetInt32(1 << 20, 1 << 30);
+
+    public CancelRegistry(ILogger logger)
+    {
+        _logger = logger;
+    }
+
+    public (int ProcessId, int SecretKey) Register(ClientSession session)
+    {
+        while (true)
+        {
+            int pid = Interlocked.Increment(ref _nextProcessId) & int.MaxValue;
+            if (pid != 0 && _sessions.TryAdd(pid, session))
+            {
+                return (pid, RandomNumberGenerator.GetInt32(int.MinValue, int.MaxValue));
+            }
+        }
+    }
+
+    public void Unregister(int processId) => _sessions.TryRemove(processId, out _);
+
+    public async Task ForwardAsync(StartupPacket request, string remote)
+    {
+        if (!_sessions.TryGetValue(request.CancelProcessId, out var session) || !session.KeyMatches(request.CancelSecretKey))
+        {
+            Log.CancelRequest(_logger, remote, "for an unknown key ignored");
+            return;
+        }
+
+        var server = session.CurrentServer;
+        if (server is null)
+        {
+            Log.CancelRequest(_logger, remote, "ignored: the client holds no server connection");
+            return;
+        }
+
+        try
+        {
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            using var socket = await ServerConnector.ConnectSocketAsync(server.Node, cts.Token).ConfigureAwait(false);
+            var builder = new MessageBuilder(32);
+            builder.CancelRequest(server.BackendProcessId, server.BackendSecretKey);
+            await socket.SendAsync(builder.Written, System.Net.Sockets.SocketFlags.None, cts.Token).ConfigureAwait(false);
+            Log.CancelRequest(_logger, remote, $"forwarded to {server}");
+        }
+        catch (Exception ex)
+        {
+            Log.CancelRequest(_logger, remote, "could not be forwarded: " + ServerConnector.Describe(ex));
+        }
+    }
+}

@@ -1,0 +1,58 @@
+using FastPool.Protocol;
+using FastPool.Proxy.Pooling;
+
+namespace FastPool.Proxy.Sessions;
+
+internal sealed partial class ClientSession
+{
+    // Bound on how long cleaning a connection for the next client may take before it is closed instead.
+    private static readonly TimeSpan s_resetTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Makes a server connection safe for the next client: rolls back an open transaction, runs
+    /// server_reset_query, and only then returns it to the pool. A connection whose state is not known
+    /// (mid-query, mid-COPY, unsynced extended messages, I/O error) is closed instead.
+    /// </summary>
+    private async Task ReleaseAsync(ServerConnection server)
+    {
+        _server = null;
+        var pool = server.Pool;
+        if (!server.IsClean)
+        {
+            pool.Close(server);
+            return;
+        }
+
+        try
+        {
+            using var cts = new CancellationTokenSource(s_resetTimeout);
+            ErrorFields? error = null;
+            if (server.TransactionStatus != TransactionStatus.Idle)
+            {
+                // DISCARD ALL cannot run inside a transaction block, so the rollback goes first, on its own.
+                error = await MessageIo.RunQueryAsync(server, _context.Builder, "ROLLBACK", cts.Token).ConfigureAwait(false);
+            }
+
+            var reset = pool.Settings.ResetQuery;
+            if (error is null && reset.Length > 0)
+            {
+                error = await MessageIo.RunQueryAsync(server, _context.Builder, reset, cts.Token).ConfigureAwait(false);
+            }
+
+            if (error is not null || server.TransactionStatus != TransactionStatus.Idle)
+            {
+                Log.ServerClosed(_runtime.Logger, server.ToString(), "reset failed: " + (error?.Message ?? "still in a transaction"));
+                pool.Close(server);
+                return;
+            }
+        }
+        catch (Exception ex)
+        {
+            Log.ServerClosed(_runtime.Logger, server.ToString(), "reset failed: " + ServerConnector.Describe(ex));
+            pool.Close(server);
+            return;
+        }
+
+        pool.Release(server);
+    }
+}

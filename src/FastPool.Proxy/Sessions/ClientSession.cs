@@ -1,0 +1,252 @@
+using System.Security.Cryptography;
+using System.Text;
+using FastPool.Protocol;
+using FastPool.Proxy.Configuration;
+using FastPool.Proxy.Connections;
+using FastPool.Proxy.Pipeline;
+using FastPool.Proxy.Pooling;
+using FastPool.Proxy.Topology;
+using FastPool.Proxy.Transport;
+
+namespace FastPool.Proxy.Sessions;
+
+/// <summary>
+/// One logged-in client. In session pool mode it takes a server connection at login through the query
+/// pipeline, applies the client's startup parameters to it, and then forwards bytes both ways until either
+/// side leaves; the server connection is then reset and returned, or closed if its state is unknown.
+/// </summary>
+internal sealed partial class ClientSession
+{
+    // Startup parameters that are about the connection, not settings to carry to the server.
+    private static readonly HashSet<string> s_nonSettings = new(StringComparer.OrdinalIgnoreCase) { "user", "database", "replication", "options" };
+
+    private readonly ClientContext _context;
+    private readonly ProxyRuntime _runtime;
+    private readonly Connection _client;
+    private readonly QueryContext _query;
+    private readonly int _maxPacketSize;
+    private int _processId;
+    private int _secretKey;
+    private volatile ServerConnection? _server;
+
+    public ClientSession(ClientContext context)
+    {
+        _context = context;
+        _runtime = context.Runtime;
+        _client = context.Connection;
+        Topology = _runtime.GetTopology(context.Database!);
+        _query = new QueryContext(this);
+        _maxPacketSize = context.Config.MaxPacketSize;
+    }
+
+    public DatabaseTopology Topology { get; }
+
+    public DatabaseConfig Database => _context.Database!;
+
+    public string DatabaseName => _context.DatabaseName;
+
+    public string User => _context.User;
+
+    /// <summary>The server connection this client holds right now, for cancel requests.</summary>
+    public ServerConnection? CurrentServer => _server;
+
+    public bool KeyMatches(byte[] key)
+    {
+        Span<byte> mine = stackalloc byte[4];
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(mine, _secretKey);
+        return CryptographicOperations.FixedTimeEquals(mine, key);
+    }
+
+    public async Task RunAsync()
+    {
+        (_processId, _secretKey) = _runtime.Cancels.Register(this);
+        _runtime.Sessions.Enter();
+        try
+        {
+            var server = await LoginAsync().ConfigureAwait(false);
+            if (server is null)
+            {
+                return;
+            }
+
+            await ForwardAsync(server).ConfigureAwait(false);
+        }
+        finally
+        {
+            _runtime.Cancels.Unregister(_processId);
+            _runtime.Sessions.Exit();
+        }
+    }
+
+    /// <summary>Takes a server, applies the client's settings to it, and completes the client's login.</summary>
+    private async Task<ServerConnection?> LoginAsync()
+    {
+        ServerConnection server;
+        try
+        {
+            _query.Reset();
+            await _runtime.QueryPipeline(_query).ConfigureAwait(false);
+            server = _query.Server!;
+        }
+        catch (ServerException ex)
+        {
+            await _context.SendErrorAsync(ex.SqlState, ex.Message, "FATAL", ex.Detail).ConfigureAwait(false);
+            return null;
+        }
+
+        _server = server;
+        try
+        {
+            var settings = BuildSettingsQuery(server);
+            if (settings is not null)
+            {
+                var error = await MessageIo.RunQueryAsync(server, _context.Builder, settings, CancellationToken.None).ConfigureAwait(false);
+                if (error is not null)
+                {
+                    await _context.SendErrorAsync(error.Code, error.Message, "FATAL", error.Detail).ConfigureAwait(false);
+                    await ReleaseAsync(server).ConfigureAwait(false);
+                    return null;
+                }
+            }
+
+            var b = _context.Builder;
+            b.Reset();
+            b.AuthenticationOk();
+            foreach (var kv in server.Parameters)
+            {
+                b.ParameterStatus(kv.Key, kv.Value);
+            }
+
+            b.BackendKeyData(_processId, _secretKey);
+            b.ReadyForQuery(TransactionStatus.Idle);
+            await _client.SendAsync(b.Written).ConfigureAwait(false);
+            return server;
+        }
+        catch (Exception ex)
+        {
+            server.Broken = true;
+            await _context.SendErrorAsync(SqlState.ConnectionFailure, "server connection failed during login: " + ServerConnector.Describe(ex)).ConfigureAwait(false);
+            await ReleaseAsync(server).ConfigureAwait(false);
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// SET statements for every startup parameter (and "-c name=value" in options) whose value differs from
+    /// what the server reported, so the client's settings reach whichever pooled server it gets.
+    /// </summary>
+    private string? BuildSettingsQuery(ServerConnection server)
+    {
+        var startup = _context.Startup!;
+        var ignored = _context.Config.IgnoreStartupParameters;
+        StringBuilder? sql = null;
+        foreach (var (name, value) in EnumerateSettings(startup))
+        {
+            if (ignored.Contains(name, StringComparer.OrdinalIgnoreCase) || s_nonSettings.Contains(name))
+            {
+                continue;
+            }
+
+            if (server.Parameters.TryGetValue(name, out var current) && current == value)
+            {
+                continue;
+            }
+
+            if (!IsSettingName(name))
+            {
+                continue;
+            }
+
+            sql ??= new StringBuilder();
+            sql.Append("SET ").Append(name).Append(" TO '").Append(value.Replace("'", "''", StringComparison.Ordinal)).Append("';");
+        }
+
+        return sql?.ToString();
+    }
+
+    private static IEnumerable<(string Name, string Value)> EnumerateSettings(StartupPacket startup)
+    {
+        foreach (var kv in startup.Parameters)
+        {
+            yield return (kv.Key, kv.Value);
+        }
+
+        // options: "-c name=value" or "--name=value", separated by spaces; "\ " escapes a space (20.1.4, libpq "options").
+        var options = startup.GetParameter("options");
+        if (string.IsNullOrWhiteSpace(options))
+        {
+            yield break;
+        }
+
+        var words = SplitOptions(options);
+        for (int i = 0; i < words.Count; i++)
+        {
+            string word = words[i];
+            string? assignment = null;
+            if (word == "-c" && i + 1 < words.Count)
+            {
+                assignment = words[++i];
+            }
+            else if (word.StartsWith("-c", StringComparison.Ordinal) && word.Length > 2)
+            {
+                assignment = word.Substring(2);
+            }
+            else if (word.StartsWith("--", StringComparison.Ordinal))
+            {
+                assignment = word.Substring(2);
+            }
+
+            int eq = assignment?.IndexOf('=', StringComparison.Ordinal) ?? -1;
+            if (assignment is not null && eq > 0)
+            {
+                yield return (assignment.Substring(0, eq).Replace('-', '_'), assignment.Substring(eq + 1));
+            }
+        }
+    }
+
+    private static List<string> SplitOptions(string options)
+    {
+        var words = new List<string>();
+        var current = new StringBuilder();
+        for (int i = 0; i < options.Length; i++)
+        {
+            char c = options[i];
+            if (c == '\\' && i + 1 < options.Length)
+            {
+                current.Append(options[++i]);
+            }
+            else if (char.IsWhiteSpace(c))
+            {
+                if (current.Length > 0)
+                {
+                    words.Add(current.ToString());
+                    current.Clear();
+                }
+            }
+            else
+            {
+                current.Append(c);
+            }
+        }
+
+        if (current.Length > 0)
+        {
+            words.Add(current.ToString());
+        }
+
+        return words;
+    }
+
+    private static bool IsSettingName(string name)
+    {
+        foreach (char c in name)
+        {
+            if (!(char.IsAsciiLetterOrDigit(c) || c == '_' || c == '.'))
+            {
+                return false;
+            }
+        }
+
+        return name.Length > 0;
+    }
+}

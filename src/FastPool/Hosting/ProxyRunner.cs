@@ -1,0 +1,115 @@
+using System.Globalization;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using FastPool.Proxy;
+using FastPool.Proxy.Configuration;
+using Microsoft.Extensions.Logging;
+
+namespace FastPool.Hosting;
+
+/// <summary>Runs the proxy for one configuration until a signal stops it (PgBouncer's signal meanings).</summary>
+internal static class ProxyRunner
+{
+    public static async Task<int> RunAsync(RunOptions options)
+    {
+        var result = ConfigLoader.Load(options.ConfigPath!);
+        foreach (var warning in result.Warnings)
+        {
+            await Console.Error.WriteLineAsync("WARNING " + warning).ConfigureAwait(false);
+        }
+
+        if (result.Config is null)
+        {
+            foreach (var error in result.Errors)
+            {
+                await Console.Error.WriteLineAsync("FATAL " + error).ConfigureAwait(false);
+            }
+
+            await Console.Error.WriteLineAsync($"FATAL configuration {options.ConfigPath} is invalid; FastPool did not start").ConfigureAwait(false);
+            return ExitCodes.ConfigInvalid;
+        }
+
+        return await RunAsync(result.Config, options, onStarted: null).ConfigureAwait(false);
+    }
+
+    /// <summary>Runs with a ready configuration; <paramref name="onStarted"/> runs once the listeners are bound.</summary>
+    public static async Task<int> RunAsync(ProxyConfig config, RunOptions options, Action<ProxyServer>? onStarted)
+    {
+        var level = options.Verbose || config.Verbose > 0 ? LogLevel.Debug : options.Quiet ? LogLevel.Warning : LogLevel.Information;
+        using var loggerFactory = LoggerFactory.Create(b =>
+        {
+            b.SetMinimumLevel(level);
+            b.AddProvider(new PgBouncerStyleLoggerProvider(config.LogFile, level));
+        });
+        var logger = loggerFactory.CreateLogger("FastPool");
+
+        await using var server = new ProxyServer(config, loggerFactory);
+        try
+        {
+            server.Start();
+        }
+        catch (SocketException ex)
+        {
+            logger.LogCritical("could not listen on {Address}:{Port}: {Message}", string.Join(',', config.ListenAddresses), config.ListenPort, ex.Message);
+            return ExitCodes.StartFailed;
+        }
+
+        WritePidFile(config.PidFile);
+        var stop = new TaskCompletionSource<ShutdownMode>(TaskCreationOptions.RunContinuationsAsynchronously);
+        int signals = 0;
+        void OnStopSignal(PosixSignalContext ctx, ShutdownMode first)
+        {
+            ctx.Cancel = true;
+            if (Interlocked.Increment(ref signals) == 1)
+            {
+                stop.TrySetResult(first);
+            }
+            else
+            {
+                // A second SIGINT/SIGTERM turns a waiting safe shutdown into an immediate one, as in PgBouncer.
+                server.AbortClients();
+            }
+        }
+
+        // SIGTERM: wait for clients to disconnect ("super safe"); SIGINT: wait for servers to be released,
+        // which in session mode is the same; SIGQUIT: immediate. PgBouncer 1.23+ semantics.
+        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => OnStopSignal(ctx, ShutdownMode.Safe));
+        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => OnStopSignal(ctx, ShutdownMode.Safe));
+        using var quit = PosixSignalRegistration.Create(PosixSignal.SIGQUIT, ctx => OnStopSignal(ctx, ShutdownMode.Immediate));
+        using var hup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, ctx =>
+        {
+            ctx.Cancel = true;
+            logger.LogWarning("SIGHUP received: online reload is not implemented in this version; restart FastPool to apply config changes");
+        });
+
+        onStarted?.Invoke(server);
+        SystemdNotify.Send("READY=1\nSTATUS=accepting connections\nMAINPID=" + Environment.ProcessId.ToString(CultureInfo.InvariantCulture));
+        var mode = await stop.Task.ConfigureAwait(false);
+        SystemdNotify.Send("STOPPING=1");
+        await server.StopAsync(mode).ConfigureAwait(false);
+        DeletePidFile(config.PidFile);
+        return ExitCodes.Ok;
+    }
+
+    private static void WritePidFile(string? path)
+    {
+        if (!string.IsNullOrEmpty(path))
+        {
+            File.WriteAllText(path, Environment.ProcessId.ToString(CultureInfo.InvariantCulture) + "\n");
+        }
+    }
+
+    private static void DeletePidFile(string? path)
+    {
+        if (!string.IsNullOrEmpty(path))
+        {
+            try
+            {
+                File.Delete(path);
+            }
+            catch (IOException)
+            {
+            }
+        }
+    }
+}

@@ -1,0 +1,71 @@
+using System.CommandLine;
+using FastPool.Hosting;
+
+namespace FastPool;
+
+/// <summary>The composition root: command line, config loading, logging, signals, and the proxy's lifetime.</summary>
+internal static class Program
+{
+    private static async Task<int> Main(string[] args)
+    {
+        var configArgument = new Argument<string?>("config")
+        {
+            Description = "Path to a pgbouncer.ini (FastPool's own settings go in its [fastpool] section). Without it, FastPool starts a sandbox.",
+            Arity = ArgumentArity.ZeroOrOne,
+        };
+        var sandboxOption = new Option<bool>("--sandbox")
+        {
+            Description = "Start a throwaway PostgreSQL primary and streaming standby in a temp directory and listen in front of them; everything is removed on Ctrl-C.",
+        };
+        var portOption = new Option<int?>("--port", "-p")
+        {
+            Description = "Sandbox only: the port FastPool listens on (default 6432, or a free port when 6432 is taken).",
+        };
+        var daemonOption = new Option<bool>("--daemon", "-d")
+        {
+            Description = "Accepted for PgBouncer compatibility; FastPool stays in the foreground (use systemd Type=notify or a supervisor).",
+        };
+        var verboseOption = new Option<bool>("--verbose", "-v") { Description = "More log output (debug level)." };
+        var quietOption = new Option<bool>("--quiet", "-q") { Description = "Log only warnings and errors to stderr." };
+
+        var root = new RootCommand("FastPool: a PostgreSQL connection pooler, drop-in for PgBouncer.")
+        {
+            configArgument,
+            sandboxOption,
+            portOption,
+            daemonOption,
+            verboseOption,
+            quietOption,
+        };
+
+        root.SetAction((parse, ct) =>
+        {
+            var options = new RunOptions(
+                parse.GetValue(configArgument),
+                parse.GetValue(sandboxOption),
+                parse.GetValue(portOption),
+                parse.GetValue(verboseOption),
+                parse.GetValue(quietOption));
+            return options.ConfigPath is null || options.Sandbox
+                ? SandboxRunner.RunAsync(options)
+                : ProxyRunner.RunAsync(options);
+        });
+
+        var config = new InvocationConfiguration { EnableDefaultExceptionHandler = true };
+        return await root.Parse(args).InvokeAsync(config).ConfigureAwait(false);
+    }
+}
+
+internal sealed record RunOptions(string? ConfigPath, bool Sandbox, int? Port, bool Verbose, bool Quiet);
+
+/// <summary>Exit codes, stable for scripts and service managers.</summary>
+internal static class ExitCodes
+{
+    public const int Ok = 0;
+
+    /// <summary>Could not start: a port in use, the sandbox failed, an unexpected error.</summary>
+    public const int StartFailed = 1;
+
+    /// <summary>The configuration file is missing or invalid.</summary>
+    public const int ConfigInvalid = 2;
+}

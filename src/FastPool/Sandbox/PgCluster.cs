@@ -935,8 +935,9 @@ internal sealed class PgCluster : IAsyncDisposable
 
         private static void OnTerminationSignal(PosixSignalContext context)
         {
-            // Another handler (e.g. the CLI's graceful Ctrl+C shutdown) that ran before us cancelled the
-            // termination and will dispose the sandbox itself; only clean up when the process is about to die.
+            // The runtime calls handlers newest-first and stops at the first one that cancels, so a graceful
+            // Ctrl+C/SIGTERM handler registered after the sandbox started (the CLI's) pre-empts this one and
+            // disposes the sandbox itself. We only get here when the process is really about to die.
             if (!context.Cancel)
             {
                 CleanupAll();

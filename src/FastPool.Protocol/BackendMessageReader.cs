@@ -25,9 +25,12 @@ public static class BackendMessageReader
         return false;
     }
 
-    /// <summary>ReadyForQuery's single status byte.</summary>
-    public static TransactionStatus ReadReadyForQuery(in ReadOnlySequence<byte> body) =>
-        body.IsEmpty ? TransactionStatus.Idle : (TransactionStatus)body.FirstSpan[0];
+    /// <summary>ReadyForQuery's single status byte; a body of any other length is malformed and reads as Failed.</summary>
+    public static TransactionStatus ReadReadyForQuery(in ReadOnlySequence<byte> body)
+    {
+        var reader = new SequenceReader<byte>(body);
+        return body.Length == 1 && reader.TryRead(out byte status) ? (TransactionStatus)status : TransactionStatus.Failed;
+    }
 
     public static bool TryReadAuthentication(in ReadOnlySequence<byte> body, out AuthenticationCode code, out ReadOnlySequence<byte> data)
     {

@@ -77,7 +77,7 @@ public enum TransactionStatus : byte
 
 /// <summary>
 /// The codes that replace a protocol version in the first (untyped) packet a client sends
-/// (55.2.1 "Start-up", 55.2.9 "SSL Session Encryption", 55.2.10 "GSSAPI Session Encryption", 55.2.8 "Canceling Requests").
+/// (55.2.1 "Start-up", 55.2.10 "SSL Session Encryption", 55.2.11 "GSSAPI Session Encryption", 55.2.8 "Canceling Requests").
 /// </summary>
 public static class StartupCodes
 {

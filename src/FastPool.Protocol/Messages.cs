@@ -8,7 +8,7 @@ public static class Messages
     /// <summary>ReadyForQuery, idle: the most common message FastPool sends itself, encoded once.</summary>
     public static ReadOnlyMemory<byte> ReadyForQueryIdle { get; } = new byte[] { (byte)'Z', 0, 0, 0, 5, (byte)'I' };
 
-    /// <summary>SSLRequest / GSSENCRequest refused (55.2.9): a single 'N' byte, then the client continues in plain text.</summary>
+    /// <summary>SSLRequest / GSSENCRequest refused (55.2.10, 55.2.11): a single 'N' byte, then the client continues in plain text.</summary>
     public static ReadOnlyMemory<byte> EncryptionRefused { get; } = new byte[] { (byte)'N' };
 
     /// <summary>Terminate, sent to a server before closing a connection FastPool no longer wants.</summary>

@@ -34,8 +34,11 @@ public enum StartupParseStatus
 /// </summary>
 public sealed class StartupPacket
 {
-    /// <summary>PostgreSQL's own limit for a startup packet (MAX_STARTUP_PACKET_LENGTH in postmaster).</summary>
-    public const int MaxLength = 10000;
+    /// <summary>
+    /// PostgreSQL's own limit (MAX_STARTUP_PACKET_LENGTH, 10000) applies to the packet without its length word,
+    /// so the length field may be up to 10004.
+    /// </summary>
+    public const int MaxLength = 10000 + 4;
 
     private StartupPacket(StartupPacketKind kind, int version)
     {
@@ -81,6 +84,20 @@ public sealed class StartupPacket
     {
         packet = null;
         consumed = 0;
+        if (buffer.Length < 4)
+        {
+            return StartupParseStatus.Incomplete;
+        }
+
+        // Judge the length as soon as it is there, so an impossible one is refused at once.
+        Span<byte> lengthBytes = stackalloc byte[4];
+        buffer.Slice(0, 4).CopyTo(lengthBytes);
+        int declared = BinaryPrimitives.ReadInt32BigEndian(lengthBytes);
+        if (declared < 8 || declared > MaxLength)
+        {
+            return StartupParseStatus.Malformed;
+        }
+
         if (buffer.Length < 8)
         {
             return StartupParseStatus.Incomplete;

@@ -6,7 +6,7 @@ namespace FastPool.Proxy.Connections;
 /// Reads the first packet(s) within client_login_timeout: answers SSLRequest/GSSENCRequest with 'N' (no TLS
 /// yet), serves CancelRequest, rejects malformed packets and unknown protocol versions with the error
 /// PostgreSQL itself would send, and negotiates 3.x minor versions and "_pq_." options
-/// (PostgreSQL docs 55.2.1 "Start-up", 55.2.9, 55.2.10).
+/// (PostgreSQL docs 55.2.1 "Start-up", 55.2.10, 55.2.11).
 /// </summary>
 internal sealed class StartupStage : IConnectionStage
 {

@@ -43,34 +43,24 @@ internal sealed class ServerConnection
 
     public byte[] BackendSecretKey { get; set; } = [];
 
-    /// <summary>GUC_REPORT parameters as the server last reported them (55.2.7 "Asynchronous Operations").</summary>
-    public Dictionary<string, string> Parameters { get; } = new(StringComparer.OrdinalIgnoreCase);
+    /// <summary>Protocol state tracked by the forwarding scanners.</summary>
+    public ServerProtocolState Protocol { get; } = new();
 
-    /// <summary>Status byte of the last ReadyForQuery.</summary>
-    public TransactionStatus TransactionStatus { get; set; } = TransactionStatus.Idle;
+    /// <summary>GUC_REPORT parameters as the server last reported them.</summary>
+    public Dictionary<string, string> Parameters => Protocol.Parameters;
 
-    /// <summary>
-    /// Queries, Syncs and FunctionCalls sent whose ReadyForQuery has not come back yet. Changed by both pumps of
-    /// a session, hence Interlocked. Zero with no extended messages after the last Sync means the server is at
-    /// a message boundary and can be reset and reused.
-    /// </summary>
-    public int PendingReadyForQuery;
-
-    /// <summary>Extended-protocol messages sent since the last Sync (their responses are not bounded by a ReadyForQuery yet).</summary>
-    public bool UnsyncedExtended { get; set; }
+    public TransactionStatus TransactionStatus
+    {
+        get => Protocol.TransactionStatus;
+        set => Protocol.TransactionStatus = value;
+    }
 
     /// <summary>Set when the connection must not go back to the pool (I/O error, protocol state unknown).</summary>
     public bool Broken { get; set; }
 
-    public bool IsClean => !Broken && Volatile.Read(ref PendingReadyForQuery) == 0 && !UnsyncedExtended && !Connection.IsClosed;
+    public bool IsClean => !Broken && Protocol.AtMessageBoundary && !Connection.IsClosed;
 
-    public void RecordParameter(in ReadOnlySequence<byte> body)
-    {
-        if (BackendMessageReader.TryReadParameterStatus(body, out var name, out var value))
-        {
-            Parameters[name] = value;
-        }
-    }
+    public void RecordParameter(in ReadOnlySequence<byte> body) => Protocol.RecordParameter(body);
 
     public override string ToString() => $"S-{Id} {Node.Endpoint.Host}:{Node.Endpoint.Port} pid={BackendProcessId}";
 }

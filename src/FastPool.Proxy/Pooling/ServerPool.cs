@@ -56,6 +56,12 @@ internal sealed partial class ServerPool
 
     public long Generation => Interlocked.Read(ref _generation);
 
+    /// <summary>
+    /// The ParameterStatus set of the last server that logged in, so a client can finish its login before it
+    /// holds a server (as PgBouncer does): clients beyond the pool size log in at once and wait at their first query.
+    /// </summary>
+    public KeyValuePair<string, string>[]? WelcomeParameters { get; private set; }
+
     internal LimitCounter DbLimit => _dbLimit;
 
     internal LimitCounter UserLimit => _userLimit;
@@ -289,6 +295,7 @@ internal sealed partial class ServerPool
             }
 
             Volatile.Write(ref _lastLoginError, null);
+            WelcomeParameters = [.. server.Parameters];
             Log.ServerConnected(_logger, server.ToString(), Key.ToString());
             return server;
         }

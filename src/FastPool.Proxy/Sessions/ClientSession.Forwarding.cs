@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.IO.Pipelines;
-using System.Runtime.CompilerServices;
 using FastPool.Protocol;
 using FastPool.Proxy.Pooling;
 
@@ -28,17 +27,13 @@ internal enum PumpExit
 }
 
 /// <summary>
-/// The hot path: two pumps, client to server and server to client. Each reads what the socket has, walks
-/// the message headers in place (bodies are skipped, never copied, and may be far larger than the buffer),
-/// and forwards the whole walked span with one send. Only headers are inspected, plus ReadyForQuery and
-/// ParameterStatus bodies from the server.
+/// The hot path: two pumps, client to server and server to client. Each reads what the socket has, lets
+/// the <see cref="ForwardingScanner"/> walk the message headers in place, and forwards the whole walked
+/// span with one send straight from the read buffer.
 /// </summary>
 internal sealed partial class ClientSession
 {
-    // Bytes of the current message body still to pass through, per direction (a body may span many reads).
-    private long _clientRemaining;
-    private long _serverRemaining;
-    private string? _violation;
+    private ForwardingScanner _scanner;
 
     private async Task ForwardAsync(ServerConnection server)
     {
@@ -84,7 +79,7 @@ internal sealed partial class ClientSession
                 await _context.SendErrorAsync(SqlState.ProtocolViolation, "server sent an invalid message").ConfigureAwait(false);
                 break;
             case PumpExit.ClientProtocolViolation:
-                await _context.SendErrorAsync(SqlState.ProtocolViolation, _violation ?? "invalid message").ConfigureAwait(false);
+                await _context.SendErrorAsync(SqlState.ProtocolViolation, _scanner.Violation ?? "invalid message").ConfigureAwait(false);
                 break;
             case PumpExit.Terminate:
                 _context.CloseReason = "client close request";
@@ -142,7 +137,7 @@ internal sealed partial class ClientSession
             }
 
             var buffer = result.Buffer;
-            var exit = ScanFromClient(buffer, server, out long forward, out long consumed, out int queries);
+            var exit = _scanner.ScanFromClient(buffer, server.Protocol, out long forward, out long consumed, out int queries);
             if (forward > 0)
             {
                 try
@@ -172,92 +167,6 @@ internal sealed partial class ClientSession
         }
     }
 
-    /// <summary>Walks client messages: counts what expects a ReadyForQuery, stops at Terminate, rejects bad frames.</summary>
-    private PumpExit? ScanFromClient(in ReadOnlySequence<byte> buffer, ServerConnection server, out long forward, out long consumed, out int queries)
-    {
-        var reader = new SequenceReader<byte>(buffer);
-        long remaining = _clientRemaining;
-        queries = 0;
-        PumpExit? exit = null;
-        while (true)
-        {
-            if (remaining > 0)
-            {
-                long step = Math.Min(remaining, reader.Remaining);
-                reader.Advance(step);
-                remaining -= step;
-                if (remaining > 0)
-                {
-                    break;
-                }
-            }
-
-            if (!MessageHeader.TryPeek(ref reader, out var header))
-            {
-                break;
-            }
-
-            if (header.Length < 4 || header.Length > _maxPacketSize - 1)
-            {
-                _violation = header.Length < 4
-                    ? $"invalid message length {header.Length}"
-                    : $"message too large: {header.TotalLength} bytes, max_packet_size is {_maxPacketSize}";
-                exit = PumpExit.ClientProtocolViolation;
-                break;
-            }
-
-            switch ((FrontendCode)header.Code)
-            {
-                case FrontendCode.Query:
-                case FrontendCode.FunctionCall:
-                    Interlocked.Increment(ref server.PendingReadyForQuery);
-                    queries++;
-                    break;
-                case FrontendCode.Sync:
-                    Interlocked.Increment(ref server.PendingReadyForQuery);
-                    server.UnsyncedExtended = false;
-                    break;
-                case FrontendCode.Parse:
-                case FrontendCode.Bind:
-                case FrontendCode.Describe:
-                case FrontendCode.Close:
-                case FrontendCode.Flush:
-                    server.UnsyncedExtended = true;
-                    break;
-                case FrontendCode.Execute:
-                    server.UnsyncedExtended = true;
-                    queries++;
-                    break;
-                case FrontendCode.CopyData:
-                case FrontendCode.CopyDone:
-                case FrontendCode.CopyFail:
-                    break;
-                case FrontendCode.Terminate:
-                    // Terminate ends the client, not the pooled server: it is swallowed here.
-                    forward = reader.Consumed;
-                    consumed = reader.Consumed + Math.Min(header.TotalLength, reader.Remaining);
-                    _clientRemaining = 0;
-                    return PumpExit.Terminate;
-                default:
-                    _violation = $"invalid frontend message type {header.Code}";
-                    exit = PumpExit.ClientProtocolViolation;
-                    break;
-            }
-
-            if (exit.HasValue)
-            {
-                break;
-            }
-
-            reader.Advance(MessageHeader.Size);
-            remaining = header.BodyLength;
-        }
-
-        _clientRemaining = remaining;
-        forward = consumed = reader.Consumed;
-        return exit;
-    }
-
     private async Task<PumpExit> ServerToClientAsync(ServerConnection server)
     {
         var input = server.Connection.Input;
@@ -279,7 +188,7 @@ internal sealed partial class ClientSession
             }
 
             var buffer = result.Buffer;
-            bool valid = ScanFromServer(buffer, server, out long forward, out int transactions);
+            bool valid = _scanner.ScanFromServer(buffer, server.Protocol, out long forward, out int transactions);
             if (forward > 0)
             {
                 try
@@ -306,83 +215,6 @@ internal sealed partial class ClientSession
             {
                 return PumpExit.ServerGone;
             }
-        }
-    }
-
-    /// <summary>Walks server messages: tracks ReadyForQuery (transaction state, outstanding count) and ParameterStatus.</summary>
-    private bool ScanFromServer(in ReadOnlySequence<byte> buffer, ServerConnection server, out long forward, out int transactions)
-    {
-        var reader = new SequenceReader<byte>(buffer);
-        long remaining = _serverRemaining;
-        transactions = 0;
-        bool valid = true;
-        while (true)
-        {
-            if (remaining > 0)
-            {
-                long step = Math.Min(remaining, reader.Remaining);
-                reader.Advance(step);
-                remaining -= step;
-                if (remaining > 0)
-                {
-                    break;
-                }
-            }
-
-            if (!MessageHeader.TryPeek(ref reader, out var header))
-            {
-                break;
-            }
-
-            if (header.Length < 4)
-            {
-                valid = false;
-                break;
-            }
-
-            if (header.Code == (byte)BackendCode.ReadyForQuery)
-            {
-                if (reader.Remaining < 6)
-                {
-                    break;
-                }
-
-                reader.Advance(MessageHeader.Size);
-                reader.TryRead(out byte status);
-                reader.Advance(header.BodyLength - 1);
-                OnReadyForQuery(server, (TransactionStatus)status, ref transactions);
-                continue;
-            }
-
-            if (header.Code == (byte)BackendCode.ParameterStatus)
-            {
-                if (reader.Remaining < header.TotalLength)
-                {
-                    break;
-                }
-
-                server.RecordParameter(reader.UnreadSequence.Slice(MessageHeader.Size, header.BodyLength));
-                reader.Advance(header.TotalLength);
-                continue;
-            }
-
-            reader.Advance(MessageHeader.Size);
-            remaining = header.BodyLength;
-        }
-
-        _serverRemaining = remaining;
-        forward = reader.Consumed;
-        return valid;
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void OnReadyForQuery(ServerConnection server, TransactionStatus status, ref int transactions)
-    {
-        server.TransactionStatus = status;
-        Interlocked.Decrement(ref server.PendingReadyForQuery);
-        if (status == TransactionStatus.Idle)
-        {
-            transactions++;
         }
     }
 }

@@ -1,3 +1,4 @@
+using System.IO.Pipelines;
 using System.Security.Cryptography;
 using System.Text;
 using FastPool.Protocol;
@@ -24,7 +25,6 @@ internal sealed partial class ClientSession
     private readonly ProxyRuntime _runtime;
     private readonly Connection _client;
     private readonly QueryContext _query;
-    private readonly int _maxPacketSize;
     private int _processId;
     private int _secretKey;
     private volatile ServerConnection? _server;
@@ -36,7 +36,7 @@ internal sealed partial class ClientSession
         _client = context.Connection;
         Topology = _runtime.GetTopology(context.Database!);
         _query = new QueryContext(this);
-        _maxPacketSize = context.Config.MaxPacketSize;
+        _scanner = new ForwardingScanner(context.Config.MaxPacketSize);
     }
 
     public DatabaseTopology Topology { get; }
@@ -63,10 +63,42 @@ internal sealed partial class ClientSession
         _runtime.Sessions.Enter();
         try
         {
-            var server = await LoginAsync().ConfigureAwait(false);
+            // The login answer needs the server's ParameterStatus set: from the pool's last login when there
+            // is one, so this client need not wait for a free server just to log in; otherwise from a server
+            // taken now, which the session then keeps.
+            var welcome = _runtime.Pools.GetPool(Database, DatabaseName, User, Topology.Nodes[0]).WelcomeParameters;
+            ServerConnection? server = null;
+            if (welcome is null)
+            {
+                server = await AcquireAsync().ConfigureAwait(false);
+                if (server is null)
+                {
+                    return;
+                }
+            }
+
+            if (!await SendWelcomeAsync(server?.Parameters ?? (IEnumerable<KeyValuePair<string, string>>)welcome!, overrideWithClient: server is null).ConfigureAwait(false))
+            {
+                if (server is not null)
+                {
+                    await ReleaseAsync(server).ConfigureAwait(false);
+                }
+
+                return;
+            }
+
             if (server is null)
             {
-                return;
+                if (!await WaitForFirstMessageAsync().ConfigureAwait(false))
+                {
+                    return;
+                }
+
+                server = await AcquireAsync().ConfigureAwait(false);
+                if (server is null)
+                {
+                    return;
+                }
             }
 
             await ForwardAsync(server).ConfigureAwait(false);
@@ -78,8 +110,8 @@ internal sealed partial class ClientSession
         }
     }
 
-    /// <summary>Takes a server, applies the client's settings to it, and completes the client's login.</summary>
-    private async Task<ServerConnection?> LoginAsync()
+    /// <summary>Takes a server through the query pipeline and applies the client's settings to it; null after telling the client why not.</summary>
+    private async Task<ServerConnection?> AcquireAsync()
     {
         ServerConnection server;
         try
@@ -90,7 +122,7 @@ internal sealed partial class ClientSession
         }
         catch (ServerException ex)
         {
-            await _context.SendErrorAsync(ex.SqlState, ex.Message, "FATAL", ex.Detail).ConfigureAwait(false);
+            await _context.SendErrorAsync(ex.SqlState, ex.Message, ex.Severity == "ERROR" ? "FATAL" : ex.Severity, ex.Detail).ConfigureAwait(false);
             return null;
         }
 
@@ -109,26 +141,90 @@ internal sealed partial class ClientSession
                 }
             }
 
-            var b = _context.Builder;
-            b.Reset();
-            b.AuthenticationOk();
-            foreach (var kv in server.Parameters)
-            {
-                b.ParameterStatus(kv.Key, kv.Value);
-            }
-
-            b.BackendKeyData(_processId, _secretKey);
-            b.ReadyForQuery(TransactionStatus.Idle);
-            await _client.SendAsync(b.Written).ConfigureAwait(false);
             return server;
         }
         catch (Exception ex)
         {
             server.Broken = true;
-            await _context.SendErrorAsync(SqlState.ConnectionFailure, "server connection failed during login: " + ServerConnector.Describe(ex)).ConfigureAwait(false);
+            await _context.SendErrorAsync(SqlState.ConnectionFailure, "server connection failed: " + ServerConnector.Describe(ex)).ConfigureAwait(false);
             await ReleaseAsync(server).ConfigureAwait(false);
             return null;
         }
+    }
+
+    /// <summary>AuthenticationOk, the ParameterStatus set, FastPool's own BackendKeyData, ReadyForQuery (55.2.1).</summary>
+    private async Task<bool> SendWelcomeAsync(IEnumerable<KeyValuePair<string, string>> parameters, bool overrideWithClient)
+    {
+        var b = _context.Builder;
+        b.Reset();
+        b.AuthenticationOk();
+        foreach (var kv in parameters)
+        {
+            // A cached set describes another client's server: report this client's own values where it set them.
+            string value = overrideWithClient ? ClientValueOr(kv.Key, kv.Value) : kv.Value;
+            b.ParameterStatus(kv.Key, value);
+        }
+
+        b.BackendKeyData(_processId, _secretKey);
+        b.ReadyForQuery(TransactionStatus.Idle);
+        try
+        {
+            await _client.SendAsync(b.Written).ConfigureAwait(false);
+            return true;
+        }
+        catch (Exception)
+        {
+            _context.CloseReason = "client unexpected eof during login";
+            return false;
+        }
+    }
+
+    private string ClientValueOr(string name, string fallback)
+    {
+        foreach (var (key, value) in EnumerateSettings(_context.Startup!))
+        {
+            if (string.Equals(key, name, StringComparison.OrdinalIgnoreCase))
+            {
+                fallback = value;
+            }
+        }
+
+        return fallback;
+    }
+
+    /// <summary>Waits until the client sends something that needs a server; false when it leaves first.</summary>
+    private async Task<bool> WaitForFirstMessageAsync()
+    {
+        var input = _client.Input;
+        ReadResult result;
+        try
+        {
+            result = await input.ReadAsync().ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            _context.CloseReason = "client unexpected eof";
+            return false;
+        }
+
+        var buffer = result.Buffer;
+        if (buffer.IsEmpty)
+        {
+            input.AdvanceTo(buffer.End);
+            _context.CloseReason = "client unexpected eof";
+            return false;
+        }
+
+        if (new System.Buffers.SequenceReader<byte>(buffer).TryPeek(out byte code) && code == (byte)FrontendCode.Terminate)
+        {
+            input.AdvanceTo(buffer.End);
+            _context.CloseReason = "client close request";
+            return false;
+        }
+
+        // Nothing consumed, nothing examined: the pump reads the same bytes again.
+        input.AdvanceTo(buffer.Start);
+        return true;
     }
 
     /// <summary>

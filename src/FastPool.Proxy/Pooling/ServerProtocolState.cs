@@ -1,0 +1,38 @@
+using System.Buffers;
+using FastPool.Protocol;
+
+namespace FastPool.Proxy.Pooling;
+
+/// <summary>
+/// What the forwarding scanners learn about a server connection's protocol state: outstanding responses,
+/// transaction status, reported parameters. Kept apart from the socket so the scanners can be driven
+/// (and benchmarked) without one.
+/// </summary>
+internal sealed class ServerProtocolState
+{
+    /// <summary>
+    /// Queries, Syncs and FunctionCalls sent whose ReadyForQuery has not come back yet. Changed by both pumps of
+    /// a session, hence Interlocked. Zero with no extended messages after the last Sync means the server is at
+    /// a message boundary and can be reset and reused.
+    /// </summary>
+    public int PendingReadyForQuery;
+
+    /// <summary>Status byte of the last ReadyForQuery.</summary>
+    public TransactionStatus TransactionStatus { get; set; } = TransactionStatus.Idle;
+
+    /// <summary>Extended-protocol messages sent since the last Sync (their responses are not bounded by a ReadyForQuery yet).</summary>
+    public bool UnsyncedExtended { get; set; }
+
+    /// <summary>GUC_REPORT parameters as the server last reported them (55.2.7 "Asynchronous Operations").</summary>
+    public Dictionary<string, string> Parameters { get; } = new(StringComparer.OrdinalIgnoreCase);
+
+    public bool AtMessageBoundary => Volatile.Read(ref PendingReadyForQuery) == 0 && !UnsyncedExtended;
+
+    public void RecordParameter(in ReadOnlySequence<byte> body)
+    {
+        if (BackendMessageReader.TryReadParameterStatus(body, out var name, out var value))
+        {
+            Parameters[name] = value;
+        }
+    }
+}

@@ -1,0 +1,211 @@
+using System.Buffers;
+using System.Runtime.CompilerServices;
+using FastPool.Protocol;
+using FastPool.Proxy.Pooling;
+
+namespace FastPool.Proxy.Sessions;
+
+/// <summary>
+/// The hot-path walk over forwarded bytes, one per session. It reads message headers in place and skips
+/// bodies (which may be far larger than one read: the remaining length carries over to the next read),
+/// so nothing is copied and nothing is allocated. Only ReadyForQuery and ParameterStatus bodies from the
+/// server are looked into. Framing: PostgreSQL docs 55.7 "Message Formats".
+/// </summary>
+internal struct ForwardingScanner
+{
+    private readonly int _maxPacketSize;
+
+    // Bytes of the current message body still to pass through, per direction.
+    private long _clientRemaining;
+    private long _serverRemaining;
+
+    public ForwardingScanner(int maxPacketSize)
+    {
+        _maxPacketSize = maxPacketSize;
+        _clientRemaining = 0;
+        _serverRemaining = 0;
+        Violation = null;
+    }
+
+    /// <summary>Why the last client scan stopped with a protocol violation.</summary>
+    public string? Violation { get; private set; }
+
+    /// <summary>True when the client side is between messages (nothing half-forwarded).</summary>
+    public readonly bool ClientAtBoundary => _clientRemaining == 0;
+
+    /// <summary>
+    /// Walks client messages: counts what expects a ReadyForQuery, stops at Terminate (which is not forwarded:
+    /// it ends the client, not the pooled server), and rejects bad frames. <paramref name="forward"/> bytes go to
+    /// the server; <paramref name="consumed"/> bytes are done with.
+    /// </summary>
+    public PumpExit? ScanFromClient(in ReadOnlySequence<byte> buffer, ServerProtocolState server, out long forward, out long consumed, out int queries)
+    {
+        var reader = new SequenceReader<byte>(buffer);
+        long remaining = _clientRemaining;
+        queries = 0;
+        PumpExit? exit = null;
+        while (true)
+        {
+            if (remaining > 0)
+            {
+                long step = Math.Min(remaining, reader.Remaining);
+                reader.Advance(step);
+                remaining -= step;
+                if (remaining > 0)
+                {
+                    break;
+                }
+            }
+
+            if (!MessageHeader.TryPeek(ref reader, out var header))
+            {
+                break;
+            }
+
+            // The length counts itself, so anything below 4 is impossible; max_packet_size bounds the whole message.
+            if (header.Length < 4 || header.TotalLength > _maxPacketSize)
+            {
+                Violation = header.Length < 4
+                    ? $"invalid message length {header.Length}"
+                    : $"message too large: {header.TotalLength} bytes, max_packet_size is {_maxPacketSize}";
+                exit = PumpExit.ClientProtocolViolation;
+                break;
+            }
+
+            switch ((FrontendCode)header.Code)
+            {
+                case FrontendCode.Query:
+                case FrontendCode.FunctionCall:
+                    Interlocked.Increment(ref server.PendingReadyForQuery);
+                    queries++;
+                    break;
+                case FrontendCode.Sync:
+                    Interlocked.Increment(ref server.PendingReadyForQuery);
+                    server.UnsyncedExtended = false;
+                    break;
+                case FrontendCode.Parse:
+                case FrontendCode.Bind:
+                case FrontendCode.Describe:
+                case FrontendCode.Close:
+                case FrontendCode.Flush:
+                    server.UnsyncedExtended = true;
+                    break;
+                case FrontendCode.Execute:
+                    server.UnsyncedExtended = true;
+                    queries++;
+                    break;
+                case FrontendCode.CopyData:
+                case FrontendCode.CopyDone:
+                case FrontendCode.CopyFail:
+                    break;
+                case FrontendCode.Terminate:
+                    forward = reader.Consumed;
+                    consumed = reader.Consumed + Math.Min(header.TotalLength, reader.Remaining);
+                    _clientRemaining = 0;
+                    return PumpExit.Terminate;
+                default:
+                    Violation = $"invalid frontend message type {header.Code}";
+                    exit = PumpExit.ClientProtocolViolation;
+                    break;
+            }
+
+            if (exit.HasValue)
+            {
+                break;
+            }
+
+            reader.Advance(MessageHeader.Size);
+            remaining = header.BodyLength;
+        }
+
+        _clientRemaining = remaining;
+        forward = consumed = reader.Consumed;
+        return exit;
+    }
+
+    /// <summary>
+    /// Walks server messages: tracks ReadyForQuery (transaction status, outstanding count) and ParameterStatus.
+    /// Returns false on a frame no PostgreSQL server sends.
+    /// </summary>
+    public bool ScanFromServer(in ReadOnlySequence<byte> buffer, ServerProtocolState server, out long forward, out int transactions)
+    {
+        var reader = new SequenceReader<byte>(buffer);
+        long remaining = _serverRemaining;
+        transactions = 0;
+        bool valid = true;
+        while (true)
+        {
+            if (remaining > 0)
+            {
+                long step = Math.Min(remaining, reader.Remaining);
+                reader.Advance(step);
+                remaining -= step;
+                if (remaining > 0)
+                {
+                    break;
+                }
+            }
+
+            if (!MessageHeader.TryPeek(ref reader, out var header))
+            {
+                break;
+            }
+
+            if (header.Length < 4)
+            {
+                valid = false;
+                break;
+            }
+
+            if (header.Code == (byte)BackendCode.ReadyForQuery)
+            {
+                // ReadyForQuery is always exactly Byte1('Z') Int32(5) Byte1(status) (55.7).
+                if (header.Length != 5)
+                {
+                    valid = false;
+                    break;
+                }
+
+                if (reader.Remaining < 6)
+                {
+                    break;
+                }
+
+                reader.Advance(MessageHeader.Size);
+                reader.TryRead(out byte status);
+                OnReadyForQuery(server, (TransactionStatus)status, ref transactions);
+                continue;
+            }
+
+            if (header.Code == (byte)BackendCode.ParameterStatus)
+            {
+                if (reader.Remaining < header.TotalLength)
+                {
+                    break;
+                }
+
+                server.RecordParameter(reader.UnreadSequence.Slice(MessageHeader.Size, header.BodyLength));
+                reader.Advance(header.TotalLength);
+                continue;
+            }
+
+            reader.Advance(MessageHeader.Size);
+            remaining = header.BodyLength;
+        }
+
+        _serverRemaining = remaining;
+        forward = reader.Consumed;
+        return valid;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void OnReadyForQuery(ServerProtocolState server, TransactionStatus status, ref int transactions)
+    {
+        server.TransactionStatus = status;
+        Interlocked.Decrement(ref server.PendingReadyForQuery);
+        if (status == TransactionStatus.Idle)
+        {
+            transactions++;
+        }
+    }
+}

@@ -112,7 +112,7 @@ public sealed class ProxyServer : IAsyncDisposable
     private async Task HandleClientAsync(Socket socket)
     {
         await Task.Yield();
-        var connection = new Connection(socket);
+        var connection = new Connection(socket, idleMostly: true);
         lock (_clientsLock)
         {
             _clients.Add(connection);

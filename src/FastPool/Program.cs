@@ -8,6 +8,14 @@ internal static class Program
 {
     private static async Task<int> Main(string[] args)
     {
+        // Socket completions run on the epoll thread instead of hopping to the thread pool, so a forwarded
+        // message is read, scanned and sent on one thread (measured: about 1.4x select-only TPS on 2 cores).
+        // The runtime reads this variable once, when the first socket is used, so it must be set before that.
+        if (Environment.GetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS") is null)
+        {
+            Environment.SetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS", "1");
+        }
+
         var configArgument = new Argument<string?>("config")
         {
             Description = "Path to a pgbouncer.ini (FastPool's own settings go in its [fastpool] section). Without it, FastPool starts a sandbox.",

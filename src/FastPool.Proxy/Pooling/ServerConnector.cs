@@ -60,7 +60,7 @@ internal static class ServerConnector
         try
         {
             var socket = await ConnectSocketAsync(node, cts.Token).ConfigureAwait(false);
-            connection = new Connection(socket);
+            connection = new Connection(socket, idleMostly: false);
             var server = new ServerConnection(connection, node, pool, generation, now);
             await LoginAsync(server, pool.Key, cts.Token).ConfigureAwait(false);
             return server;

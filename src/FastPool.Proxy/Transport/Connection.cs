@@ -22,7 +22,10 @@ internal sealed class Connection : IAsyncDisposable
     private readonly NetworkStream _stream;
     private int _closed;
 
-    public Connection(Socket socket)
+    /// <param name="socket">A connected socket; the connection owns it.</param>
+    /// <param name="idleMostly">True for client sockets, which mostly wait: they read with a zero-byte read first, so an
+    /// idle client pins no buffer. Server sockets are busy while in use and skip that extra system call.</param>
+    public Connection(Socket socket, bool idleMostly)
     {
         _socket = socket;
         if (socket.AddressFamily != AddressFamily.Unix)
@@ -36,7 +39,7 @@ internal sealed class Connection : IAsyncDisposable
             bufferSize: SegmentSize,
             minimumReadSize: MinimumReadSize,
             leaveOpen: true,
-            useZeroByteReads: true));
+            useZeroByteReads: idleMostly));
         RemoteEndPoint = SafeRemote(socket);
     }
 

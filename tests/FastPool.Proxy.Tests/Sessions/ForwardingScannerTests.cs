@@ -1,0 +1,144 @@
+using System.Buffers;
+using FastPool.Protocol;
+using FastPool.Proxy.Pooling;
+using FastPool.Proxy.Sessions;
+
+namespace FastPool.Proxy.Tests.Sessions;
+
+public class ForwardingScannerTests
+{
+    private static byte[] Msg(char code, params byte[] body)
+    {
+        var b = new MessageBuilder();
+        b.StartMessage((byte)code).WriteBytes(body).EndMessage();
+        return b.Written.ToArray();
+    }
+
+    private static byte[] Concat(params byte[][] parts) => parts.SelectMany(p => p).ToArray();
+
+    private static ReadOnlySequence<byte> Seq(byte[] bytes) => new(bytes);
+
+    [Fact]
+    public void Client_query_and_sync_are_counted_until_ready_for_query()
+    {
+        var scanner = new ForwardingScanner(int.MaxValue);
+        var state = new ServerProtocolState();
+        var client = Concat(Msg('Q', "select 1\0"u8.ToArray()), Msg('P', new byte[8]), Msg('B', new byte[10]), Msg('E', new byte[5]), Msg('S'));
+
+        var exit = scanner.ScanFromClient(Seq(client), state, out long forward, out long consumed, out int queries);
+
+        Assert.Null(exit);
+        Assert.Equal(client.Length, forward);
+        Assert.Equal(client.Length, consumed);
+        Assert.Equal(2, queries);
+        Assert.Equal(2, state.PendingReadyForQuery);
+        Assert.False(state.AtMessageBoundary);
+
+        var server = Concat(Msg('T', new byte[6]), Msg('D', new byte[10]), Msg('C', "SELECT 1\0"u8.ToArray()), Msg('Z', (byte)'I'), Msg('1'), Msg('2'), Msg('C', "SELECT 1\0"u8.ToArray()), Msg('Z', (byte)'T'));
+        Assert.True(scanner.ScanFromServer(Seq(server), state, out long sent, out int transactions));
+        Assert.Equal(server.Length, sent);
+        Assert.Equal(1, transactions);
+        Assert.Equal(TransactionStatus.InTransaction, state.TransactionStatus);
+        Assert.True(state.AtMessageBoundary);
+    }
+
+    [Fact]
+    public void Unsynced_extended_messages_leave_the_server_mid_protocol()
+    {
+        var scanner = new ForwardingScanner(int.MaxValue);
+        var state = new ServerProtocolState();
+        scanner.ScanFromClient(Seq(Concat(Msg('P', new byte[8]), Msg('H'))), state, out _, out _, out _);
+        Assert.False(state.AtMessageBoundary);
+    }
+
+    [Fact]
+    public void Terminate_is_not_forwarded()
+    {
+        var scanner = new ForwardingScanner(int.MaxValue);
+        var query = Msg('Q', "select 1\0"u8.ToArray());
+        var all = Concat(query, Msg('X'));
+        var exit = scanner.ScanFromClient(Seq(all), new ServerProtocolState(), out long forward, out long consumed, out _);
+        Assert.Equal(PumpExit.Terminate, exit);
+        Assert.Equal(query.Length, forward);
+        Assert.Equal(all.Length, consumed);
+    }
+
+    [Fact]
+    public void Oversized_and_bad_lengths_and_unknown_types_are_violations()
+    {
+        var big = Msg('Q', new byte[2000]);
+        var scanner = new ForwardingScanner(1024);
+        Assert.Equal(PumpExit.ClientProtocolViolation, scanner.ScanFromClient(Seq(big), new ServerProtocolState(), out long forward, out _, out _));
+        Assert.Equal(0, forward);
+        Assert.Contains("max_packet_size", scanner.Violation);
+
+        scanner = new ForwardingScanner(int.MaxValue);
+        Assert.Equal(PumpExit.ClientProtocolViolation, scanner.ScanFromClient(Seq([(byte)'Q', 0, 0, 0, 3]), new ServerProtocolState(), out _, out _, out _));
+
+        scanner = new ForwardingScanner(int.MaxValue);
+        Assert.Equal(PumpExit.ClientProtocolViolation, scanner.ScanFromClient(Seq([1, 0, 0, 0, 4]), new ServerProtocolState(), out _, out _, out _));
+        Assert.Contains("invalid frontend message type", scanner.Violation);
+    }
+
+    [Fact]
+    public void Ready_for_query_with_a_wrong_length_is_invalid_not_an_exception()
+    {
+        var scanner = new ForwardingScanner(int.MaxValue);
+        Assert.False(scanner.ScanFromServer(Seq([(byte)'Z', 0, 0, 0, 4]), new ServerProtocolState(), out _, out _));
+        scanner = new ForwardingScanner(int.MaxValue);
+        Assert.False(scanner.ScanFromServer(Seq([(byte)'Z', 0, 0, 0, 9, (byte)'I']), new ServerProtocolState(), out _, out _));
+    }
+
+    [Fact]
+    public void A_body_larger_than_the_buffer_streams_across_reads_at_every_split()
+    {
+        var row = Msg('D', Enumerable.Range(0, 300).Select(i => (byte)i).ToArray());
+        var stream = Concat(row, Msg('C', "SELECT 1\0"u8.ToArray()), Msg('Z', (byte)'I'));
+        for (int split = 1; split < stream.Length; split++)
+        {
+            var scanner = new ForwardingScanner(int.MaxValue);
+            var state = new ServerProtocolState { PendingReadyForQuery = 1 };
+            long total = 0;
+            var pending = stream.AsSpan(0, split).ToArray();
+            int next = split;
+            int transactions = 0;
+            while (true)
+            {
+                Assert.True(scanner.ScanFromServer(Seq(pending), state, out long forward, out int tx));
+                total += forward;
+                transactions += tx;
+                pending = pending.AsSpan((int)forward).ToArray();
+                if (next >= stream.Length)
+                {
+                    break;
+                }
+
+                int take = Math.Min(7, stream.Length - next);
+                pending = Concat(pending, stream.AsSpan(next, take).ToArray());
+                next += take;
+            }
+
+            if (pending.Length > 0)
+            {
+                Assert.True(scanner.ScanFromServer(Seq(pending), state, out long rest, out int tx));
+                total += rest;
+                transactions += tx;
+            }
+
+            Assert.Equal(stream.Length, total);
+            Assert.Equal(1, transactions);
+            Assert.Equal(0, state.PendingReadyForQuery);
+        }
+    }
+
+    [Fact]
+    public void Parameter_status_is_recorded()
+    {
+        var scanner = new ForwardingScanner(int.MaxValue);
+        var state = new ServerProtocolState();
+        var msg = new MessageBuilder().ParameterStatus("TimeZone", "Europe/Paris").Written.ToArray();
+        Assert.True(scanner.ScanFromServer(Seq(msg), state, out long forward, out _));
+        Assert.Equal(msg.Length, forward);
+        Assert.Equal("Europe/Paris", state.Parameters["timezone"]);
+    }
+}

@@ -1,0 +1,57 @@
+using System.Net.Sockets;
+using System.Text;
+using FastPool.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace FastPool.Tests.Hosting;
+
+public class HostingTests
+{
+    [Fact]
+    public void Log_lines_have_pgbouncer_shape_in_the_logfile()
+    {
+        var file = Path.GetTempFileName();
+        try
+        {
+            using (var provider = new PgBouncerStyleLoggerProvider(file, LogLevel.Information))
+            {
+                var logger = provider.CreateLogger("x");
+                logger.LogInformation("hello {Who}", "world");
+                logger.LogWarning("careful");
+                logger.LogDebug("not shown");
+            }
+
+            var lines = File.ReadAllLines(file);
+            Assert.Equal(2, lines.Length);
+            Assert.Matches(@"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC \[\d+\] LOG hello world$", lines[0]);
+            Assert.EndsWith("WARNING careful", lines[1]);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Fact]
+    public void Systemd_notify_sends_the_state_to_notify_socket()
+    {
+        var path = Path.Combine(Path.GetTempPath(), "fp-notify-" + Guid.NewGuid().ToString("N")[..8]);
+        using var listener = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
+        listener.Bind(new UnixDomainSocketEndPoint(path));
+        var old = Environment.GetEnvironmentVariable("NOTIFY_SOCKET");
+        try
+        {
+            Environment.SetEnvironmentVariable("NOTIFY_SOCKET", path);
+            SystemdNotify.Send("READY=1");
+            var buffer = new byte[256];
+            listener.ReceiveTimeout = 5000;
+            int n = listener.Receive(buffer);
+            Assert.Equal("READY=1", Encoding.UTF8.GetString(buffer, 0, n));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("NOTIFY_SOCKET", old);
+            File.Delete(path);
+        }
+    }
+}

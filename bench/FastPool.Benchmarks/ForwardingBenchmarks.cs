@@ -1,13 +1,14 @@
 using System.Buffers;
 using BenchmarkDotNet.Attributes;
-using FastPool.Benchmarks.Forwarding;
 using FastPool.Benchmarks.Infrastructure;
+using FastPool.Proxy.Pooling;
+using FastPool.Proxy.Sessions;
 
 namespace FastPool.Benchmarks;
 
 /// <summary>
-/// The forwarding hot path: what the proxy's two pumps do to each socket read, through <see cref="ScannerCopy"/>
-/// (a line-for-line copy of ClientSession.ScanFromClient/ScanFromServer). Sockets and sends are left out; this
+/// The forwarding hot path: what the proxy's two pumps do to each socket read, through the proxy's own
+/// <see cref="ForwardingScanner"/> (the code ClientSession runs). Sockets and sends are left out; this
 /// is the per-read CPU cost FastPool adds. Expected allocation: 0 B.
 /// </summary>
 [MemoryDiagnoser]
@@ -16,13 +17,13 @@ public class ForwardingBenchmarks
     private const int StatementCount = 7;
     private const int MaxPacketSize = int.MaxValue;
 
-    private readonly ScannedServer _server = new();
+    private readonly ServerProtocolState _server = new();
     private ReadOnlySequence<byte>[] _simpleClient = [];
     private ReadOnlySequence<byte>[] _simpleServer = [];
     private ReadOnlySequence<byte>[] _extendedClient = [];
     private ReadOnlySequence<byte>[] _extendedServer = [];
     private ReadOnlySequence<byte> _largeResult;
-    private ScannerCopy _scanner = new(MaxPacketSize);
+    private ForwardingScanner _scanner = new(MaxPacketSize);
 
     [GlobalSetup]
     public void Setup()
@@ -32,7 +33,7 @@ public class ForwardingBenchmarks
         _extendedClient = Reads(i => WireSamples.ClientStatement(i, extended: true));
         _extendedServer = Reads(i => WireSamples.ServerAnswer(i, extended: true));
         _largeResult = ChunkedSequence.Create(WireSamples.AccountsResult(1000), 4096);
-        _scanner = new ScannerCopy(MaxPacketSize);
+        _scanner = new ForwardingScanner(MaxPacketSize);
     }
 
     /// <summary>One pgbench TPC-B transaction, -M simple: 7 Query reads and 7 answer reads.</summary>

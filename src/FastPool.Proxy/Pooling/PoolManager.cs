@@ -74,6 +74,25 @@ internal sealed class PoolManager
         }
     }
 
+    /// <summary>Closes one idle connection of another pool that shares a db/user limit with <paramref name="requester"/>.</summary>
+    internal void EvictIdleFor(ServerPool requester)
+    {
+        bool dbFull = requester.DbLimit.Limit > 0 && requester.DbLimit.Count >= requester.DbLimit.Limit;
+        bool userFull = requester.UserLimit.Limit > 0 && requester.UserLimit.Count >= requester.UserLimit.Limit;
+        if (!dbFull && !userFull)
+        {
+            return;
+        }
+
+        foreach (var pool in _pools.Values)
+        {
+            if (pool != requester && ((dbFull && pool.DbLimit == requester.DbLimit) || (userFull && pool.UserLimit == requester.UserLimit)) && pool.TryEvictIdle())
+            {
+                return;
+            }
+        }
+    }
+
     public void Maintain()
     {
         foreach (var pool in _pools.Values)

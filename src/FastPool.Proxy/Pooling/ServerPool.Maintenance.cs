@@ -24,7 +24,7 @@ internal sealed partial class ServerPool
             bool idleTooLong = settings.IdleTimeout > TimeSpan.Zero
                 && _time.GetElapsedTime(server.LastUsedTicks, now) > settings.IdleTimeout
                 && TotalCount > settings.MinSize;
-            if (idleTooLong || Expired(server, now) || server.Generation != Generation || server.Connection.IsClosed)
+            if (idleTooLong || !IsReusable(server, now))
             {
                 Close(server);
             }
@@ -39,11 +39,24 @@ internal sealed partial class ServerPool
         {
             DispatchIdle();
             TryWakeWithSlot();
+            MakeRoomUnderSharedLimits();
         }
 
         while (TotalCount < settings.MinSize && TryReserveSlot(allowReserve: false))
         {
             _ = FillAsync();
+        }
+    }
+
+    /// <summary>
+    /// When this pool is below its own size but a max_db_connections / max_user_connections limit is full,
+    /// idle connections of other pools under that limit are closed so the slot can come here.
+    /// </summary>
+    private void MakeRoomUnderSharedLimits()
+    {
+        if (TotalCount < Settings.Size && Volatile.Read(ref _waiterCount) > 0)
+        {
+            _manager.EvictIdleFor(this);
         }
     }
 

@@ -20,6 +20,7 @@ internal sealed partial class ServerPool
         // A connection or slot may have been freed between the failed attempt and joining the line.
         DispatchIdle();
         TryWakeWithSlot();
+        MakeRoomUnderSharedLimits();
 
         var settings = Settings;
         long start = _time.GetTimestamp();

@@ -167,7 +167,7 @@ internal sealed partial class ServerPool
                 now = _time.GetTimestamp();
             }
 
-            if (!server.Connection.IsClosed && !server.Broken && server.Generation == Generation && !Expired(server, now))
+            if (IsReusable(server, now))
             {
                 return true;
             }
@@ -177,6 +177,22 @@ internal sealed partial class ServerPool
 
         server = null!;
         return false;
+    }
+
+    private bool IsReusable(ServerConnection server, long now) =>
+        !server.Broken && server.Generation == Generation && !Expired(server, now) && !server.Connection.HasUnexpectedInput();
+
+    /// <summary>Closes one idle connection to make room for a pool that shares a db/user limit (PgBouncer evicts the same way).</summary>
+    internal bool TryEvictIdle()
+    {
+        if (!_idle.TryDequeue(out var server))
+        {
+            return false;
+        }
+
+        Interlocked.Decrement(ref _idleCount);
+        Close(server);
+        return true;
     }
 
     private bool Expired(ServerConnection server, long now) =>

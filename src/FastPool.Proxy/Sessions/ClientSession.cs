@@ -114,17 +114,29 @@ internal sealed partial class ClientSession
     private async Task<ServerConnection?> AcquireAsync()
     {
         ServerConnection server;
+        using var clientGone = new CancellationTokenSource();
+        var watch = WatchClientWhileWaitingAsync(clientGone);
         try
         {
             _query.Reset();
+            _query.Aborted = clientGone.Token;
             await _runtime.QueryPipeline(_query).ConfigureAwait(false);
             server = _query.Server!;
         }
         catch (ServerException ex)
         {
+            await StopWatchAsync(watch).ConfigureAwait(false);
             await _context.SendErrorAsync(ex.SqlState, ex.Message, ex.Severity == "ERROR" ? "FATAL" : ex.Severity, ex.Detail).ConfigureAwait(false);
             return null;
         }
+        catch (OperationCanceledException) when (clientGone.IsCancellationRequested)
+        {
+            await StopWatchAsync(watch).ConfigureAwait(false);
+            _context.CloseReason = "client disconnected while waiting for a server";
+            return null;
+        }
+
+        await StopWatchAsync(watch).ConfigureAwait(false);
 
         _server = server;
         try
@@ -150,6 +162,54 @@ internal sealed partial class ClientSession
             await ReleaseAsync(server).ConfigureAwait(false);
             return null;
         }
+    }
+
+    /// <summary>
+    /// While the client waits for a server, keeps a read pending on its socket so that a client that leaves
+    /// gives up its place in line and its max_client_conn slot at once, not at query_wait_timeout. Nothing is
+    /// consumed: the pump later reads the same bytes.
+    /// </summary>
+    private async Task WatchClientWhileWaitingAsync(CancellationTokenSource clientGone)
+    {
+        var input = _client.Input;
+        while (true)
+        {
+            ReadResult result;
+            try
+            {
+                result = await input.ReadAsync().ConfigureAwait(false);
+            }
+            catch (Exception)
+            {
+                clientGone.Cancel();
+                return;
+            }
+
+            if (result.IsCanceled)
+            {
+                input.AdvanceTo(result.Buffer.Start);
+                return;
+            }
+
+            if (result.IsCompleted)
+            {
+                input.AdvanceTo(result.Buffer.Start, result.Buffer.End);
+                clientGone.Cancel();
+                return;
+            }
+
+            input.AdvanceTo(result.Buffer.Start, result.Buffer.End);
+        }
+    }
+
+    private async Task StopWatchAsync(Task watch)
+    {
+        if (!watch.IsCompleted)
+        {
+            _client.Input.CancelPendingRead();
+        }
+
+        await watch.ConfigureAwait(false);
     }
 
     /// <summary>AuthenticationOk, the ParameterStatus set, FastPool's own BackendKeyData, ReadyForQuery (55.2.1).</summary>

@@ -51,6 +51,23 @@ internal sealed class Connection : IAsyncDisposable
 
     public Socket Socket => _socket;
 
+    /// <summary>
+    /// True when the peer closed the socket or sent something while nobody was reading: for an idle pooled
+    /// server, either means it must not be handed out (PostgreSQL sends nothing to an idle session except a
+    /// FATAL before it exits, e.g. after pg_terminate_backend or a shutdown).
+    /// </summary>
+    public bool HasUnexpectedInput()
+    {
+        try
+        {
+            return IsClosed || _socket.Poll(0, SelectMode.SelectRead);
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+            return true;
+        }
+    }
+
     public ValueTask<int> SendAsync(ReadOnlyMemory<byte> data, CancellationToken ct = default) =>
         _socket.SendAsync(data, SocketFlags.None, ct);
 

@@ -1,0 +1,220 @@
+using System.Diagnostics;
+using FastPool.IntegrationTests.Infrastructure;
+
+namespace FastPool.IntegrationTests.Resilience;
+
+/// <summary>
+/// Raw-socket clients sending what no driver would. Each gets the error PostgreSQL itself would send (or is
+/// simply dropped), and the proxy keeps serving normal clients afterwards.
+/// </summary>
+[Collection(PostgresCollection.Name)]
+public sealed class BadClientInputTests
+{
+    private static readonly TimeSpan s_replyTimeout = TimeSpan.FromSeconds(5);
+
+    private readonly PostgresFixture _fixture;
+
+    public BadClientInputTests(PostgresFixture fixture)
+    {
+        _fixture = fixture;
+    }
+
+    public static TheoryData<string, byte[]> MalformedStartupPackets() => new()
+    {
+        // Length 3 (less than the length word plus the version), followed by a version word.
+        { "length 3", [.. RawPgClient.Int32(3), .. RawPgClient.Int32(RawPgClient.ProtocolVersion30)] },
+
+        // Longer than PostgreSQL's MAX_STARTUP_PACKET_LENGTH (10000).
+        { "length 100000", [.. RawPgClient.Int32(100_000), .. RawPgClient.Int32(RawPgClient.ProtocolVersion30)] },
+
+        // Parameters without the zero byte that closes the list.
+        { "no terminating zero", RawPgClient.Startup(RawPgClient.ProtocolVersion30, [("user", "postgres"), ("database", "postgres")], terminate: false) },
+    };
+
+    [Theory]
+    [MemberData(nameof(MalformedStartupPackets))]
+    public async Task MalformedStartupPacket_Gets08P01_AndConnectionCloses(string what, byte[] packet)
+    {
+        await using var proxy = ProxyHost.Start(_fixture.Primary);
+        await using (var client = await RawPgClient.ConnectAsync(proxy.Port))
+        {
+            await client.SendAsync(packet);
+            var (messages, closed) = await client.ReadUntilClosedAsync(s_replyTimeout);
+            var error = Assert.Single(messages);
+            Assert.Equal('E', error.Type);
+            Assert.True(error.SqlState == "08P01", $"{what}: got {error}");
+            Assert.True(closed, $"{what}: the proxy kept the connection open");
+        }
+
+        await ProxyChecks.AssertServesAsync(proxy);
+        ProxyChecks.AssertNoUnexpectedErrors(proxy);
+    }
+
+    [Fact]
+    public async Task TruncatedStartupPacket_ThenClose_ProxyUnaffected()
+    {
+        await using var proxy = ProxyHost.Start(_fixture.Primary);
+        var full = RawPgClient.Startup("postgres");
+        await using (var client = await RawPgClient.ConnectAsync(proxy.Port))
+        {
+            await client.SendAsync(full[..(full.Length / 2)]);
+            client.ShutdownSend();
+            var (messages, closed) = await client.ReadUntilClosedAsync(s_replyTimeout);
+            Assert.Empty(messages);
+            Assert.True(closed, "the proxy did not close a half-sent startup after the client's EOF");
+        }
+
+        await ProxyChecks.AssertServesAsync(proxy);
+        ProxyChecks.AssertNoUnexpectedErrors(proxy);
+    }
+
+    [Fact]
+    public async Task ProtocolVersion2_Gets0A000()
+    {
+        await using var proxy = ProxyHost.Start(_fixture.Primary);
+        await using (var client = await RawPgClient.ConnectAsync(proxy.Port))
+        {
+            await client.SendAsync(RawPgClient.Startup(2 << 16, [("user", "postgres"), ("database", "postgres")]));
+            var (messages, closed) = await client.ReadUntilClosedAsync(s_replyTimeout);
+            var error = Assert.Single(messages);
+            Assert.Equal('E', error.Type);
+            Assert.Equal("0A000", error.SqlState);
+            Assert.Contains("protocol", error.Text, StringComparison.OrdinalIgnoreCase);
+            Assert.True(closed);
+        }
+
+        await ProxyChecks.AssertServesAsync(proxy);
+    }
+
+    [Fact]
+    public async Task Protocol32WithUnknownOption_GetsNegotiateProtocolVersion_ThenLogsIn()
+    {
+        await using var proxy = ProxyHost.Start(_fixture.Primary);
+        await using (var client = await RawPgClient.ConnectAsync(proxy.Port))
+        {
+            await client.SendAsync(RawPgClient.Startup((3 << 16) | 2, [("user", "postgres"), ("database", "postgres"), ("_pq_.foo", "bar")]));
+            var messages = await client.ReadUntilAsync('Z', s_replyTimeout);
+
+            var negotiate = messages[0];
+            Assert.Equal('v', negotiate.Type);
+            Assert.Equal(3 << 16, negotiate.Int32At(0)); // newest version supported: 3.0
+            Assert.Equal(1, negotiate.Int32At(4));
+            Assert.Equal(["_pq_.foo"], negotiate.CStringsFrom(8));
+
+            Assert.Equal('R', messages[1].Type);
+            Assert.Equal(0, messages[1].Int32At(0)); // AuthenticationOk
+            Assert.DoesNotContain(messages, m => m.Type == 'E');
+            Assert.Contains(messages, m => m.Type == 'K');
+
+            Assert.Equal("7", await client.QueryScalarAsync("select 3 + 4"));
+        }
+
+        await ProxyChecks.AssertServesAsync(proxy);
+    }
+
+    [Fact]
+    public async Task SslRequest_GetsN_ThenPlainStartupWorks()
+    {
+        await using var proxy = ProxyHost.Start(_fixture.Primary);
+        await using (var client = await RawPgClient.ConnectAsync(proxy.Port))
+        {
+            await client.SendAsync(RawPgClient.SslRequest());
+            Assert.Equal((byte)'N', await client.ReadByteAsync(s_replyTimeout));
+
+            await client.LoginAsync("postgres");
+            Assert.Equal("ok", await client.QueryScalarAsync("select 'ok'"));
+        }
+
+        await ProxyChecks.AssertServesAsync(proxy);
+    }
+
+    [Fact]
+    public async Task UnknownMessageTypeAfterLogin_Gets08P01_AndConnectionCloses()
+    {
+        await using var proxy = ProxyHost.Start(_fixture.Primary);
+        await using (var client = await RawPgClient.ConnectAsync(proxy.Port))
+        {
+            await client.LoginAsync("postgres");
+            await client.SendAsync([0x01, .. RawPgClient.Int32(4)]);
+            var (messages, closed) = await client.ReadUntilClosedAsync(s_replyTimeout);
+            var error = Assert.Single(messages);
+            Assert.Equal('E', error.Type);
+            Assert.Equal("08P01", error.SqlState);
+            Assert.True(closed, "the proxy kept the connection open after a protocol violation");
+        }
+
+        await ProxyChecks.AssertServesAsync(proxy);
+        ProxyChecks.AssertNoUnexpectedErrors(proxy);
+    }
+
+    [Fact]
+    public async Task OversizedMessage_Gets08P01MentioningMaxPacketSize()
+    {
+        await using var proxy = ProxyHost.Start(_fixture.Primary, c => c with { MaxPacketSize = 1024 });
+        await using (var client = await RawPgClient.ConnectAsync(proxy.Port))
+        {
+            await client.LoginAsync("postgres");
+
+            // A query that fits is fine.
+            Assert.Equal("1", await client.QueryScalarAsync("select 1"));
+
+            var big = RawPgClient.Query("select '" + new string('x', 2000) + "'");
+            Assert.True(big.Length > 2000);
+            await client.SendAsync(big);
+            var (messages, closed) = await client.ReadUntilClosedAsync(s_replyTimeout);
+            var error = Assert.Single(messages);
+            Assert.Equal("08P01", error.SqlState);
+            Assert.Contains("max_packet_size", error.Text, StringComparison.Ordinal);
+            Assert.True(closed);
+        }
+
+        // Npgsql's own type-loading query is over 1024 bytes, so the "still serving" check is a raw client here.
+        await using (var after = await RawPgClient.ConnectAsync(proxy.Port))
+        {
+            await after.LoginAsync("postgres");
+            Assert.Equal("1", await after.QueryScalarAsync("select 1"));
+        }
+
+        ProxyChecks.AssertNoUnexpectedErrors(proxy);
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(2)]
+    [InlineData(-1)]
+    public async Task MessageLengthBelowFour_Gets08P01(int length)
+    {
+        await using var proxy = ProxyHost.Start(_fixture.Primary);
+        await using (var client = await RawPgClient.ConnectAsync(proxy.Port))
+        {
+            await client.LoginAsync("postgres");
+            await client.SendAsync([(byte)'Q', .. RawPgClient.Int32(length)]);
+            var (messages, closed) = await client.ReadUntilClosedAsync(s_replyTimeout);
+            var error = Assert.Single(messages);
+            Assert.Equal("08P01", error.SqlState);
+            Assert.True(closed);
+        }
+
+        await ProxyChecks.AssertServesAsync(proxy);
+        ProxyChecks.AssertNoUnexpectedErrors(proxy);
+    }
+
+    [Fact]
+    public async Task SilentClient_IsDisconnected_AfterClientLoginTimeout()
+    {
+        await using var proxy = ProxyHost.Start(_fixture.Primary, c => c with { ClientLoginTimeout = TimeSpan.FromSeconds(1) });
+        await using (var client = await RawPgClient.ConnectAsync(proxy.Port))
+        {
+            var sw = Stopwatch.StartNew();
+            var (messages, closed) = await client.ReadUntilClosedAsync(TimeSpan.FromSeconds(8));
+            sw.Stop();
+            Assert.True(closed, "a client that sent nothing was still connected after 8 s (client_login_timeout = 1 s)");
+            Assert.True(sw.Elapsed >= TimeSpan.FromSeconds(0.8), $"dropped before client_login_timeout: {sw.Elapsed}");
+            Assert.True(sw.Elapsed < TimeSpan.FromSeconds(5), $"dropped only after {sw.Elapsed}");
+            Assert.All(messages, m => Assert.Equal('E', m.Type));
+        }
+
+        await ProxyChecks.AssertServesAsync(proxy);
+        ProxyChecks.AssertNoUnexpectedErrors(proxy);
+    }
+}

@@ -16,6 +16,15 @@ internal static class Program
             Environment.SetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS", "1");
         }
 
+        // With inline completions the epoll threads do all the forwarding. One per two cores leaves the other
+        // cores to PostgreSQL and the clients on the same machine, and lets each epoll_wait return more events:
+        // on 2 cores, one thread used about 15% less CPU per transaction than two at the same TPS.
+        if (Environment.GetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_THREAD_COUNT") is null)
+        {
+            Environment.SetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_THREAD_COUNT",
+                Math.Max(1, Environment.ProcessorCount / 2).ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+
         var configArgument = new Argument<string?>("config")
         {
             Description = "Path to a pgbouncer.ini (FastPool's own settings go in its [fastpool] section). Without it, FastPool starts a sandbox.",

@@ -288,7 +288,7 @@ internal sealed partial class ClientSession
     }
 
     /// <summary>
-    /// SET statements for every startup parameter (and "-c name=value" in options) whose value differs from
+    /// One set_config call for every startup parameter (and "-c name=value" in options) whose value differs from
     /// what the server reported, so the client's settings reach whichever pooled server it gets.
     /// </summary>
     private string? BuildSettingsQuery(ServerConnection server)
@@ -313,8 +313,10 @@ internal sealed partial class ClientSession
                 continue;
             }
 
-            sql ??= new StringBuilder();
-            sql.Append("SET ").Append(name).Append(" TO '").Append(value.Replace("'", "''", StringComparison.Ordinal)).Append("';");
+            // set_config takes the value as PostgreSQL reads a startup or config-file value, so a list such as
+            // search_path=a,b stays a list; SET name TO 'a,b' would make it one quoted element.
+            sql = sql is null ? new StringBuilder("SELECT ") : sql.Append(", ");
+            sql.Append("pg_catalog.set_config('").Append(name).Append("', '").Append(value.Replace("'", "''", StringComparison.Ordinal)).Append("', false)");
         }
 
         return sql?.ToString();

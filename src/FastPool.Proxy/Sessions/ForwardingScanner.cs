@@ -46,18 +46,7 @@ internal struct ForwardingScanner
         PumpExit? exit = null;
         while (true)
         {
-            if (remaining > 0)
-            {
-                long step = Math.Min(remaining, reader.Remaining);
-                reader.Advance(step);
-                remaining -= step;
-                if (remaining > 0)
-                {
-                    break;
-                }
-            }
-
-            if (!MessageHeader.TryPeek(ref reader, out var header))
+            if (!SkipBody(ref reader, ref remaining) || !MessageHeader.TryPeek(ref reader, out var header))
             {
                 break;
             }
@@ -135,18 +124,7 @@ internal struct ForwardingScanner
         bool valid = true;
         while (true)
         {
-            if (remaining > 0)
-            {
-                long step = Math.Min(remaining, reader.Remaining);
-                reader.Advance(step);
-                remaining -= step;
-                if (remaining > 0)
-                {
-                    break;
-                }
-            }
-
-            if (!MessageHeader.TryPeek(ref reader, out var header))
+            if (!SkipBody(ref reader, ref remaining) || !MessageHeader.TryPeek(ref reader, out var header))
             {
                 break;
             }
@@ -196,6 +174,21 @@ internal struct ForwardingScanner
         _serverRemaining = remaining;
         forward = reader.Consumed;
         return valid;
+    }
+
+    /// <summary>Passes over the rest of a body already being forwarded; false when the buffer ends inside it.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool SkipBody(ref SequenceReader<byte> reader, ref long remaining)
+    {
+        if (remaining == 0)
+        {
+            return true;
+        }
+
+        long step = Math.Min(remaining, reader.Remaining);
+        reader.Advance(step);
+        remaining -= step;
+        return remaining == 0;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -40,7 +40,7 @@ internal static class Program
         };
         var daemonOption = new Option<bool>("--daemon", "-d")
         {
-            Description = "Accepted for PgBouncer compatibility; FastPool stays in the foreground (use systemd Type=notify or a supervisor).",
+            Description = "Run in the background, as PgBouncer's -d: returns once FastPool accepts connections (log to logfile).",
         };
         var verboseOption = new Option<bool>("--verbose", "-v") { Description = "More log output (debug level)." };
         var quietOption = new Option<bool>("--quiet", "-q") { Description = "Log only warnings and errors to stderr." };
@@ -62,7 +62,9 @@ internal static class Program
                 parse.GetValue(sandboxOption),
                 parse.GetValue(portOption),
                 parse.GetValue(verboseOption),
-                parse.GetValue(quietOption));
+                parse.GetValue(quietOption),
+                parse.GetValue(daemonOption),
+                args);
             return options.ConfigPath is null || options.Sandbox
                 ? SandboxRunner.RunAsync(options)
                 : ProxyRunner.RunAsync(options);
@@ -73,7 +75,7 @@ internal static class Program
     }
 }
 
-internal sealed record RunOptions(string? ConfigPath, bool Sandbox, int? Port, bool Verbose, bool Quiet);
+internal sealed record RunOptions(string? ConfigPath, bool Sandbox, int? Port, bool Verbose, bool Quiet, bool Daemon, string[] Args);
 
 /// <summary>Exit codes, stable for scripts and service managers.</summary>
 internal static class ExitCodes

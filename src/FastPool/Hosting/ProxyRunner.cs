@@ -29,6 +29,11 @@ internal static class ProxyRunner
             return ExitCodes.ConfigInvalid;
         }
 
+        if (options.Daemon)
+        {
+            return await Daemonizer.StartAsync(options.Args, result.Config).ConfigureAwait(false);
+        }
+
         return await RunAsync(result.Config, options, onStarted: null).ConfigureAwait(false);
     }
 

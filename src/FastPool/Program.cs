@@ -30,6 +30,18 @@ internal static class Program
             Description = "Path to a pgbouncer.ini (FastPool's own settings go in its [fastpool] section). Without it, FastPool starts a sandbox.",
             Arity = ArgumentArity.ZeroOrOne,
         };
+        // System.CommandLine would take an unknown "--option" as the optional config path; report it as the
+        // unknown option it is (exit 1, like every other usage error) instead of as an unreadable config (exit 2).
+        configArgument.Validators.Add(result =>
+        {
+            foreach (var token in result.Tokens)
+            {
+                if (token.Value.StartsWith('-'))
+                {
+                    result.AddError($"Unrecognized option '{token.Value}'.");
+                }
+            }
+        });
         var sandboxOption = new Option<bool>("--sandbox")
         {
             Description = "Start a throwaway PostgreSQL primary and streaming standby in a temp directory and listen in front of them; everything is removed on Ctrl-C.",

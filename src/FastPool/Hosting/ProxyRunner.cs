@@ -49,17 +49,6 @@ internal static class ProxyRunner
         var logger = loggerFactory.CreateLogger("FastPool");
 
         await using var server = new ProxyServer(config, loggerFactory);
-        try
-        {
-            server.Start();
-        }
-        catch (SocketException ex)
-        {
-            logger.LogCritical("could not listen on {Address}:{Port}: {Message}", string.Join(',', config.ListenAddresses), config.ListenPort, ex.Message);
-            return ExitCodes.StartFailed;
-        }
-
-        WritePidFile(config.PidFile);
         var stop = new TaskCompletionSource<ShutdownMode>(TaskCreationOptions.RunContinuationsAsynchronously);
         int signals = 0;
         void OnStopSignal(PosixSignalContext ctx, ShutdownMode first)
@@ -76,6 +65,7 @@ internal static class ProxyRunner
             }
         }
 
+        // Handlers go in before the listener opens: a SIGTERM sent as soon as the port accepts must be a clean stop.
         // SIGTERM: wait for clients to disconnect ("super safe"); SIGINT: wait for servers to be released,
         // which in session mode is the same; SIGQUIT: immediate. PgBouncer 1.23+ semantics.
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => OnStopSignal(ctx, ShutdownMode.Safe));
@@ -86,6 +76,18 @@ internal static class ProxyRunner
             ctx.Cancel = true;
             logger.LogWarning("SIGHUP received: online reload is not implemented in this version; restart FastPool to apply config changes");
         });
+
+        try
+        {
+            server.Start();
+        }
+        catch (SocketException ex)
+        {
+            logger.LogCritical("could not listen on {Address}:{Port}: {Message}", string.Join(',', config.ListenAddresses), config.ListenPort, ex.Message);
+            return ExitCodes.StartFailed;
+        }
+
+        WritePidFile(config.PidFile);
 
         onStarted?.Invoke(server);
         SystemdNotify.Send("READY=1\nSTATUS=accepting connections\nMAINPID=" + Environment.ProcessId.ToString(CultureInfo.InvariantCulture));

@@ -1,0 +1,122 @@
+using System.Text.RegularExpressions;
+
+namespace FastPool.IntegrationTests.Cli;
+
+/// <summary>
+/// The `fastpool` executable's command line and configuration errors, as a user meets them.
+/// No PostgreSQL needed: nothing here reaches a server.
+/// </summary>
+public sealed class CommandLineTests
+{
+    private static readonly TimeSpan _exitTimeout = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task Version_PrintsVersion_AndExitsZero()
+    {
+        await using var p = await FastPoolProcess.RunToExitAsync(["--version"]);
+
+        Assert.True(p.ExitCode == 0, p.Describe());
+        Assert.Matches(new Regex(@"^\d+\.\d+\.\d+", RegexOptions.Multiline), p.Stdout);
+    }
+
+    [Fact]
+    public async Task Help_PrintsUsage_MentioningPgBouncerIniAndSandbox_AndExitsZero()
+    {
+        await using var p = await FastPoolProcess.RunToExitAsync(["--help"]);
+
+        Assert.True(p.ExitCode == 0, p.Describe());
+        Assert.Contains("Usage", p.Stdout, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("pgbouncer.ini", p.Stdout, StringComparison.Ordinal);
+        Assert.Contains("--sandbox", p.Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task UnknownOption_ExitsNonZero_AndNamesTheOption()
+    {
+        await using var p = await FastPoolProcess.RunToExitAsync(["--no-such-option"]);
+
+        Assert.True(p.ExitCode != 0, p.Describe());
+        Assert.Contains("--no-such-option", p.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task UnknownOption_AfterAValidConfig_ExitsNonZero_WithoutStarting()
+    {
+        using var ws = new CliWorkspace();
+        var port = FastPoolProcess.GetFreePort();
+        var config = ws.WriteOperatorConfig(backendPort: 1, listenPort: port);
+
+        await using var p = await FastPoolProcess.RunToExitAsync([config, "--no-such-option"]);
+
+        Assert.True(p.ExitCode != 0, p.Describe());
+        Assert.Contains("--no-such-option", p.Stderr, StringComparison.Ordinal);
+        Assert.False(File.Exists(ws.PidFile), "a pidfile was written although the command line was rejected");
+    }
+
+    /// <summary>
+    /// An option FastPool does not know must be reported as such (like `pgbouncer --no-such-option`:
+    /// "unrecognized option"), not be taken for the config file path: exit code 2 is documented as
+    /// "the configuration file is missing or invalid", which is not what happened.
+    /// </summary>
+    [Fact]
+    public async Task UnknownOption_IsReportedAsAnOption_NotReadAsTheConfigFilePath()
+    {
+        await using var p = await FastPoolProcess.RunToExitAsync(["--no-such-option"]);
+
+        Assert.True(p.ExitCode != 0, p.Describe());
+        Assert.True(
+            !p.Stderr.Contains("cannot read config file", StringComparison.OrdinalIgnoreCase) && p.ExitCode != 2,
+            "an unknown option was read as the path of the config file (exit code 2, \"cannot read config file\") " +
+            "instead of being rejected as an unrecognized option\n" + p.Describe());
+    }
+
+    [Fact]
+    public async Task MissingConfigFile_Exits2_AndNamesTheFile()
+    {
+        using var ws = new CliWorkspace();
+        var missing = Path.Combine(ws.Directory, "no-such-pgbouncer.ini");
+
+        await using var p = await FastPoolProcess.RunToExitAsync([missing]);
+
+        Assert.True(p.ExitCode == 2, p.Describe());
+        Assert.Contains(missing, p.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task InvalidValue_Exits2_WithFileLineAndAcceptedValues()
+    {
+        using var ws = new CliWorkspace();
+        var port = FastPoolProcess.GetFreePort();
+        var config = ws.WriteOperatorConfig(backendPort: 1, listenPort: port, poolMode: "sometimes");
+        var line = ws.LineOf("pool_mode = sometimes");
+
+        await using var p = await FastPoolProcess.RunToExitAsync([config]);
+
+        Assert.True(p.ExitCode == 2, p.Describe());
+        Assert.Contains($"{config}:{line}", p.Stderr, StringComparison.Ordinal);
+        Assert.Contains("sometimes", p.Stderr, StringComparison.Ordinal);
+        Assert.Contains("session, transaction, statement", p.Stderr, StringComparison.Ordinal);
+        Assert.False(FastPoolProcess.IsPortOpen(port), "fastpool listened although its configuration is invalid");
+        Assert.False(File.Exists(ws.PidFile), "a pidfile was written although the configuration is invalid");
+    }
+
+    [Fact]
+    public async Task UnknownKey_WarnsWithFileAndLine_AndTheProxyStillStarts()
+    {
+        using var ws = new CliWorkspace();
+        var port = FastPoolProcess.GetFreePort();
+        var config = ws.WriteOperatorConfig(backendPort: 1, listenPort: port, extraPgBouncer: ["no_such_setting = 42"]);
+        var line = ws.LineOf("no_such_setting");
+
+        await using var p = FastPoolProcess.Start(config);
+        await p.WaitForStartAsync(port, TimeSpan.FromSeconds(15));
+
+        var warning = p.Stderr.Split('\n').FirstOrDefault(l => l.Contains("WARNING", StringComparison.Ordinal));
+        Assert.True(warning is not null, "no WARNING on stderr\n" + p.Describe());
+        Assert.Contains($"{config}:{line}", warning, StringComparison.Ordinal);
+        Assert.Contains("no_such_setting", warning, StringComparison.Ordinal);
+
+        p.Signal(FastPoolProcess.SIGTERM);
+        Assert.Equal(0, await p.WaitForExitAsync(TimeSpan.FromSeconds(10)));
+    }
+}

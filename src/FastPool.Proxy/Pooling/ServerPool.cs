@@ -62,6 +62,11 @@ internal sealed partial class ServerPool
     /// </summary>
     public KeyValuePair<string, string>[]? WelcomeParameters { get; private set; }
 
+    /// <summary>Completes when <see cref="WelcomeParameters"/> is first known, so clients queued for that can log in.</summary>
+    public Task WelcomeKnown => _welcomeKnown.Task;
+
+    private readonly TaskCompletionSource _welcomeKnown = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     internal LimitCounter DbLimit => _dbLimit;
 
     internal LimitCounter UserLimit => _userLimit;
@@ -300,10 +305,12 @@ internal sealed partial class ServerPool
 
         try
         {
-            var server = await ServerConnector.OpenAsync(this, Node, Generation, _time.GetTimestamp(), settings.ConnectTimeout, ct).ConfigureAwait(false);
+            // A login under way is finished even if the client stops waiting (server_connect_timeout still bounds
+            // it): the new connection then goes to the pool for the next client instead of being thrown away.
+            var server = await ServerConnector.OpenAsync(this, Node, Generation, _time.GetTimestamp(), settings.ConnectTimeout, CancellationToken.None).ConfigureAwait(false);
             if (!string.IsNullOrEmpty(settings.ConnectQuery))
             {
-                var error = await MessageIo.RunQueryAsync(server, new MessageBuilder(), settings.ConnectQuery, ct).ConfigureAwait(false);
+                var error = await MessageIo.RunQueryAsync(server, new MessageBuilder(), settings.ConnectQuery, CancellationToken.None).ConfigureAwait(false);
                 if (error is not null)
                 {
                     Log.ConnectQueryFailed(_logger, Key.ToString(), error.Message);
@@ -312,8 +319,19 @@ internal sealed partial class ServerPool
 
             Volatile.Write(ref _lastLoginError, null);
             WelcomeParameters = [.. server.Parameters];
+            _welcomeKnown.TrySetResult();
             Log.ServerConnected(_logger, server.ToString(), Key.ToString());
+            if (ct.IsCancellationRequested)
+            {
+                Release(server);
+                ct.ThrowIfCancellationRequested();
+            }
+
             return server;
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            throw;
         }
         catch (Exception ex)
         {

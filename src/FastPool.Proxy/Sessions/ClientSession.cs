@@ -28,6 +28,8 @@ internal sealed partial class ClientSession
     private int _processId;
     private int _secretKey;
     private volatile ServerConnection? _server;
+    private bool _acquireAbandoned;
+    private bool _watchSawEof;
 
     public ClientSession(ClientContext context)
     {
@@ -66,14 +68,24 @@ internal sealed partial class ClientSession
             // The login answer needs the server's ParameterStatus set: from the pool's last login when there
             // is one, so this client need not wait for a free server just to log in; otherwise from a server
             // taken now, which the session then keeps.
-            var welcome = _runtime.Pools.GetPool(Database, DatabaseName, User, Topology.Nodes[0]).WelcomeParameters;
+            var firstPool = _runtime.Pools.GetPool(Database, DatabaseName, User, Topology.Nodes[0]);
+            var welcome = firstPool.WelcomeParameters;
             ServerConnection? server = null;
             if (welcome is null)
             {
-                server = await AcquireAsync().ConfigureAwait(false);
+                // No server has logged in yet. Wait for one, but stop waiting as soon as another client's
+                // server brings the parameters: in a burst of logins only the first pool_size clients hold servers.
+                using var welcomeKnown = new CancellationTokenSource();
+                CancelWhenDone(firstPool.WelcomeKnown, welcomeKnown);
+                server = await AcquireAsync(welcomeKnown.Token).ConfigureAwait(false);
                 if (server is null)
                 {
-                    return;
+                    if (!_acquireAbandoned)
+                    {
+                        return;
+                    }
+
+                    welcome = firstPool.WelcomeParameters!;
                 }
             }
 
@@ -110,11 +122,41 @@ internal sealed partial class ClientSession
         }
     }
 
-    /// <summary>Takes a server through the query pipeline and applies the client's settings to it; null after telling the client why not.</summary>
-    private async Task<ServerConnection?> AcquireAsync()
+    private static void CancelWhenDone(Task welcomeKnown, CancellationTokenSource cts)
+    {
+        if (welcomeKnown.IsCompleted)
+        {
+            cts.Cancel();
+            return;
+        }
+
+        _ = welcomeKnown.ContinueWith(
+            static (_, state) =>
+            {
+                try
+                {
+                    ((CancellationTokenSource)state!).Cancel();
+                }
+                catch (ObjectDisposedException)
+                {
+                    // The session already got its server and moved on.
+                }
+            },
+            cts,
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
+    }
+
+    /// <summary>
+    /// Takes a server through the query pipeline and applies the client's settings to it; null after telling the
+    /// client why not, or (with <see cref="_acquireAbandoned"/> set) when <paramref name="giveUp"/> ended the wait.
+    /// </summary>
+    private async Task<ServerConnection?> AcquireAsync(CancellationToken giveUp = default)
     {
         ServerConnection server;
-        using var clientGone = new CancellationTokenSource();
+        _acquireAbandoned = false;
+        using var clientGone = CancellationTokenSource.CreateLinkedTokenSource(giveUp);
         var watch = WatchClientWhileWaitingAsync(clientGone);
         try
         {
@@ -132,6 +174,12 @@ internal sealed partial class ClientSession
         catch (OperationCanceledException) when (clientGone.IsCancellationRequested)
         {
             await StopWatchAsync(watch).ConfigureAwait(false);
+            if (giveUp.IsCancellationRequested && !_client.IsClosed && !_watchSawEof)
+            {
+                _acquireAbandoned = true;
+                return null;
+            }
+
             _context.CloseReason = "client disconnected while waiting for a server";
             return null;
         }
@@ -181,6 +229,7 @@ internal sealed partial class ClientSession
             }
             catch (Exception)
             {
+                _watchSawEof = true;
                 clientGone.Cancel();
                 return;
             }
@@ -194,6 +243,7 @@ internal sealed partial class ClientSession
             if (result.IsCompleted)
             {
                 input.AdvanceTo(result.Buffer.Start, result.Buffer.End);
+                _watchSawEof = true;
                 clientGone.Cancel();
                 return;
             }

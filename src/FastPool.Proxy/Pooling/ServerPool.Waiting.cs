@@ -26,12 +26,32 @@ internal sealed partial class ServerPool
         long start = _time.GetTimestamp();
         if (settings.ReserveSize > 0)
         {
-            if (await CompletesWithinAsync(waiter.Task, settings.ReserveTimeout, ct).ConfigureAwait(false))
+            bool servedEarly;
+            try
+            {
+                // query_wait_timeout still bounds the whole wait when it is shorter than reserve_pool_timeout.
+                var firstWait = settings.QueryWaitTimeout > TimeSpan.Zero && settings.QueryWaitTimeout < settings.ReserveTimeout
+                    ? settings.QueryWaitTimeout
+                    : settings.ReserveTimeout;
+                servedEarly = await CompletesWithinAsync(waiter.Task, firstWait, ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                // Leave the line; if something was handed over meanwhile, pass it on instead of losing it.
+                if (!TryLeave(waiter))
+                {
+                    GiveBack(await waiter.Task.ConfigureAwait(false));
+                }
+
+                throw;
+            }
+
+            if (servedEarly)
             {
                 return await waiter.Task.ConfigureAwait(false);
             }
 
-            if (TryReserveSlot(allowReserve: true))
+            if (_time.GetElapsedTime(start) >= settings.ReserveTimeout && TryReserveSlot(allowReserve: true))
             {
                 if (TryLeave(waiter))
                 {

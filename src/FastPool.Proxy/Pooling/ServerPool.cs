@@ -221,7 +221,13 @@ internal sealed partial class ServerPool
 
             Log.ServerCheckFailed(_logger, server.ToString(), error?.Message ?? "unexpected state");
         }
-        catch (Exception ex) when (ex is not OperationCanceledException || !ct.IsCancellationRequested)
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // The client gave up mid-check: the server's state is unknown, so it is closed, never leaked.
+            Close(server);
+            throw;
+        }
+        catch (Exception ex)
         {
             Log.ServerCheckFailed(_logger, server.ToString(), ServerConnector.Describe(ex));
         }

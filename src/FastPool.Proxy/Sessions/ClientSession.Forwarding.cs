@@ -56,7 +56,9 @@ internal sealed partial class ClientSession
             }
             else
             {
+                // The server is gone or misbehaving: close it, so a client-to-server send blocked on it ends too.
                 server.Broken = true;
+                server.Connection.Abort();
             }
 
             _client.Input.CancelPendingRead();
@@ -98,7 +100,8 @@ internal sealed partial class ClientSession
     /// </summary>
     private async Task StopServerPumpAsync(ServerConnection server, Task<PumpExit> toClient, PumpExit clientExit)
     {
-        if (clientExit is PumpExit.ServerGone or PumpExit.ServerProtocolViolation || !server.IsClean)
+        bool cancelled = false;
+        if (clientExit is PumpExit.ServerGone or PumpExit.ServerProtocolViolation || !IsAtBoundary(server))
         {
             server.Broken = true;
             server.Connection.Abort();
@@ -106,14 +109,21 @@ internal sealed partial class ClientSession
         else
         {
             server.Connection.Input.CancelPendingRead();
+            cancelled = true;
         }
 
         var exit = await toClient.ConfigureAwait(false);
         if (exit != PumpExit.Cancelled)
         {
-            server.Broken |= exit != PumpExit.ClientGone || !server.IsClean;
+            // The pump ended on its own, so the cancel we asked for is still pending on the server's reader,
+            // and the next read there would report it: that connection cannot be trusted for the next client.
+            server.Broken |= cancelled || exit != PumpExit.ClientGone || !IsAtBoundary(server);
         }
     }
+
+    /// <summary>Clean protocol state and no message half-forwarded in either direction.</summary>
+    private bool IsAtBoundary(ServerConnection server) =>
+        server.IsClean && _scanner.ClientAtBoundary && _scanner.ServerAtBoundary;
 
     private async Task<PumpExit> ClientToServerAsync(ServerConnection server)
     {

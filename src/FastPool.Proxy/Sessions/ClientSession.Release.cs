@@ -17,7 +17,7 @@ internal sealed partial class ClientSession
     {
         _server = null;
         var pool = server.Pool;
-        if (!server.IsClean)
+        if (!IsAtBoundary(server))
         {
             pool.Close(server);
             return;

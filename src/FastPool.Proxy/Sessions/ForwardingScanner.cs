@@ -33,6 +33,9 @@ internal struct ForwardingScanner
     /// <summary>True when the client side is between messages (nothing half-forwarded).</summary>
     public readonly bool ClientAtBoundary => _clientRemaining == 0;
 
+    /// <summary>True when the server side is between messages.</summary>
+    public readonly bool ServerAtBoundary => _serverRemaining == 0;
+
     /// <summary>
     /// Walks client messages: counts what expects a ReadyForQuery, stops at Terminate (which is not forwarded:
     /// it ends the client, not the pooled server), and rejects bad frames. <paramref name="forward"/> bytes go to

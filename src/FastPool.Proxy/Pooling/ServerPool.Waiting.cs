@@ -27,12 +27,13 @@ internal sealed partial class ServerPool
         if (settings.ReserveSize > 0)
         {
             bool servedEarly;
+
+            // query_wait_timeout still bounds the whole wait when it is shorter than reserve_pool_timeout;
+            // then the reserve pool is never reached.
+            bool reserveReachable = settings.QueryWaitTimeout <= TimeSpan.Zero || settings.QueryWaitTimeout >= settings.ReserveTimeout;
+            var firstWait = reserveReachable ? settings.ReserveTimeout : settings.QueryWaitTimeout;
             try
             {
-                // query_wait_timeout still bounds the whole wait when it is shorter than reserve_pool_timeout.
-                var firstWait = settings.QueryWaitTimeout > TimeSpan.Zero && settings.QueryWaitTimeout < settings.ReserveTimeout
-                    ? settings.QueryWaitTimeout
-                    : settings.ReserveTimeout;
                 servedEarly = await CompletesWithinAsync(waiter.Task, firstWait, ct).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
@@ -51,7 +52,7 @@ internal sealed partial class ServerPool
                 return await waiter.Task.ConfigureAwait(false);
             }
 
-            if (_time.GetElapsedTime(start) >= settings.ReserveTimeout && TryReserveSlot(allowReserve: true))
+            if (reserveReachable && TryReserveSlot(allowReserve: true))
             {
                 if (TryLeave(waiter))
                 {

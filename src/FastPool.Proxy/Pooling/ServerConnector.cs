@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Net;
 using System.Net.Sockets;
-using System.Text;
 using FastPool.Protocol;
 using FastPool.Proxy.Topology;
 using FastPool.Proxy.Transport;
@@ -168,6 +167,4 @@ internal static class ServerConnector
         SocketException so => so.Message,
         _ => ex.GetType().Name + ": " + ex.Message,
     };
-
-    internal static byte[] Utf8(string s) => Encoding.UTF8.GetBytes(s);
 }

@@ -52,8 +52,6 @@ internal sealed partial class ServerPool
 
     public int WaitingCount => Volatile.Read(ref _waiterCount);
 
-    public int ActiveCount => Math.Max(0, TotalCount - IdleCount);
-
     public long Generation => Interlocked.Read(ref _generation);
 
     /// <summary>

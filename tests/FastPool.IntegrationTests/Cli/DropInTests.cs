@@ -85,10 +85,8 @@ public sealed class DropInTests
     public async Task Sigterm_WaitsForTheConnectedClient_StopsListening_ThenExitsZeroWhenItLeaves()
     {
         using var ws = new CliWorkspace();
-        var port = FastPoolProcess.GetFreePort();
-        var config = ws.WriteOperatorConfig(_fixture.Primary.Port, port);
-        await using var p = FastPoolProcess.Start([config], workingDirectory: ws.Directory);
-        await p.WaitForStartAsync(port, _startTimeout);
+        var (p, port) = await StartFromOperatorConfigAsync(ws);
+        await using var _ = p;
 
         var conn = new NpgsqlConnection(ConnectionString(port));
         await conn.OpenAsync();
@@ -126,10 +124,8 @@ public sealed class DropInTests
     public async Task SecondSigterm_WhileAClientIsConnected_ExitsImmediately()
     {
         using var ws = new CliWorkspace();
-        var port = FastPoolProcess.GetFreePort();
-        var config = ws.WriteOperatorConfig(_fixture.Primary.Port, port);
-        await using var p = FastPoolProcess.Start([config], workingDirectory: ws.Directory);
-        await p.WaitForStartAsync(port, _startTimeout);
+        var (p, port) = await StartFromOperatorConfigAsync(ws);
+        await using var _ = p;
 
         await using var conn = new NpgsqlConnection(ConnectionString(port));
         await conn.OpenAsync();
@@ -150,10 +146,8 @@ public sealed class DropInTests
     public async Task Sigquit_ExitsImmediately_EvenWithAClientInATransaction()
     {
         using var ws = new CliWorkspace();
-        var port = FastPoolProcess.GetFreePort();
-        var config = ws.WriteOperatorConfig(_fixture.Primary.Port, port);
-        await using var p = FastPoolProcess.Start([config], workingDirectory: ws.Directory);
-        await p.WaitForStartAsync(port, _startTimeout);
+        var (p, port) = await StartFromOperatorConfigAsync(ws);
+        await using var _ = p;
 
         await using var conn = new NpgsqlConnection(ConnectionString(port));
         await conn.OpenAsync();
@@ -194,6 +188,25 @@ public sealed class DropInTests
         var stopping = await ReceiveAsync(notify, TimeSpan.FromSeconds(10), p);
         Assert.Contains("STOPPING=1", stopping.Split('\n'));
         Assert.Equal(0, await p.WaitForExitAsync(TimeSpan.FromSeconds(5)));
+    }
+
+    /// <summary>fastpool started on an operator-style pgbouncer.ini in <paramref name="ws"/>, accepting connections.</summary>
+    private async Task<(FastPoolProcess Process, int Port)> StartFromOperatorConfigAsync(CliWorkspace ws)
+    {
+        var port = FastPoolProcess.GetFreePort();
+        var config = ws.WriteOperatorConfig(_fixture.Primary.Port, port);
+        var p = FastPoolProcess.Start([config], workingDirectory: ws.Directory);
+        try
+        {
+            await p.WaitForStartAsync(port, _startTimeout);
+        }
+        catch
+        {
+            await p.DisposeAsync();
+            throw;
+        }
+
+        return (p, port);
     }
 
     private static string ConnectionString(int port) => new NpgsqlConnectionStringBuilder

@@ -3,6 +3,7 @@ using FastPool.Proxy.Pipeline;
 using FastPool.Proxy.Pooling;
 using FastPool.Proxy.Sessions;
 using FastPool.Proxy.Topology;
+using FastPool.Proxy.Transport;
 using Microsoft.Extensions.Logging;
 
 namespace FastPool.Proxy;
@@ -19,7 +20,9 @@ internal sealed class ProxyRuntime
         _config = config;
         Time = time;
         Logger = loggerFactory.CreateLogger("FastPool");
-        Pools = new PoolManager(config, time, Logger);
+        Transport = ConnectionTransport.Create(config.FastPool.Transport, config.FastPool.IoThreads,
+            ex => Log.Unexpected(Logger, 0, ex.Message, ex));
+        Pools = new PoolManager(config, time, Logger, Transport);
         Cancels = new CancelRegistry(Logger);
         Stats = new ProxyStats();
         QueryPipeline = Pipeline.QueryPipeline.Build(Pools, Pipeline.QueryPipeline.DefaultStages());
@@ -32,6 +35,9 @@ internal sealed class ProxyRuntime
     public ILogger Logger { get; }
 
     public PoolManager Pools { get; }
+
+    /// <summary>Moves the bytes of every client and server connection.</summary>
+    public ConnectionTransport Transport { get; }
 
     public CancelRegistry Cancels { get; }
 

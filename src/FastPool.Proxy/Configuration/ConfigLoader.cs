@@ -78,6 +78,8 @@ public static class ConfigLoader
         private DatabaseDraft? _fallback;
         private IniEntry? _authFileEntry;
         private int _workers;
+        private int _ioThreads;
+        private Transport.TransportKind _transport;
 
         public ConfigLoadResult Build(IniFile ini)
         {
@@ -100,7 +102,7 @@ public static class ConfigLoader
                 Databases = databases,
                 FallbackDatabase = _fallback is null ? null : Finish(_fallback),
                 Users = _users,
-                FastPool = new FastPoolSettings { Workers = _workers, Raw = _fastPoolRaw },
+                FastPool = new FastPoolSettings { Workers = _workers, Transport = _transport, IoThreads = _ioThreads, Raw = _fastPoolRaw },
             };
             LoadAuthFile();
 
@@ -615,9 +617,32 @@ public static class ConfigLoader
         {
             var key = e.Key.ToLowerInvariant();
             _fastPoolRaw[key] = e.Value;
-            if (key == "workers" && TryInt(e, key, 0, 4096, out var workers))
+            switch (key)
             {
-                _workers = workers;
+                case "workers" when TryInt(e, key, 0, 4096, out var workers):
+                    _workers = workers;
+                    break;
+                case "io_threads" when TryInt(e, key, 0, 1024, out var ioThreads):
+                    _ioThreads = ioThreads;
+                    break;
+                case "transport":
+                    switch (e.Value.Trim().ToLowerInvariant())
+                    {
+                        case "auto":
+                            _transport = Transport.TransportKind.Auto;
+                            break;
+                        case "epoll":
+                            _transport = Transport.TransportKind.Epoll;
+                            break;
+                        case "sockets":
+                            _transport = Transport.TransportKind.Sockets;
+                            break;
+                        default:
+                            Error(e, key, $"transport \"{e.Value}\" is not valid; accepted: auto, epoll, sockets");
+                            break;
+                    }
+
+                    break;
             }
         }
 

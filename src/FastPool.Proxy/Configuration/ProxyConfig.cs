@@ -160,6 +160,10 @@ public sealed record FastPoolSettings
 {
     /// <summary>Number of accept loops per listener (0 = one per core).</summary>
     public int Workers { get; init; }
+    /// <summary>transport = auto | epoll | sockets: what moves the bytes (auto: epoll on Linux).</summary>
+    public Transport.TransportKind Transport { get; init; }
+    /// <summary>io_threads: event-loop threads of the epoll transport (0 = half the cores, at least one).</summary>
+    public int IoThreads { get; init; }
     /// <summary>Keys of the [fastpool] section that later features read, kept verbatim (lower-case key).</summary>
     public IReadOnlyDictionary<string, string> Raw { get; init; } = new Dictionary<string, string>(StringComparer.Ordinal);
 }

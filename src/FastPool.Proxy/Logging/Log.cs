@@ -49,4 +49,7 @@ internal static partial class Log
 
     [LoggerMessage(15, LogLevel.Error, "C-{ClientId}: unexpected error: {Message}")]
     public static partial void Unexpected(ILogger logger, long clientId, string message, Exception exception);
+
+    [LoggerMessage(16, LogLevel.Information, "transport: {Transport} ({Reason})")]
+    public static partial void TransportChosen(ILogger logger, string transport, string reason);
 }

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using FastPool.Proxy.Configuration;
 using FastPool.Proxy.Topology;
+using FastPool.Proxy.Transport;
 using Microsoft.Extensions.Logging;
 
 namespace FastPool.Proxy.Pooling;
@@ -18,14 +19,17 @@ internal sealed class PoolManager
     private readonly ILogger _logger;
     private volatile ProxyConfig _config;
 
-    public PoolManager(ProxyConfig config, TimeProvider time, ILogger logger)
+    public PoolManager(ProxyConfig config, TimeProvider time, ILogger logger, ConnectionTransport transport)
     {
+        Transport = transport;
         _config = config;
         _time = time;
         _logger = logger;
     }
 
     public ProxyConfig Config => _config;
+
+    public ConnectionTransport Transport { get; }
 
     public IEnumerable<ServerPool> Pools => _pools.Values;
 

@@ -10,30 +10,30 @@ namespace FastPool.Proxy.Pooling;
 /// <summary>Opens a connection to PostgreSQL and logs in (55.2.1 "Start-up"), within server_connect_timeout.</summary>
 internal static class ServerConnector
 {
-    public static async Task<Socket> ConnectSocketAsync(Node node, CancellationToken ct)
+    /// <summary>A new, unconnected socket for the node and the address to connect it to (resolving a host name).</summary>
+    public static async Task<(Socket Socket, EndPoint Remote)> CreateSocketAsync(Node node, CancellationToken ct)
     {
         var endpoint = node.Endpoint;
-        Socket socket;
-        EndPoint remote;
         if (endpoint.Host.StartsWith('/'))
         {
             // A host starting with '/' is a unix socket directory, as in libpq.
-            socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-            remote = new UnixDomainSocketEndPoint(Path.Combine(endpoint.Host, $".s.PGSQL.{endpoint.Port}"));
+            return (new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified),
+                new UnixDomainSocketEndPoint(Path.Combine(endpoint.Host, $".s.PGSQL.{endpoint.Port}")));
         }
-        else
+
+        if (!IPAddress.TryParse(endpoint.Host, out var address))
         {
-            IPAddress? address;
-            if (!IPAddress.TryParse(endpoint.Host, out address))
-            {
-                var addresses = await Dns.GetHostAddressesAsync(endpoint.Host, ct).ConfigureAwait(false);
-                address = addresses.Length > 0 ? addresses[0] : throw new SocketException((int)SocketError.HostNotFound);
-            }
-
-            socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-            remote = new IPEndPoint(address, endpoint.Port);
+            var addresses = await Dns.GetHostAddressesAsync(endpoint.Host, ct).ConfigureAwait(false);
+            address = addresses.Length > 0 ? addresses[0] : throw new SocketException((int)SocketError.HostNotFound);
         }
 
+        return (new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true }, new IPEndPoint(address, endpoint.Port));
+    }
+
+    /// <summary>A plain .NET socket connected to the node, for one-off exchanges outside any pool (cancel requests).</summary>
+    public static async Task<Socket> ConnectSocketAsync(Node node, CancellationToken ct)
+    {
+        var (socket, remote) = await CreateSocketAsync(node, ct).ConfigureAwait(false);
         try
         {
             await socket.ConnectAsync(remote, ct).ConfigureAwait(false);
@@ -58,8 +58,17 @@ internal static class ServerConnector
         Connection? connection = null;
         try
         {
-            var socket = await ConnectSocketAsync(node, cts.Token).ConfigureAwait(false);
-            connection = new Connection(socket, idleMostly: false);
+            var (socket, remote) = await CreateSocketAsync(node, cts.Token).ConfigureAwait(false);
+            try
+            {
+                connection = await pool.Transport.ConnectAsync(socket, remote, cts.Token).ConfigureAwait(false);
+            }
+            catch
+            {
+                socket.Dispose();
+                throw;
+            }
+
             var server = new ServerConnection(connection, node, pool, generation, now);
             await LoginAsync(server, pool.Key, cts.Token).ConfigureAwait(false);
             return server;

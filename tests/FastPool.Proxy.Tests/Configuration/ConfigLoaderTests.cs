@@ -1131,11 +1131,32 @@ public class ConfigLoaderTests
         Assert.Equal("pgbouncer.ini:2: invalid value \"many\" for workers; accepted: an integer from 0 to 4096", error.ToString());
     }
 
+    [Theory]
+    [InlineData("auto", FastPool.Proxy.Transport.TransportKind.Auto)]
+    [InlineData("EPOLL", FastPool.Proxy.Transport.TransportKind.Epoll)]
+    [InlineData("sockets", FastPool.Proxy.Transport.TransportKind.Sockets)]
+    public void Fastpool_transport_and_io_threads(string value, FastPool.Proxy.Transport.TransportKind expected)
+    {
+        var config = AssertLoaded(LoadText($"[fastpool]\ntransport = {value}\nio_threads = 3\n"));
+
+        Assert.Equal(expected, config.FastPool.Transport);
+        Assert.Equal(3, config.FastPool.IoThreads);
+    }
+
+    [Fact]
+    public void Fastpool_transport_must_be_one_of_the_known_ones()
+    {
+        var error = AssertSingleError(LoadText("[fastpool]\ntransport = io_uring_please\n"));
+
+        Assert.Equal("pgbouncer.ini:2: transport \"io_uring_please\" is not valid; accepted: auto, epoll, sockets", error.ToString());
+    }
+
     [Fact]
     public void Fastpool_defaults_when_section_is_absent()
     {
         var config = AssertLoaded(LoadText("[pgbouncer]\n"));
 
+        Assert.Equal(FastPool.Proxy.Transport.TransportKind.Auto, config.FastPool.Transport);
         Assert.Equal(0, config.FastPool.Workers);
         Assert.Empty(config.FastPool.Raw);
     }

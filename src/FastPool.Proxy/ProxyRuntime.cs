@@ -43,6 +43,9 @@ internal sealed class ProxyRuntime
 
     public ProxyStats Stats { get; }
 
+    /// <summary>Salts for SCRAM exchanges without a stored SCRAM secret (plain passwords, unknown users).</summary>
+    public Connections.ScramSalts ScramSalts { get; } = Connections.ScramSalts.CreateRandom();
+
     public QueryDelegate QueryPipeline { get; }
 
     /// <summary>Tracks sessions so shutdown can wait for them.</summary>

@@ -1,4 +1,5 @@
 using System.Globalization;
+using FastPool.Proxy.Configuration.Hba;
 
 namespace FastPool.Proxy.Configuration;
 
@@ -77,6 +78,8 @@ public static class ConfigLoader
         private ProxyConfig _config = new() { SourceFile = sourceFile };
         private DatabaseDraft? _fallback;
         private IniEntry? _authFileEntry;
+        private IniEntry? _authTypeEntry;
+        private IniEntry? _authHbaFileEntry;
         private int _workers;
         private int _ioThreads;
         private Transport.TransportKind _transport;
@@ -105,6 +108,7 @@ public static class ConfigLoader
                 FastPool = new FastPoolSettings { Workers = _workers, Transport = _transport, IoThreads = _ioThreads, Raw = _fastPoolRaw },
             };
             LoadAuthFile();
+            LoadHbaFile();
 
             return new ConfigLoadResult(_errors.Count == 0 ? _config : null, _warnings, _errors) { Notes = _notes };
         }
@@ -171,6 +175,7 @@ public static class ConfigLoader
                 case "auth_type":
                     if (TryAuthType(e, key, out var authType))
                     {
+                        _authTypeEntry = e;
                         _config = _config with { AuthType = authType };
                     }
 
@@ -180,6 +185,7 @@ public static class ConfigLoader
                     _config = _config with { AuthFile = ResolvePath(e, v) };
                     break;
                 case "auth_hba_file":
+                    _authHbaFileEntry = v.Length == 0 ? null : e;
                     _config = _config with { AuthHbaFile = ResolvePath(e, v) };
                     break;
                 case "auth_user":
@@ -663,6 +669,31 @@ public static class ConfigLoader
 
             var users = AuthFileParser.Parse(text, _config.AuthFile, _errors);
             _config = _config with { AuthFileUsers = users };
+        }
+
+        // ---- auth_hba_file -----------------------------------------------------------------------
+
+        /// <summary>Read only for auth_type = hba, as PgBouncer does; any line it cannot apply stops startup.</summary>
+        private void LoadHbaFile()
+        {
+            if (_config.AuthType != AuthType.Hba || _authTypeEntry is null)
+            {
+                return;
+            }
+
+            if (_authHbaFileEntry is null || _config.AuthHbaFile is null)
+            {
+                Error(_authTypeEntry, "auth_type", "auth_type = hba needs auth_hba_file: a file in pg_hba.conf format with the rules to apply");
+                return;
+            }
+
+            if (!IniFile.TryReadFile(_config.AuthHbaFile, out var text, out var error))
+            {
+                Error(_authHbaFileEntry, "auth_hba_file", $"cannot read auth_hba_file \"{_config.AuthHbaFile}\": {error}");
+                return;
+            }
+
+            _config = _config with { HbaRules = HbaParser.Parse(text, _config.AuthHbaFile, _errors) };
         }
 
         // ---- sections ----------------------------------------------------------------------------

@@ -23,6 +23,8 @@ public sealed record ProxyConfig
     public AuthType AuthType { get; init; } = AuthType.Md5;
     public string? AuthFile { get; init; }
     public string? AuthHbaFile { get; init; }
+    /// <summary>The rules of auth_hba_file, read when auth_type = hba (null otherwise).</summary>
+    public Hba.HbaRules? HbaRules { get; init; }
     public string? AuthUser { get; init; }
     public string AuthQuery { get; init; } = "SELECT usename, passwd FROM pg_shadow WHERE usename=$1";
     /// <summary>Users and secrets from auth_file (userlist.txt): name -> secret (plain, md5..., SCRAM-SHA-256$...).</summary>

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using FastPool.Protocol.Scram;
 using FastPool.Proxy.Configuration;
 using FastPool.Proxy.Topology;
 using FastPool.Proxy.Transport;
@@ -50,8 +51,9 @@ internal sealed class PoolManager
         config.Users.TryGetValue(clientUser, out var user);
         config.AuthFileUsers.TryGetValue(database.User ?? clientUser, out var secret);
 
-        // Only a plain-text secret can answer a server's password or md5 challenge; md5/SCRAM secrets are for client auth.
-        string? password = secret is not null && !secret.StartsWith("md5", StringComparison.Ordinal) && !secret.StartsWith("SCRAM-SHA-256$", StringComparison.Ordinal)
+        // Only a plain-text secret can answer a server's password, md5 or SCRAM challenge; md5/SCRAM secrets are for
+        // client auth. An md5 secret is exactly "md5" + 32 hex digits: a password that merely starts with "md5" is plain.
+        string? password = secret is not null && !IsMd5Secret(secret) && !ScramSecret.LooksLikeSecret(secret)
             ? secret
             : null;
         var key = new PoolKey(database, clientDatabase, clientUser, password);
@@ -112,4 +114,7 @@ internal sealed class PoolManager
             pool.Shutdown();
         }
     }
+
+    private static bool IsMd5Secret(string secret) =>
+        secret.Length == 35 && secret.StartsWith("md5", StringComparison.Ordinal) && !secret.AsSpan(3).ContainsAnyExcept("0123456789abcdef");
 }

@@ -8,7 +8,7 @@ using FastPool.Proxy.Transport;
 namespace FastPool.Proxy.Pooling;
 
 /// <summary>Opens a connection to PostgreSQL and logs in (55.2.1 "Start-up"), within server_connect_timeout.</summary>
-internal static class ServerConnector
+internal static partial class ServerConnector
 {
     /// <summary>A new, unconnected socket for the node and the address to connect it to (resolving a host name).</summary>
     public static async Task<(Socket Socket, EndPoint Remote)> CreateSocketAsync(Node node, CancellationToken ct)
@@ -105,6 +105,7 @@ internal static class ServerConnector
         var builder = new MessageBuilder();
         builder.StartupMessage(key.StartupParameters);
         await server.Connection.SendAsync(builder.Written, ct).ConfigureAwait(false);
+        var login = new LoginState();
         while (true)
         {
             var (code, body) = await MessageIo.ReadMessageAsync(server.Connection.Input, ct).ConfigureAwait(false);
@@ -112,7 +113,7 @@ internal static class ServerConnector
             switch ((BackendCode)code)
             {
                 case BackendCode.Authentication:
-                    await AnswerAuthenticationAsync(server, key, seq, builder, ct).ConfigureAwait(false);
+                    await AnswerAuthenticationAsync(server, key, seq, builder, login, ct).ConfigureAwait(false);
                     break;
                 case BackendCode.ParameterStatus:
                     server.RecordParameter(seq);
@@ -139,7 +140,7 @@ internal static class ServerConnector
         }
     }
 
-    private static async Task AnswerAuthenticationAsync(ServerConnection server, PoolKey key, ReadOnlySequence<byte> body, MessageBuilder builder, CancellationToken ct)
+    private static async Task AnswerAuthenticationAsync(ServerConnection server, PoolKey key, ReadOnlySequence<byte> body, MessageBuilder builder, LoginState login, CancellationToken ct)
     {
         if (!BackendMessageReader.TryReadAuthentication(body, out var code, out var data))
         {
@@ -149,7 +150,23 @@ internal static class ServerConnector
         switch (code)
         {
             case AuthenticationCode.Ok:
+                // After SASL, Ok counts only once the server proved it knows the secret (RFC 5802 section 9):
+                // otherwise anything answering on the server's address could skip the last step.
+                if (login.Scram is { ServerVerified: false })
+                {
+                    throw new ServerException(SqlState.ProtocolViolation, "server sent AuthenticationOk before completing SCRAM authentication");
+                }
+
                 return;
+            case AuthenticationCode.Sasl:
+            case AuthenticationCode.SaslContinue:
+            case AuthenticationCode.SaslFinal:
+                if (!AnswerSasl(key, code, data, builder, login))
+                {
+                    return;
+                }
+
+                break;
             case AuthenticationCode.CleartextPassword:
                 builder.Reset();
                 builder.PasswordMessage(RequirePassword(key));
@@ -160,7 +177,7 @@ internal static class ServerConnector
                 break;
             default:
                 throw new ServerException(SqlState.InvalidAuthorizationSpecification,
-                    $"server requested authentication method {code}, which FastPool cannot answer yet (server login needs trust, password or md5)");
+                    $"server requested authentication method {code}, which FastPool cannot answer yet (server login needs trust, password, md5 or scram-sha-256)");
         }
 
         await server.Connection.SendAsync(builder.Written, ct).ConfigureAwait(false);

@@ -52,6 +52,13 @@ internal sealed partial class AuthStage
         }
 
         var answer = Encoding.UTF8.GetString(body, 0, body.Length - 1);
+        if (!md5 && credentials.Kind == CredentialKind.Scram)
+        {
+            // PBKDF2 takes milliseconds: run it on the thread pool, not on the I/O loop thread this
+            // continuation may be on, where it would stall every other connection of that loop.
+            await Task.Yield();
+        }
+
         bool ok = md5 ? MatchesMd5(context.User, credentials, answer, salt) : MatchesCleartext(context.User, credentials, answer);
         return ok || await FailPasswordAsync(context).ConfigureAwait(false);
     }

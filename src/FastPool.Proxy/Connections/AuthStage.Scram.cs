@@ -15,6 +15,9 @@ internal sealed partial class AuthStage
     private static async Task<bool> ScramAsync(ClientContext context, ClientCredentials credentials, CancellationToken ct)
     {
         var salts = context.Runtime.ScramSalts;
+
+        // Deriving a secret (PBKDF2) takes milliseconds: on the thread pool, not on an I/O loop thread.
+        await Task.Yield();
         var exchange = credentials.Kind switch
         {
             CredentialKind.Scram => new ScramServer(credentials.Scram!, canSucceed: true),

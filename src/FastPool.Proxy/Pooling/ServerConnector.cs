@@ -161,6 +161,12 @@ internal static partial class ServerConnector
             case AuthenticationCode.Sasl:
             case AuthenticationCode.SaslContinue:
             case AuthenticationCode.SaslFinal:
+                if (code == AuthenticationCode.SaslContinue)
+                {
+                    // The client proof needs PBKDF2 (milliseconds): on the thread pool, not on an I/O loop thread.
+                    await Task.Yield();
+                }
+
                 if (!AnswerSasl(key, code, data, builder, login))
                 {
                     return;

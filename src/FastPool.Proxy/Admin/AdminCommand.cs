@@ -35,13 +35,60 @@ internal sealed record AdminCommand(string Verb, IReadOnlyList<string> Args, str
             return ParseSet(rest, text, out error);
         }
 
-        var args = new List<string>();
-        foreach (var word in rest.Split((char[])[' ', '\t', '\r', '\n'], StringSplitOptions.RemoveEmptyEntries))
+        return new AdminCommand(verb, Words(rest), text);
+    }
+
+    /// <summary>Blank-separated words; a double-quoted word may hold blanks ("" is a quote), as SQL identifiers do.</summary>
+    private static List<string> Words(string rest)
+    {
+        var words = new List<string>();
+        var current = new System.Text.StringBuilder();
+        bool quoted = false, inWord = false;
+        for (int i = 0; i < rest.Length; i++)
         {
-            args.Add(Unquote(word));
+            char c = rest[i];
+            if (quoted)
+            {
+                if (c == '"' && i + 1 < rest.Length && rest[i + 1] == '"')
+                {
+                    current.Append('"');
+                    i++;
+                }
+                else if (c == '"')
+                {
+                    quoted = false;
+                }
+                else
+                {
+                    current.Append(c);
+                }
+            }
+            else if (c == '"')
+            {
+                quoted = inWord = true;
+            }
+            else if (char.IsWhiteSpace(c))
+            {
+                if (inWord)
+                {
+                    words.Add(current.ToString());
+                    current.Clear();
+                    inWord = false;
+                }
+            }
+            else
+            {
+                current.Append(c);
+                inWord = true;
+            }
         }
 
-        return new AdminCommand(verb, args, text);
+        if (inWord)
+        {
+            words.Add(current.ToString());
+        }
+
+        return words;
     }
 
     /// <summary>SET key = value, or SET key TO value; a single-quoted value may contain blanks ('' is a quote).</summary>
@@ -95,7 +142,4 @@ internal sealed record AdminCommand(string Verb, IReadOnlyList<string> Args, str
 
         return -1;
     }
-
-    private static string Unquote(string word) =>
-        word.Length >= 2 && word[0] == '"' && word[^1] == '"' ? word[1..^1].Replace("\"\"", "\"", StringComparison.Ordinal) : word;
 }

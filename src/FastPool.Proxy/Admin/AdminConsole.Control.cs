@@ -24,80 +24,71 @@ internal sealed partial class AdminConsole
         switch (command.Verb)
         {
             case "PAUSE":
-            {
-                var db = OptionalDatabase(command);
-                if (!control.Pause(db))
-                {
-                    throw new AdminException(SqlState.ObjectNotInPrerequisiteState, db is null ? "already paused" : $"database \"{db}\" is already paused");
-                }
-
-                await WaitForServersReleasedAsync(db).ConfigureAwait(false);
-                _result.Complete("PAUSE");
+                await PauseAsync(OptionalDatabase(command)).ConfigureAwait(false);
                 break;
-            }
-
             case "RESUME":
-            {
-                var db = OptionalDatabase(command);
-                if (!control.Resume(db))
-                {
-                    throw new AdminException(SqlState.ObjectNotInPrerequisiteState, db is null ? "nothing is paused" : $"database \"{db}\" is not paused");
-                }
-
-                _result.Complete("RESUME");
+                Resume(OptionalDatabase(command));
                 break;
-            }
-
             case "DISABLE":
                 control.Disable(RequiredDatabase(command));
-                _result.Complete("DISABLE");
                 break;
             case "ENABLE":
                 control.Enable(RequiredDatabase(command));
-                _result.Complete("ENABLE");
                 break;
             case "RECONNECT":
-            {
-                var db = OptionalDatabase(command);
-                foreach (var pool in PoolsOf(db))
+                foreach (var pool in PoolsOf(OptionalDatabase(command)))
                 {
                     pool.Reconnect();
                 }
 
-                _result.Complete("RECONNECT");
                 break;
-            }
-
             case "KILL":
                 Kill(RequiredDatabase(command));
-                _result.Complete("KILL");
                 break;
             case "KILL_CLIENT":
                 KillClient(command);
-                _result.Complete("KILL_CLIENT");
                 break;
             case "RELOAD":
-            {
-                var outcome = _runtime.Reload();
-                if (!outcome.Applied)
-                {
-                    throw new AdminException(SqlState.ConfigFileError, outcome.Message);
-                }
-
-                _result.Complete("RELOAD");
+                Reload();
                 break;
-            }
-
             case "SHUTDOWN":
-                _result.Complete("SHUTDOWN");
                 _afterReply = _runtime.ShutdownRequested;
                 break;
             case "SET":
                 Set(command.Args[0], command.Args[1]);
-                _result.Complete("SET");
                 break;
             default:
                 throw new AdminException(SqlState.FeatureNotSupported, $"{command.Verb} is not supported by FastPool");
+        }
+
+        // Like PostgreSQL, a command that returns no rows answers with its own name as the tag.
+        _result.Complete(command.Verb);
+    }
+
+    private async Task PauseAsync(string? db)
+    {
+        if (!_runtime.Control.Pause(db))
+        {
+            throw new AdminException(SqlState.ObjectNotInPrerequisiteState, db is null ? "already paused" : $"database \"{db}\" is already paused");
+        }
+
+        await WaitForServersReleasedAsync(db).ConfigureAwait(false);
+    }
+
+    private void Resume(string? db)
+    {
+        if (!_runtime.Control.Resume(db))
+        {
+            throw new AdminException(SqlState.ObjectNotInPrerequisiteState, db is null ? "nothing is paused" : $"database \"{db}\" is not paused");
+        }
+    }
+
+    private void Reload()
+    {
+        var outcome = _runtime.Reload();
+        if (!outcome.Applied)
+        {
+            throw new AdminException(SqlState.ConfigFileError, outcome.Message);
         }
     }
 

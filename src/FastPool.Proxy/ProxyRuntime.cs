@@ -5,6 +5,7 @@ using FastPool.Proxy.Pipeline;
 using FastPool.Proxy.Pooling;
 using FastPool.Proxy.Sessions;
 using FastPool.Proxy.Topology;
+using FastPool.Proxy.Transport;
 using Microsoft.Extensions.Logging;
 
 namespace FastPool.Proxy;
@@ -22,7 +23,9 @@ internal sealed partial class ProxyRuntime
         Time = time;
         StartedAt = time.GetUtcNow();
         Logger = loggerFactory.CreateLogger("FastPool");
-        Pools = new PoolManager(config, time, Logger) { IsPaused = Control.IsPaused };
+        Transport = ConnectionTransport.Create(config.FastPool.Transport, config.FastPool.IoThreads,
+            ex => Log.Unexpected(Logger, 0, ex.Message, ex));
+        Pools = new PoolManager(config, time, Logger, Transport) { IsPaused = Control.IsPaused };
         Cancels = new CancelRegistry(Logger);
         Stats = new ProxyStats();
         QueryPipeline = Pipeline.QueryPipeline.Build(Pools, Pipeline.QueryPipeline.DefaultStages(Control));
@@ -42,12 +45,17 @@ internal sealed partial class ProxyRuntime
 
     public PoolManager Pools { get; }
 
+    /// <summary>Moves the bytes of every client and server connection.</summary>
+    public ConnectionTransport Transport { get; }
+
     public CancelRegistry Cancels { get; }
 
     public ProxyStats Stats { get; }
 
     /// <summary>PAUSE / KILL / DISABLE state set from the admin console.</summary>
     public DatabaseControl Control { get; } = new();
+    /// <summary>Salts for SCRAM exchanges without a stored SCRAM secret (plain passwords, unknown users).</summary>
+    public Connections.ScramSalts ScramSalts { get; } = Connections.ScramSalts.CreateRandom();
 
     public QueryDelegate QueryPipeline { get; }
 

@@ -75,6 +75,7 @@ public sealed class ProxyServer : IAsyncDisposable
         }
 
         EndPoints = _listeners.Select(s => s.LocalEndPoint!).ToList();
+        Log.TransportChosen(_runtime.Logger, _runtime.Transport.Name, _runtime.Transport.Reason);
         foreach (var socket in _listeners)
         {
             Log.Listening(_runtime.Logger, Describe(socket.LocalEndPoint));
@@ -121,7 +122,18 @@ public sealed class ProxyServer : IAsyncDisposable
     private async Task HandleClientAsync(Socket socket)
     {
         await Task.Yield();
-        var connection = new Connection(socket, idleMostly: true);
+        Connection connection;
+        try
+        {
+            connection = _runtime.Transport.Accept(socket);
+        }
+        catch (Exception ex)
+        {
+            Log.AcceptFailed(_runtime.Logger, "client", ex.Message);
+            socket.Dispose();
+            return;
+        }
+
         lock (_clientsLock)
         {
             _clients.Add(connection);
@@ -254,6 +266,9 @@ public sealed class ProxyServer : IAsyncDisposable
         {
             await _statsTimer.DisposeAsync().ConfigureAwait(false);
         }
+
+        // Last: pooled servers closed above may still have had reads parked on the loops.
+        _runtime.Transport.Dispose();
     }
 
     /// <summary>Turns a pending safe shutdown into an immediate one (a second signal).</summary>

@@ -1,4 +1,5 @@
 using System.Text;
+using FastPool.Protocol.Scram;
 
 namespace FastPool.Proxy.Configuration;
 
@@ -38,6 +39,14 @@ internal static class AuthFileParser
             if (error is not null)
             {
                 errors.Add(new ConfigDiagnostic(fileName, lineNumber, null, error));
+                continue;
+            }
+
+            if (ScramSecret.LooksLikeSecret(secret) && !ScramSecret.TryParse(secret, out _))
+            {
+                // Checked here, so a typo surfaces at startup rather than as failed logins; the secret itself is not quoted.
+                errors.Add(new ConfigDiagnostic(fileName, lineNumber, null,
+                    $"malformed SCRAM secret for user \"{user}\"; accepted: SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey> (base64, as in pg_authid)"));
                 continue;
             }
 

@@ -1,4 +1,5 @@
 using System.Globalization;
+using FastPool.Proxy.Configuration.Hba;
 
 namespace FastPool.Proxy.Configuration;
 
@@ -77,7 +78,11 @@ public static class ConfigLoader
         private ProxyConfig _config = new() { SourceFile = sourceFile };
         private DatabaseDraft? _fallback;
         private IniEntry? _authFileEntry;
+        private IniEntry? _authTypeEntry;
+        private IniEntry? _authHbaFileEntry;
         private int _workers;
+        private int _ioThreads;
+        private Transport.TransportKind _transport;
 
         public ConfigLoadResult Build(IniFile ini)
         {
@@ -100,9 +105,10 @@ public static class ConfigLoader
                 Databases = databases,
                 FallbackDatabase = _fallback is null ? null : Finish(_fallback),
                 Users = _users,
-                FastPool = new FastPoolSettings { Workers = _workers, Raw = _fastPoolRaw },
+                FastPool = new FastPoolSettings { Workers = _workers, Transport = _transport, IoThreads = _ioThreads, Raw = _fastPoolRaw },
             };
             LoadAuthFile();
+            LoadHbaFile();
 
             return new ConfigLoadResult(_errors.Count == 0 ? _config : null, _warnings, _errors) { Notes = _notes };
         }
@@ -169,6 +175,7 @@ public static class ConfigLoader
                 case "auth_type":
                     if (TryAuthType(e, key, out var authType))
                     {
+                        _authTypeEntry = e;
                         _config = _config with { AuthType = authType };
                     }
 
@@ -178,6 +185,7 @@ public static class ConfigLoader
                     _config = _config with { AuthFile = ResolvePath(e, v) };
                     break;
                 case "auth_hba_file":
+                    _authHbaFileEntry = v.Length == 0 ? null : e;
                     _config = _config with { AuthHbaFile = ResolvePath(e, v) };
                     break;
                 case "auth_user":
@@ -615,9 +623,32 @@ public static class ConfigLoader
         {
             var key = e.Key.ToLowerInvariant();
             _fastPoolRaw[key] = e.Value;
-            if (key == "workers" && TryInt(e, key, 0, 4096, out var workers))
+            switch (key)
             {
-                _workers = workers;
+                case "workers" when TryInt(e, key, 0, 4096, out var workers):
+                    _workers = workers;
+                    break;
+                case "io_threads" when TryInt(e, key, 0, 1024, out var ioThreads):
+                    _ioThreads = ioThreads;
+                    break;
+                case "transport":
+                    switch (e.Value.Trim().ToLowerInvariant())
+                    {
+                        case "auto":
+                            _transport = Transport.TransportKind.Auto;
+                            break;
+                        case "epoll":
+                            _transport = Transport.TransportKind.Epoll;
+                            break;
+                        case "sockets":
+                            _transport = Transport.TransportKind.Sockets;
+                            break;
+                        default:
+                            Error(e, key, $"transport \"{e.Value}\" is not valid; accepted: auto, epoll, sockets");
+                            break;
+                    }
+
+                    break;
             }
         }
 
@@ -638,6 +669,31 @@ public static class ConfigLoader
 
             var users = AuthFileParser.Parse(text, _config.AuthFile, _errors);
             _config = _config with { AuthFileUsers = users };
+        }
+
+        // ---- auth_hba_file -----------------------------------------------------------------------
+
+        /// <summary>Read only for auth_type = hba, as PgBouncer does; any line it cannot apply stops startup.</summary>
+        private void LoadHbaFile()
+        {
+            if (_config.AuthType != AuthType.Hba || _authTypeEntry is null)
+            {
+                return;
+            }
+
+            if (_authHbaFileEntry is null || _config.AuthHbaFile is null)
+            {
+                Error(_authTypeEntry, "auth_type", "auth_type = hba needs auth_hba_file: a file in pg_hba.conf format with the rules to apply");
+                return;
+            }
+
+            if (!IniFile.TryReadFile(_config.AuthHbaFile, out var text, out var error))
+            {
+                Error(_authHbaFileEntry, "auth_hba_file", $"cannot read auth_hba_file \"{_config.AuthHbaFile}\": {error}");
+                return;
+            }
+
+            _config = _config with { HbaRules = HbaParser.Parse(text, _config.AuthHbaFile, _errors) };
         }
 
         // ---- sections ----------------------------------------------------------------------------

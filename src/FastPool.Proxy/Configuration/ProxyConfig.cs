@@ -23,6 +23,8 @@ public sealed record ProxyConfig
     public AuthType AuthType { get; init; } = AuthType.Md5;
     public string? AuthFile { get; init; }
     public string? AuthHbaFile { get; init; }
+    /// <summary>The rules of auth_hba_file, read when auth_type = hba (null otherwise).</summary>
+    public Hba.HbaRules? HbaRules { get; init; }
     public string? AuthUser { get; init; }
     public string AuthQuery { get; init; } = "SELECT usename, passwd FROM pg_shadow WHERE usename=$1";
     /// <summary>Users and secrets from auth_file (userlist.txt): name -> secret (plain, md5..., SCRAM-SHA-256$...).</summary>
@@ -160,6 +162,10 @@ public sealed record FastPoolSettings
 {
     /// <summary>Number of accept loops per listener (0 = one per core).</summary>
     public int Workers { get; init; }
+    /// <summary>transport = auto | epoll | sockets: what moves the bytes (auto: epoll on Linux).</summary>
+    public Transport.TransportKind Transport { get; init; }
+    /// <summary>io_threads: event-loop threads of the epoll transport (0 = half the cores, at least one).</summary>
+    public int IoThreads { get; init; }
     /// <summary>Keys of the [fastpool] section that later features read, kept verbatim (lower-case key).</summary>
     public IReadOnlyDictionary<string, string> Raw { get; init; } = new Dictionary<string, string>(StringComparer.Ordinal);
 }

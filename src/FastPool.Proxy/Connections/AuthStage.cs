@@ -1,18 +1,35 @@
-using System.Security.Cryptography;
-using System.Text;
+using System.Buffers;
+using System.Net;
+using System.Net.Sockets;
 using FastPool.Protocol;
 using FastPool.Proxy.Admin;
 using FastPool.Proxy.Configuration;
-using FastPool.Proxy.Pooling;
+using FastPool.Proxy.Configuration.Hba;
 
 namespace FastPool.Proxy.Connections;
 
 /// <summary>
-/// Finds the database entry and authenticates the client against auth_type (55.2.1, 55.3 "SASL Authentication").
-/// The foundation has trust, any, plain and md5; the remaining methods answer with a clear error.
+/// Finds the database entry and authenticates the client (PostgreSQL docs 55.2.1 "Start-up", 55.3 "SASL
+/// Authentication"). auth_type picks the method; under hba the first matching auth_hba_file rule does.
+/// Failures look the same for a wrong password and an unknown user (28P01, same text, same exchange), so a
+/// client cannot probe for user names. Nothing secret (passwords, secrets, proofs, nonces) reaches a log line:
+/// the close reason logged is the error text sent, and no error text quotes what the client sent.
 /// </summary>
-internal sealed class AuthStage : IConnectionStage
+internal sealed partial class AuthStage : IConnectionStage
 {
+    /// <summary>Longest authentication message accepted; PostgreSQL's bound (PG_MAX_AUTH_TOKEN_LENGTH) is the same.</summary>
+    private const int MaxAuthMessage = 65535;
+
+    private enum Method
+    {
+        Trust,
+        Reject,
+        Password,
+        Md5,
+        ScramSha256,
+        Peer,
+    }
+
     public async Task InvokeAsync(ClientContext context, ClientDelegate next)
     {
         var startup = context.Startup!;
@@ -30,12 +47,30 @@ internal sealed class AuthStage : IConnectionStage
         }
 
         context.Database = entry;
-        bool ok = config.AuthType switch
+        if (config.AuthType is AuthType.Cert)
         {
-            AuthType.Trust or AuthType.Any => true,
-            AuthType.Plain => await PasswordAsync(context, md5: false).ConfigureAwait(false),
-            AuthType.Md5 => await PasswordAsync(context, md5: true).ConfigureAwait(false),
-            _ => await UnsupportedAsync(context, config.AuthType).ConfigureAwait(false),
+            await context.SendErrorAsync(SqlState.FeatureNotSupported, "auth_type cert needs TLS, which this FastPool version does not support yet").ConfigureAwait(false);
+            return;
+        }
+
+        using var timeout = new CancellationTokenSource();
+        if (config.ClientLoginTimeout > TimeSpan.Zero)
+        {
+            timeout.CancelAfter(config.ClientLoginTimeout);
+        }
+
+        var address = ClientAddress(context);
+        var method = await ChooseMethodAsync(context, address).ConfigureAwait(false);
+        bool ok = method switch
+        {
+            null => false,
+            Method.Trust => true,
+            Method.Reject => await RejectAsync(context, address).ConfigureAwait(false),
+            Method.Peer => await PeerAsync(context).ConfigureAwait(false),
+            Method.Password => await PasswordAsync(context, md5: false, timeout.Token).ConfigureAwait(false),
+            Method.Md5 => await Md5OrScramAsync(context, timeout.Token).ConfigureAwait(false),
+            Method.ScramSha256 => await ScramAsync(context, ClientCredentials.Lookup(config, context.User), timeout.Token).ConfigureAwait(false),
+            _ => false,
         };
         if (ok)
         {
@@ -43,79 +78,134 @@ internal sealed class AuthStage : IConnectionStage
         }
     }
 
-    private static async Task<bool> UnsupportedAsync(ClientContext context, AuthType type)
+    private static async ValueTask<Method?> ChooseMethodAsync(ClientContext context, IPAddress? address)
     {
-        await context.SendErrorAsync(SqlState.FeatureNotSupported, $"auth_type {type} is not supported by this FastPool version (use trust, any, plain or md5)").ConfigureAwait(false);
+        switch (context.Config.AuthType)
+        {
+            case AuthType.Trust or AuthType.Any:
+                return Method.Trust;
+            case AuthType.Plain:
+                return Method.Password;
+            case AuthType.Md5:
+                return Method.Md5;
+            case AuthType.ScramSha256:
+                return Method.ScramSha256;
+        }
+
+        // auth_type = hba: the first rule matching connection type, database, user and address decides (21.1).
+        var rule = context.Config.HbaRules?.Find(address, context.DatabaseName, context.User);
+        if (rule is null)
+        {
+            await context.SendErrorAsync(SqlState.InvalidAuthorizationSpecification,
+                $"no pg_hba.conf entry for host \"{HostText(address)}\", user \"{context.User}\", database \"{context.DatabaseName}\", no encryption").ConfigureAwait(false);
+            return null;
+        }
+
+        return rule.Method switch
+        {
+            HbaMethod.Trust => Method.Trust,
+            HbaMethod.Reject => Method.Reject,
+            HbaMethod.Password => Method.Password,
+            HbaMethod.Md5 => Method.Md5,
+            HbaMethod.ScramSha256 => Method.ScramSha256,
+            _ => Method.Peer,
+        };
+    }
+
+    private static async Task<bool> RejectAsync(ClientContext context, IPAddress? address)
+    {
+        await context.SendErrorAsync(SqlState.InvalidAuthorizationSpecification,
+            $"pg_hba.conf rejects connection for host \"{HostText(address)}\", user \"{context.User}\", database \"{context.DatabaseName}\", no encryption").ConfigureAwait(false);
         return false;
     }
 
-    /// <summary>AuthenticationCleartextPassword or AuthenticationMD5Password, checked against the auth_file secret.</summary>
-    private static async Task<bool> PasswordAsync(ClientContext context, bool md5)
+    /// <summary>The one failure every password method reports, whatever went wrong (PostgreSQL's text and code).</summary>
+    private static async Task<bool> FailPasswordAsync(ClientContext context)
     {
-        context.Config.AuthFileUsers.TryGetValue(context.User, out var secret);
-        var salt = RandomNumberGenerator.GetBytes(4);
-        var builder = context.Builder;
-        builder.Reset();
-        builder.StartMessage((byte)BackendCode.Authentication);
-        if (md5)
-        {
-            builder.WriteInt32((int)AuthenticationCode.Md5Password).WriteBytes(salt);
-        }
-        else
-        {
-            builder.WriteInt32((int)AuthenticationCode.CleartextPassword);
-        }
-
-        builder.EndMessage();
-        await context.Connection.SendAsync(builder.Written).ConfigureAwait(false);
-
-        string? answer;
-        try
-        {
-            using var cts = new CancellationTokenSource(context.Config.ClientLoginTimeout > TimeSpan.Zero ? context.Config.ClientLoginTimeout : Timeout.InfiniteTimeSpan);
-            var (code, body) = await MessageIo.ReadMessageAsync(context.Connection.Input, cts.Token).ConfigureAwait(false);
-            answer = code == (byte)FrontendCode.Password && body.Length > 0 ? Encoding.UTF8.GetString(body, 0, body.Length - 1) : null;
-        }
-        catch (Exception)
-        {
-            context.CloseReason = "client did not answer the password request";
-            return false;
-        }
-
-        if (secret is not null && answer is not null && Matches(context.User, secret, answer, md5 ? salt : null))
-        {
-            return true;
-        }
-
-        // The same message whatever failed, as PostgreSQL does, so a client cannot probe for user names.
         await context.SendErrorAsync(SqlState.InvalidPassword, $"password authentication failed for user \"{context.User}\"").ConfigureAwait(false);
         return false;
     }
 
-    private static bool Matches(string user, string secret, string answer, byte[]? salt)
+    /// <summary>The client's IP address; null for a unix-socket client ("local" in hba terms).</summary>
+    private static IPAddress? ClientAddress(ClientContext context)
     {
-        if (secret.StartsWith("SCRAM-SHA-256$", StringComparison.Ordinal))
+        try
         {
-            return false;
+            return context.Connection.Socket.RemoteEndPoint is IPEndPoint ip
+                ? (ip.Address.IsIPv4MappedToIPv6 ? ip.Address.MapToIPv4() : ip.Address)
+                : null;
         }
-
-        string expected;
-        if (salt is null)
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
         {
-            if (secret.StartsWith("md5", StringComparison.Ordinal) && secret.Length == 35)
+            return null;
+        }
+    }
+
+    private static string HostText(IPAddress? address) => address?.ToString() ?? "[local]";
+
+    /// <summary>
+    /// Sends an authentication request, then reads the client's 'p' answer (PasswordMessage, SASLInitialResponse
+    /// or SASLResponse, 55.7). Null when the client left, timed out or sent something else; the error, if the
+    /// client is still there to read it, has been sent.
+    /// </summary>
+    private static async Task<byte[]?> ExchangeAsync(ClientContext context, CancellationToken ct)
+    {
+        try
+        {
+            await context.Connection.SendAsync(context.Builder.Written, ct).ConfigureAwait(false);
+            var input = context.Connection.Input;
+            while (true)
             {
-                // Cleartext answer against a stored md5 secret: compare md5(password + user).
-                expected = "md5" + Convert.ToHexStringLower(MD5.HashData(Encoding.UTF8.GetBytes(answer + user)));
-                return CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(expected), Encoding.ASCII.GetBytes(secret));
+                var result = await input.ReadAsync(ct).ConfigureAwait(false);
+                var buffer = result.Buffer;
+                if (MessageHeader.TryPeek(buffer, out var header))
+                {
+                    if (header.Code != (byte)FrontendCode.Password)
+                    {
+                        input.AdvanceTo(buffer.Start);
+                        if (header.Code == (byte)FrontendCode.Terminate)
+                        {
+                            context.CloseReason = "client closed the connection during authentication";
+                            return null;
+                        }
+
+                        await context.SendErrorAsync(SqlState.ProtocolViolation, $"expected an authentication response, got message type '{(char)header.Code}'").ConfigureAwait(false);
+                        return null;
+                    }
+
+                    if (header.Length < 4 || header.Length > MaxAuthMessage + 4)
+                    {
+                        input.AdvanceTo(buffer.Start);
+                        await context.SendErrorAsync(SqlState.ProtocolViolation, "invalid authentication message length").ConfigureAwait(false);
+                        return null;
+                    }
+
+                    if (buffer.Length >= header.TotalLength)
+                    {
+                        var body = buffer.Slice(MessageHeader.Size, header.BodyLength).ToArray();
+                        input.AdvanceTo(buffer.GetPosition(header.TotalLength));
+                        return body;
+                    }
+                }
+
+                input.AdvanceTo(buffer.Start, buffer.End);
+                if (result.IsCompleted)
+                {
+                    // libpq does this when it has no password yet: psql then prompts and connects again.
+                    context.CloseReason = "client closed the connection during authentication";
+                    return null;
+                }
             }
-
-            expected = secret;
         }
-        else
+        catch (OperationCanceledException)
         {
-            expected = Messages.Md5Password(user, secret, salt);
+            await context.SendErrorAsync(SqlState.ProtocolViolation, "client_login_timeout (authentication not completed in time)").ConfigureAwait(false);
+            return null;
         }
-
-        return CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(expected), Encoding.UTF8.GetBytes(answer));
+        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
+        {
+            context.CloseReason = "client connection lost during authentication";
+            return null;
+        }
     }
 }

@@ -1,6 +1,8 @@
 using System.Collections.Concurrent;
+using FastPool.Protocol.Scram;
 using FastPool.Proxy.Configuration;
 using FastPool.Proxy.Topology;
+using FastPool.Proxy.Transport;
 using Microsoft.Extensions.Logging;
 
 namespace FastPool.Proxy.Pooling;
@@ -19,14 +21,17 @@ internal sealed class PoolManager
     private readonly ILogger _logger;
     private volatile ProxyConfig _config;
 
-    public PoolManager(ProxyConfig config, TimeProvider time, ILogger logger)
+    public PoolManager(ProxyConfig config, TimeProvider time, ILogger logger, ConnectionTransport transport)
     {
+        Transport = transport;
         _config = config;
         _time = time;
         _logger = logger;
     }
 
     public ProxyConfig Config => _config;
+
+    public ConnectionTransport Transport { get; }
 
     /// <summary>The pools new clients are served from.</summary>
     public IEnumerable<ServerPool> Pools => _pools.Values;
@@ -65,11 +70,14 @@ internal sealed class PoolManager
         return new ServerPool(this, key, node, settings, dbLimit, userLimit, _time, _logger);
     }
 
-    /// <summary>Only a plain-text auth_file secret can answer a server's password or md5 challenge; md5/SCRAM secrets are for client auth.</summary>
+    /// <summary>
+    /// Only a plain-text auth_file secret can answer a server's password, md5 or SCRAM challenge; md5/SCRAM secrets are
+    /// for client auth. An md5 secret is exactly "md5" + 32 hex digits: a password that merely starts with "md5" is plain.
+    /// </summary>
     private static string? ServerPassword(ProxyConfig config, DatabaseConfig database, string clientUser)
     {
         config.AuthFileUsers.TryGetValue(database.User ?? clientUser, out var secret);
-        return secret is not null && !secret.StartsWith("md5", StringComparison.Ordinal) && !secret.StartsWith("SCRAM-SHA-256$", StringComparison.Ordinal)
+        return secret is not null && !IsMd5Secret(secret) && !ScramSecret.LooksLikeSecret(secret)
             ? secret
             : null;
     }
@@ -202,4 +210,7 @@ internal sealed class PoolManager
             pool.Shutdown();
         }
     }
+
+    private static bool IsMd5Secret(string secret) =>
+        secret.Length == 35 && secret.StartsWith("md5", StringComparison.Ordinal) && !secret.AsSpan(3).ContainsAnyExcept("0123456789abcdef");
 }

@@ -8,32 +8,32 @@ using FastPool.Proxy.Transport;
 namespace FastPool.Proxy.Pooling;
 
 /// <summary>Opens a connection to PostgreSQL and logs in (55.2.1 "Start-up"), within server_connect_timeout.</summary>
-internal static class ServerConnector
+internal static partial class ServerConnector
 {
-    public static async Task<Socket> ConnectSocketAsync(Node node, CancellationToken ct)
+    /// <summary>A new, unconnected socket for the node and the address to connect it to (resolving a host name).</summary>
+    public static async Task<(Socket Socket, EndPoint Remote)> CreateSocketAsync(Node node, CancellationToken ct)
     {
         var endpoint = node.Endpoint;
-        Socket socket;
-        EndPoint remote;
         if (endpoint.Host.StartsWith('/'))
         {
             // A host starting with '/' is a unix socket directory, as in libpq.
-            socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-            remote = new UnixDomainSocketEndPoint(Path.Combine(endpoint.Host, $".s.PGSQL.{endpoint.Port}"));
+            return (new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified),
+                new UnixDomainSocketEndPoint(Path.Combine(endpoint.Host, $".s.PGSQL.{endpoint.Port}")));
         }
-        else
+
+        if (!IPAddress.TryParse(endpoint.Host, out var address))
         {
-            IPAddress? address;
-            if (!IPAddress.TryParse(endpoint.Host, out address))
-            {
-                var addresses = await Dns.GetHostAddressesAsync(endpoint.Host, ct).ConfigureAwait(false);
-                address = addresses.Length > 0 ? addresses[0] : throw new SocketException((int)SocketError.HostNotFound);
-            }
-
-            socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-            remote = new IPEndPoint(address, endpoint.Port);
+            var addresses = await Dns.GetHostAddressesAsync(endpoint.Host, ct).ConfigureAwait(false);
+            address = addresses.Length > 0 ? addresses[0] : throw new SocketException((int)SocketError.HostNotFound);
         }
 
+        return (new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true }, new IPEndPoint(address, endpoint.Port));
+    }
+
+    /// <summary>A plain .NET socket connected to the node, for one-off exchanges outside any pool (cancel requests).</summary>
+    public static async Task<Socket> ConnectSocketAsync(Node node, CancellationToken ct)
+    {
+        var (socket, remote) = await CreateSocketAsync(node, ct).ConfigureAwait(false);
         try
         {
             await socket.ConnectAsync(remote, ct).ConfigureAwait(false);
@@ -58,8 +58,17 @@ internal static class ServerConnector
         Connection? connection = null;
         try
         {
-            var socket = await ConnectSocketAsync(node, cts.Token).ConfigureAwait(false);
-            connection = new Connection(socket, idleMostly: false);
+            var (socket, remote) = await CreateSocketAsync(node, cts.Token).ConfigureAwait(false);
+            try
+            {
+                connection = await pool.Transport.ConnectAsync(socket, remote, cts.Token).ConfigureAwait(false);
+            }
+            catch
+            {
+                socket.Dispose();
+                throw;
+            }
+
             var server = new ServerConnection(connection, node, pool, generation, now);
             await LoginAsync(server, pool.Key, cts.Token).ConfigureAwait(false);
             return server;
@@ -96,6 +105,7 @@ internal static class ServerConnector
         var builder = new MessageBuilder();
         builder.StartupMessage(key.StartupParameters);
         await server.Connection.SendAsync(builder.Written, ct).ConfigureAwait(false);
+        var login = new LoginState();
         while (true)
         {
             var (code, body) = await MessageIo.ReadMessageAsync(server.Connection.Input, ct).ConfigureAwait(false);
@@ -103,7 +113,7 @@ internal static class ServerConnector
             switch ((BackendCode)code)
             {
                 case BackendCode.Authentication:
-                    await AnswerAuthenticationAsync(server, key, seq, builder, ct).ConfigureAwait(false);
+                    await AnswerAuthenticationAsync(server, key, seq, builder, login, ct).ConfigureAwait(false);
                     break;
                 case BackendCode.ParameterStatus:
                     server.RecordParameter(seq);
@@ -130,7 +140,7 @@ internal static class ServerConnector
         }
     }
 
-    private static async Task AnswerAuthenticationAsync(ServerConnection server, PoolKey key, ReadOnlySequence<byte> body, MessageBuilder builder, CancellationToken ct)
+    private static async Task AnswerAuthenticationAsync(ServerConnection server, PoolKey key, ReadOnlySequence<byte> body, MessageBuilder builder, LoginState login, CancellationToken ct)
     {
         if (!BackendMessageReader.TryReadAuthentication(body, out var code, out var data))
         {
@@ -140,7 +150,29 @@ internal static class ServerConnector
         switch (code)
         {
             case AuthenticationCode.Ok:
+                // After SASL, Ok counts only once the server proved it knows the secret (RFC 5802 section 9):
+                // otherwise anything answering on the server's address could skip the last step.
+                if (login.Scram is { ServerVerified: false })
+                {
+                    throw new ServerException(SqlState.ProtocolViolation, "server sent AuthenticationOk before completing SCRAM authentication");
+                }
+
                 return;
+            case AuthenticationCode.Sasl:
+            case AuthenticationCode.SaslContinue:
+            case AuthenticationCode.SaslFinal:
+                if (code == AuthenticationCode.SaslContinue)
+                {
+                    // The client proof needs PBKDF2 (milliseconds): on the thread pool, not on an I/O loop thread.
+                    await Task.Yield();
+                }
+
+                if (!AnswerSasl(key, code, data, builder, login))
+                {
+                    return;
+                }
+
+                break;
             case AuthenticationCode.CleartextPassword:
                 builder.Reset();
                 builder.PasswordMessage(RequirePassword(key));
@@ -151,7 +183,7 @@ internal static class ServerConnector
                 break;
             default:
                 throw new ServerException(SqlState.InvalidAuthorizationSpecification,
-                    $"server requested authentication method {code}, which FastPool cannot answer yet (server login needs trust, password or md5)");
+                    $"server requested authentication method {code}, which FastPool cannot answer yet (server login needs trust, password, md5 or scram-sha-256)");
         }
 
         await server.Connection.SendAsync(builder.Written, ct).ConfigureAwait(false);

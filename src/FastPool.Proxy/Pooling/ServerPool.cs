@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using FastPool.Protocol;
 using FastPool.Proxy.Topology;
+using FastPool.Proxy.Transport;
 using Microsoft.Extensions.Logging;
 
 namespace FastPool.Proxy.Pooling;
@@ -27,6 +28,9 @@ internal sealed partial class ServerPool
     private ServerException? _lastLoginError;
     private long _lastLoginErrorTicks;
     private volatile bool _closed;
+
+    /// <summary>How this pool's server connections move bytes.</summary>
+    public ConnectionTransport Transport => _manager.Transport;
 
     public ServerPool(PoolManager manager, PoolKey key, Node node, PoolSettings settings, LimitCounter dbLimit, LimitCounter userLimit, TimeProvider time, ILogger logger)
     {

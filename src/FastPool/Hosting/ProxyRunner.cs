@@ -34,6 +34,7 @@ internal static class ProxyRunner
             return await Daemonizer.StartAsync(options.Args, result.Config).ConfigureAwait(false);
         }
 
+        OwnSession.EnterWhenDetached();
         return await RunAsync(result.Config, options, onStarted: null).ConfigureAwait(false);
     }
 

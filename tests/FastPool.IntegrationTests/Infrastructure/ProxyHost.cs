@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using FastPool.Proxy;
 using FastPool.Proxy.Configuration;
+using FastPool.Proxy.Transport;
 using FastPool.Sandbox;
 using Microsoft.Extensions.Logging;
 using Npgsql;
@@ -31,6 +32,18 @@ internal sealed class ProxyHost : IAsyncDisposable
 
     public int Port => Server.Port;
 
+    /// <summary>
+    /// The transport the in-process proxies use: FASTPOOL_TEST_TRANSPORT=sockets|epoll runs the whole suite on
+    /// that one (.ci/run runs it once per transport); unset means the product's default (auto).
+    /// </summary>
+    public static TransportKind TestTransport { get; } =
+        Environment.GetEnvironmentVariable("FASTPOOL_TEST_TRANSPORT")?.ToLowerInvariant() switch
+        {
+            "sockets" => TransportKind.Sockets,
+            "epoll" => TransportKind.Epoll,
+            _ => TransportKind.Auto,
+        };
+
     /// <summary>The default configuration: every database name goes to <paramref name="backend"/>, session mode, trust.</summary>
     public static ProxyConfig DefaultConfig(PgCluster backend) => new()
     {
@@ -41,6 +54,7 @@ internal sealed class ProxyHost : IAsyncDisposable
         PoolMode = PoolMode.Session,
         DefaultPoolSize = 5,
         StatsPeriod = TimeSpan.Zero,
+        FastPool = new FastPoolSettings { Transport = TestTransport },
         FallbackDatabase = new DatabaseConfig { Name = "*", Nodes = [new NodeEndpoint(backend.Host, backend.Port)] },
     };
 

@@ -54,20 +54,6 @@ internal static class TestMessages
         return b.WriteInt16(resultFormat).EndMessage();
     }
 
-    public static MessageBuilder SaslInitialResponse(this MessageBuilder b, string mechanism, byte[]? data)
-    {
-        b.StartMessage((byte)FrontendCode.Password).WriteCString(mechanism);
-        if (data is null)
-        {
-            return b.WriteInt32(-1).EndMessage();
-        }
-
-        return b.WriteInt32(data.Length).WriteBytes(data).EndMessage();
-    }
-
-    public static MessageBuilder SaslResponse(this MessageBuilder b, ReadOnlySpan<byte> data) =>
-        b.StartMessage((byte)FrontendCode.Password).WriteBytes(data).EndMessage();
-
     public static MessageBuilder RowDescription(this MessageBuilder b, params Field[] fields)
     {
         b.StartMessage((byte)BackendCode.RowDescription).WriteInt16((short)fields.Length);

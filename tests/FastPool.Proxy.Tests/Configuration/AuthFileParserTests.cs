@@ -7,7 +7,7 @@ public class AuthFileParserTests
     [Fact]
     public void Parses_users_and_keeps_secrets_verbatim()
     {
-        const string scram = "SCRAM-SHA-256$4096:c2FsdHNhbHQ=$c3RvcmVka2V5c3RvcmVka2V5c3RvcmVka2V5cw==:c2VydmVya2V5c2VydmVya2V5c2VydmVya2V5cw==";
+        const string scram = "SCRAM-SHA-256$4096:c2FsdA==$c3RvcmVkLWtleS1zdG9yZWQta2V5LXN0b3JlZC1rZXk=:c2VydmVyLWtleS1zZXJ2ZXIta2V5LXNlcnZlci1rZXk=";
         var text = $"""
             "alice" "plain secret"
             "bob" "md545f2603610af569b6155c45067268c6b"
@@ -88,5 +88,19 @@ public class AuthFileParserTests
         Assert.Equal(expected, error.Message);
         Assert.Equal($"/etc/pgbouncer/userlist.txt:3: {expected}", error.ToString());
         Assert.Equal(["ok", "ok2"], users.Keys.Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public void Malformed_scram_secret_is_an_error_that_does_not_quote_the_secret()
+    {
+        var errors = new List<ConfigDiagnostic>();
+        var users = AuthFileParser.Parse("\"ok\" \"pw\"\n\"carol\" \"SCRAM-SHA-256$4096:c2FsdA==$c3RvcmVk:c2VydmVy\"\n", "userlist.txt", errors);
+
+        var error = Assert.Single(errors);
+        Assert.Equal(2, error.Line);
+        Assert.Contains("malformed SCRAM secret for user \"carol\"", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("c3RvcmVk", error.Message, StringComparison.Ordinal);
+        Assert.False(users.ContainsKey("carol"));
+        Assert.Equal("pw", users["ok"]);
     }
 }

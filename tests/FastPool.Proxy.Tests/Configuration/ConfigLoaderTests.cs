@@ -1,4 +1,5 @@
 using FastPool.Proxy.Configuration;
+using FastPool.Proxy.Configuration.Hba;
 
 namespace FastPool.Proxy.Tests.Configuration;
 
@@ -36,7 +37,7 @@ public class ConfigLoaderTests
         using var dir = new TempDirectory();
         dir.Write("userlist.txt", """
             "app" "md5a3556571e93b0d20722ba62be61e8c2d"
-            "admin" "SCRAM-SHA-256$4096:c2FsdA==$c3RvcmVk:c2VydmVy"
+            "admin" "SCRAM-SHA-256$4096:c2FsdA==$c3RvcmVkLWtleS1zdG9yZWQta2V5LXN0b3JlZC1rZXk=:c2VydmVyLWtleS1zZXJ2ZXIta2V5LXNlcnZlci1rZXk="
             "stats" "plainpass"
             """);
         var path = dir.Write("pgbouncer.ini", DebianIni);
@@ -858,6 +859,7 @@ public class ConfigLoaderTests
     {
         using var dir = new TempDirectory();
         dir.Write("users.txt", "\"u\" \"p\"\n");
+        dir.Write("pg_hba.conf", "local all all trust\n");
         var result = LoadText("""
             [pgbouncer]
             listen_addr = 127.0.0.1, ::1
@@ -866,7 +868,7 @@ public class ConfigLoaderTests
             unix_socket_mode = 0700
             auth_type = hba
             auth_file = users.txt
-            auth_hba_file = /etc/pgbouncer/pg_hba.conf
+            auth_hba_file = pg_hba.conf
             auth_user = pgbouncer_auth
             auth_query = SELECT usename, passwd FROM user_lookup($1)
             admin_users = a1,a2
@@ -917,7 +919,8 @@ public class ConfigLoaderTests
         Assert.Equal(AuthType.Hba, config.AuthType);
         Assert.Equal(Path.Combine(dir.Path, "users.txt"), config.AuthFile);
         Assert.Equal("p", config.AuthFileUsers["u"]);
-        Assert.Equal("/etc/pgbouncer/pg_hba.conf", config.AuthHbaFile);
+        Assert.Equal(Path.Combine(dir.Path, "pg_hba.conf"), config.AuthHbaFile);
+        Assert.Equal(HbaMethod.Trust, Assert.Single(config.HbaRules!.Rules).Method);
         Assert.Equal("pgbouncer_auth", config.AuthUser);
         Assert.Equal("SELECT usename, passwd FROM user_lookup($1)", config.AuthQuery);
         Assert.Equal(["a1", "a2"], config.AdminUsers);
@@ -1071,14 +1074,14 @@ public class ConfigLoaderTests
     public void Auth_file_is_read_relative_to_the_config_file()
     {
         using var dir = new TempDirectory();
-        dir.Write("etc/userlist.txt", "\"alice\" \"md5abc\"\n\"bob\" \"SCRAM-SHA-256$4096:salt$stored:server\"\n");
+        dir.Write("etc/userlist.txt", "\"alice\" \"md5abc\"\n\"bob\" \"SCRAM-SHA-256$4096:c2FsdA==$c3RvcmVkLWtleS1zdG9yZWQta2V5LXN0b3JlZC1rZXk=:c2VydmVyLWtleS1zZXJ2ZXIta2V5LXNlcnZlci1rZXk=\"\n");
         var path = dir.Write("etc/pgbouncer.ini", "[pgbouncer]\nauth_file = userlist.txt\n");
 
         var config = AssertLoaded(ConfigLoader.Load(path));
 
         Assert.Equal(Path.Combine(dir.Path, "etc", "userlist.txt"), config.AuthFile);
         Assert.Equal("md5abc", config.AuthFileUsers["alice"]);
-        Assert.Equal("SCRAM-SHA-256$4096:salt$stored:server", config.AuthFileUsers["bob"]);
+        Assert.Equal("SCRAM-SHA-256$4096:c2FsdA==$c3RvcmVkLWtleS1zdG9yZWQta2V5LXN0b3JlZC1rZXk=:c2VydmVyLWtleS1zZXJ2ZXIta2V5LXNlcnZlci1rZXk=", config.AuthFileUsers["bob"]);
     }
 
     [Fact]
@@ -1139,11 +1142,32 @@ public class ConfigLoaderTests
         Assert.Equal("pgbouncer.ini:2: invalid value \"many\" for workers; accepted: an integer from 0 to 4096", error.ToString());
     }
 
+    [Theory]
+    [InlineData("auto", FastPool.Proxy.Transport.TransportKind.Auto)]
+    [InlineData("EPOLL", FastPool.Proxy.Transport.TransportKind.Epoll)]
+    [InlineData("sockets", FastPool.Proxy.Transport.TransportKind.Sockets)]
+    public void Fastpool_transport_and_io_threads(string value, FastPool.Proxy.Transport.TransportKind expected)
+    {
+        var config = AssertLoaded(LoadText($"[fastpool]\ntransport = {value}\nio_threads = 3\n"));
+
+        Assert.Equal(expected, config.FastPool.Transport);
+        Assert.Equal(3, config.FastPool.IoThreads);
+    }
+
+    [Fact]
+    public void Fastpool_transport_must_be_one_of_the_known_ones()
+    {
+        var error = AssertSingleError(LoadText("[fastpool]\ntransport = io_uring_please\n"));
+
+        Assert.Equal("pgbouncer.ini:2: transport \"io_uring_please\" is not valid; accepted: auto, epoll, sockets", error.ToString());
+    }
+
     [Fact]
     public void Fastpool_defaults_when_section_is_absent()
     {
         var config = AssertLoaded(LoadText("[pgbouncer]\n"));
 
+        Assert.Equal(FastPool.Proxy.Transport.TransportKind.Auto, config.FastPool.Transport);
         Assert.Equal(0, config.FastPool.Workers);
         Assert.Empty(config.FastPool.Raw);
     }
@@ -1154,5 +1178,65 @@ public class ConfigLoaderTests
         var diagnostic = new ConfigDiagnostic("/etc/pgbouncer/pgbouncer.ini", 12, "pool_mode", "bad");
 
         Assert.Equal("/etc/pgbouncer/pgbouncer.ini:12: bad", diagnostic.ToString());
+    }
+
+    // ---- auth_type = hba ------------------------------------------------------------------------
+
+    [Fact]
+    public void Hba_file_is_read_for_auth_type_hba_relative_to_the_config()
+    {
+        using var dir = new TempDirectory();
+        dir.Write("etc/hba.conf", "host appdb all 127.0.0.1/32 scram-sha-256\nlocal all all peer\n");
+        var path = dir.Write("etc/pgbouncer.ini", "[pgbouncer]\nauth_type = hba\nauth_hba_file = hba.conf\n");
+
+        var config = AssertLoaded(ConfigLoader.Load(path));
+
+        Assert.Equal([HbaMethod.ScramSha256, HbaMethod.Peer], config.HbaRules!.Rules.Select(r => r.Method));
+    }
+
+    [Fact]
+    public void Auth_type_hba_without_auth_hba_file_stops_startup()
+    {
+        using var dir = new TempDirectory();
+        var result = LoadText("[pgbouncer]\nlisten_port = 1\nauth_type = hba\n", dir.Path);
+
+        var error = AssertSingleError(result);
+        Assert.Equal(3, error.Line);
+        Assert.Equal("auth_type", error.Key);
+        Assert.Contains("auth_type = hba needs auth_hba_file", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Invalid_hba_line_stops_startup_with_its_file_and_line()
+    {
+        using var dir = new TempDirectory();
+        var hba = dir.Write("hba.conf", "local all all trust\nhost all all 10.0.0.0/8 ldap\n");
+        var result = LoadText("[pgbouncer]\nauth_type = hba\nauth_hba_file = hba.conf\n", dir.Path);
+
+        var error = AssertSingleError(result);
+        Assert.Equal(hba, error.File);
+        Assert.Equal(2, error.Line);
+        Assert.Equal("auth_hba_file", error.Key);
+        Assert.Contains("invalid authentication method \"ldap\"; accepted: trust, reject, md5, password, scram-sha-256, peer (local only)", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Unreadable_hba_file_stops_startup()
+    {
+        using var dir = new TempDirectory();
+        var result = LoadText("[pgbouncer]\nauth_type = hba\nauth_hba_file = missing.conf\n", dir.Path);
+
+        var error = AssertSingleError(result);
+        Assert.Equal(3, error.Line);
+        Assert.Contains("cannot read auth_hba_file", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Hba_file_is_ignored_unless_auth_type_is_hba()
+    {
+        using var dir = new TempDirectory();
+        var config = AssertLoaded(LoadText("[pgbouncer]\nauth_type = md5\nauth_hba_file = missing.conf\n", dir.Path));
+
+        Assert.Null(config.HbaRules);
     }
 }

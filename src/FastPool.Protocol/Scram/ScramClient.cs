@@ -1,0 +1,99 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Security.Cryptography;
+using System.Text;
+
+namespace FastPool.Protocol.Scram;
+
+/// <summary>
+/// The client side of one SCRAM-SHA-256 exchange without channel binding (gs2 header "n,,"), as FastPool runs it
+/// when PostgreSQL asks it to log in with SASL (PostgreSQL docs 55.3.1). Call in order: <see cref="ClientFirst"/>,
+/// <see cref="TryClientFinal"/>, <see cref="TryVerifyServerFinal"/>; only a verified server signature proves the
+/// server knew the secret, so a login must not count as done before <see cref="ServerVerified"/>.
+/// </summary>
+public sealed class ScramClient
+{
+    private readonly string _password;
+    private readonly string _clientNonce;
+    private byte[]? _expectedServerSignature;
+
+    /// <param name="password">The plain password.</param>
+    /// <param name="clientNonce">For tests; a fresh random nonce otherwise.</param>
+    public ScramClient(string password, string? clientNonce = null)
+    {
+        _password = password;
+        _clientNonce = clientNonce ?? ScramSha256.NewNonce();
+    }
+
+    public bool ServerVerified { get; private set; }
+
+    private string ClientFirstBare => ScramMessages.ClientFirstBare(_clientNonce);
+
+    /// <summary>client-first-message, the SASLInitialResponse data.</summary>
+    public byte[] ClientFirst() => Encoding.UTF8.GetBytes(ScramMessages.Gs2HeaderNoBinding + ClientFirstBare);
+
+    /// <summary>Answers server-first-message with client-final-message (carrying the proof).</summary>
+    public bool TryClientFinal(ReadOnlySpan<byte> serverFirstBytes, [NotNullWhen(true)] out byte[]? clientFinal, [NotNullWhen(false)] out string? error)
+    {
+        clientFinal = null;
+        if (_expectedServerSignature is not null)
+        {
+            error = "server-first-message received twice";
+            return false;
+        }
+
+        if (!ScramMessages.TryDecode(serverFirstBytes, out var serverFirst))
+        {
+            error = "server-first-message is not valid UTF-8";
+            return false;
+        }
+
+        if (!ScramMessages.TryParseServerFirst(serverFirst, _clientNonce, out var nonce, out var salt, out int iterations, out error))
+        {
+            return false;
+        }
+
+        var withoutProof = ScramMessages.ClientFinalWithoutProof(nonce);
+        var authMessage = Encoding.UTF8.GetBytes(ClientFirstBare + "," + serverFirst + "," + withoutProof);
+        var salted = ScramSha256.SaltedPassword(_password, salt, iterations);
+        var clientKey = ScramSha256.ClientKey(salted);
+        var proof = ScramSha256.ClientProof(clientKey, ScramSha256.StoredKey(clientKey), authMessage);
+        _expectedServerSignature = ScramSha256.ServerSignature(ScramSha256.ServerKey(salted), authMessage);
+        CryptographicOperations.ZeroMemory(salted);
+        CryptographicOperations.ZeroMemory(clientKey);
+        clientFinal = Encoding.UTF8.GetBytes(withoutProof + ",p=" + Convert.ToBase64String(proof));
+        return true;
+    }
+
+    /// <summary>Checks server-final-message: the server's signature, or the error it reports (e=).</summary>
+    public bool TryVerifyServerFinal(ReadOnlySpan<byte> serverFinalBytes, [NotNullWhen(false)] out string? error)
+    {
+        if (_expectedServerSignature is null)
+        {
+            error = "server-final-message before server-first-message";
+            return false;
+        }
+
+        if (!ScramMessages.TryDecode(serverFinalBytes, out var serverFinal)
+            || !ScramMessages.TryParseServerFinal(serverFinal, out var signature, out var serverError, out error))
+        {
+            error = "malformed server-final-message";
+            return false;
+        }
+
+        if (serverError is not null)
+        {
+            error = "server reported SCRAM error: " + serverError;
+            return false;
+        }
+
+        if (!CryptographicOperations.FixedTimeEquals(signature, _expectedServerSignature))
+        {
+            error = "server signature does not match: the server does not know this user's password";
+            return false;
+        }
+
+        ServerVerified = true;
+        error = null;
+        return true;
+    }
+}

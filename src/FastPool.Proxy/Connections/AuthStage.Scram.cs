@@ -1,0 +1,96 @@
+using System.Buffers;
+using FastPool.Protocol;
+using FastPool.Protocol.Scram;
+
+namespace FastPool.Proxy.Connections;
+
+/// <summary>SCRAM-SHA-256 towards the client (PostgreSQL docs 55.3 "SASL Authentication", 55.3.1).</summary>
+internal sealed partial class AuthStage
+{
+    /// <summary>
+    /// Runs the exchange against the user's SCRAM secret, or one derived from a plain password. Users without
+    /// either (unknown, or an md5 secret, which SCRAM cannot use) get a fake exchange that fails only at the proof.
+    /// Only SCRAM-SHA-256 is offered: SCRAM-SHA-256-PLUS needs channel binding, which needs TLS.
+    /// </summary>
+    private static async Task<bool> ScramAsync(ClientContext context, ClientCredentials credentials, CancellationToken ct)
+    {
+        var salts = context.Runtime.ScramSalts;
+
+        // Deriving a secret (PBKDF2) takes milliseconds: on the thread pool, not on an I/O loop thread.
+        await Task.Yield();
+        var exchange = credentials.Kind switch
+        {
+            CredentialKind.Scram => new ScramServer(credentials.Scram!, canSucceed: true),
+            CredentialKind.Plain => new ScramServer(salts.FromPlain(context.User, credentials.Secret!), canSucceed: true),
+            _ => new ScramServer(salts.Fake(context.User), canSucceed: false),
+        };
+
+        context.Builder.Reset();
+        context.Builder.AuthenticationSasl(ScramSha256.Mechanism);
+        var body = await ExchangeAsync(context, ct).ConfigureAwait(false);
+        if (body is null)
+        {
+            return false;
+        }
+
+        if (!FrontendMessageReader.TryReadSaslInitialResponse(new ReadOnlySequence<byte>(body), out var mechanism, out var initial))
+        {
+            return await MalformedAsync(context, "invalid SASLInitialResponse layout").ConfigureAwait(false);
+        }
+
+        if (!mechanism.ToArray().AsSpan().SequenceEqual("SCRAM-SHA-256"u8))
+        {
+            await context.SendErrorAsync(SqlState.ProtocolViolation, "client selected an invalid SASL authentication mechanism").ConfigureAwait(false);
+            return false;
+        }
+
+        if (initial.IsNull)
+        {
+            return await MalformedAsync(context, "missing client-first-message").ConfigureAwait(false);
+        }
+
+        if (!exchange.TryServerFirst(initial.Data.ToArray(), out var serverFirst, out var error))
+        {
+            return await MalformedAsync(context, error).ConfigureAwait(false);
+        }
+
+        context.Builder.Reset();
+        context.Builder.AuthenticationSaslContinue(serverFirst);
+        body = await ExchangeAsync(context, ct).ConfigureAwait(false);
+        if (body is null)
+        {
+            return false;
+        }
+
+        if (!exchange.TryServerFinal(body, out var serverFinal, out error))
+        {
+            return await MalformedAsync(context, error).ConfigureAwait(false);
+        }
+
+        if (serverFinal is null)
+        {
+            return await FailPasswordAsync(context).ConfigureAwait(false);
+        }
+
+        // SASLFinal now; AuthenticationOk follows when the session starts (55.3.1 ends with it).
+        context.Builder.Reset();
+        context.Builder.AuthenticationSaslFinal(serverFinal);
+        try
+        {
+            await context.Connection.SendAsync(context.Builder.Written, ct).ConfigureAwait(false);
+            return true;
+        }
+        catch (Exception)
+        {
+            context.CloseReason = "client connection lost during authentication";
+            return false;
+        }
+    }
+
+    /// <summary>PostgreSQL's answer to a SCRAM message it cannot parse; the detail names the rule broken, never the content.</summary>
+    private static async Task<bool> MalformedAsync(ClientContext context, string reason)
+    {
+        await context.SendErrorAsync(SqlState.ProtocolViolation, "malformed SCRAM message", detail: reason).ConfigureAwait(false);
+        return false;
+    }
+}

@@ -1,0 +1,123 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using FastPool.Proxy.Transport.Epoll;
+
+namespace FastPool.Proxy.Transport;
+
+/// <summary>Which transport moves the bytes: <c>[fastpool] transport</c>.</summary>
+public enum TransportKind
+{
+    /// <summary>epoll on Linux, .NET sockets elsewhere or when epoll cannot start.</summary>
+    Auto,
+
+    /// <summary>FastPool's own edge-triggered epoll loops (Linux).</summary>
+    Epoll,
+
+    /// <summary>.NET's socket engine (portable).</summary>
+    Sockets,
+}
+
+/// <summary>
+/// Makes <see cref="Connection"/>s for accepted client sockets and for new server sockets. The only place
+/// that knows which transport runs; one per proxy, disposed with it.
+/// </summary>
+internal abstract class ConnectionTransport : IDisposable
+{
+    public abstract string Name { get; }
+
+    /// <summary>Why this transport was chosen (for the startup log line).</summary>
+    public string Reason { get; protected init; } = string.Empty;
+
+    /// <summary>An accepted client socket. Clients mostly wait, so their idle reads pin no buffer.</summary>
+    public abstract Connection Accept(Socket socket);
+
+    /// <summary>Connects a new (unconnected) server socket to <paramref name="remote"/>.</summary>
+    public abstract ValueTask<Connection> ConnectAsync(Socket socket, EndPoint remote, CancellationToken ct);
+
+    public virtual void Dispose()
+    {
+    }
+
+    public static ConnectionTransport Create(TransportKind kind, int ioThreads, Action<Exception> onLoopError)
+    {
+        if (kind == TransportKind.Sockets)
+        {
+            return new SocketTransport("transport = sockets");
+        }
+
+        if (!OperatingSystem.IsLinux())
+        {
+            return kind == TransportKind.Epoll
+                ? throw new PlatformNotSupportedException("transport = epoll needs Linux")
+                : new SocketTransport("not Linux");
+        }
+
+        try
+        {
+            int threads = ioThreads > 0 ? ioThreads : Math.Max(1, Environment.ProcessorCount / 2);
+            return new EpollTransport(threads, onLoopError, kind == TransportKind.Epoll ? "transport = epoll" : "Linux");
+        }
+        catch (Exception ex) when (kind == TransportKind.Auto && ex is SocketException or DllNotFoundException or EntryPointNotFoundException or MarshalDirectiveException)
+        {
+            return new SocketTransport($"epoll failed to start: {ex.Message}");
+        }
+    }
+}
+
+internal sealed class SocketTransport : ConnectionTransport
+{
+    public SocketTransport(string reason) => Reason = reason;
+
+    public override string Name => "sockets";
+
+    public override Connection Accept(Socket socket) => new SocketConnection(socket, idleMostly: true);
+
+    public override async ValueTask<Connection> ConnectAsync(Socket socket, EndPoint remote, CancellationToken ct)
+    {
+        await socket.ConnectAsync(remote, ct).ConfigureAwait(false);
+        return new SocketConnection(socket, idleMostly: false);
+    }
+}
+
+/// <summary>N epoll loops; connections are spread over them round-robin.</summary>
+internal sealed class EpollTransport : ConnectionTransport
+{
+    private readonly EpollLoop[] _loops;
+    private uint _next;
+
+    public EpollTransport(int threads, Action<Exception> onLoopError, string reason)
+    {
+        Reason = reason;
+        _loops = new EpollLoop[threads];
+        try
+        {
+            for (int i = 0; i < threads; i++)
+            {
+                _loops[i] = new EpollLoop(i, onLoopError);
+            }
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    public override string Name => $"epoll ({_loops.Length} thread{(_loops.Length == 1 ? "" : "s")})";
+
+    private EpollLoop NextLoop() => _loops[(int)(Interlocked.Increment(ref _next) % (uint)_loops.Length)];
+
+    public override Connection Accept(Socket socket) => EpollConnection.Wrap(socket, NextLoop(), idleMostly: true);
+
+    public override ValueTask<Connection> ConnectAsync(Socket socket, EndPoint remote, CancellationToken ct) =>
+        EpollConnection.ConnectAsync(socket, remote, NextLoop(), ct);
+
+    public override void Dispose()
+    {
+        foreach (var loop in _loops)
+        {
+            loop?.Dispose();
+        }
+    }
+}

@@ -1,0 +1,352 @@
+using System.IO.Pipelines;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using System.Threading.Tasks.Sources;
+
+namespace FastPool.Proxy.Transport.Epoll;
+
+/// <summary>
+/// A connection on an <see cref="EpollLoop"/>. Sends go straight to send(2) on the caller's thread and only
+/// wait (for an EPOLLOUT edge) when the socket buffer is full; reads are <see cref="EpollReader"/>'s. Every
+/// system call holds a reference on the socket's SafeHandle, so a concurrent Abort can never close the
+/// descriptor under it (and a reused descriptor number can never be read by mistake).
+/// </summary>
+internal sealed class EpollConnection : Connection, IEpollRegistration, IValueTaskSource
+{
+    private const int Idle = 0;
+    private const int Ready = 1;
+    private const int Waiting = 2;
+
+    private readonly EpollLoop _loop;
+    private readonly SafeSocketHandle _handle;
+    private readonly EpollReader _reader;
+    private ManualResetValueTaskSourceCore<bool> _sendCore;
+    private CancellationTokenRegistration _sendCancel;
+    private int _sendState;
+
+    private EpollConnection(Socket socket, EpollLoop loop, bool idleMostly)
+        : base(socket)
+    {
+        socket.Blocking = false;
+        _loop = loop;
+        _handle = socket.SafeHandle;
+        _reader = new EpollReader(this, idleMostly);
+        int error = loop.Register(this, _handle.DangerousGetHandle());
+        if (error != 0)
+        {
+            throw new SocketException((int)Errno.ToSocketError(error));
+        }
+    }
+
+    public override PipeReader Input => _reader;
+
+    public ulong Token { get; set; }
+
+    /// <summary>Wraps an accepted (client) or connected socket.</summary>
+    public static EpollConnection Wrap(Socket socket, EpollLoop loop, bool idleMostly) => new(socket, loop, idleMostly);
+
+    /// <summary>A non-blocking connect(2) whose completion is the socket's first EPOLLOUT edge; SO_ERROR says how it went.</summary>
+    public static async ValueTask<Connection> ConnectAsync(Socket socket, EndPoint remote, EpollLoop loop, CancellationToken ct)
+    {
+        socket.Blocking = false;
+        bool pending = false;
+        try
+        {
+            socket.Connect(remote);
+        }
+        catch (SocketException ex) when (ex.SocketErrorCode is SocketError.WouldBlock or SocketError.InProgress or SocketError.AlreadyInProgress)
+        {
+            pending = true;
+        }
+
+        var connection = new EpollConnection(socket, loop, idleMostly: false);
+        try
+        {
+            if (pending)
+            {
+                await connection.WaitWritableAsync(ct).ConfigureAwait(false);
+                int error = connection.PendingError();
+                if (error != 0)
+                {
+                    throw new SocketException((int)Errno.ToSocketError(error));
+                }
+            }
+
+            return connection;
+        }
+        catch
+        {
+            connection.Abort();
+            throw;
+        }
+    }
+
+    void IEpollRegistration.OnEvents(uint events)
+    {
+        if ((events & (EpollNative.EPOLLIN | EpollNative.EPOLLRDHUP | EpollNative.EPOLLHUP | EpollNative.EPOLLERR)) != 0)
+        {
+            _reader.OnReadable((events & (EpollNative.EPOLLRDHUP | EpollNative.EPOLLHUP | EpollNative.EPOLLERR)) != 0);
+        }
+
+        if ((events & (EpollNative.EPOLLOUT | EpollNative.EPOLLHUP | EpollNative.EPOLLERR)) != 0)
+        {
+            OnWritable();
+        }
+    }
+
+    /// <summary>recv(2) without blocking; returns bytes, 0 at end of stream or when closed, -1 with errno.</summary>
+    internal unsafe nint Receive(byte* buffer, int length, out int errno)
+    {
+        errno = 0;
+        bool added = false;
+        try
+        {
+            if (IsClosed)
+            {
+                return 0;
+            }
+
+            _handle.DangerousAddRef(ref added);
+            nint n;
+            do
+            {
+                n = EpollNative.recv(_handle.DangerousGetHandle(), buffer, length, EpollNative.MSG_DONTWAIT);
+                errno = n < 0 ? Marshal.GetLastPInvokeError() : 0;
+            }
+            while (errno == EpollNative.EINTR);
+            return n;
+        }
+        catch (ObjectDisposedException)
+        {
+            return 0;
+        }
+        finally
+        {
+            if (added)
+            {
+                _handle.DangerousRelease();
+            }
+        }
+    }
+
+    public override ValueTask SendAsync(ReadOnlyMemory<byte> data, CancellationToken ct = default)
+    {
+        int sent = SendNow(data.Span, out int errno);
+        if (sent == data.Length)
+        {
+            return default;
+        }
+
+        if (errno != EpollNative.EAGAIN)
+        {
+            return ValueTask.FromException(SendError(errno));
+        }
+
+        return SendRestAsync(data[sent..], ct);
+    }
+
+    private async ValueTask SendRestAsync(ReadOnlyMemory<byte> data, CancellationToken ct)
+    {
+        while (data.Length > 0)
+        {
+            await WaitWritableAsync(ct).ConfigureAwait(false);
+            int sent = SendNow(data.Span, out int errno);
+            data = data[sent..];
+            if (data.Length > 0 && errno != EpollNative.EAGAIN)
+            {
+                throw SendError(errno);
+            }
+        }
+    }
+
+    /// <summary>send(2) until done or the socket is full (EAGAIN) or failed; returns the bytes sent.</summary>
+    private unsafe int SendNow(ReadOnlySpan<byte> data, out int errno)
+    {
+        errno = 0;
+        if (data.IsEmpty)
+        {
+            return 0;
+        }
+
+        bool added = false;
+        int total = 0;
+        try
+        {
+            if (IsClosed)
+            {
+                errno = Errno.EPIPE;
+                return 0;
+            }
+
+            _handle.DangerousAddRef(ref added);
+            nint fd = _handle.DangerousGetHandle();
+            fixed (byte* p = data)
+            {
+                while (total < data.Length)
+                {
+                    nint n = EpollNative.send(fd, p + total, data.Length - total, EpollNative.MSG_NOSIGNAL | EpollNative.MSG_DONTWAIT);
+                    if (n > 0)
+                    {
+                        total += (int)n;
+                        continue;
+                    }
+
+                    errno = Marshal.GetLastPInvokeError();
+                    if (errno != EpollNative.EINTR)
+                    {
+                        break;
+                    }
+                }
+            }
+
+            return total;
+        }
+        catch (ObjectDisposedException)
+        {
+            errno = Errno.EPIPE;
+            return total;
+        }
+        finally
+        {
+            if (added)
+            {
+                _handle.DangerousRelease();
+            }
+        }
+    }
+
+    private static SocketException SendError(int errno) =>
+        new((int)(errno == Errno.EPIPE ? SocketError.ConnectionAborted : Errno.ToSocketError(errno)));
+
+    /// <summary>Waits for the next EPOLLOUT edge (room in the socket buffer, or connect(2) finished).</summary>
+    private ValueTask WaitWritableAsync(CancellationToken ct)
+    {
+        // An edge since the last attempt means there may be room again: try at once rather than wait.
+        if (Interlocked.Exchange(ref _sendState, Idle) == Ready)
+        {
+            return default;
+        }
+
+        _sendCore.Reset();
+        if (Interlocked.CompareExchange(ref _sendState, Waiting, Idle) != Idle)
+        {
+            Volatile.Write(ref _sendState, Idle);
+            return default;
+        }
+
+        if (ct.CanBeCanceled)
+        {
+            _sendCancel = ct.UnsafeRegister(static (state, token) => ((EpollConnection)state!).FailSendWait(new OperationCanceledException(token)), this);
+        }
+
+        if (IsClosed)
+        {
+            FailSendWait(new SocketException((int)SocketError.ConnectionAborted));
+        }
+
+        return new ValueTask(this, _sendCore.Version);
+    }
+
+    private void OnWritable()
+    {
+        while (true)
+        {
+            int state = Volatile.Read(ref _sendState);
+            if (state == Waiting)
+            {
+                if (Interlocked.CompareExchange(ref _sendState, Idle, Waiting) == Waiting)
+                {
+                    // On the loop thread: the sender continues right here.
+                    _sendCore.RunContinuationsAsynchronously = false;
+                    _sendCore.SetResult(true);
+                    return;
+                }
+            }
+            else if (state == Ready || Interlocked.CompareExchange(ref _sendState, Ready, state) == state)
+            {
+                return;
+            }
+        }
+    }
+
+    private void FailSendWait(Exception error)
+    {
+        if (Interlocked.CompareExchange(ref _sendState, Idle, Waiting) == Waiting)
+        {
+            _sendCore.RunContinuationsAsynchronously = true;
+            _sendCore.SetException(error);
+        }
+    }
+
+    private unsafe int PendingError()
+    {
+        int value = 0;
+        int length = sizeof(int);
+        bool added = false;
+        try
+        {
+            _handle.DangerousAddRef(ref added);
+            return EpollNative.getsockopt(_handle.DangerousGetHandle(), EpollNative.SOL_SOCKET, EpollNative.SO_ERROR, &value, &length) == 0
+                ? value
+                : Marshal.GetLastPInvokeError();
+        }
+        catch (ObjectDisposedException)
+        {
+            return Errno.EPIPE;
+        }
+        finally
+        {
+            if (added)
+            {
+                _handle.DangerousRelease();
+            }
+        }
+    }
+
+    protected override void OnAborted()
+    {
+        _reader.OnClosed();
+        FailSendWait(new SocketException((int)SocketError.ConnectionAborted));
+        _loop.Unregister(this);
+    }
+
+    void IValueTaskSource.GetResult(short token)
+    {
+        try
+        {
+            _sendCore.GetResult(token);
+        }
+        finally
+        {
+            _sendCancel.Dispose();
+            _sendCancel = default;
+        }
+    }
+
+    ValueTaskSourceStatus IValueTaskSource.GetStatus(short token) => _sendCore.GetStatus(token);
+
+    void IValueTaskSource.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+        _sendCore.OnCompleted(continuation, state, token, flags);
+}
+
+/// <summary>errno values the transport reports (Linux asm-generic/errno.h) and their SocketError names.</summary>
+internal static class Errno
+{
+    public const int EPIPE = 32;
+
+    public static SocketError ToSocketError(int errno) => errno switch
+    {
+        104 => SocketError.ConnectionReset,
+        110 => SocketError.TimedOut,
+        111 => SocketError.ConnectionRefused,
+        113 => SocketError.HostUnreachable,
+        101 => SocketError.NetworkUnreachable,
+        99 => SocketError.AddressNotAvailable,
+        EPIPE => SocketError.Shutdown,
+        EpollNative.EAGAIN => SocketError.WouldBlock,
+        24 or 23 => SocketError.TooManyOpenSockets,
+        12 or 105 => SocketError.NoBufferSpaceAvailable,
+        _ => SocketError.SocketError,
+    };
+}

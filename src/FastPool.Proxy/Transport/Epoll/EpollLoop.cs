@@ -1,0 +1,191 @@
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+
+namespace FastPool.Proxy.Transport.Epoll;
+
+/// <summary>A socket registered with an <see cref="EpollLoop"/>: told about readiness on the loop's thread.</summary>
+internal interface IEpollRegistration
+{
+    /// <summary>Slot and generation, as handed to the kernel in epoll_event.data; set by the loop.</summary>
+    ulong Token { get; set; }
+
+    /// <summary>Runs on the loop thread; must not block.</summary>
+    void OnEvents(uint events);
+}
+
+/// <summary>
+/// One thread blocked in epoll_wait(2) for a set of sockets, registered once, edge-triggered, for input
+/// and output (epoll(7) "Level-triggered and edge-triggered"). Readiness completes the read or send that
+/// waits for it right here, on this thread, so the continuation (parse, forward with send(2)) runs
+/// without a hand-off to another thread and without the speculative receive that finds nothing.
+/// Sockets are found by slot number plus generation, never by pointer: an event that arrives for a socket
+/// already closed finds a newer generation and is dropped.
+/// </summary>
+internal sealed unsafe class EpollLoop : IDisposable
+{
+    private const int MaxEvents = 256;
+    private const ulong WakeToken = ulong.MaxValue;
+
+    private readonly int _epfd;
+    private readonly int _wakeFd;
+    private readonly Thread _thread;
+    private readonly Action<Exception> _onError;
+    private readonly Lock _slotLock = new();
+    private readonly Stack<int> _freeSlots = new();
+    private IEpollRegistration?[] _slots = new IEpollRegistration?[256];
+    private uint[] _generations = new uint[256];
+    private int _nextSlot;
+    private volatile bool _stopping;
+
+    public EpollLoop(int index, Action<Exception> onError)
+    {
+        _onError = onError;
+        _epfd = EpollNative.epoll_create1(EpollNative.EPOLL_CLOEXEC);
+        if (_epfd < 0)
+        {
+            throw new SocketException(Marshal.GetLastPInvokeError());
+        }
+
+        _wakeFd = EpollNative.eventfd(0, EpollNative.EFD_CLOEXEC | EpollNative.EFD_NONBLOCK);
+        if (_wakeFd < 0 || EpollNative.Add(_epfd, _wakeFd, EpollNative.EPOLLIN, WakeToken) != 0)
+        {
+            int error = Marshal.GetLastPInvokeError();
+            _ = EpollNative.close(_epfd);
+            throw new SocketException(error);
+        }
+
+        _thread = new Thread(Run) { IsBackground = true, Name = $"fastpool-io-{index}" };
+        _thread.Start();
+    }
+
+    /// <summary>Adds a socket (edge-triggered, in and out); returns 0 or the errno of epoll_ctl.</summary>
+    public int Register(IEpollRegistration registration, nint fd)
+    {
+        int slot;
+        lock (_slotLock)
+        {
+            if (!_freeSlots.TryPop(out slot))
+            {
+                slot = _nextSlot++;
+                if (slot == _slots.Length)
+                {
+                    // Grow by copy and publish: the loop thread reads the array without the lock.
+                    var slots = new IEpollRegistration?[slot * 2];
+                    var generations = new uint[slot * 2];
+                    Array.Copy(_slots, slots, slot);
+                    Array.Copy(_generations, generations, slot);
+                    _generations = generations;
+                    Volatile.Write(ref _slots, slots);
+                }
+            }
+
+            uint generation = ++_generations[slot];
+            registration.Token = ((ulong)generation << 32) | (uint)slot;
+            Volatile.Write(ref _slots[slot], registration);
+        }
+
+        int error = EpollNative.Add(_epfd, fd,
+            EpollNative.EPOLLIN | EpollNative.EPOLLOUT | EpollNative.EPOLLRDHUP | EpollNative.EPOLLET, registration.Token);
+        if (error != 0)
+        {
+            Unregister(registration);
+        }
+
+        return error;
+    }
+
+    /// <summary>
+    /// Frees the slot. The kernel drops the socket from the epoll set when its descriptor closes; an event
+    /// still in flight for it carries the old generation and is ignored.
+    /// </summary>
+    public void Unregister(IEpollRegistration registration)
+    {
+        int slot = (int)(uint)registration.Token;
+        lock (_slotLock)
+        {
+            if (ReferenceEquals(_slots[slot], registration))
+            {
+                _slots[slot] = null;
+                _freeSlots.Push(slot);
+            }
+        }
+    }
+
+    private void Run()
+    {
+        int stride = EpollNative.EventSize;
+        int dataOffset = EpollNative.EventDataOffset;
+        byte* events = (byte*)NativeMemory.Alloc((nuint)(MaxEvents * stride));
+        try
+        {
+            while (!_stopping)
+            {
+                int n = EpollNative.epoll_wait(_epfd, events, MaxEvents, -1);
+                if (n < 0)
+                {
+                    int errno = Marshal.GetLastPInvokeError();
+                    if (errno == EpollNative.EINTR)
+                    {
+                        continue;
+                    }
+
+                    _onError(new SocketException(errno));
+                    return;
+                }
+
+                for (int i = 0; i < n; i++)
+                {
+                    byte* e = events + (i * stride);
+                    uint flags = *(uint*)e;
+                    ulong token = *(ulong*)(e + dataOffset);
+                    if (token == WakeToken)
+                    {
+                        continue;
+                    }
+
+                    // Read the table per event: a registration made during this batch may have grown it.
+                    var slots = Volatile.Read(ref _slots);
+                    int slot = (int)(uint)token;
+                    var registration = slot < slots.Length ? Volatile.Read(ref slots[slot]) : null;
+                    if (registration is null || registration.Token != token)
+                    {
+                        continue;
+                    }
+
+                    try
+                    {
+                        registration.OnEvents(flags);
+                    }
+                    catch (Exception ex)
+                    {
+                        // Continuations run here; one failing session must not stop the others.
+                        _onError(ex);
+                    }
+                }
+            }
+        }
+        finally
+        {
+            NativeMemory.Free(events);
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_stopping)
+        {
+            return;
+        }
+
+        _stopping = true;
+        ulong one = 1;
+        _ = EpollNative.write(_wakeFd, (byte*)&one, sizeof(ulong));
+        if (Thread.CurrentThread != _thread)
+        {
+            _thread.Join(TimeSpan.FromSeconds(5));
+        }
+
+        _ = EpollNative.close(_wakeFd);
+        _ = EpollNative.close(_epfd);
+    }
+}

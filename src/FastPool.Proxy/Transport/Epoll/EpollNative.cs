@@ -1,0 +1,86 @@
+using System.Runtime.InteropServices;
+
+namespace FastPool.Proxy.Transport.Epoll;
+
+/// <summary>
+/// The few libc calls the epoll transport needs (epoll(7), recv(2), send(2), eventfd(2)), bound at compile
+/// time with LibraryImport so native AOT needs no runtime marshalling. Linux only.
+/// </summary>
+internal static unsafe partial class EpollNative
+{
+    public const int EPOLL_CLOEXEC = 0x80000;
+    public const int EPOLL_CTL_ADD = 1;
+    public const int EPOLL_CTL_DEL = 2;
+
+    public const uint EPOLLIN = 0x001;
+    public const uint EPOLLOUT = 0x004;
+    public const uint EPOLLERR = 0x008;
+    public const uint EPOLLHUP = 0x010;
+    public const uint EPOLLRDHUP = 0x2000;
+    public const uint EPOLLET = 1u << 31;
+
+    public const int MSG_DONTWAIT = 0x40;
+    public const int MSG_NOSIGNAL = 0x4000;
+
+    public const int EFD_CLOEXEC = 0x80000;
+    public const int EFD_NONBLOCK = 0x800;
+
+    public const int SOL_SOCKET = 1;
+    public const int SO_ERROR = 4;
+
+    public const int EINTR = 4;
+    public const int EAGAIN = 11;
+
+    /// <summary>
+    /// struct epoll_event is packed on x86-64 (12 bytes: events at 0, data at 4) and naturally aligned
+    /// elsewhere (16 bytes: data at 8); see the definition in the kernel's uapi eventpoll.h.
+    /// </summary>
+    public static readonly int EventSize = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 12 : 16;
+
+    public static readonly int EventDataOffset = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 4 : 8;
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int epoll_create1(int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int epoll_ctl(int epfd, int op, int fd, byte* ev);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int epoll_wait(int epfd, byte* events, int maxevents, int timeout);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial nint recv(nint fd, byte* buf, nint len, int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial nint send(nint fd, byte* buf, nint len, int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int eventfd(uint initval, int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial nint write(int fd, byte* buf, nint count);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial nint read(int fd, byte* buf, nint count);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int close(int fd);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int getsockopt(nint fd, int level, int optname, int* optval, int* optlen);
+
+    /// <summary>Adds <paramref name="fd"/> to the epoll set with an opaque 64-bit token; returns errno or 0.</summary>
+    public static int Add(int epfd, nint fd, uint events, ulong token)
+    {
+        byte* ev = stackalloc byte[16];
+        *(uint*)ev = events;
+        *(ulong*)(ev + EventDataOffset) = token;
+        return epoll_ctl(epfd, EPOLL_CTL_ADD, (int)fd, ev) == 0 ? 0 : Marshal.GetLastPInvokeError();
+    }
+
+    public static void Remove(int epfd, nint fd)
+    {
+        byte* ev = stackalloc byte[16];
+        _ = epoll_ctl(epfd, EPOLL_CTL_DEL, (int)fd, ev);
+    }
+}

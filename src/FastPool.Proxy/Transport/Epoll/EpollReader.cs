@@ -1,0 +1,365 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Threading.Tasks.Sources;
+
+namespace FastPool.Proxy.Transport.Epoll;
+
+/// <summary>
+/// The input side of an <see cref="EpollConnection"/>: one contiguous buffer (rented from the array pool,
+/// grown only for a message that does not fit, returned while an idle client waits so that idle
+/// connections pin no memory) and a read that receives only when there is something to receive.
+/// <para>
+/// A read first serves what is buffered and not yet examined. Otherwise it calls recv(2) only when the
+/// last receive filled its space or an EPOLLIN edge arrived since; else it parks, and the loop thread does
+/// the receive when the edge comes and runs the reader's continuation in place. The handshake between
+/// the reader and the loop is one state word changed by compare-and-swap: Idle, Readable (an edge nobody
+/// waited for), Waiting (a parked read), Busy (someone is completing the parked read), Completed.
+/// </para>
+/// </summary>
+internal sealed unsafe class EpollReader : PipeReader, IValueTaskSource<ReadResult>
+{
+    // 16 KiB: a pgbench result fits at once, a big DataRow stream takes few receives.
+    private const int SegmentSize = 16 * 1024;
+    private const int MinimumReadSize = 4 * 1024;
+
+    private const int Idle = 0;
+    private const int Readable = 1;
+    private const int Waiting = 2;
+    private const int Busy = 3;
+    private const int Completed = 4;
+
+    private readonly EpollConnection _connection;
+    private readonly bool _releaseWhenIdle;
+    private byte[]? _buffer;
+    private int _start;
+    private int _end;
+    private bool _examinedAll;
+    private bool _eof;
+    private bool _mayHaveMore = true;
+    private volatile bool _peerClosed;
+    private int _state;
+    private int _cancelRequested;
+    private ManualResetValueTaskSourceCore<ReadResult> _core;
+    private CancellationTokenRegistration _waitCancel;
+
+    public EpollReader(EpollConnection connection, bool releaseWhenIdle)
+    {
+        _connection = connection;
+        _releaseWhenIdle = releaseWhenIdle;
+    }
+
+    private ReadOnlySequence<byte> Buffered => _buffer is null ? ReadOnlySequence<byte>.Empty : new(_buffer, _start, _end - _start);
+
+    public override ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
+    {
+        if (Volatile.Read(ref _state) == Completed)
+        {
+            throw new InvalidOperationException("Reading is not allowed after the reader was completed.");
+        }
+
+        if (TryRead(out var ready))
+        {
+            return new ValueTask<ReadResult>(ready);
+        }
+
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<ReadResult>(cancellationToken);
+        }
+
+        while (true)
+        {
+            if (_mayHaveMore || _peerClosed || Volatile.Read(ref _state) == Readable)
+            {
+                // Consume the edge first: one that arrives during the receive is then kept for the next round.
+                Interlocked.CompareExchange(ref _state, Idle, Readable);
+                if (Receive())
+                {
+                    return new ValueTask<ReadResult>(new ReadResult(Buffered, false, _eof));
+                }
+            }
+
+            if (_buffer is not null && _start == _end && (_releaseWhenIdle || _buffer.Length > SegmentSize))
+            {
+                ReturnBuffer();
+            }
+
+            _core.Reset();
+            if (Interlocked.CompareExchange(ref _state, Waiting, Idle) == Idle)
+            {
+                if (cancellationToken.CanBeCanceled)
+                {
+                    RegisterCancellation(cancellationToken);
+                }
+
+                // Abort or CancelPendingRead may have run just before the read was parked and found nothing to complete.
+                if (_connection.IsClosed || Volatile.Read(ref _cancelRequested) != 0)
+                {
+                    CompleteParked(null);
+                }
+
+                return new ValueTask<ReadResult>(this, _core.Version);
+            }
+
+            // An edge arrived between the receive and parking: receive again.
+        }
+    }
+
+    public override bool TryRead(out ReadResult result)
+    {
+        if (Interlocked.Exchange(ref _cancelRequested, 0) != 0)
+        {
+            result = new ReadResult(Buffered, isCanceled: true, isCompleted: false);
+            return true;
+        }
+
+        if ((_end > _start && !_examinedAll) || _eof || _connection.IsClosed)
+        {
+            _eof |= _connection.IsClosed;
+            result = new ReadResult(Buffered, false, _eof);
+            return true;
+        }
+
+        result = default;
+        return false;
+    }
+
+    /// <summary>One recv(2) into the free space; true when it produced data or the end of the stream.</summary>
+    private bool Receive()
+    {
+        EnsureSpace();
+        int space = _buffer!.Length - _end;
+        nint n;
+        int errno;
+        fixed (byte* p = &_buffer[_end])
+        {
+            n = _connection.Receive(p, space, out errno);
+        }
+
+        if (n > 0)
+        {
+            _end += (int)n;
+            _mayHaveMore = n == space;
+            _examinedAll = false;
+            return true;
+        }
+
+        _mayHaveMore = false;
+        if (n < 0 && errno == EpollNative.EAGAIN)
+        {
+            return false;
+        }
+
+        // End of stream, or an error (reset, ...): both end the connection for the session above.
+        _eof = true;
+        return true;
+    }
+
+    private void EnsureSpace()
+    {
+        if (_buffer is null)
+        {
+            _buffer = ArrayPool<byte>.Shared.Rent(SegmentSize);
+            _start = _end = 0;
+            return;
+        }
+
+        if (_start == _end)
+        {
+            _start = _end = 0;
+        }
+
+        if (_buffer.Length - _end >= MinimumReadSize)
+        {
+            return;
+        }
+
+        int live = _end - _start;
+        if (_start > 0 && _buffer.Length - live >= MinimumReadSize)
+        {
+            Buffer.BlockCopy(_buffer, _start, _buffer, 0, live);
+        }
+        else
+        {
+            // A message bigger than the buffer (the consumer needs all of it): grow.
+            var bigger = ArrayPool<byte>.Shared.Rent(Math.Max(_buffer.Length * 2, live + MinimumReadSize));
+            Buffer.BlockCopy(_buffer, _start, bigger, 0, live);
+            ArrayPool<byte>.Shared.Return(_buffer);
+            _buffer = bigger;
+        }
+
+        _start = 0;
+        _end = live;
+    }
+
+    private void ReturnBuffer()
+    {
+        ArrayPool<byte>.Shared.Return(_buffer!);
+        _buffer = null;
+        _start = _end = 0;
+    }
+
+    /// <summary>The loop saw an EPOLLIN (or hang-up) edge; runs on the loop thread.</summary>
+    /// <param name="hangup">The peer shut its side (EPOLLRDHUP/EPOLLHUP/EPOLLERR). Sticky: the end of the stream
+    /// stays readable after a short receive took the last bytes, and no further edge will announce it.</param>
+    internal void OnReadable(bool hangup)
+    {
+        if (hangup)
+        {
+            _peerClosed = true;
+        }
+
+        while (true)
+        {
+            int state = Volatile.Read(ref _state);
+            if (state == Waiting)
+            {
+                if (Interlocked.CompareExchange(ref _state, Busy, Waiting) != Waiting)
+                {
+                    continue;
+                }
+
+                if (Receive())
+                {
+                    Finish(new ReadResult(Buffered, false, _eof), inline: true);
+                }
+                else if (Interlocked.CompareExchange(ref _state, Waiting, Busy) == Busy
+                         && (_connection.IsClosed || Volatile.Read(ref _cancelRequested) != 0))
+                {
+                    // The edge was stale (the reader had already taken those bytes): parked again, unless
+                    // a cancel or close came meanwhile and found the read busy.
+                    CompleteParked(null);
+                }
+
+                return;
+            }
+
+            if (state != Idle || Interlocked.CompareExchange(ref _state, Readable, Idle) == Idle)
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>Completes a parked read with a cancel, the end of the stream (closed), or an error.</summary>
+    private void CompleteParked(Exception? error)
+    {
+        if (Interlocked.CompareExchange(ref _state, Busy, Waiting) != Waiting)
+        {
+            return;
+        }
+
+        if (error is not null)
+        {
+            Volatile.Write(ref _state, Idle);
+            _core.RunContinuationsAsynchronously = true;
+            _core.SetException(error);
+            return;
+        }
+
+        ReadResult result;
+        if (Interlocked.Exchange(ref _cancelRequested, 0) != 0)
+        {
+            result = new ReadResult(Buffered, isCanceled: true, isCompleted: false);
+        }
+        else
+        {
+            _eof = true;
+            result = new ReadResult(Buffered, false, true);
+        }
+
+        Finish(result, inline: false);
+    }
+
+    private void Finish(in ReadResult result, bool inline)
+    {
+        // Idle before the continuation runs: inline, it goes straight on to the next ReadAsync.
+        Interlocked.CompareExchange(ref _state, Idle, Busy);
+        _core.RunContinuationsAsynchronously = !inline;
+        _core.SetResult(result);
+    }
+
+    internal void OnClosed() => CompleteParked(null);
+
+    private void RegisterCancellation(CancellationToken token)
+    {
+        short version = _core.Version;
+        _waitCancel = token.UnsafeRegister(static (state, t) =>
+        {
+            var (reader, version) = ((EpollReader, short))state!;
+            if (reader._core.Version == version)
+            {
+                reader.CompleteParked(new OperationCanceledException(t));
+            }
+        }, (this, version));
+    }
+
+    public override void AdvanceTo(SequencePosition consumed) => AdvanceTo(consumed, consumed);
+
+    public override void AdvanceTo(SequencePosition consumed, SequencePosition examined)
+    {
+        if (_buffer is null)
+        {
+            return;
+        }
+
+        int start = ReferenceEquals(consumed.GetObject(), _buffer) ? consumed.GetInteger() : _start;
+        int seen = ReferenceEquals(examined.GetObject(), _buffer) ? examined.GetInteger() : start;
+        if (start < _start || start > _end || seen < start || seen > _end)
+        {
+            throw new ArgumentOutOfRangeException(nameof(consumed), "The position is not inside the last buffer read.");
+        }
+
+        _start = start;
+        _examinedAll = seen == _end;
+        if (_start == _end)
+        {
+            _start = _end = 0;
+        }
+    }
+
+    public override void CancelPendingRead()
+    {
+        Interlocked.Exchange(ref _cancelRequested, 1);
+        CompleteParked(null);
+    }
+
+    public override void Complete(Exception? exception = null)
+    {
+        int previous = Interlocked.Exchange(ref _state, Completed);
+        if (previous == Completed)
+        {
+            return;
+        }
+
+        if (previous == Waiting)
+        {
+            _core.RunContinuationsAsynchronously = true;
+            _core.SetResult(new ReadResult(ReadOnlySequence<byte>.Empty, false, true));
+        }
+
+        // Busy: the loop is receiving into the buffer right now; leave it to the garbage collector.
+        if (previous != Busy && _buffer is not null)
+        {
+            ReturnBuffer();
+        }
+    }
+
+    ReadResult IValueTaskSource<ReadResult>.GetResult(short token)
+    {
+        try
+        {
+            return _core.GetResult(token);
+        }
+        finally
+        {
+            _waitCancel.Dispose();
+            _waitCancel = default;
+        }
+    }
+
+    ValueTaskSourceStatus IValueTaskSource<ReadResult>.GetStatus(short token) => _core.GetStatus(token);
+
+    void IValueTaskSource<ReadResult>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+        _core.OnCompleted(continuation, state, token, flags);
+}

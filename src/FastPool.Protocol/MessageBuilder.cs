@@ -28,6 +28,14 @@ public sealed class MessageBuilder
         _messageStart = -1;
     }
 
+    /// <summary>Drops everything written after <paramref name="length"/> (a reply abandoned halfway for an error).</summary>
+    public void Truncate(int length)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(length, _length);
+        _length = length;
+        _messageStart = -1;
+    }
+
     /// <summary>Starts a typed message; its length is filled in by <see cref="EndMessage"/>.</summary>
     public MessageBuilder StartMessage(byte code)
     {

@@ -11,6 +11,13 @@ public static class SqlState
     public const string InvalidAuthorizationSpecification = "28000";
     public const string InvalidPassword = "28P01";
     public const string InvalidCatalogName = "3D000";
+    public const string SyntaxError = "42601";
+    public const string InsufficientPrivilege = "42501";
+    public const string UndefinedObject = "42704";
+    public const string InvalidParameterValue = "22023";
+    public const string CantChangeRuntimeParam = "55P02";
+    public const string ConfigFileError = "F0000";
+    public const string ObjectNotInPrerequisiteState = "55000";
     public const string TooManyConnections = "53300";
     public const string QueryCanceled = "57014";
     public const string AdminShutdown = "57P01";

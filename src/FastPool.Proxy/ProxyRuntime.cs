@@ -1,4 +1,6 @@
+using System.Collections.Concurrent;
 using FastPool.Proxy.Configuration;
+using FastPool.Proxy.Connections;
 using FastPool.Proxy.Pipeline;
 using FastPool.Proxy.Pooling;
 using FastPool.Proxy.Sessions;
@@ -9,7 +11,7 @@ using Microsoft.Extensions.Logging;
 namespace FastPool.Proxy;
 
 /// <summary>The shared services every client connection and session uses; one per running proxy.</summary>
-internal sealed class ProxyRuntime
+internal sealed partial class ProxyRuntime
 {
     private readonly Dictionary<string, DatabaseTopology> _topologies = new(StringComparer.Ordinal);
     private readonly Lock _topologyLock = new();
@@ -19,18 +21,25 @@ internal sealed class ProxyRuntime
     {
         _config = config;
         Time = time;
+        StartedAt = time.GetUtcNow();
         Logger = loggerFactory.CreateLogger("FastPool");
         Transport = ConnectionTransport.Create(config.FastPool.Transport, config.FastPool.IoThreads,
             ex => Log.Unexpected(Logger, 0, ex.Message, ex));
-        Pools = new PoolManager(config, time, Logger, Transport);
+        Pools = new PoolManager(config, time, Logger, Transport) { IsPaused = Control.IsPaused };
         Cancels = new CancelRegistry(Logger);
         Stats = new ProxyStats();
-        QueryPipeline = Pipeline.QueryPipeline.Build(Pools, Pipeline.QueryPipeline.DefaultStages());
+        QueryPipeline = Pipeline.QueryPipeline.Build(Pools, Pipeline.QueryPipeline.DefaultStages(Control));
     }
 
+    /// <summary>
+    /// The current config snapshot. Read it once per decision: a reload may swap it between two reads, and each
+    /// snapshot is consistent only with itself.
+    /// </summary>
     public ProxyConfig Config => _config;
 
     public TimeProvider Time { get; }
+
+    public DateTimeOffset StartedAt { get; }
 
     public ILogger Logger { get; }
 
@@ -43,6 +52,8 @@ internal sealed class ProxyRuntime
 
     public ProxyStats Stats { get; }
 
+    /// <summary>PAUSE / KILL / DISABLE state set from the admin console.</summary>
+    public DatabaseControl Control { get; } = new();
     /// <summary>Salts for SCRAM exchanges without a stored SCRAM secret (plain passwords, unknown users).</summary>
     public Connections.ScramSalts ScramSalts { get; } = Connections.ScramSalts.CreateRandom();
 
@@ -51,12 +62,24 @@ internal sealed class ProxyRuntime
     /// <summary>Tracks sessions so shutdown can wait for them.</summary>
     public SessionTracker Sessions { get; } = new();
 
+    /// <summary>Every connected client by id, for the admin console (SHOW CLIENTS, KILL, KILL_CLIENT).</summary>
+    public ConcurrentDictionary<long, ClientContext> Clients { get; } = new();
+
+    /// <summary>Set by the server: what the admin SHUTDOWN command does.</summary>
+    public Action? ShutdownRequested { get; set; }
+
+    /// <summary>Set by the server: runs after a new snapshot is in place (e.g. to retime the stats timer).</summary>
+    public Action<ProxyConfig>? ConfigApplied { get; set; }
+
     /// <summary>The runtime topology (node roles and health) for a database entry; one per entry name.</summary>
     public DatabaseTopology GetTopology(DatabaseConfig database)
     {
         lock (_topologyLock)
         {
-            if (!_topologies.TryGetValue(database.Name, out var topology) || !ReferenceEquals(topology.Config, database))
+            // After a reload the entry is a new object; the nodes (and their health) stay as long as the entry
+            // still lists the same servers.
+            if (!_topologies.TryGetValue(database.Name, out var topology)
+                || (!ReferenceEquals(topology.Config, database) && !topology.Config.Nodes.SequenceEqual(database.Nodes)))
             {
                 topology = new DatabaseTopology(database);
                 _topologies[database.Name] = topology;

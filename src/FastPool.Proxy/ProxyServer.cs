@@ -28,10 +28,13 @@ public sealed class ProxyServer : IAsyncDisposable
     private readonly List<Task> _acceptLoops = [];
     private readonly HashSet<Connection> _clients = [];
     private readonly Lock _clientsLock = new();
+    private readonly TaskCompletionSource _shutdownRequested = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private List<Socket> _listeners = [];
     private ITimer? _maintenance;
     private ITimer? _statsTimer;
+    private TimeSpan _statsPeriod;
     private int _stopped;
+    private Task? _stopTask;
     private long _lastTx;
     private long _lastQueries;
     private long _lastIn;
@@ -41,7 +44,15 @@ public sealed class ProxyServer : IAsyncDisposable
     {
         _runtime = new ProxyRuntime(config, time ?? TimeProvider.System, loggerFactory);
         _pipeline = ConnectionPipeline.Build();
+        _runtime.ShutdownRequested = OnShutdownCommand;
+        _runtime.ConfigApplied = c => RetimeStats(c.StatsPeriod);
     }
+
+    /// <summary>Completes when an admin ran SHUTDOWN (the server is then already stopping).</summary>
+    public Task ShutdownRequested => _shutdownRequested.Task;
+
+    /// <summary>The configuration in effect right now (it changes with a reload or an admin SET).</summary>
+    public ProxyConfig Config => _runtime.Config;
 
     /// <summary>The TCP port actually bound (useful with listen_port = 0 in tests).</summary>
     public int Port { get; private set; }
@@ -51,7 +62,7 @@ public sealed class ProxyServer : IAsyncDisposable
     public int ClientCount => _runtime.Stats.Clients;
 
     /// <summary>Server connections open right now, over all pools.</summary>
-    public int ServerCount => _runtime.Pools.Pools.Sum(p => p.TotalCount);
+    public int ServerCount => _runtime.Pools.AllPools.Sum(p => p.TotalCount);
 
     public void Start()
     {
@@ -72,10 +83,8 @@ public sealed class ProxyServer : IAsyncDisposable
         }
 
         _maintenance = _runtime.Time.CreateTimer(_ => _runtime.Pools.Maintain(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
-        if (config.StatsPeriod > TimeSpan.Zero && config.LogStats)
-        {
-            _statsTimer = _runtime.Time.CreateTimer(_ => LogStats(), null, config.StatsPeriod, config.StatsPeriod);
-        }
+        _statsTimer = _runtime.Time.CreateTimer(_ => OnStatsPeriod(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        RetimeStats(config.StatsPeriod);
 
         // Fill min_pool_size without waiting for the first tick.
         _runtime.Pools.Maintain();
@@ -131,6 +140,7 @@ public sealed class ProxyServer : IAsyncDisposable
         }
 
         var context = new ClientContext(connection, _runtime);
+        _runtime.Clients[context.Id] = context;
         try
         {
             await _pipeline(context).ConfigureAwait(false);
@@ -148,9 +158,11 @@ public sealed class ProxyServer : IAsyncDisposable
                 _clients.Remove(connection);
             }
 
+            _runtime.Clients.TryRemove(context.Id, out _);
+
             if (context.Startup is not null && _runtime.Config.LogDisconnections)
             {
-                Log.ClientClosed(_runtime.Logger, context.Id, context.DatabaseName, context.User, connection.RemoteEndPoint, context.CloseReason,
+                Log.ClientClosed(_runtime.Logger, context.Id, context.DatabaseName, context.User, connection.RemoteEndPoint, context.KillReason ?? context.CloseReason,
                     _runtime.Time.GetElapsedTime(context.StartedTicks).TotalSeconds);
             }
 
@@ -158,27 +170,74 @@ public sealed class ProxyServer : IAsyncDisposable
         }
     }
 
-    private void LogStats()
+    /// <summary>Reads the config file again and applies it (SIGHUP); a broken file is rejected and logged.</summary>
+    public ReloadResult Reload() => _runtime.Reload();
+
+    private void RetimeStats(TimeSpan period)
+    {
+        lock (_clientsLock)
+        {
+            if (period == _statsPeriod || _statsTimer is null)
+            {
+                return;
+            }
+
+            _statsPeriod = period;
+            var due = period > TimeSpan.Zero ? period : Timeout.InfiniteTimeSpan;
+            _statsTimer.Change(due, due);
+        }
+    }
+
+    /// <summary>Every stats_period: the averages SHOW STATS reports, and the log line when log_stats is on.</summary>
+    private void OnStatsPeriod()
+    {
+        var period = _statsPeriod;
+        _runtime.Stats.Sample(period);
+        if (_runtime.Config.LogStats)
+        {
+            LogStats(period);
+        }
+    }
+
+    private void OnShutdownCommand()
+    {
+        _shutdownRequested.TrySetResult();
+        _ = StopAsync(ShutdownMode.Immediate);
+    }
+
+    private void LogStats(TimeSpan period)
     {
         var s = _runtime.Stats;
         long tx = s.Transactions, q = s.Queries, bin = s.BytesIn, bout = s.BytesOut;
-        double secs = _runtime.Config.StatsPeriod.TotalSeconds;
+        double secs = period.TotalSeconds;
         Log.Stats(_runtime.Logger, (long)((tx - _lastTx) / secs), (long)((q - _lastQueries) / secs), (long)((bin - _lastIn) / secs), (long)((bout - _lastOut) / secs), s.Clients, ServerCount);
         (_lastTx, _lastQueries, _lastIn, _lastOut) = (tx, q, bin, bout);
     }
 
     /// <summary>Stops accepting, then ends sessions as the mode says; returns when everything is closed.</summary>
-    public async Task StopAsync(ShutdownMode mode, TimeSpan? waitTimeout = null)
+    public Task StopAsync(ShutdownMode mode, TimeSpan? waitTimeout = null)
     {
-        if (Interlocked.Exchange(ref _stopped, 1) != 0)
+        lock (_clientsLock)
         {
-            if (mode == ShutdownMode.Immediate)
+            if (Interlocked.Exchange(ref _stopped, 1) == 0)
             {
-                AbortClients();
+                _stopTask = StopCoreAsync(mode, waitTimeout);
+                return _stopTask;
             }
-
-            return;
         }
+
+        // Already stopping (a signal, then SHUTDOWN, then dispose): join the stop under way, sooner if asked to.
+        if (mode == ShutdownMode.Immediate)
+        {
+            AbortClients();
+        }
+
+        return _stopTask ?? Task.CompletedTask;
+    }
+
+    private async Task StopCoreAsync(ShutdownMode mode, TimeSpan? waitTimeout)
+    {
+        await Task.Yield();
 
         Log.ShuttingDown(_runtime.Logger, mode == ShutdownMode.Safe ? "safe (waiting for clients to finish)" : "immediate");
         _stopping.Cancel();

@@ -387,9 +387,9 @@ public static class ConfigLoader
         private void ApplyDatabase(IniEntry e)
         {
             var name = e.Key;
-            if (string.Equals(name, "pgbouncer", StringComparison.Ordinal))
+            if (name is "pgbouncer" or "fastpool")
             {
-                Error(e, name, "database name \"pgbouncer\" is reserved for the admin console");
+                Error(e, name, $"database name \"{name}\" is reserved for the admin console");
                 return;
             }
 

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Net;
 using System.Net.Sockets;
 using FastPool.Protocol;
+using FastPool.Proxy.Admin;
 using FastPool.Proxy.Configuration;
 using FastPool.Proxy.Configuration.Hba;
 
@@ -35,8 +36,11 @@ internal sealed partial class AuthStage : IConnectionStage
         context.User = startup.GetParameter("user")!;
         context.DatabaseName = startup.GetParameter("database") is { Length: > 0 } db ? db : context.User;
         var config = context.Config;
-        var entry = config.FindDatabase(context.DatabaseName);
-        if (entry is null)
+
+        // The admin console has no [databases] entry: it authenticates like any database, then AdminStage takes over.
+        context.IsConsole = AdminConsole.IsConsoleDatabase(context.DatabaseName);
+        var entry = context.IsConsole ? null : config.FindDatabase(context.DatabaseName);
+        if (entry is null && !context.IsConsole)
         {
             await context.SendErrorAsync(SqlState.InvalidCatalogName, $"no such database: {context.DatabaseName}").ConfigureAwait(false);
             return;

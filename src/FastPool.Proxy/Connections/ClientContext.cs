@@ -1,5 +1,6 @@
 using FastPool.Protocol;
 using FastPool.Proxy.Configuration;
+using FastPool.Proxy.Sessions;
 using FastPool.Proxy.Transport;
 
 namespace FastPool.Proxy.Connections;
@@ -15,6 +16,7 @@ internal sealed class ClientContext
         Runtime = runtime;
         Id = Interlocked.Increment(ref s_nextId);
         StartedTicks = runtime.Time.GetTimestamp();
+        ConnectedAt = runtime.Time.GetUtcNow();
     }
 
     public long Id { get; }
@@ -24,6 +26,9 @@ internal sealed class ClientContext
     public ProxyRuntime Runtime { get; }
 
     public long StartedTicks { get; }
+
+    /// <summary>Wall-clock connect time, for SHOW CLIENTS.</summary>
+    public DateTimeOffset ConnectedAt { get; }
 
     /// <summary>The config snapshot this client logged in under.</summary>
     public ProxyConfig Config => Runtime.Config;
@@ -35,6 +40,25 @@ internal sealed class ClientContext
     public string DatabaseName { get; set; } = string.Empty;
 
     public DatabaseConfig? Database { get; set; }
+
+    /// <summary>True when the client asked for the admin console database (pgbouncer / fastpool).</summary>
+    public bool IsConsole { get; set; }
+
+    /// <summary>The pooled session once the client is logged in to a real database; null before and for the console.</summary>
+    public ClientSession? Session { get; set; }
+
+    /// <summary>Set once the client finished logging in (a session or the console runs).</summary>
+    public bool LoggedIn { get; set; }
+
+    /// <summary>Closes the client's socket from outside its own task (admin KILL, KILL_CLIENT).</summary>
+    public void Kill(string reason)
+    {
+        KillReason = reason;
+        Connection.Abort();
+    }
+
+    /// <summary>Why an admin command closed this client; wins over what the session saw (an aborted socket).</summary>
+    public string? KillReason { get; private set; }
 
     /// <summary>Set by the stage that sends the closing reason, for the disconnection log line.</summary>
     public string CloseReason { get; set; } = "client close request";

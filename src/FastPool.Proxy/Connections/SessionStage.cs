@@ -8,6 +8,7 @@ internal static class SessionStage
     public static Task RunAsync(ClientContext context)
     {
         var startup = context.Startup!;
+        context.LoggedIn = true;
         if (context.Config.LogConnections)
         {
             Log.ClientLogin(context.Runtime.Logger, context.Id, context.DatabaseName, context.User, context.Connection.RemoteEndPoint, startup.GetParameter("application_name") ?? string.Empty);

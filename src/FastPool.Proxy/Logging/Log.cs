@@ -52,4 +52,25 @@ internal static partial class Log
 
     [LoggerMessage(16, LogLevel.Information, "transport: {Transport} ({Reason})")]
     public static partial void TransportChosen(ILogger logger, string transport, string reason);
+
+    [LoggerMessage(17, LogLevel.Information, "{Pool}: the reloaded configuration changed its server; new clients get a new pool, this one closes its connections as they are released")]
+    public static partial void PoolRetired(ILogger logger, string pool);
+
+    [LoggerMessage(18, LogLevel.Information, "configuration reloaded from {File}")]
+    public static partial void ReloadApplied(ILogger logger, string file);
+
+    [LoggerMessage(19, LogLevel.Error, "reload of {File} rejected, the running configuration stays in effect: {Reason}")]
+    public static partial void ReloadRejected(ILogger logger, string file, string reason);
+
+    [LoggerMessage(20, LogLevel.Warning, "reload: {Setting} changed in the file but applies only at restart; keeping the running value")]
+    public static partial void ReloadNeedsRestart(ILogger logger, string setting);
+
+    [LoggerMessage(21, LogLevel.Warning, "reload: {Diagnostic}")]
+    public static partial void ReloadWarning(ILogger logger, string diagnostic);
+
+    [LoggerMessage(22, LogLevel.Information, "C-{ClientId} {User}@{Remote} admin command: {Command}")]
+    public static partial void AdminCommand(ILogger logger, long clientId, string user, string remote, string command);
+
+    [LoggerMessage(23, LogLevel.Information, "SET {Key} = {Value} applied from the admin console")]
+    public static partial void SettingChanged(ILogger logger, string key, string value);
 }

@@ -4,7 +4,7 @@ using FastPool.Proxy.Topology;
 namespace FastPool.Proxy.Pipeline;
 
 /// <summary>
-/// The order of the query stages, fixed in one place: route -> (cache) -> (failover/retry) -> acquire.
+/// The order of the query stages, fixed in one place: pause gate -> route -> (cache) -> (failover/retry) -> acquire.
 /// Routing, cache and failover plug in here as they land; today routing sends everything to the first node.
 /// </summary>
 internal static class QueryPipeline
@@ -24,7 +24,8 @@ internal static class QueryPipeline
     }
 
     /// <summary>The default stage list for this release.</summary>
-    public static IReadOnlyList<IQueryStage> DefaultStages() => [new FirstNodeRoutingStage()];
+    /// <remarks>The pause gate comes first: a paused database must not even be routed, let alone open a server.</remarks>
+    public static IReadOnlyList<IQueryStage> DefaultStages(DatabaseControl control) => [new PauseStage(control), new FirstNodeRoutingStage()];
 
     private static async ValueTask AcquireServerAsync(PoolManager pools, QueryContext ctx)
     {

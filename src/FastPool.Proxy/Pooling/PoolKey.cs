@@ -8,6 +8,7 @@ internal sealed class PoolKey
     public PoolKey(DatabaseConfig database, string clientDatabase, string clientUser, string? authFilePassword)
     {
         Database = database;
+        ClientDatabase = clientDatabase;
         DbName = database.DbName ?? clientDatabase;
         User = database.User ?? clientUser;
         ClientUser = clientUser;
@@ -27,6 +28,9 @@ internal sealed class PoolKey
     }
 
     public DatabaseConfig Database { get; }
+
+    /// <summary>The database name the clients of this pool asked for (differs from the entry name under "*").</summary>
+    public string ClientDatabase { get; }
 
     /// <summary>The database name on the server.</summary>
     public string DbName { get; }

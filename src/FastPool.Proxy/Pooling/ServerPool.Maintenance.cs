@@ -6,9 +6,10 @@ internal sealed partial class ServerPool
 {
     /// <summary>
     /// Periodic upkeep (once a second): closes connections past server_idle_timeout (down to min_pool_size)
-    /// or server_lifetime, and opens connections up to min_pool_size.
+    /// or server_lifetime, and opens connections up to min_pool_size unless <paramref name="fill"/> is false
+    /// (a paused database, a retired pool).
     /// </summary>
-    public void Maintain()
+    public void Maintain(bool fill = true)
     {
         if (_closed)
         {
@@ -35,6 +36,13 @@ internal sealed partial class ServerPool
             }
         }
 
+        // A reload or SET made the pool smaller: shed idle connections above the new ceiling.
+        while (TotalCount > settings.Size + settings.ReserveSize && _idle.TryDequeue(out var extra))
+        {
+            Interlocked.Decrement(ref _idleCount);
+            Close(extra);
+        }
+
         if (Volatile.Read(ref _waiterCount) > 0)
         {
             DispatchIdle();
@@ -42,7 +50,7 @@ internal sealed partial class ServerPool
             MakeRoomUnderSharedLimits();
         }
 
-        while (TotalCount < settings.MinSize && TryReserveSlot(allowReserve: false))
+        while (fill && TotalCount < settings.MinSize && TryReserveSlot(allowReserve: false))
         {
             _ = FillAsync();
         }

@@ -160,7 +160,7 @@ internal sealed partial class ClientSession
                     return PumpExit.ServerGone;
                 }
 
-                _runtime.Stats.AddIn(forward, queries);
+                _traffic.AddIn(forward, queries);
             }
 
             if (exit.HasValue)
@@ -211,7 +211,7 @@ internal sealed partial class ClientSession
                     return PumpExit.ClientGone;
                 }
 
-                _runtime.Stats.AddOut(forward, transactions);
+                _traffic.AddOut(forward, transactions);
             }
 
             if (!valid)

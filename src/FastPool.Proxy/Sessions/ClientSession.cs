@@ -25,6 +25,7 @@ internal sealed partial class ClientSession
     private readonly ProxyRuntime _runtime;
     private readonly Connection _client;
     private readonly QueryContext _query;
+    private readonly DatabaseStats _traffic;
     private int _processId;
     private int _secretKey;
     private volatile ServerConnection? _server;
@@ -39,6 +40,8 @@ internal sealed partial class ClientSession
         Topology = _runtime.GetTopology(context.Database!);
         _query = new QueryContext(this);
         _scanner = new ForwardingScanner(context.Config.MaxPacketSize);
+        _traffic = _runtime.Stats.For(context.DatabaseName);
+        context.Session = this;
     }
 
     public DatabaseTopology Topology { get; }
@@ -49,8 +52,17 @@ internal sealed partial class ClientSession
 
     public string User => _context.User;
 
-    /// <summary>The server connection this client holds right now, for cancel requests.</summary>
+    /// <summary>The server connection this client holds right now, for cancel requests and the admin console.</summary>
     public ServerConnection? CurrentServer => _server;
+
+    /// <summary>When the client started waiting for a server (TimeProvider timestamp); 0 while it is not waiting.</summary>
+    public long WaitingSinceTicks { get; private set; }
+
+    /// <summary>When the client last asked for a server (TimeProvider timestamp), for SHOW CLIENTS' request_time.</summary>
+    public long LastRequestTicks { get; private set; }
+
+    /// <summary>The key of the pool this client takes servers from, as PoolManager names pools.</summary>
+    public string PoolDatabase => Database.Name == "*" ? "*" + DatabaseName : Database.Name;
 
     public bool KeyMatches(byte[] key)
     {
@@ -158,21 +170,27 @@ internal sealed partial class ClientSession
         _acquireAbandoned = false;
         using var clientGone = CancellationTokenSource.CreateLinkedTokenSource(giveUp);
         var watch = WatchClientWhileWaitingAsync(clientGone);
+        long waitStart = _runtime.Time.GetTimestamp();
+        LastRequestTicks = waitStart;
+        WaitingSinceTicks = waitStart;
         try
         {
             _query.Reset();
             _query.Aborted = clientGone.Token;
             await _runtime.QueryPipeline(_query).ConfigureAwait(false);
             server = _query.Server!;
+            _traffic.AddWait(_runtime.Time.GetElapsedTime(waitStart));
         }
         catch (ServerException ex)
         {
+            WaitingSinceTicks = 0;
             await StopWatchAsync(watch).ConfigureAwait(false);
             await _context.SendErrorAsync(ex.SqlState, ex.Message, ex.Severity == "ERROR" ? "FATAL" : ex.Severity, ex.Detail).ConfigureAwait(false);
             return null;
         }
         catch (OperationCanceledException) when (clientGone.IsCancellationRequested)
         {
+            WaitingSinceTicks = 0;
             await StopWatchAsync(watch).ConfigureAwait(false);
             if (giveUp.IsCancellationRequested && !_client.IsClosed && !_watchSawEof)
             {
@@ -187,6 +205,7 @@ internal sealed partial class ClientSession
         await StopWatchAsync(watch).ConfigureAwait(false);
 
         _server = server;
+        WaitingSinceTicks = 0;
         try
         {
             var settings = BuildSettingsQuery(server);

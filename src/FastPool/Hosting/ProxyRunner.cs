@@ -72,11 +72,16 @@ internal static class ProxyRunner
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => OnStopSignal(ctx, ShutdownMode.Safe));
         using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => OnStopSignal(ctx, ShutdownMode.Safe));
         using var quit = PosixSignalRegistration.Create(PosixSignal.SIGQUIT, ctx => OnStopSignal(ctx, ShutdownMode.Immediate));
+        // SIGHUP: re-read the config file, as PgBouncer does. Off the signal thread: the reload reads files and
+        // logs; a broken file is rejected (and logged) by the reload itself, and the running config stays.
         using var hup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, ctx =>
         {
             ctx.Cancel = true;
-            logger.LogWarning("SIGHUP received: online reload is not implemented in this version; restart FastPool to apply config changes");
+            _ = Task.Run(server.Reload);
         });
+
+        // The admin console's SHUTDOWN stops the server itself; this only ends the wait below.
+        _ = server.ShutdownRequested.ContinueWith(_ => stop.TrySetResult(ShutdownMode.Immediate), TaskScheduler.Default);
 
         try
         {

@@ -571,6 +571,14 @@ public class ConfigLoaderTests
     }
 
     [Fact]
+    public void Database_fastpool_is_reserved_as_the_console_alias()
+    {
+        var error = AssertSingleError(LoadText("[databases]\nfastpool = host=a\n"));
+
+        Assert.Equal("pgbouncer.ini:2: database name \"fastpool\" is reserved for the admin console", error.ToString());
+    }
+
+    [Fact]
     public void Later_definition_of_a_database_wins_with_a_warning()
     {
         var result = LoadText("[databases]\napp = host=a\nother = host=o\napp = host=b\n");

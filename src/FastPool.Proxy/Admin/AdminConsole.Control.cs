@@ -1,0 +1,228 @@
+using System.Globalization;
+using FastPool.Protocol;
+using FastPool.Proxy.Configuration;
+using FastPool.Proxy.Pooling;
+
+namespace FastPool.Proxy.Admin;
+
+/// <summary>The commands that change something: admin_users only.</summary>
+internal sealed partial class AdminConsole
+{
+    // How often PAUSE looks whether the servers it waits for are back; a console command, not a hot path.
+    private static readonly TimeSpan s_pausePoll = TimeSpan.FromMilliseconds(50);
+
+    private static readonly HashSet<string> s_controlVerbs = new(StringComparer.Ordinal)
+    {
+        "PAUSE", "RESUME", "DISABLE", "ENABLE", "RECONNECT", "KILL", "KILL_CLIENT", "RELOAD", "SHUTDOWN", "SET", "SUSPEND",
+    };
+
+    private static bool IsControlVerb(string verb) => s_controlVerbs.Contains(verb);
+
+    private async ValueTask ControlAsync(AdminCommand command)
+    {
+        var control = _runtime.Control;
+        switch (command.Verb)
+        {
+            case "PAUSE":
+                await PauseAsync(OptionalDatabase(command)).ConfigureAwait(false);
+                break;
+            case "RESUME":
+                Resume(OptionalDatabase(command));
+                break;
+            case "DISABLE":
+                control.Disable(RequiredDatabase(command));
+                break;
+            case "ENABLE":
+                control.Enable(RequiredDatabase(command));
+                break;
+            case "RECONNECT":
+                foreach (var pool in PoolsOf(OptionalDatabase(command)))
+                {
+                    pool.Reconnect();
+                }
+
+                break;
+            case "KILL":
+                Kill(RequiredDatabase(command));
+                break;
+            case "KILL_CLIENT":
+                KillClient(command);
+                break;
+            case "RELOAD":
+                Reload();
+                break;
+            case "SHUTDOWN":
+                _afterReply = _runtime.ShutdownRequested;
+                break;
+            case "SET":
+                Set(command.Args[0], command.Args[1]);
+                break;
+            default:
+                throw new AdminException(SqlState.FeatureNotSupported, $"{command.Verb} is not supported by FastPool");
+        }
+
+        // Like PostgreSQL, a command that returns no rows answers with its own name as the tag.
+        _result.Complete(command.Verb);
+    }
+
+    private async Task PauseAsync(string? db)
+    {
+        if (!_runtime.Control.Pause(db))
+        {
+            throw new AdminException(SqlState.ObjectNotInPrerequisiteState, db is null ? "already paused" : $"database \"{db}\" is already paused");
+        }
+
+        await WaitForServersReleasedAsync(db).ConfigureAwait(false);
+    }
+
+    private void Resume(string? db)
+    {
+        if (!_runtime.Control.Resume(db))
+        {
+            throw new AdminException(SqlState.ObjectNotInPrerequisiteState, db is null ? "nothing is paused" : $"database \"{db}\" is not paused");
+        }
+    }
+
+    private void Reload()
+    {
+        var outcome = _runtime.Reload();
+        if (!outcome.Applied)
+        {
+            throw new AdminException(SqlState.ConfigFileError, outcome.Message);
+        }
+    }
+
+    /// <summary>
+    /// PAUSE returns once no server of the paused database(s) is in use any more (in session mode: once their
+    /// clients have left), then closes the idle ones, as PgBouncer does. New requests wait in the pause gate.
+    /// </summary>
+    private async Task WaitForServersReleasedAsync(string? db)
+    {
+        while (true)
+        {
+            var pools = PoolsOf(db).ToList();
+            if (pools.All(p => p.TotalCount == p.IdleCount))
+            {
+                foreach (var pool in pools)
+                {
+                    pool.CloseIdle();
+                }
+
+                return;
+            }
+
+            // Stop waiting when the admin left or someone resumed meanwhile; the pause itself stands until RESUME.
+            if (_context.Connection.IsClosed || (db is null ? !_runtime.Control.AllPaused : !_runtime.Control.IsPaused(db)))
+            {
+                return;
+            }
+
+            await Task.Delay(s_pausePoll, _runtime.Time).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>KILL: pause the database, drop its clients and close its servers; new clients wait for RESUME.</summary>
+    private void Kill(string db)
+    {
+        _runtime.Control.Pause(db);
+        foreach (var client in _runtime.Clients.Values)
+        {
+            if (!client.IsConsole && client.LoggedIn && client.DatabaseName == db)
+            {
+                client.Kill("database killed by admin");
+            }
+        }
+
+        foreach (var pool in PoolsOf(db))
+        {
+            pool.Reconnect();
+        }
+    }
+
+    private void KillClient(AdminCommand command)
+    {
+        if (command.Args.Count != 1)
+        {
+            throw new AdminException(SqlState.SyntaxError, "syntax: KILL_CLIENT id", "The id is the id column of SHOW CLIENTS.");
+        }
+
+        var text = command.Args[0];
+        if (text.StartsWith("C-", StringComparison.OrdinalIgnoreCase))
+        {
+            text = text[2..];
+        }
+
+        if (!long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var id) || !_runtime.Clients.TryGetValue(id, out var client))
+        {
+            throw new AdminException(SqlState.UndefinedObject, $"no client with id {command.Args[0]}", "SHOW CLIENTS lists the clients and their ids.");
+        }
+
+        client.Kill("killed by admin (KILL_CLIENT)");
+    }
+
+    /// <summary>
+    /// SET key = value for the settings that can change while running. The value goes through the config loader,
+    /// so it is checked exactly as in the file; the change lasts until the next reload or restart.
+    /// </summary>
+    private void Set(string name, string value)
+    {
+        var key = ConfigKeys.Find(name) ?? throw new AdminException(SqlState.UndefinedObject, $"unknown setting \"{name}\"", "SHOW CONFIG lists the settings.");
+        if (!key.Changeable)
+        {
+            throw new AdminException(SqlState.CantChangeRuntimeParam, $"setting \"{key.Name}\" cannot be changed while FastPool runs",
+                "SHOW CONFIG marks the settings SET can change; change this one in the file and restart.");
+        }
+
+        if (value.AsSpan().IndexOfAny('\n', '\r') >= 0)
+        {
+            throw new AdminException(SqlState.InvalidParameterValue, $"invalid value for {key.Name}: line breaks are not allowed");
+        }
+
+        var parsed = ConfigLoader.LoadFromText($"[pgbouncer]\n{key.Name} = {value}\n", "SET", Environment.CurrentDirectory);
+        if (parsed.Config is null)
+        {
+            throw new AdminException(SqlState.InvalidParameterValue, parsed.Errors[0].Message);
+        }
+
+        _runtime.Apply(current => key.Copy!(current, parsed.Config));
+        Log.SettingChanged(_runtime.Logger, key.Name, value);
+    }
+
+    private string? OptionalDatabase(AdminCommand command)
+    {
+        if (command.Args.Count > 1)
+        {
+            throw new AdminException(SqlState.SyntaxError, $"syntax: {command.Verb} [database]");
+        }
+
+        return command.Args.Count == 0 ? null : CheckDatabase(command.Args[0]);
+    }
+
+    private string RequiredDatabase(AdminCommand command)
+    {
+        if (command.Args.Count != 1)
+        {
+            throw new AdminException(SqlState.SyntaxError, $"syntax: {command.Verb} database");
+        }
+
+        return CheckDatabase(command.Args[0]);
+    }
+
+    private string CheckDatabase(string name)
+    {
+        if (IsConsoleDatabase(name))
+        {
+            throw new AdminException(SqlState.ObjectNotInPrerequisiteState, "the admin console database cannot be paused, disabled or killed");
+        }
+
+        if (_runtime.Config.FindDatabase(name) is null && PoolsOf(name).FirstOrDefault() is null)
+        {
+            throw new AdminException(SqlState.InvalidCatalogName, $"no such database: {name}");
+        }
+
+        return name;
+    }
+
+    private IEnumerable<ServerPool> PoolsOf(string? db) =>
+        _runtime.Pools.AllPools.Where(p => db is null || p.Key.ClientDatabase == db);
+}

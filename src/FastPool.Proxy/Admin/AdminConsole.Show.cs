@@ -1,0 +1,408 @@
+using System.Net;
+using System.Net.Sockets;
+using FastPool.Protocol;
+using FastPool.Proxy.Connections;
+using FastPool.Proxy.Pooling;
+
+namespace FastPool.Proxy.Admin;
+
+/// <summary>The SHOW commands: column names and types as PgBouncer 1.18 sends them.</summary>
+internal sealed partial class AdminConsole
+{
+    private const string Help = """
+        SHOW HELP|VERSION|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|USERS|STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS|LISTS|STATE|MEM
+        SET key = value
+        RELOAD
+        PAUSE [db]
+        RESUME [db]
+        DISABLE db
+        ENABLE db
+        RECONNECT [db]
+        KILL db
+        KILL_CLIENT id
+        SHUTDOWN
+        """;
+
+    private static readonly Column[] s_statsTotals =
+    [
+        new("database", ColumnType.Text), new("xact_count", ColumnType.Numeric), new("query_count", ColumnType.Numeric),
+        new("bytes_received", ColumnType.Numeric), new("bytes_sent", ColumnType.Numeric), new("xact_time", ColumnType.Numeric),
+        new("query_time", ColumnType.Numeric), new("wait_time", ColumnType.Numeric),
+    ];
+
+    private void Show(AdminCommand command)
+    {
+        if (command.Args.Count != 1)
+        {
+            throw new AdminException(SqlState.SyntaxError, "syntax: SHOW item", "SHOW HELP lists the items.");
+        }
+
+        switch (command.Args[0].ToUpperInvariant())
+        {
+            case "HELP":
+                _out.ErrorResponse("NOTICE", "00000", "Console usage", Help, notice: true);
+                _result.Complete("SHOW");
+                break;
+            case "VERSION":
+                _result.Describe([new("version", ColumnType.Text)]);
+                _result.Row().Add($"PgBouncer {CompatibleVersion} compatible: FastPool {ProductVersion}");
+                _result.Complete("SHOW");
+                break;
+            case "CONFIG":
+                ShowConfig();
+                break;
+            case "DATABASES":
+                ShowDatabases();
+                break;
+            case "POOLS":
+                ShowPools();
+                break;
+            case "CLIENTS":
+                ShowClients();
+                break;
+            case "SERVERS":
+                ShowServers();
+                break;
+            case "USERS":
+                ShowUsers();
+                break;
+            case "STATS":
+                ShowStats(totals: true, averages: true, prefixed: true);
+                break;
+            case "STATS_TOTALS":
+                ShowStats(totals: true, averages: false, prefixed: false);
+                break;
+            case "STATS_AVERAGES":
+                ShowStats(totals: false, averages: true, prefixed: false);
+                break;
+            case "TOTALS":
+                ShowTotals();
+                break;
+            case "LISTS":
+                ShowLists();
+                break;
+            case "STATE":
+                ShowState();
+                break;
+            case "MEM":
+                ShowMem();
+                break;
+            default:
+                throw new AdminException(SqlState.SyntaxError, $"unknown SHOW item \"{command.Args[0]}\"", "SHOW HELP lists the items.");
+        }
+    }
+
+    private void ShowConfig()
+    {
+        var config = _runtime.Config;
+        _result.Describe([new("key", ColumnType.Text), new("value", ColumnType.Text), new("default", ColumnType.Text), new("changeable", ColumnType.Text)]);
+        foreach (var key in ConfigKeys.All)
+        {
+            _result.Row().Add(key.Name).Add(key.Get(config)).Add(ConfigKeys.Default(key)).Add(key.Changeable ? "yes" : "no");
+        }
+
+        _result.Complete("SHOW");
+    }
+
+    private void ShowDatabases()
+    {
+        var config = _runtime.Config;
+        var control = _runtime.Control;
+        var pools = _runtime.Pools.AllPools.ToList();
+        _result.Describe(
+        [
+            new("name", ColumnType.Text), new("host", ColumnType.Text), new("port", ColumnType.Int4), new("database", ColumnType.Text),
+            new("force_user", ColumnType.Text), new("pool_size", ColumnType.Int4), new("min_pool_size", ColumnType.Int4),
+            new("reserve_pool", ColumnType.Int4), new("pool_mode", ColumnType.Text), new("max_connections", ColumnType.Int4),
+            new("current_connections", ColumnType.Int4), new("paused", ColumnType.Int4), new("disabled", ColumnType.Int4),
+        ]);
+
+        // Configured entries, then the names the "*" entry serves right now (PgBouncer's automatic databases).
+        var rows = config.Databases.Select(d => (Name: d.Name, Entry: d)).ToList();
+        if (config.FallbackDatabase is { } fallback)
+        {
+            foreach (var name in pools.Where(p => p.Key.Database.Name == "*").Select(p => p.Key.ClientDatabase).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal))
+            {
+                if (config.Databases.All(d => d.Name != name))
+                {
+                    rows.Add((name, fallback));
+                }
+            }
+        }
+
+        foreach (var (name, entry) in rows)
+        {
+            var node = entry.Nodes[0];
+            _result.Row()
+                .Add(name).Add(node.Host).Add(node.Port).Add(entry.DbName ?? name).Add(entry.User)
+                .Add(entry.PoolSize ?? config.DefaultPoolSize).Add(entry.MinPoolSize ?? config.MinPoolSize)
+                .Add(entry.ReservePoolSize ?? config.ReservePoolSize).Add(entry.PoolMode?.ToString().ToLowerInvariant())
+                .Add(entry.MaxDbConnections ?? config.MaxDbConnections)
+                .Add(pools.Where(p => PoolName(p) == name).Sum(p => p.TotalCount))
+                .Add(control.IsPaused(name)).Add(control.IsDisabled(name));
+        }
+
+        // The console itself, as PgBouncer lists it.
+        _result.Row().Add("pgbouncer").Add((string?)null).Add(config.ListenPort).Add("pgbouncer").Add("pgbouncer").Add(2L).Add(0L).Add(0L)
+            .Add("statement").Add(0L).Add(0L).Add(false).Add(false);
+        _result.Complete("SHOW");
+    }
+
+    private void ShowPools()
+    {
+        var clients = LoggedInClients();
+        var sessions = clients.Where(c => c.Session is not null).Select(c => c.Session!).ToList();
+        long now = _runtime.Time.GetTimestamp();
+        _result.Describe(
+        [
+            new("database", ColumnType.Text), new("user", ColumnType.Text), new("cl_active", ColumnType.Int4), new("cl_waiting", ColumnType.Int4),
+            new("cl_active_cancel_req", ColumnType.Int4), new("cl_waiting_cancel_req", ColumnType.Int4), new("sv_active", ColumnType.Int4),
+            new("sv_active_cancel", ColumnType.Int4), new("sv_being_canceled", ColumnType.Int4), new("sv_idle", ColumnType.Int4),
+            new("sv_used", ColumnType.Int4), new("sv_tested", ColumnType.Int4), new("sv_login", ColumnType.Int4), new("maxwait", ColumnType.Int4),
+            new("maxwait_us", ColumnType.Int4), new("pool_mode", ColumnType.Text),
+        ]);
+
+        // One row per (database, user), over all nodes and any pool a reload retired but that still drains.
+        foreach (var group in _runtime.Pools.AllPools.GroupBy(p => (Db: PoolName(p), p.Key.ClientUser)).OrderBy(g => g.Key.Db, StringComparer.Ordinal).ThenBy(g => g.Key.ClientUser, StringComparer.Ordinal))
+        {
+            var mine = sessions.Where(s => s.DatabaseName == group.Key.Db && s.User == group.Key.ClientUser).ToList();
+            int waiting = mine.Count(s => s.WaitingSinceTicks != 0);
+            int active = mine.Count(s => s.CurrentServer is not null);
+            int total = group.Sum(p => p.TotalCount);
+            var idle = group.SelectMany(p => p.IdleSnapshot().Select(s => (Pool: p, Server: s))).ToList();
+            int used = idle.Count(x => x.Pool.NeedsCheckBeforeUse(x.Server));
+            long oldest = mine.Where(s => s.WaitingSinceTicks != 0).Select(s => s.WaitingSinceTicks).DefaultIfEmpty(0).Min();
+            var maxWait = oldest == 0 ? TimeSpan.Zero : _runtime.Time.GetElapsedTime(oldest, now);
+            _result.Row()
+                .Add(group.Key.Db).Add(group.Key.ClientUser).Add(mine.Count - waiting).Add(waiting).Add(0L).Add(0L)
+                .Add(active).Add(0L).Add(0L).Add(idle.Count - used).Add(used).Add(0L).Add(Math.Max(0, total - idle.Count - active))
+                .Add((long)maxWait.TotalSeconds).Add(maxWait.Microseconds + (maxWait.Milliseconds * 1000L))
+                .Add(group.First().Settings.Mode.ToString().ToLowerInvariant());
+        }
+
+        var consoles = clients.Where(c => c.IsConsole).GroupBy(c => c.User).OrderBy(g => g.Key, StringComparer.Ordinal);
+        foreach (var console in consoles)
+        {
+            _result.Row().Add("pgbouncer").Add(console.Key).Add(console.Count()).Add(0L).Add(0L).Add(0L).Add(0L).Add(0L).Add(0L)
+                .Add(0L).Add(0L).Add(0L).Add(0L).Add(0L).Add(0L).Add("statement");
+        }
+
+        _result.Complete("SHOW");
+    }
+
+    private static Column[] ConnectionColumns() =>
+    [
+        new("type", ColumnType.Text), new("user", ColumnType.Text), new("database", ColumnType.Text), new("state", ColumnType.Text),
+        new("addr", ColumnType.Text), new("port", ColumnType.Int4), new("local_addr", ColumnType.Text), new("local_port", ColumnType.Int4),
+        new("connect_time", ColumnType.Text), new("request_time", ColumnType.Text), new("wait", ColumnType.Int4), new("wait_us", ColumnType.Int4),
+        new("close_needed", ColumnType.Int4), new("ptr", ColumnType.Text), new("link", ColumnType.Text), new("remote_pid", ColumnType.Int4),
+        new("tls", ColumnType.Text), new("application_name", ColumnType.Text),
+
+        // Not in PgBouncer 1.18: the number KILL_CLIENT takes (PgBouncer added the same column later).
+        new("id", ColumnType.Int8),
+    ];
+
+    private void ShowClients()
+    {
+        long now = _runtime.Time.GetTimestamp();
+        _result.Describe(ConnectionColumns());
+        foreach (var client in LoggedInClients())
+        {
+            var session = client.Session;
+            long waitingSince = session?.WaitingSinceTicks ?? 0;
+            var wait = waitingSince == 0 ? TimeSpan.Zero : _runtime.Time.GetElapsedTime(waitingSince, now);
+            long requested = session?.LastRequestTicks ?? 0;
+            var (addr, port) = Endpoint(client.Connection.Socket, remote: true);
+            var (localAddr, localPort) = Endpoint(client.Connection.Socket, remote: false);
+            _result.Row()
+                .Add("C").Add(client.User).Add(client.IsConsole ? "pgbouncer" : client.DatabaseName).Add(waitingSince != 0 ? "waiting" : "active")
+                .Add(addr).Add(port).Add(localAddr).Add(localPort)
+                .Add(client.ConnectedAt).Add(requested == 0 ? client.ConnectedAt : WallClock(requested, now))
+                .Add((long)wait.TotalSeconds).Add(wait.Microseconds + (wait.Milliseconds * 1000L)).Add(0L)
+                .Add("C-" + client.Id).Add(session?.CurrentServer is { } server ? "S-" + server.Id : null).Add(0L).Add(string.Empty)
+                .Add(client.Startup?.GetParameter("application_name") ?? string.Empty).Add(client.Id);
+        }
+
+        _result.Complete("SHOW");
+    }
+
+    private void ShowServers()
+    {
+        long now = _runtime.Time.GetTimestamp();
+        _result.Describe(ConnectionColumns());
+        foreach (var client in LoggedInClients())
+        {
+            if (client.Session?.CurrentServer is { } server)
+            {
+                ServerRow(server, "active", client, now);
+            }
+        }
+
+        foreach (var pool in _runtime.Pools.AllPools)
+        {
+            foreach (var server in pool.IdleSnapshot())
+            {
+                ServerRow(server, pool.NeedsCheckBeforeUse(server) ? "used" : "idle", null, now);
+            }
+        }
+
+        _result.Complete("SHOW");
+    }
+
+    private void ServerRow(ServerConnection server, string state, ClientContext? client, long now)
+    {
+        var pool = server.Pool;
+        var (localAddr, localPort) = Endpoint(server.Connection.Socket, remote: false);
+        _result.Row()
+            .Add("S").Add(pool.Key.User).Add(PoolName(pool)).Add(state)
+            .Add(server.Node.Endpoint.Host).Add(server.Node.Endpoint.Port).Add(localAddr).Add(localPort)
+            .Add(WallClock(server.CreatedTicks, now)).Add(WallClock(server.LastUsedTicks, now))
+            .Add(0L).Add(0L).Add(server.Generation != pool.Generation || pool.Retired)
+            .Add("S-" + server.Id).Add(client is null ? null : "C-" + client.Id).Add(server.BackendProcessId).Add(string.Empty)
+            .Add(client?.Startup?.GetParameter("application_name") ?? string.Empty).Add(server.Id);
+    }
+
+    private void ShowUsers()
+    {
+        var config = _runtime.Config;
+        var names = new SortedSet<string>(config.Users.Keys, StringComparer.Ordinal);
+        foreach (var pool in _runtime.Pools.AllPools)
+        {
+            names.Add(pool.Key.ClientUser);
+        }
+
+        _result.Describe([new("name", ColumnType.Text), new("pool_mode", ColumnType.Text)]);
+        foreach (var name in names)
+        {
+            config.Users.TryGetValue(name, out var user);
+            _result.Row().Add(name).Add(user?.PoolMode?.ToString().ToLowerInvariant());
+        }
+
+        _result.Complete("SHOW");
+    }
+
+    /// <summary>
+    /// SHOW STATS and its two subsets. Times spent in transactions and queries are not measured yet (that would
+    /// cost the forwarding path a clock read per message), so those columns are 0.
+    /// </summary>
+    private void ShowStats(bool totals, bool averages, bool prefixed)
+    {
+        if (prefixed)
+        {
+            _result.Describe(
+            [
+                new("database", ColumnType.Text),
+                new("total_xact_count", ColumnType.Numeric), new("total_query_count", ColumnType.Numeric), new("total_received", ColumnType.Numeric),
+                new("total_sent", ColumnType.Numeric), new("total_xact_time", ColumnType.Numeric), new("total_query_time", ColumnType.Numeric),
+                new("total_wait_time", ColumnType.Numeric),
+                new("avg_xact_count", ColumnType.Numeric), new("avg_query_count", ColumnType.Numeric), new("avg_recv", ColumnType.Numeric),
+                new("avg_sent", ColumnType.Numeric), new("avg_xact_time", ColumnType.Numeric), new("avg_query_time", ColumnType.Numeric),
+                new("avg_wait_time", ColumnType.Numeric),
+            ]);
+        }
+        else
+        {
+            _result.Describe(s_statsTotals);
+        }
+
+        foreach (var db in _runtime.Stats.Databases.OrderBy(d => d.Name, StringComparer.Ordinal))
+        {
+            _result.Row().Add(db.Name);
+            if (totals)
+            {
+                _result.Add(db.Transactions).Add(db.Queries).Add(db.BytesIn).Add(db.BytesOut).Add(0L).Add(0L).Add(db.WaitMicroseconds);
+            }
+
+            if (averages)
+            {
+                var a = db.Averages;
+                _result.Add(a.Transactions).Add(a.Queries).Add(a.BytesIn).Add(a.BytesOut).Add(0L).Add(0L).Add(a.WaitMicroseconds);
+            }
+        }
+
+        _result.Complete("SHOW");
+    }
+
+    private void ShowTotals()
+    {
+        var s = _runtime.Stats;
+        _result.Describe([new("name", ColumnType.Text), new("value", ColumnType.Numeric)]);
+        _result.Row().Add("xact_count").Add(s.Transactions);
+        _result.Row().Add("query_count").Add(s.Queries);
+        _result.Row().Add("bytes_received").Add(s.BytesIn);
+        _result.Row().Add("bytes_sent").Add(s.BytesOut);
+        _result.Row().Add("wait_time").Add(s.Databases.Sum(d => d.WaitMicroseconds));
+        _result.Complete("SHOW");
+    }
+
+    private void ShowLists()
+    {
+        var config = _runtime.Config;
+        var pools = _runtime.Pools.AllPools.ToList();
+        var clients = _runtime.Clients.Values.ToList();
+        int loggedIn = clients.Count(c => c.LoggedIn);
+        var users = new HashSet<string>(config.Users.Keys, StringComparer.Ordinal);
+        users.UnionWith(pools.Select(p => p.Key.ClientUser));
+        int databases = config.Databases.Count + pools.Where(p => p.Key.Database.Name == "*").Select(p => p.Key.ClientDatabase).Distinct(StringComparer.Ordinal).Count();
+
+        _result.Describe([new("list", ColumnType.Text), new("items", ColumnType.Int4)]);
+        _result.Row().Add("databases").Add(databases);
+        _result.Row().Add("users").Add(users.Count);
+        _result.Row().Add("pools").Add(pools.Count);
+        _result.Row().Add("free_clients").Add(0L);
+        _result.Row().Add("used_clients").Add(loggedIn);
+        _result.Row().Add("login_clients").Add(clients.Count - loggedIn);
+        _result.Row().Add("free_servers").Add(0L);
+        _result.Row().Add("used_servers").Add(pools.Sum(p => p.TotalCount));
+        _result.Row().Add("dns_names").Add(0L);
+        _result.Row().Add("dns_zones").Add(0L);
+        _result.Row().Add("dns_queries").Add(0L);
+        _result.Row().Add("dns_pending").Add(0L);
+        _result.Complete("SHOW");
+    }
+
+    private void ShowState()
+    {
+        bool paused = _runtime.Control.AllPaused;
+        _result.Describe([new("key", ColumnType.Text), new("value", ColumnType.Text)]);
+        _result.Row().Add("active").Add(paused ? "no" : "yes");
+        _result.Row().Add("paused").Add(paused ? "yes" : "no");
+        _result.Row().Add("suspended").Add("no");
+        _result.Complete("SHOW");
+    }
+
+    /// <summary>FastPool has no slab caches like PgBouncer's; the managed heap is the memory worth showing.</summary>
+    private void ShowMem()
+    {
+        var gc = GC.GetGCMemoryInfo();
+        _result.Describe([new("name", ColumnType.Text), new("size", ColumnType.Int8), new("used", ColumnType.Int8), new("free", ColumnType.Int8), new("memtotal", ColumnType.Int8)]);
+        long used = GC.GetTotalMemory(forceFullCollection: false);
+        _result.Row().Add("managed_heap").Add(1L).Add(used).Add(Math.Max(0, gc.HeapSizeBytes - used)).Add(gc.HeapSizeBytes);
+        _result.Complete("SHOW");
+    }
+
+    private List<ClientContext> LoggedInClients() => [.. _runtime.Clients.Values.Where(c => c.LoggedIn).OrderBy(c => c.Id)];
+
+    /// <summary>The database name clients use for a pool (under "*" too, the name they asked for).</summary>
+    private static string PoolName(ServerPool pool) => pool.Key.ClientDatabase;
+
+    private DateTimeOffset WallClock(long ticks, long now) => _runtime.Time.GetUtcNow() - _runtime.Time.GetElapsedTime(ticks, now);
+
+    private static (string? Address, long Port) Endpoint(Socket socket, bool remote)
+    {
+        try
+        {
+            return (remote ? socket.RemoteEndPoint : socket.LocalEndPoint) switch
+            {
+                IPEndPoint ip => (ip.Address.IsIPv4MappedToIPv6 ? ip.Address.MapToIPv4().ToString() : ip.Address.ToString(), ip.Port),
+                UnixDomainSocketEndPoint => ("unix", 0),
+                _ => (null, 0),
+            };
+        }
+        catch (Exception ex) when (ex is ObjectDisposedException or SocketException)
+        {
+            // The connection closed while the list was being written.
+            return (null, 0);
+        }
+    }
+}

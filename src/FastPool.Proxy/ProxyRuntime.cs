@@ -54,6 +54,7 @@ internal sealed partial class ProxyRuntime
 
     /// <summary>PAUSE / KILL / DISABLE state set from the admin console.</summary>
     public DatabaseControl Control { get; } = new();
+
     /// <summary>Salts for SCRAM exchanges without a stored SCRAM secret (plain passwords, unknown users).</summary>
     public Connections.ScramSalts ScramSalts { get; } = Connections.ScramSalts.CreateRandom();
 

@@ -1,0 +1,27 @@
+using System.Text;
+using BenchmarkDotNet.Attributes;
+using FastPool.Routing.Classification;
+
+namespace FastPool.Benchmarks;
+
+/// <summary>Read/write classification per statement (issue target: at most 200 ns and 0 B for a typical statement).</summary>
+[MemoryDiagnoser]
+public class ClassifierBenchmarks
+{
+    private byte[] _sql = [];
+
+    [Params("pgbench-select", "orm-select", "update", "cte-write")]
+    public string Statement { get; set; } = "pgbench-select";
+
+    [GlobalSetup]
+    public void Setup() => _sql = Encoding.UTF8.GetBytes(Statement switch
+    {
+        "pgbench-select" => "SELECT abalance FROM pgbench_accounts WHERE aid = $1;",
+        "orm-select" => "SELECT u.\"Id\", u.\"Name\", u.\"Email\", o.\"Total\" FROM \"Users\" AS u LEFT JOIN \"Orders\" AS o ON o.\"UserId\" = u.\"Id\" WHERE u.\"Email\" = $1 ORDER BY o.\"Created\" DESC LIMIT 10",
+        "update" => "UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2;",
+        _ => "WITH moved AS (DELETE FROM queue WHERE id = $1 RETURNING *) INSERT INTO done SELECT * FROM moved",
+    });
+
+    [Benchmark]
+    public QueryTraits Classify() => SqlClassifier.Classify(_sql);
+}

@@ -28,6 +28,7 @@ internal sealed partial class ProxyRuntime
         Pools = new PoolManager(config, time, Logger, Transport) { IsPaused = Control.IsPaused };
         Cancels = new CancelRegistry(Logger);
         Stats = new ProxyStats();
+        NodeMonitor = new NodeMonitor(this);
         QueryPipeline = Pipeline.QueryPipeline.Build(Pools, Pipeline.QueryPipeline.DefaultStages(Control));
     }
 
@@ -51,6 +52,9 @@ internal sealed partial class ProxyRuntime
     public CancelRegistry Cancels { get; }
 
     public ProxyStats Stats { get; }
+
+    /// <summary>Detects node roles and replication delay (sr_check_period).</summary>
+    public NodeMonitor NodeMonitor { get; }
 
     /// <summary>PAUSE / KILL / DISABLE state set from the admin console.</summary>
     public DatabaseControl Control { get; } = new();

@@ -32,6 +32,7 @@ public sealed class ProxyServer : IAsyncDisposable
     private List<Socket> _listeners = [];
     private ITimer? _maintenance;
     private ITimer? _statsTimer;
+    private ITimer? _nodeChecks;
     private TimeSpan _statsPeriod;
     private int _stopped;
     private Task? _stopTask;
@@ -85,6 +86,13 @@ public sealed class ProxyServer : IAsyncDisposable
         _maintenance = _runtime.Time.CreateTimer(_ => _runtime.Pools.Maintain(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
         _statsTimer = _runtime.Time.CreateTimer(_ => OnStatsPeriod(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         RetimeStats(config.StatsPeriod);
+
+        // Node roles and replication delay: a first round at once, then every sr_check_period.
+        var srPeriod = config.FastPool.SrCheckPeriod;
+        if (srPeriod > TimeSpan.Zero)
+        {
+            _nodeChecks = _runtime.Time.CreateTimer(_ => _ = _runtime.NodeMonitor.CheckAllAsync(_stopping.Token), null, TimeSpan.Zero, srPeriod);
+        }
 
         // Fill min_pool_size without waiting for the first tick.
         _runtime.Pools.Maintain();
@@ -265,6 +273,11 @@ public sealed class ProxyServer : IAsyncDisposable
         if (_statsTimer is not null)
         {
             await _statsTimer.DisposeAsync().ConfigureAwait(false);
+        }
+
+        if (_nodeChecks is not null)
+        {
+            await _nodeChecks.DisposeAsync().ConfigureAwait(false);
         }
 
         // Last: pooled servers closed above may still have had reads parked on the loops.

@@ -10,7 +10,7 @@ namespace FastPool.Proxy.Admin;
 internal sealed partial class AdminConsole
 {
     private const string Help = """
-        SHOW HELP|VERSION|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|USERS|STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS|LISTS|STATE|MEM
+        SHOW HELP|VERSION|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|USERS|STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS|LISTS|STATE|MEM|POOL_NODES
         SET key = value
         RELOAD
         PAUSE [db]
@@ -83,6 +83,9 @@ internal sealed partial class AdminConsole
                 break;
             case "STATE":
                 ShowState();
+                break;
+            case "POOL_NODES":
+                ShowPoolNodes();
                 break;
             case "MEM":
                 ShowMem();
@@ -368,6 +371,44 @@ internal sealed partial class AdminConsole
         _result.Row().Add("active").Add(paused ? "no" : "yes");
         _result.Row().Add("paused").Add(paused ? "yes" : "no");
         _result.Row().Add("suspended").Add("no");
+        _result.Complete("SHOW");
+    }
+
+    /// <summary>
+    /// Pgpool-II's SHOW POOL_NODES, one row per node of every database entry: roles and delay come from the
+    /// node checks (sr_check_period), not from the config. Replication delay is in bytes, as Pgpool-II shows it.
+    /// </summary>
+    private void ShowPoolNodes()
+    {
+        _result.Describe([
+            new("database", ColumnType.Text), new("node_id", ColumnType.Int4), new("hostname", ColumnType.Text), new("port", ColumnType.Int4),
+            new("status", ColumnType.Text), new("lb_weight", ColumnType.Text), new("role", ColumnType.Text), new("select_cnt", ColumnType.Int8),
+            new("load_balance_node", ColumnType.Text), new("replication_delay", ColumnType.Int8), new("replication_delay_seconds", ColumnType.Text),
+            new("last_status_change", ColumnType.Text), new("last_change_reason", ColumnType.Text),
+        ]);
+        var config = _runtime.Config;
+        var entries = config.Databases.AsEnumerable();
+        if (config.FallbackDatabase is { } fallback)
+        {
+            entries = entries.Append(fallback);
+        }
+
+        foreach (var entry in entries)
+        {
+            var topology = _runtime.GetTopology(entry);
+            string weight = (1.0 / topology.Nodes.Count).ToString("0.000000", System.Globalization.CultureInfo.InvariantCulture);
+            foreach (var node in topology.Nodes)
+            {
+                var check = node.LastCheck;
+                _result.Row().Add(entry.Name).Add(node.Id).Add(node.Endpoint.Host).Add(node.Endpoint.Port)
+                    .Add(node.Status == Topology.NodeStatus.Up ? "up" : "down").Add(weight)
+                    .Add(node.Role switch { Topology.NodeRole.Primary => "primary", Topology.NodeRole.Standby => "standby", _ => "unknown" })
+                    .Add(0L).Add("false").Add(check?.DelayBytes ?? 0L)
+                    .Add(check?.ReplayDelaySeconds?.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture))
+                    .Add(node.LastStatusChange).Add(node.LastChangeReason);
+            }
+        }
+
         _result.Complete("SHOW");
     }
 

@@ -82,6 +82,7 @@ public static class ConfigLoader
         private IniEntry? _authHbaFileEntry;
         private int _workers;
         private int _ioThreads;
+        private FastPoolSettings _fastPool = new();
         private Transport.TransportKind _transport;
 
         public ConfigLoadResult Build(IniFile ini)
@@ -105,7 +106,7 @@ public static class ConfigLoader
                 Databases = databases,
                 FallbackDatabase = _fallback is null ? null : Finish(_fallback),
                 Users = _users,
-                FastPool = new FastPoolSettings { Workers = _workers, Transport = _transport, IoThreads = _ioThreads, Raw = _fastPoolRaw },
+                FastPool = _fastPool with { Workers = _workers, Transport = _transport, IoThreads = _ioThreads, Raw = _fastPoolRaw },
             };
             LoadAuthFile();
             LoadHbaFile();
@@ -630,6 +631,18 @@ public static class ConfigLoader
                     break;
                 case "io_threads" when TryInt(e, key, 0, 1024, out var ioThreads):
                     _ioThreads = ioThreads;
+                    break;
+                case "sr_check_period" when TryTime(e, key, e.Value, out var period):
+                    _fastPool = _fastPool with { SrCheckPeriod = period };
+                    break;
+                case "sr_check_user":
+                    _fastPool = _fastPool with { SrCheckUser = e.Value.Length > 0 ? e.Value : null };
+                    break;
+                case "sr_check_password":
+                    _fastPool = _fastPool with { SrCheckPassword = e.Value.Length > 0 ? e.Value : null };
+                    break;
+                case "sr_check_database":
+                    _fastPool = _fastPool with { SrCheckDatabase = e.Value.Length > 0 ? e.Value : "postgres" };
                     break;
                 case "transport":
                     switch (e.Value.Trim().ToLowerInvariant())

@@ -164,6 +164,12 @@ public sealed record FastPoolSettings
     public int Workers { get; init; }
     /// <summary>transport = auto | epoll | sockets: what moves the bytes (auto: epoll on Linux).</summary>
     public Transport.TransportKind Transport { get; init; }
+    /// <summary>sr_check_period: how often node roles and replication delay are checked (0 = never).</summary>
+    public TimeSpan SrCheckPeriod { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>sr_check_user / sr_check_password / sr_check_database: the login the checks use (default: the entry's user, else postgres).</summary>
+    public string? SrCheckUser { get; init; }
+    public string? SrCheckPassword { get; init; }
+    public string SrCheckDatabase { get; init; } = "postgres";
     /// <summary>io_threads: event-loop threads of the epoll transport (0 = half the cores, at least one).</summary>
     public int IoThreads { get; init; }
     /// <summary>Keys of the [fastpool] section that later features read, kept verbatim (lower-case key).</summary>

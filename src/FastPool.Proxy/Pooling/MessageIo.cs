@@ -57,6 +57,47 @@ internal static class MessageIo
         return await ReadUntilReadyAsync(server, 1, ct).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Runs a simple Query that FastPool itself needs the answer of (role checks) and returns the first row's
+    /// columns as text (null for SQL NULL); throws a <see cref="ServerException"/> with the server's error.
+    /// </summary>
+    public static async ValueTask<string?[]> QueryFirstRowAsync(ServerConnection server, MessageBuilder builder, string sql, CancellationToken ct)
+    {
+        builder.Reset();
+        builder.Query(sql);
+        await server.Connection.SendAsync(builder.Written, ct).ConfigureAwait(false);
+        string?[]? row = null;
+        ErrorFields? error = null;
+        while (true)
+        {
+            var (code, body) = await ReadMessageAsync(server.Connection.Input, ct).ConfigureAwait(false);
+            var seq = new ReadOnlySequence<byte>(body);
+            switch ((BackendCode)code)
+            {
+                case BackendCode.DataRow when row is null && BackendMessages.TryReadDataRow(seq, out var columns):
+                    row = new string?[columns.Count];
+                    int i = 0;
+                    foreach (var value in columns)
+                    {
+                        row[i++] = value.IsNull ? null : System.Text.EncodingExtensions.GetString(System.Text.Encoding.UTF8, value.Data);
+                    }
+
+                    break;
+                case BackendCode.ErrorResponse:
+                    error ??= BackendMessageReader.ReadErrorFields(seq);
+                    break;
+                case BackendCode.ReadyForQuery:
+                    server.TransactionStatus = BackendMessageReader.ReadReadyForQuery(seq);
+                    if (error is not null)
+                    {
+                        throw new ServerException(error.Code, error.Message, "ERROR");
+                    }
+
+                    return row ?? throw new ServerException(SqlState.ProtocolViolation, "query returned no row", "ERROR");
+            }
+        }
+    }
+
     /// <summary>Reads until <paramref name="count"/> ReadyForQuery messages have arrived.</summary>
     public static async ValueTask<ErrorFields?> ReadUntilReadyAsync(ServerConnection server, int count, CancellationToken ct)
     {

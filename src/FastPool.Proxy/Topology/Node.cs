@@ -49,7 +49,43 @@ public sealed class Node
         set => _status = value;
     }
 
+    /// <summary>What the last role/replication check found (null until the first check ran).</summary>
+    public NodeCheck? LastCheck { get; private set; }
+
+    /// <summary>When the role or status last changed, and why.</summary>
+    public DateTimeOffset LastStatusChange { get; private set; } = DateTimeOffset.UtcNow;
+
+    public string LastChangeReason { get; private set; } = "configured";
+
+    /// <summary>Records a check; role and status follow it, and a change is stamped with its reason.</summary>
+    public void Apply(NodeCheck check, DateTimeOffset now)
+    {
+        LastCheck = check;
+        var role = check.Reachable ? (check.InRecovery ? NodeRole.Standby : NodeRole.Primary) : _role;
+        var status = check.Reachable ? NodeStatus.Up : NodeStatus.Down;
+        if (role != _role || status != _status)
+        {
+            LastStatusChange = now;
+            LastChangeReason = check.Reachable ? $"check: {role.ToString().ToLowerInvariant()}" : $"check failed: {check.Error}";
+        }
+
+        _role = role;
+        _status = status;
+    }
+
     public override string ToString() => $"node {Id} ({Endpoint.Host}:{Endpoint.Port}, {Role}, {Status})";
+}
+
+/// <summary>
+/// One role and replication check of a node (PostgreSQL docs 9.27.4 "Recovery Control Functions"): whether
+/// it is in recovery, its WAL position (replayed on a standby, written on a primary), and the seconds since
+/// the last replayed transaction. <see cref="DelayBytes"/> is filled in against the primary's position.
+/// </summary>
+public sealed record NodeCheck(bool Reachable, bool InRecovery, ulong WalLsn, double? ReplayDelaySeconds, string? Error)
+{
+    public long? DelayBytes { get; init; }
+
+    public static NodeCheck Failed(string error) => new(false, false, 0, null, error);
 }
 
 /// <summary>The nodes of one database entry, in the order the entry lists them.</summary>

@@ -14,6 +14,7 @@ namespace FastPool.Proxy.Transport;
 internal abstract class Connection : IAsyncDisposable
 {
     private int _closed;
+    private string? _remoteEndPoint;
 
     protected Connection(Socket socket)
     {
@@ -22,13 +23,15 @@ internal abstract class Connection : IAsyncDisposable
         {
             socket.NoDelay = true;
         }
-
-        RemoteEndPoint = SafeRemote(socket);
     }
 
     public abstract PipeReader Input { get; }
 
-    public string RemoteEndPoint { get; }
+    /// <summary>
+    /// The peer's address, read on first use: during a non-blocking connect, .NET's Socket.RemoteEndPoint
+    /// consumes the pending SO_ERROR, which the epoll transport needs to see whether the connect failed.
+    /// </summary>
+    public string RemoteEndPoint => _remoteEndPoint ??= SafeRemote(Socket);
 
     public bool IsClosed => Volatile.Read(ref _closed) != 0;
 
@@ -121,7 +124,7 @@ internal abstract class Connection : IAsyncDisposable
                 null => "?",
             };
         }
-        catch (SocketException)
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
         {
             return "?";
         }

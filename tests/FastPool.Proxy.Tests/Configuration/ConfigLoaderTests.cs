@@ -1155,6 +1155,18 @@ public class ConfigLoaderTests
     }
 
     [Fact]
+    public void Fastpool_sr_check_settings()
+    {
+        var config = AssertLoaded(LoadText("[fastpool]\nsr_check_period = 2500ms\nsr_check_user = monitor\nsr_check_password = pw\nsr_check_database = appdb\n"));
+
+        Assert.Equal(TimeSpan.FromMilliseconds(2500), config.FastPool.SrCheckPeriod);
+        Assert.Equal("monitor", config.FastPool.SrCheckUser);
+        Assert.Equal("pw", config.FastPool.SrCheckPassword);
+        Assert.Equal("appdb", config.FastPool.SrCheckDatabase);
+        Assert.Equal(TimeSpan.FromSeconds(10), AssertLoaded(LoadText("[pgbouncer]\n")).FastPool.SrCheckPeriod);
+    }
+
+    [Fact]
     public void Fastpool_transport_must_be_one_of_the_known_ones()
     {
         var error = AssertSingleError(LoadText("[fastpool]\ntransport = io_uring_please\n"));

@@ -67,6 +67,7 @@ internal sealed class EpollConnection : Connection, IEpollRegistration, IValueTa
             {
                 await connection.WaitWritableAsync(ct).ConfigureAwait(false);
                 int error = connection.PendingError();
+
                 if (error != 0)
                 {
                     throw new SocketException((int)Errno.ToSocketError(error));

@@ -11,6 +11,7 @@ internal sealed class ProxyStats
     private long _bytesIn;
     private long _bytesOut;
     private int _clients;
+    private int _pinnedClients;
 
     public long Transactions => Interlocked.Read(ref _transactions);
 
@@ -37,6 +38,21 @@ internal sealed class ProxyStats
         if (transactions > 0)
         {
             Interlocked.Add(ref _transactions, transactions);
+        }
+    }
+
+    /// <summary>Clients that keep their server in transaction/statement pooling (LISTEN, temp tables, ...).</summary>
+    public int PinnedClients => Volatile.Read(ref _pinnedClients);
+
+    public void PinnedChanged(bool pinned)
+    {
+        if (pinned)
+        {
+            Interlocked.Increment(ref _pinnedClients);
+        }
+        else
+        {
+            Interlocked.Decrement(ref _pinnedClients);
         }
     }
 

@@ -83,6 +83,7 @@ public static class ConfigLoader
         private int _workers;
         private int _ioThreads;
         private Transport.TransportKind _transport;
+        private PinReasons _pins = PinReasons.All;
 
         public ConfigLoadResult Build(IniFile ini)
         {
@@ -105,7 +106,7 @@ public static class ConfigLoader
                 Databases = databases,
                 FallbackDatabase = _fallback is null ? null : Finish(_fallback),
                 Users = _users,
-                FastPool = new FastPoolSettings { Workers = _workers, Transport = _transport, IoThreads = _ioThreads, Raw = _fastPoolRaw },
+                FastPool = new FastPoolSettings { Workers = _workers, Transport = _transport, IoThreads = _ioThreads, Pins = _pins, Raw = _fastPoolRaw },
             };
             LoadAuthFile();
             LoadHbaFile();
@@ -630,6 +631,19 @@ public static class ConfigLoader
                     break;
                 case "io_threads" when TryInt(e, key, 0, 1024, out var ioThreads):
                     _ioThreads = ioThreads;
+                    break;
+                case "pin_listen":
+                case "pin_advisory_locks":
+                case "pin_temp_tables":
+                case "pin_prepare":
+                case "pin_hold_cursors":
+                case "pin_session_authorization":
+                    if (TryBool(e, key, out var pin))
+                    {
+                        var reason = PinReasonsText.FromSettingName(key);
+                        _pins = pin ? _pins | reason : _pins & ~reason;
+                    }
+
                     break;
                 case "transport":
                     switch (e.Value.Trim().ToLowerInvariant())

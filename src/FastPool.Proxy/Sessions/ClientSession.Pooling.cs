@@ -49,8 +49,10 @@ internal sealed partial class ClientSession
             _server = null;
         }
 
+        // A pump that already ended (a failure, or statement mode's refusal) has nothing left to stop; stopping it
+        // would leave a cancel pending on the server's reader.
         var pump = _serverPump;
-        if (server is not null && pump is not null)
+        if (server is not null && pump is not null && !(pump.IsCompleted && exit == PumpExit.StatementModeTransaction))
         {
             await StopServerPumpAsync(server, pump, exit).ConfigureAwait(false);
         }
@@ -283,13 +285,10 @@ internal sealed partial class ClientSession
         {
             _client.Abort();
         }
-        else
+        else if (exit != PumpExit.StatementModeTransaction)
         {
             server.Broken = true;
-            if (exit != PumpExit.StatementModeTransaction)
-            {
-                server.Connection.Abort();
-            }
+            server.Connection.Abort();
         }
 
         _client.Input.CancelPendingRead();

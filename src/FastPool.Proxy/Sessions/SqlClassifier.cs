@@ -330,24 +330,21 @@ internal static class SqlClassifier
         return builder.Length > 0 ? builder.ToString() : null;
     }
 
-    /// <summary>Skips to the end of the statement; returns the offset where its text ends (before the ';').</summary>
+    /// <summary>
+    /// Skips to the end of the statement; returns the offset just after its last token, so a trailing comment
+    /// (which would swallow whatever FastPool appends after it) is left out.
+    /// </summary>
     private static int SkipToEnd(ref SqlLexer lexer)
     {
-        int end = lexer.Start + lexer.Length;
         if (lexer.Length > 0 && lexer.First == ';')
         {
             return lexer.Start;
         }
 
+        int end = lexer.Start + lexer.Length;
         while (true)
         {
-            var token = lexer.Next();
-            if (token == SqlToken.Semicolon)
-            {
-                return lexer.Start;
-            }
-
-            if (token == SqlToken.End)
+            if (lexer.Next() is SqlToken.Semicolon or SqlToken.End)
             {
                 return end;
             }

@@ -167,7 +167,11 @@ internal sealed partial class ClientSession
     /// <summary>Takes a server for the client's next transaction and starts its server-to-client pump.</summary>
     private async Task<bool> AttachServerAsync()
     {
+        // A client waiting in line for a server is not idle (query_wait_timeout bounds that wait).
+        _acquiring = true;
         var server = await AcquireAsync().ConfigureAwait(false);
+        _acquiring = false;
+        NoteActivity();
         if (server is null)
         {
             return false;

@@ -12,6 +12,7 @@ internal sealed partial class ClientSession
 {
     private ITimer? _idleTimer;
     private long _lastActivity;
+    private volatile bool _acquiring;
 
     private void StartIdleTimer()
     {
@@ -44,7 +45,7 @@ internal sealed partial class ClientSession
         var server = _server;
 
         // A client waiting for its query's answer is not idle, however long the query takes.
-        if (server is not null && !server.Protocol.AtMessageBoundary)
+        if (_acquiring || (server is not null && !server.Protocol.AtMessageBoundary))
         {
             return;
         }

@@ -178,8 +178,22 @@ internal sealed partial class ClientSession
         }
 
         _errorsAtStart = server.Protocol.Errors;
-        _serverPump = PooledServerToClientAsync(server);
+        _serverPump = GuardedServerToClientAsync(server);
         return true;
+    }
+
+    /// <summary>No one awaits a pump that handed its server back, so nothing may escape it unlogged.</summary>
+    private async Task<PumpExit> GuardedServerToClientAsync(ServerConnection server)
+    {
+        try
+        {
+            return await PooledServerToClientAsync(server).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            Log.Unexpected(_runtime.Logger, _context.Id, ex.Message, ex);
+            return Fail(server, PumpExit.ServerProtocolViolation);
+        }
     }
 
     private async Task<PumpExit> PooledServerToClientAsync(ServerConnection server)

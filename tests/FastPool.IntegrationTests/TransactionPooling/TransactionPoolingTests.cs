@@ -77,6 +77,43 @@ public sealed class TransactionPoolingTests
     }
 
     [Fact]
+    public async Task SetInsideAMultiStatementQuery_FollowsTheClient_AndNeverReachesAnother()
+    {
+        await using var proxy = Start(_fixture.Primary, poolSize: 1);
+        await using var other = await OpenAsync(proxy);
+        await using var raw = await RawPgClient.ConnectAsync(proxy.Port);
+        await raw.LoginAsync("postgres");
+        Assert.DoesNotContain(await raw.QueryAsync("select 1; set search_path = multi_a; set work_mem = '8MB' /* why */"), m => m.Type == 'E');
+
+        for (int i = 0; i < 2; i++)
+        {
+            Assert.Equal(["\"$user\", public", "4MB"], await RowAsync(other, "select current_setting('search_path'), current_setting('work_mem')"));
+            Assert.Equal("multi_a|8MB", await raw.QueryScalarAsync("select current_setting('search_path') || '|' || current_setting('work_mem')"));
+        }
+    }
+
+    [Fact]
+    public async Task AdvisoryLock_PinsUntilDiscardAll()
+    {
+        const string heldBy = "select coalesce(max(pid), 0) from pg_locks where locktype = 'advisory' and objid = 4242 and granted";
+        await using var proxy = Start(_fixture.Primary, poolSize: 2);
+        await using var owner = await OpenAsync(proxy);
+        Assert.Equal(true, await ScalarAsync(owner, "select pg_try_advisory_lock(4242)"));
+        int pid = await ScalarAsync<int>(owner, "select pg_backend_pid()");
+        Assert.Equal(1, proxy.Server.PinnedClientCount);
+
+        await using var other = await OpenAsync(proxy);
+        Assert.Equal(pid, await ScalarAsync<int>(other, heldBy));
+        Assert.NotEqual(pid, await ScalarAsync<int>(other, "select pg_backend_pid()"));
+        Assert.Equal(pid, await ScalarAsync<int>(owner, "select pg_backend_pid()"));
+
+        // DISCARD ALL releases the lock and the pin; the server then goes back to the pool after each transaction.
+        await ExecAsync(owner, "DISCARD ALL");
+        await Wait.UntilAsync(() => Task.FromResult(proxy.Server.PinnedClientCount == 0), TimeSpan.FromSeconds(10), "the client to be unpinned");
+        Assert.Equal(0, await ScalarAsync<int>(other, heldBy));
+    }
+
+    [Fact]
     public async Task PipelinedExtendedBatches_ErrorInTheMiddle_LaterBatchesWork()
     {
         await using var proxy = Start(_fixture.Primary, poolSize: 1);

@@ -118,6 +118,49 @@ public sealed partial class PinningAndModeTests
         await Backend.ExecuteAsync(_fixture.Primary, $"drop table {table}");
     }
 
+    [Fact]
+    public async Task Psql_ScriptWithSetCopyAndTransactions_WhileANpgsqlClientSharesTheServer()
+    {
+        var table = UniqueName("tx_psql");
+        await Backend.ExecuteAsync(_fixture.Primary, $"create table public.{table} (id int, name text)");
+        var dir = Directory.CreateTempSubdirectory("fastpool-txpsql-").FullName;
+        try
+        {
+            var input = Path.Combine(dir, "in.csv");
+            await File.WriteAllTextAsync(input, string.Join('\n', Enumerable.Range(1, 200).Select(i => $"{Invariant(i)},n{Invariant(i)}")) + "\n");
+            var script = Path.Combine(dir, "script.sql");
+            await File.WriteAllTextAsync(script, $"""
+                \set ON_ERROR_STOP on
+                set search_path = psql_schema, public;
+                \copy {table} from '{input}' with (format csv)
+                begin;
+                insert into {table} values (1000, 'in tx');
+                commit;
+                select current_setting('search_path'), count(*) from {table};
+                """);
+
+            await using var proxy = Start(_fixture.Primary, poolSize: 1);
+            await using var other = await OpenAsync(proxy);
+            var psql = RunToolAsync(
+                "psql",
+                ["-X", "-At", "-h", "127.0.0.1", "-p", Invariant(proxy.Port), "-U", "postgres", "-d", "postgres", "-f", script],
+                TimeSpan.FromSeconds(60));
+            for (int i = 0; i < 20 && !psql.IsCompleted; i++)
+            {
+                Assert.Equal("\"$user\", public", await ScalarAsync(other, "select current_setting('search_path')"));
+            }
+
+            var result = await psql;
+            Assert.True(result.ExitCode == 0, result.ToString());
+            Assert.Equal("psql_schema, public|201", result.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1]);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+            await Backend.ExecuteAsync(_fixture.Primary, $"drop table public.{table}");
+        }
+    }
+
     [Theory]
     [InlineData("simple")]
     [InlineData("extended")]

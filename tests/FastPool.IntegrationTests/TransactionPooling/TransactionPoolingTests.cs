@@ -92,6 +92,23 @@ public sealed class TransactionPoolingTests
         }
     }
 
+    [Theory]
+    [InlineData(300_000)]
+    [InlineData(1_500_000)]
+    public async Task LargeQueries_AreInspectedWholeOrStreamed(int size)
+    {
+        await using var proxy = Start(_fixture.Primary, poolSize: 1);
+        await using var conn = await OpenAsync(proxy);
+        var literal = new string('x', size);
+        Assert.Equal(size, await ScalarAsync<int>(conn, $"select length('{literal}')"));
+
+        await using var raw = await RawPgClient.ConnectAsync(proxy.Port);
+        await raw.LoginAsync("postgres");
+        Assert.Equal(size.ToString(System.Globalization.CultureInfo.InvariantCulture), await raw.QueryScalarAsync($"set application_name = 'big'; select length('{literal}')"));
+        Assert.Equal("big", await raw.QueryScalarAsync("select current_setting('application_name')"));
+        Assert.Equal(string.Empty, await ScalarAsync(conn, "select current_setting('application_name')"));
+    }
+
     [Fact]
     public async Task AdvisoryLock_PinsUntilDiscardAll()
     {

@@ -32,6 +32,7 @@ internal sealed partial class ClientSession
             lock (_swap)
             {
                 _server = null;
+                _errorsAtStart = first.Protocol.Errors;
                 CommitTransaction(first);
             }
 

@@ -24,6 +24,7 @@ public class ForwardingBenchmarks
     private ReadOnlySequence<byte>[] _extendedServer = [];
     private ReadOnlySequence<byte> _largeResult;
     private ForwardingScanner _scanner = new(MaxPacketSize);
+    private ForwardingScanner _pooledScanner = new(MaxPacketSize);
 
     [GlobalSetup]
     public void Setup()
@@ -34,6 +35,27 @@ public class ForwardingBenchmarks
         _extendedServer = Reads(i => WireSamples.ServerAnswer(i, extended: true));
         _largeResult = ChunkedSequence.Create(WireSamples.AccountsResult(1000), 4096);
         _scanner = new ForwardingScanner(MaxPacketSize);
+        _pooledScanner = new ForwardingScanner(MaxPacketSize);
+        _pooledScanner.EnablePooling(new ClassifyingInspector(), statementMode: false);
+    }
+
+    /// <summary>
+    /// The same transaction in transaction pooling: every Query/Parse text also goes through the classifier that
+    /// looks for SET and session state (what ClientSession does for statements that are neither), and the server
+    /// scan checks for the release point.
+    /// </summary>
+    [Benchmark(Description = "pgbench tx, extended protocol, transaction pooling scan")]
+    public long PgbenchExtendedPooled()
+    {
+        (_scanner, _pooledScanner) = (_pooledScanner, _scanner);
+        try
+        {
+            return Transaction(_extendedClient, _extendedServer);
+        }
+        finally
+        {
+            (_scanner, _pooledScanner) = (_pooledScanner, _scanner);
+        }
     }
 
     /// <summary>One pgbench TPC-B transaction, -M simple: 7 Query reads and 7 answer reads.</summary>
@@ -95,6 +117,17 @@ public class ForwardingBenchmarks
         }
 
         return bytes;
+    }
+
+    private sealed class ClassifyingInspector : IQueryInspector
+    {
+        public int Pins { get; private set; }
+
+        public void Inspect(in ReadOnlySequence<byte> sql, bool namedStatement)
+        {
+            var traits = SqlClassifier.Classify(sql.FirstSpan, out var pins);
+            Pins += (int)pins + (int)traits;
+        }
     }
 
     private static ReadOnlySequence<byte>[] Reads(Func<int, byte[]> read)

@@ -62,6 +62,9 @@ public sealed class ProxyServer : IAsyncDisposable
 
     public int ClientCount => _runtime.Stats.Clients;
 
+    /// <summary>Clients pinned to their server in transaction/statement pooling (LISTEN, temp tables, ...).</summary>
+    public int PinnedClientCount => _runtime.Stats.PinnedClients;
+
     /// <summary>Server connections open right now, over all pools.</summary>
     public int ServerCount => _runtime.Pools.AllPools.Sum(p => p.TotalCount);
 

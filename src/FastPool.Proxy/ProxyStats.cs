@@ -11,6 +11,7 @@ internal sealed class ProxyStats
 {
     private readonly ConcurrentDictionary<string, DatabaseStats> _databases = new(StringComparer.Ordinal);
     private int _clients;
+    private int _pinnedClients;
 
     public long Transactions => Sum(static d => d.Transactions);
 
@@ -27,6 +28,21 @@ internal sealed class ProxyStats
         _databases.TryGetValue(database, out var stats) ? stats : _databases.GetOrAdd(database, static name => new DatabaseStats(name));
 
     public IEnumerable<DatabaseStats> Databases => _databases.Values;
+
+    /// <summary>Clients that keep their server in transaction/statement pooling (LISTEN, temp tables, ...).</summary>
+    public int PinnedClients => Volatile.Read(ref _pinnedClients);
+
+    public void PinnedChanged(bool pinned)
+    {
+        if (pinned)
+        {
+            Interlocked.Increment(ref _pinnedClients);
+        }
+        else
+        {
+            Interlocked.Decrement(ref _pinnedClients);
+        }
+    }
 
     public int ClientOpened() => Interlocked.Increment(ref _clients);
 

@@ -84,6 +84,7 @@ public static class ConfigLoader
         private int _ioThreads;
         private FastPoolSettings _fastPool = new();
         private Transport.TransportKind _transport;
+        private PinReasons _pins = PinReasons.All;
 
         public ConfigLoadResult Build(IniFile ini)
         {
@@ -106,7 +107,7 @@ public static class ConfigLoader
                 Databases = databases,
                 FallbackDatabase = _fallback is null ? null : Finish(_fallback),
                 Users = _users,
-                FastPool = _fastPool with { Workers = _workers, Transport = _transport, IoThreads = _ioThreads, Raw = _fastPoolRaw },
+                FastPool = _fastPool with { Workers = _workers, Transport = _transport, IoThreads = _ioThreads, Pins = _pins, Raw = _fastPoolRaw },
             };
             LoadAuthFile();
             LoadHbaFile();
@@ -643,6 +644,19 @@ public static class ConfigLoader
                     break;
                 case "sr_check_database":
                     _fastPool = _fastPool with { SrCheckDatabase = e.Value.Length > 0 ? e.Value : "postgres" };
+                    break;
+                case "pin_listen":
+                case "pin_advisory_locks":
+                case "pin_temp_tables":
+                case "pin_prepare":
+                case "pin_hold_cursors":
+                case "pin_session_authorization":
+                    if (TryBool(e, key, out var pin))
+                    {
+                        var reason = PinReasonsText.FromSettingName(key);
+                        _pins = pin ? _pins | reason : _pins & ~reason;
+                    }
+
                     break;
                 case "transport":
                     switch (e.Value.Trim().ToLowerInvariant())

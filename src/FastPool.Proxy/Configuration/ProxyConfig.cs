@@ -107,6 +107,46 @@ public enum PoolMode
     Statement,
 }
 
+/// <summary>
+/// Session-level state that cannot move between server connections, so a client that creates it keeps its
+/// server (is pinned) in transaction and statement pooling until DISCARD ALL or disconnect.
+/// </summary>
+[Flags]
+public enum PinReasons
+{
+    None = 0,
+    /// <summary>LISTEN: notifications are delivered to the session that listens (until UNLISTEN *).</summary>
+    Listen = 1,
+    /// <summary>pg_advisory_lock and friends: session-level locks are held by the backend until unlocked.</summary>
+    AdvisoryLocks = 2,
+    /// <summary>CREATE TEMP ...: temporary objects live in the backend's own schema.</summary>
+    TempTables = 4,
+    /// <summary>SQL PREPARE and named protocol-level prepared statements.</summary>
+    Prepare = 8,
+    /// <summary>DECLARE ... WITH HOLD: the cursor outlives its transaction.</summary>
+    HoldCursors = 16,
+    /// <summary>SET SESSION AUTHORIZATION: changes who the backend acts as.</summary>
+    SessionAuthorization = 32,
+    All = Listen | AdvisoryLocks | TempTables | Prepare | HoldCursors | SessionAuthorization,
+    /// <summary>Session state FastPool cannot track (SET forms it does not parse); pins regardless of settings.</summary>
+    Untracked = 64,
+}
+
+/// <summary>The [fastpool] setting name of each pin reason.</summary>
+public static class PinReasonsText
+{
+    public static PinReasons FromSettingName(string key) => key switch
+    {
+        "pin_listen" => PinReasons.Listen,
+        "pin_advisory_locks" => PinReasons.AdvisoryLocks,
+        "pin_temp_tables" => PinReasons.TempTables,
+        "pin_prepare" => PinReasons.Prepare,
+        "pin_hold_cursors" => PinReasons.HoldCursors,
+        "pin_session_authorization" => PinReasons.SessionAuthorization,
+        _ => PinReasons.None,
+    };
+}
+
 public enum AuthType
 {
     Trust,
@@ -172,6 +212,11 @@ public sealed record FastPoolSettings
     public string SrCheckDatabase { get; init; } = "postgres";
     /// <summary>io_threads: event-loop threads of the epoll transport (0 = half the cores, at least one).</summary>
     public int IoThreads { get; init; }
+    /// <summary>
+    /// pin_listen, pin_advisory_locks, pin_temp_tables, pin_prepare, pin_hold_cursors, pin_session_authorization:
+    /// session-level features that keep a client on its server in transaction and statement pooling (all on by default).
+    /// </summary>
+    public PinReasons Pins { get; init; } = PinReasons.All;
     /// <summary>Keys of the [fastpool] section that later features read, kept verbatim (lower-case key).</summary>
     public IReadOnlyDictionary<string, string> Raw { get; init; } = new Dictionary<string, string>(StringComparer.Ordinal);
 }

@@ -55,6 +55,13 @@ internal sealed class ServerConnection
         set => Protocol.TransactionStatus = value;
     }
 
+    /// <summary>
+    /// Transaction pooling: settings that are not reported by ParameterStatus and differ from this server's login
+    /// values, as the statement that set them (<see cref="Sessions.ClientSession.UnknownSetting"/> when a client
+    /// changed one in a way FastPool could not follow). Empty after DISCARD ALL.
+    /// </summary>
+    public Dictionary<string, string> AppliedSettings { get; } = new(StringComparer.Ordinal);
+
     /// <summary>Set when the connection must not go back to the pool (I/O error, protocol state unknown).</summary>
     public bool Broken { get; set; }
 

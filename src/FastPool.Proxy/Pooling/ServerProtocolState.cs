@@ -17,6 +17,9 @@ internal sealed class ServerProtocolState
     /// </summary>
     public int PendingReadyForQuery;
 
+    /// <summary>ErrorResponses seen from this server (only the server-to-client pump writes it).</summary>
+    public int Errors;
+
     /// <summary>Status byte of the last ReadyForQuery.</summary>
     public TransactionStatus TransactionStatus { get; set; } = TransactionStatus.Idle;
 

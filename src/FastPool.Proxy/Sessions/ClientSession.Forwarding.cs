@@ -24,6 +24,21 @@ internal enum PumpExit
 
     /// <summary>The server sent something that is not a valid message.</summary>
     ServerProtocolViolation,
+
+    /// <summary>Pooling modes: the transaction ended and the server went back to the pool.</summary>
+    Released,
+
+    /// <summary>Pooling modes: no server could be had for the client's next transaction (the client was told why).</summary>
+    AcquireFailed,
+
+    /// <summary>Statement mode: the client opened a transaction block (the client was told).</summary>
+    StatementModeTransaction,
+
+    /// <summary>client_idle_timeout passed with nothing from the client.</summary>
+    ClientIdleTimeout,
+
+    /// <summary>idle_transaction_timeout passed with the client idle inside a transaction.</summary>
+    IdleTransactionTimeout,
 }
 
 /// <summary>
@@ -37,9 +52,11 @@ internal sealed partial class ClientSession
 
     private async Task ForwardAsync(ServerConnection server)
     {
+        StartIdleTimer();
         var toClient = ServerToClientAsync(server);
         var toServer = ClientToServerAsync(server);
         var first = await Task.WhenAny(toServer, toClient).ConfigureAwait(false);
+        StopIdleTimer();
         PumpExit exit;
         if (first == toServer)
         {
@@ -69,28 +86,7 @@ internal sealed partial class ClientSession
             }
         }
 
-        switch (exit)
-        {
-            case PumpExit.ServerGone:
-                server.Broken = true;
-                await _context.SendErrorAsync(SqlState.ConnectionFailure, "server conn crashed?", "FATAL",
-                    $"the connection to the server {server.Node.Endpoint.Host}:{server.Node.Endpoint.Port} was lost").ConfigureAwait(false);
-                break;
-            case PumpExit.ServerProtocolViolation:
-                server.Broken = true;
-                await _context.SendErrorAsync(SqlState.ProtocolViolation, "server sent an invalid message").ConfigureAwait(false);
-                break;
-            case PumpExit.ClientProtocolViolation:
-                await _context.SendErrorAsync(SqlState.ProtocolViolation, _scanner.Violation ?? "invalid message").ConfigureAwait(false);
-                break;
-            case PumpExit.Terminate:
-                _context.CloseReason = "client close request";
-                break;
-            default:
-                _context.CloseReason = "client unexpected eof";
-                break;
-        }
-
+        await ReportExitAsync(exit, server).ConfigureAwait(false);
         await ReleaseAsync(server).ConfigureAwait(false);
     }
 
@@ -141,9 +137,10 @@ internal sealed partial class ClientSession
                 return PumpExit.ClientGone;
             }
 
+            NoteActivity();
             if (result.IsCanceled)
             {
-                return PumpExit.Cancelled;
+                return TakeStopReason() ?? PumpExit.Cancelled;
             }
 
             var buffer = result.Buffer;
@@ -214,6 +211,7 @@ internal sealed partial class ClientSession
                 _traffic.AddOut(forward, transactions);
             }
 
+            NoteActivity();
             if (!valid)
             {
                 input.AdvanceTo(buffer.GetPosition(forward));

@@ -33,10 +33,17 @@ internal sealed partial class ClientSession
                 error = await MessageIo.RunQueryAsync(server, _context.Builder, "ROLLBACK", cts.Token).ConfigureAwait(false);
             }
 
+            // In the pooling modes the reset query runs only for a pinned client (its session state cannot be
+            // followed) or with server_reset_query_always, as PgBouncer; settings are carried as differences.
             var reset = pool.Settings.ResetQuery;
-            if (error is null && reset.Length > 0)
+            bool runReset = _mode == Configuration.PoolMode.Session || _pinned != Configuration.PinReasons.None || _context.Config.ServerResetQueryAlways;
+            if (error is null && reset.Length > 0 && runReset)
             {
                 error = await MessageIo.RunQueryAsync(server, _context.Builder, reset, cts.Token).ConfigureAwait(false);
+                if ((SqlClassifier.Classify(System.Text.Encoding.UTF8.GetBytes(reset), out _) & QueryTraits.ResetAll) != 0)
+                {
+                    server.AppliedSettings.Clear();
+                }
             }
 
             if (error is not null || server.TransactionStatus != TransactionStatus.Idle)

@@ -82,6 +82,7 @@ internal sealed partial class ClientSession
             // taken now, which the session then keeps.
             var firstPool = _runtime.Pools.GetPool(Database, DatabaseName, User, Topology.Nodes[0]);
             var welcome = firstPool.WelcomeParameters;
+            InitPooling(firstPool.Settings.Mode);
             ServerConnection? server = null;
             if (welcome is null)
             {
@@ -101,13 +102,25 @@ internal sealed partial class ClientSession
                 }
             }
 
-            if (!await SendWelcomeAsync(server?.Parameters ?? (IEnumerable<KeyValuePair<string, string>>)welcome!, overrideWithClient: server is null).ConfigureAwait(false))
+            var welcomeSet = server?.Parameters ?? (IEnumerable<KeyValuePair<string, string>>)welcome!;
+            if (_mode != PoolMode.Session)
+            {
+                AddWelcome(server is null ? WelcomeValues(welcomeSet) : welcomeSet);
+            }
+
+            if (!await SendWelcomeAsync(welcomeSet, overrideWithClient: server is null).ConfigureAwait(false))
             {
                 if (server is not null)
                 {
                     await ReleaseAsync(server).ConfigureAwait(false);
                 }
 
+                return;
+            }
+
+            if (_mode != PoolMode.Session)
+            {
+                await RunPooledAsync(server).ConfigureAwait(false);
                 return;
             }
 
@@ -208,10 +221,15 @@ internal sealed partial class ClientSession
         WaitingSinceTicks = 0;
         try
         {
-            var settings = BuildSettingsQuery(server);
+            var settings = _mode == PoolMode.Session ? BuildSettingsQuery(server) : BuildPooledSettingsQuery(server);
             if (settings is not null)
             {
                 var error = await MessageIo.RunQueryAsync(server, _context.Builder, settings, CancellationToken.None).ConfigureAwait(false);
+                if (error is null && _mode != PoolMode.Session)
+                {
+                    SettingsApplied(server);
+                }
+
                 if (error is not null)
                 {
                     await _context.SendErrorAsync(error.Code, error.Message, "FATAL", error.Detail).ConfigureAwait(false);
@@ -305,6 +323,14 @@ internal sealed partial class ClientSession
         {
             _context.CloseReason = "client unexpected eof during login";
             return false;
+        }
+    }
+
+    private IEnumerable<KeyValuePair<string, string>> WelcomeValues(IEnumerable<KeyValuePair<string, string>> parameters)
+    {
+        foreach (var kv in parameters)
+        {
+            yield return new(kv.Key, ClientValueOr(kv.Key, kv.Value));
         }
     }
 

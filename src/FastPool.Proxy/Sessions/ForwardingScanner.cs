@@ -13,7 +13,15 @@ namespace FastPool.Proxy.Sessions;
 /// </summary>
 internal struct ForwardingScanner
 {
+    /// <summary>Largest Query/Parse FastPool waits for whole to look at its text in the transaction-pooling modes.</summary>
+    public const int InspectLimit = 1 << 20;
+
     private readonly int _maxPacketSize;
+
+    // Transaction and statement pooling: who looks at query texts, and where the server scan stops.
+    private IQueryInspector? _inspector;
+    private bool _stopAtIdle;
+    private bool _statementMode;
 
     // Bytes of the current message body still to pass through, per direction.
     private long _clientRemaining;
@@ -25,6 +33,21 @@ internal struct ForwardingScanner
         _clientRemaining = 0;
         _serverRemaining = 0;
         Violation = null;
+        _inspector = null;
+        _stopAtIdle = false;
+        _statementMode = false;
+    }
+
+    /// <summary>
+    /// Transaction pooling (or statement pooling with <paramref name="statementMode"/>): query texts go to
+    /// <paramref name="inspector"/>, and a server scan stops right after the ReadyForQuery that ends the last
+    /// outstanding transaction, so the server can be handed back at that message boundary.
+    /// </summary>
+    public void EnablePooling(IQueryInspector inspector, bool statementMode)
+    {
+        _inspector = inspector;
+        _stopAtIdle = true;
+        _statementMode = statementMode;
     }
 
     /// <summary>Why the last client scan stopped with a protocol violation.</summary>
@@ -62,6 +85,17 @@ internal struct ForwardingScanner
                     : $"message too large: {header.TotalLength} bytes, max_packet_size is {_maxPacketSize}";
                 exit = PumpExit.ClientProtocolViolation;
                 break;
+            }
+
+            if (_inspector is not null && header.Code is (byte)FrontendCode.Query or (byte)FrontendCode.Parse && header.TotalLength <= InspectLimit)
+            {
+                // The text is looked at whole, before any of it is forwarded: wait for the rest of the message.
+                if (reader.Remaining < header.TotalLength)
+                {
+                    break;
+                }
+
+                Inspect(reader.UnreadSequence.Slice(MessageHeader.Size, header.BodyLength), header.Code == (byte)FrontendCode.Parse);
             }
 
             switch ((FrontendCode)header.Code)
@@ -115,15 +149,45 @@ internal struct ForwardingScanner
         return exit;
     }
 
+    /// <summary>Query (55.7: the text, a C string) or Parse (statement name, then the text) body to the inspector.</summary>
+    private readonly void Inspect(in ReadOnlySequence<byte> body, bool parse)
+    {
+        var reader = new SequenceReader<byte>(body);
+        bool named = false;
+        if (parse)
+        {
+            if (!reader.TryAdvanceTo(0))
+            {
+                return;
+            }
+
+            named = reader.Consumed > 1;
+        }
+
+        var rest = reader.UnreadSequence;
+        long end = rest.PositionOf((byte)0) is { } nul ? rest.Slice(0, nul).Length : rest.Length;
+        _inspector!.Inspect(rest.Slice(0, end), named);
+    }
+
     /// <summary>
     /// Walks server messages: tracks ReadyForQuery (transaction status, outstanding count) and ParameterStatus.
     /// Returns false on a frame no PostgreSQL server sends.
     /// </summary>
-    public bool ScanFromServer(in ReadOnlySequence<byte> buffer, ServerProtocolState server, out long forward, out int transactions)
+    public bool ScanFromServer(in ReadOnlySequence<byte> buffer, ServerProtocolState server, out long forward, out int transactions) =>
+        ScanFromServer(buffer, server, out forward, out transactions, out _);
+
+    /// <summary>
+    /// As above; in the pooling modes <paramref name="stop"/> says the scan ended at a point where the server may
+    /// go back to the pool (<see cref="ServerStop.Idle"/>, the ReadyForQuery included in <paramref name="forward"/>)
+    /// or, in statement mode, at a ReadyForQuery inside a transaction block (<see cref="ServerStop.TransactionBlock"/>:
+    /// that 6-byte message follows <paramref name="forward"/> and is consumed but not to be forwarded).
+    /// </summary>
+    public bool ScanFromServer(in ReadOnlySequence<byte> buffer, ServerProtocolState server, out long forward, out int transactions, out ServerStop stop)
     {
         var reader = new SequenceReader<byte>(buffer);
         long remaining = _serverRemaining;
         transactions = 0;
+        stop = ServerStop.None;
         bool valid = true;
         while (true)
         {
@@ -152,9 +216,27 @@ internal struct ForwardingScanner
                     break;
                 }
 
+                long before = reader.Consumed;
                 reader.Advance(MessageHeader.Size);
                 reader.TryRead(out byte status);
                 OnReadyForQuery(server, (TransactionStatus)status, ref transactions);
+                if (_stopAtIdle)
+                {
+                    if (_statementMode && status != (byte)TransactionStatus.Idle)
+                    {
+                        _serverRemaining = 0;
+                        forward = before;
+                        stop = ServerStop.TransactionBlock;
+                        return true;
+                    }
+
+                    if (status == (byte)TransactionStatus.Idle && server.AtMessageBoundary)
+                    {
+                        stop = ServerStop.Idle;
+                        break;
+                    }
+                }
+
                 continue;
             }
 
@@ -168,6 +250,11 @@ internal struct ForwardingScanner
                 server.RecordParameter(reader.UnreadSequence.Slice(MessageHeader.Size, header.BodyLength));
                 reader.Advance(header.TotalLength);
                 continue;
+            }
+
+            if (header.Code == (byte)BackendCode.ErrorResponse)
+            {
+                server.Errors++;
             }
 
             reader.Advance(MessageHeader.Size);
@@ -204,4 +291,24 @@ internal struct ForwardingScanner
             transactions++;
         }
     }
+}
+
+/// <summary>Why a server scan stopped early in the pooling modes.</summary>
+internal enum ServerStop : byte
+{
+    None,
+
+    /// <summary>After a ReadyForQuery 'I' with nothing outstanding: the transaction is over.</summary>
+    Idle,
+
+    /// <summary>Statement mode: a ReadyForQuery that says a transaction block is open.</summary>
+    TransactionBlock,
+}
+
+/// <summary>Looks at the text of each Query and Parse a client sends, in the transaction-pooling modes.</summary>
+internal interface IQueryInspector
+{
+    /// <param name="sql">The query text (without its terminating zero byte).</param>
+    /// <param name="namedStatement">A Parse that creates a named (session-level) prepared statement.</param>
+    void Inspect(in ReadOnlySequence<byte> sql, bool namedStatement);
 }

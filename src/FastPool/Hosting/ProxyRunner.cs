@@ -94,7 +94,6 @@ internal static class ProxyRunner
         }
 
         WritePidFile(config.PidFile);
-        WarnAboutPoolModes(config, logger);
 
         onStarted?.Invoke(server);
         SystemdNotify.Send("READY=1\nSTATUS=accepting connections\nMAINPID=" + Environment.ProcessId.ToString(CultureInfo.InvariantCulture));
@@ -103,17 +102,6 @@ internal static class ProxyRunner
         await server.StopAsync(mode).ConfigureAwait(false);
         DeletePidFile(config.PidFile);
         return ExitCodes.Ok;
-    }
-
-    /// <summary>Transaction and statement pooling are not built yet: say so instead of silently pooling by session.</summary>
-    private static void WarnAboutPoolModes(ProxyConfig config, ILogger logger)
-    {
-        var modes = config.Databases.Select(d => d.PoolMode).Append(config.FallbackDatabase?.PoolMode)
-            .Concat(config.Users.Values.Select(u => u.PoolMode)).Append(config.PoolMode);
-        if (modes.Any(m => m is PoolMode.Transaction or PoolMode.Statement))
-        {
-            logger.LogWarning("pool_mode transaction/statement is not implemented in this version: those pools run in session mode (a client keeps its server until it disconnects)");
-        }
     }
 
     private static void WritePidFile(string? path)

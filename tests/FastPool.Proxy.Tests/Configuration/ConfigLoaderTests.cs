@@ -1135,6 +1135,16 @@ public class ConfigLoaderTests
     }
 
     [Fact]
+    public void Fastpool_pin_settings_default_on_and_turn_off_one_by_one()
+    {
+        Assert.Equal(PinReasons.All, AssertLoaded(LoadText("[fastpool]\n")).FastPool.Pins);
+
+        var config = AssertLoaded(LoadText("[fastpool]\npin_listen = 0\npin_temp_tables = off\npin_prepare = yes\n"));
+
+        Assert.Equal(PinReasons.All & ~(PinReasons.Listen | PinReasons.TempTables), config.FastPool.Pins);
+    }
+
+    [Fact]
     public void Fastpool_workers_must_be_a_count()
     {
         var error = AssertSingleError(LoadText("[fastpool]\nworkers = many\n"));

@@ -141,4 +141,70 @@ public class ForwardingScannerTests
         Assert.Equal(msg.Length, forward);
         Assert.Equal("Europe/Paris", state.Parameters["timezone"]);
     }
+
+    private sealed class RecordingInspector : IQueryInspector
+    {
+        public List<(string Sql, bool Named)> Seen { get; } = [];
+
+        public void Inspect(in ReadOnlySequence<byte> sql, bool namedStatement) =>
+            Seen.Add((System.Text.Encoding.UTF8.GetString(sql.ToArray()), namedStatement));
+    }
+
+    private static byte[] Rfq(char status) => Msg('Z', (byte)status);
+
+    [Fact]
+    public void Pooling_server_scan_stops_after_the_ready_for_query_that_ends_the_last_outstanding_batch()
+    {
+        var scanner = new ForwardingScanner(int.MaxValue);
+        scanner.EnablePooling(new RecordingInspector(), statementMode: false);
+        var state = new ServerProtocolState();
+        var client = Concat(Msg('Q', "select 1\0"u8.ToArray()), Msg('Q', "select 2\0"u8.ToArray()));
+        Assert.Null(scanner.ScanFromClient(Seq(client), state, out _, out _, out _));
+
+        var first = Concat(Msg('C', "SELECT 1\0"u8.ToArray()), Rfq('I'));
+        var second = Concat(Msg('C', "SELECT 1\0"u8.ToArray()), Rfq('I'));
+        var server = Concat(first, second, Msg('N', 0));
+
+        Assert.True(scanner.ScanFromServer(Seq(server), state, out long forward, out _, out var stop));
+
+        // The first 'I' leaves one query outstanding: not a release point. The second is, and the scan stops there.
+        Assert.Equal(ServerStop.Idle, stop);
+        Assert.Equal(first.Length + second.Length, forward);
+    }
+
+    [Fact]
+    public void Statement_mode_stops_before_a_ready_for_query_inside_a_transaction_block()
+    {
+        var scanner = new ForwardingScanner(int.MaxValue);
+        scanner.EnablePooling(new RecordingInspector(), statementMode: true);
+        var state = new ServerProtocolState();
+        Assert.Null(scanner.ScanFromClient(Seq(Msg('Q', "begin\0"u8.ToArray())), state, out _, out _, out _));
+        var complete = Msg('C', "BEGIN\0"u8.ToArray());
+
+        Assert.True(scanner.ScanFromServer(Seq(Concat(complete, Rfq('T'))), state, out long forward, out _, out var stop));
+
+        Assert.Equal(ServerStop.TransactionBlock, stop);
+        Assert.Equal(complete.Length, forward);
+        Assert.Equal(0, state.PendingReadyForQuery);
+    }
+
+    [Fact]
+    public void Pooling_client_scan_shows_each_query_text_once_and_waits_for_a_whole_message()
+    {
+        var inspector = new RecordingInspector();
+        var scanner = new ForwardingScanner(int.MaxValue);
+        scanner.EnablePooling(inspector, statementMode: false);
+        var state = new ServerProtocolState();
+        var query = Msg('Q', "set search_path = x\0"u8.ToArray());
+        var parse = Msg('P', [.. "s1\0"u8.ToArray(), .. "select 1\0"u8.ToArray(), 0, 0]);
+        var bytes = Concat(query, parse);
+
+        Assert.Null(scanner.ScanFromClient(Seq(bytes[..(query.Length + 3)]), state, out long forward, out long consumed, out _));
+        Assert.Equal(query.Length, forward);
+        Assert.Equal(query.Length, consumed);
+        Assert.Null(scanner.ScanFromClient(Seq(bytes[query.Length..]), state, out forward, out _, out _));
+        Assert.Equal(parse.Length, forward);
+
+        Assert.Equal([("set search_path = x", false), ("select 1", true)], inspector.Seen);
+    }
 }

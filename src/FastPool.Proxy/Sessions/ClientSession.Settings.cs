@@ -1,0 +1,328 @@
+using System.Buffers;
+using System.Text;
+using FastPool.Proxy.Configuration;
+using FastPool.Proxy.Pooling;
+
+namespace FastPool.Proxy.Sessions;
+
+/// <summary>
+/// Transaction pooling without state leaks: the client's settings follow it from server to server.
+/// Two kinds are tracked. Parameters the server reports with ParameterStatus (GUC_REPORT: application_name,
+/// TimeZone, DateStyle, client_encoding, ...; 55.2.7) are known exactly from the messages themselves, however
+/// they were changed: the values this client last saw are set on any server that reports other ones. The rest
+/// (search_path in PostgreSQL 15, statement_timeout, ...) come from the startup packet and from session-level
+/// SET/RESET statements the client ran, replayed verbatim; each server remembers which of those it has
+/// (<see cref="ServerConnection.AppliedSettings"/>), and what differs is set or RESET in one Query before the
+/// client's transaction. A SET that failed or was rolled back leaves the server's entry unknown, so it is reset
+/// for whoever comes next.
+/// </summary>
+internal sealed partial class ClientSession : IQueryInspector
+{
+    /// <summary>An applied-settings entry whose value FastPool does not know (never equal to a statement).</summary>
+    internal const string UnknownSetting = "\0unknown";
+
+    // PostgreSQL 15's GUC_REPORT parameters that a client cannot set; the others are carried by their reported value.
+    private static readonly HashSet<string> s_notSettable = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "server_version", "server_encoding", "integer_datetimes", "is_superuser", "session_authorization", "in_hot_standby",
+    };
+
+    // GUC_REPORT parameters (PostgreSQL docs 55.2.7 lists them): tracked from ParameterStatus, not from SET texts.
+    private static readonly HashSet<string> s_reported = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "application_name", "client_encoding", "datestyle", "default_transaction_read_only", "in_hot_standby",
+        "integer_datetimes", "intervalstyle", "is_superuser", "server_encoding", "server_version",
+        "session_authorization", "standard_conforming_strings", "timezone", "scram_iterations",
+    };
+
+    private PoolMode _mode;
+    private PinReasons _pinned;
+    private PinReasons _pinMask;
+    private int _errorsAtStart;
+    private byte[] _inspectScratch = [];
+    private readonly Dictionary<string, string> _reported = new(StringComparer.OrdinalIgnoreCase);
+    private readonly Dictionary<string, string> _settings = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _startupSettings = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _startupReported = new(StringComparer.OrdinalIgnoreCase);
+    private readonly List<SettingChange> _pending = [];
+    private readonly List<SettingChange> _changes = [];
+    private bool _pendingRolledBack;
+    private PinReasons _pendingUnpin;
+
+    /// <summary>The pooling mode of this client's pool and, for the pooling modes, the client's startup settings.</summary>
+    private void InitPooling(PoolMode mode)
+    {
+        _mode = mode;
+        _pinMask = _context.Config.FastPool.Pins | PinReasons.Untracked;
+        if (mode == PoolMode.Session)
+        {
+            return;
+        }
+
+        var ignored = _context.Config.IgnoreStartupParameters;
+        foreach (var (name, value) in EnumerateSettings(_context.Startup!))
+        {
+            if (ignored.Contains(name, StringComparer.OrdinalIgnoreCase) || s_nonSettings.Contains(name) || !IsSettingName(name))
+            {
+                continue;
+            }
+
+            if (s_reported.Contains(name))
+            {
+                _reported[name] = value;
+                _startupReported[name] = value;
+                continue;
+            }
+
+            string key = name.ToLowerInvariant();
+            _startupSettings[key] = SetConfig(key, value);
+        }
+
+        foreach (var kv in _startupSettings)
+        {
+            _settings[kv.Key] = kv.Value;
+        }
+    }
+
+    /// <summary>The reported values the client was welcomed with: what it believes its session has.</summary>
+    private void AddWelcome(IEnumerable<KeyValuePair<string, string>> welcome)
+    {
+        foreach (var kv in welcome)
+        {
+            _reported[kv.Key] = kv.Value;
+        }
+    }
+
+    private static string SetConfig(string name, string value) =>
+        "SELECT pg_catalog.set_config('" + name + "', '" + value.Replace("'", "''", StringComparison.Ordinal) + "', false)";
+
+    /// <summary>Runs on the client pump under the swap lock, for each Query and Parse (the scanner calls it).</summary>
+    public void Inspect(in ReadOnlySequence<byte> sql, bool namedStatement)
+    {
+        ReadOnlySpan<byte> text;
+        if (sql.IsSingleSegment)
+        {
+            text = sql.FirstSpan;
+        }
+        else
+        {
+            if (_inspectScratch.Length < sql.Length)
+            {
+                _inspectScratch = new byte[Math.Max(sql.Length, 1024)];
+            }
+
+            sql.CopyTo(_inspectScratch);
+            text = _inspectScratch.AsSpan(0, (int)sql.Length);
+        }
+
+        var traits = SqlClassifier.Classify(text, out var pins);
+        if (namedStatement)
+        {
+            pins |= PinReasons.Prepare;
+        }
+
+        pins &= _pinMask;
+        if (pins != PinReasons.None)
+        {
+            SetPinned(_pinned | pins);
+        }
+
+        if (traits == QueryTraits.None)
+        {
+            return;
+        }
+
+        if ((traits & QueryTraits.Rollback) != 0)
+        {
+            _pendingRolledBack = true;
+        }
+
+        if ((traits & QueryTraits.DiscardAll) != 0)
+        {
+            _pendingUnpin |= PinReasons.All | PinReasons.Untracked;
+        }
+
+        if ((traits & QueryTraits.UnlistenAll) != 0)
+        {
+            _pendingUnpin |= PinReasons.Listen;
+        }
+
+        if ((traits & (QueryTraits.Setting | QueryTraits.ResetAll)) == 0)
+        {
+            return;
+        }
+
+        var server = _server!;
+        _changes.Clear();
+        SqlClassifier.ReadSettingChanges(text, _changes);
+        foreach (var change in _changes)
+        {
+            if (change.Name is null)
+            {
+                foreach (var key in server.AppliedSettings.Keys.ToArray())
+                {
+                    server.AppliedSettings[key] = UnknownSetting;
+                }
+            }
+            else if (s_reported.Contains(change.Name))
+            {
+                continue;
+            }
+            else
+            {
+                server.AppliedSettings[change.Name] = UnknownSetting;
+            }
+
+            _pending.Add(change);
+        }
+    }
+
+    /// <summary>
+    /// At a ReadyForQuery 'I' with nothing outstanding (under the swap lock, on the server pump): what the finished
+    /// transaction changed becomes the client's, unless it failed or was rolled back; the values the server
+    /// reported are what the client has now seen.
+    /// </summary>
+    private void CommitTransaction(ServerConnection server)
+    {
+        bool ok = server.Protocol.Errors == _errorsAtStart && !_pendingRolledBack;
+        bool resetAll = false;
+        if (ok)
+        {
+            foreach (var change in _pending)
+            {
+                if (change.Name is null)
+                {
+                    resetAll = true;
+                    _settings.Clear();
+                    foreach (var kv in _startupSettings)
+                    {
+                        _settings[kv.Key] = kv.Value;
+                    }
+
+                    server.AppliedSettings.Clear();
+                }
+                else if (change.Statement is not null)
+                {
+                    _settings[change.Name] = change.Statement;
+                    server.AppliedSettings[change.Name] = change.Statement;
+                }
+                else
+                {
+                    if (_startupSettings.TryGetValue(change.Name, out var startup))
+                    {
+                        _settings[change.Name] = startup;
+                    }
+                    else
+                    {
+                        _settings.Remove(change.Name);
+                    }
+
+                    server.AppliedSettings.Remove(change.Name);
+                }
+            }
+
+            if (_pendingUnpin != PinReasons.None)
+            {
+                SetPinned(_pinned & ~_pendingUnpin);
+            }
+        }
+
+        _pending.Clear();
+        _pendingRolledBack = false;
+        _pendingUnpin = PinReasons.None;
+        _errorsAtStart = server.Protocol.Errors;
+        foreach (var kv in server.Parameters)
+        {
+            if (!_reported.TryGetValue(kv.Key, out var seen) || !string.Equals(seen, kv.Value, StringComparison.Ordinal))
+            {
+                _reported[kv.Key] = kv.Value;
+            }
+        }
+
+        // RESET ALL returns a session to the values it started with, the startup packet's included (PostgreSQL
+        // docs, RESET); the server went back to its own login values, which the next transaction corrects.
+        if (resetAll)
+        {
+            foreach (var kv in _startupReported)
+            {
+                _reported[kv.Key] = kv.Value;
+            }
+        }
+    }
+
+    private void SetPinned(PinReasons pins)
+    {
+        if ((_pinned == PinReasons.None) != (pins == PinReasons.None))
+        {
+            _runtime.Stats.PinnedChanged(pins != PinReasons.None);
+        }
+
+        _pinned = pins;
+    }
+
+    /// <summary>
+    /// The statements that make <paramref name="server"/> look like this client's session: set_config for the
+    /// reported parameters whose value differs from what the client last saw, the client's own SETs the server
+    /// lacks, RESET for settings the server has and the client does not. Null when nothing differs.
+    /// </summary>
+    private string? BuildPooledSettingsQuery(ServerConnection server)
+    {
+        StringBuilder? sql = null;
+        bool select = false;
+        foreach (var kv in server.Parameters)
+        {
+            if (s_notSettable.Contains(kv.Key) || !_reported.TryGetValue(kv.Key, out var want) || string.Equals(want, kv.Value, StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            sql ??= new StringBuilder();
+            sql.Append(select ? ", " : "SELECT ");
+            select = true;
+            sql.Append("pg_catalog.set_config('").Append(kv.Key).Append("', '").Append(want.Replace("'", "''", StringComparison.Ordinal)).Append("', false)");
+        }
+
+        foreach (var kv in _settings)
+        {
+            if (server.AppliedSettings.TryGetValue(kv.Key, out var have) && string.Equals(have, kv.Value, StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            sql ??= new StringBuilder();
+            sql.Append(sql.Length > 0 ? "; " : string.Empty).Append(kv.Value);
+        }
+
+        foreach (var kv in server.AppliedSettings)
+        {
+            if (!_settings.ContainsKey(kv.Key))
+            {
+                sql ??= new StringBuilder();
+                sql.Append(sql.Length > 0 ? "; " : string.Empty).Append("RESET ").Append(QuoteName(kv.Key));
+            }
+        }
+
+        return sql?.ToString();
+    }
+
+    /// <summary>After the settings query ran: the server now has exactly the client's settings.</summary>
+    private void SettingsApplied(ServerConnection server)
+    {
+        server.AppliedSettings.Clear();
+        foreach (var kv in _settings)
+        {
+            server.AppliedSettings[kv.Key] = kv.Value;
+        }
+    }
+
+    /// <summary>A parameter name for RESET: dotted parts (custom.option) quoted one by one when needed.</summary>
+    private static string QuoteName(string name)
+    {
+        if (IsSettingName(name))
+        {
+            return name;
+        }
+
+        return string.Join('.', name.Split('.').Select(part => "\"" + part.Replace("\"", "\"\"", StringComparison.Ordinal) + "\""));
+    }
+}

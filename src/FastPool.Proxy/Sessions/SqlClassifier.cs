@@ -1,0 +1,355 @@
+using FastPool.Proxy.Configuration;
+
+namespace FastPool.Proxy.Sessions;
+
+/// <summary>What transaction pooling must know about a query text besides forwarding it.</summary>
+[Flags]
+internal enum QueryTraits : byte
+{
+    None = 0,
+
+    /// <summary>SET or RESET of one parameter at session level: read it with <see cref="SqlClassifier.ReadSettingChanges"/>.</summary>
+    Setting = 1,
+
+    /// <summary>RESET ALL or DISCARD ALL: every parameter back to the session default.</summary>
+    ResetAll = 2,
+
+    /// <summary>DISCARD ALL: also drops temporary tables, prepared statements, listeners, advisory locks (unpins).</summary>
+    DiscardAll = 4,
+
+    /// <summary>ROLLBACK or ABORT: settings changed in the transaction are undone (PostgreSQL docs, SET).</summary>
+    Rollback = 8,
+
+    /// <summary>UNLISTEN *.</summary>
+    UnlistenAll = 16,
+}
+
+/// <summary>One session-level SET or RESET a client ran, as FastPool replays it on another server.</summary>
+/// <param name="Name">The parameter, lower case (SET SCHEMA is search_path, SET ROLE is role); null for RESET ALL.</param>
+/// <param name="Statement">The statement text as the client sent it (UTF-8, the encoding FastPool sends its own queries in); null for a RESET.</param>
+internal readonly record struct SettingChange(string? Name, string? Statement);
+
+/// <summary>
+/// Conservative recognition of statements whose effect outlives the transaction (PostgreSQL docs: SET, RESET,
+/// DISCARD, LISTEN, PREPARE, DECLARE, CREATE TABLE "TEMPORARY", 9.28.10 "Advisory Lock Functions", SET SESSION
+/// AUTHORIZATION). It looks at every statement of a multi-statement text; text it cannot attribute exactly to a
+/// parameter (SET SESSION CHARACTERISTICS) reports <see cref="PinReasons.Untracked"/>, so that state is never
+/// handed to another client. Allocation-free; only <see cref="ReadSettingChanges"/>, which runs when a SET was
+/// seen, allocates.
+/// </summary>
+internal static class SqlClassifier
+{
+    public static QueryTraits Classify(ReadOnlySpan<byte> sql, out PinReasons pins)
+    {
+        var traits = QueryTraits.None;
+        pins = PinReasons.None;
+        var lexer = new SqlLexer(sql);
+        while (true)
+        {
+            var token = lexer.Next();
+            if (token == SqlToken.End)
+            {
+                return traits;
+            }
+
+            if (token != SqlToken.Word)
+            {
+                if (token != SqlToken.Semicolon)
+                {
+                    ScanRest(ref lexer, ref pins, declare: false);
+                }
+
+                continue;
+            }
+
+            if (lexer.Is("set"u8))
+            {
+                traits |= ClassifySet(ref lexer, ref pins);
+            }
+            else if (lexer.Is("reset"u8))
+            {
+                var next = lexer.Next();
+                traits |= next == SqlToken.Word && lexer.Is("all"u8) ? QueryTraits.ResetAll : QueryTraits.Setting;
+                if (next is not (SqlToken.Semicolon or SqlToken.End))
+                {
+                    ScanRest(ref lexer, ref pins, declare: false);
+                }
+            }
+            else if (lexer.Is("discard"u8))
+            {
+                if (lexer.Next() == SqlToken.Word && lexer.Is("all"u8))
+                {
+                    traits |= QueryTraits.ResetAll | QueryTraits.DiscardAll;
+                }
+
+                lexer.SkipStatement();
+            }
+            else if (lexer.Is("listen"u8))
+            {
+                pins |= PinReasons.Listen;
+                lexer.SkipStatement();
+            }
+            else if (lexer.Is("unlisten"u8))
+            {
+                if (lexer.Next() == SqlToken.Symbol && lexer.First == '*')
+                {
+                    traits |= QueryTraits.UnlistenAll;
+                }
+
+                lexer.SkipStatement();
+            }
+            else if (lexer.Is("prepare"u8))
+            {
+                // PREPARE TRANSACTION is two-phase commit: it ends the transaction and leaves nothing in the session.
+                if (!(lexer.Next() == SqlToken.Word && lexer.Is("transaction"u8)))
+                {
+                    pins |= PinReasons.Prepare;
+                }
+
+                lexer.SkipStatement();
+            }
+            else if (lexer.Is("rollback"u8) || lexer.Is("abort"u8))
+            {
+                traits |= QueryTraits.Rollback;
+                lexer.SkipStatement();
+            }
+            else
+            {
+                bool declare = lexer.Is("declare"u8);
+                CheckWord(ref lexer, ref pins, previous: default, declare);
+                ScanRest(ref lexer, ref pins, declare);
+            }
+        }
+    }
+
+    private static QueryTraits ClassifySet(ref SqlLexer lexer, ref PinReasons pins)
+    {
+        var traits = QueryTraits.None;
+        if (lexer.Next() != SqlToken.Word)
+        {
+            // SET "quoted.name" = ...: a parameter too.
+            traits = QueryTraits.Setting;
+        }
+        else if (lexer.Is("local"u8) || lexer.Is("transaction"u8) || lexer.Is("constraints"u8))
+        {
+            // Transaction-scoped: gone when the transaction ends, so nothing follows the client.
+        }
+        else if (lexer.Is("session"u8))
+        {
+            lexer.Next();
+            if (lexer.Is("authorization"u8))
+            {
+                pins |= PinReasons.SessionAuthorization;
+            }
+            else if (lexer.Is("characteristics"u8))
+            {
+                pins |= PinReasons.Untracked;
+            }
+            else
+            {
+                traits = QueryTraits.Setting;
+            }
+        }
+        else
+        {
+            traits = QueryTraits.Setting;
+        }
+
+        lexer.SkipStatement();
+        return traits;
+    }
+
+    /// <summary>Walks the rest of a statement looking at every word for state that pins.</summary>
+    private static void ScanRest(ref SqlLexer lexer, ref PinReasons pins, bool declare)
+    {
+        int previousStart = lexer.Start;
+        int previousLength = lexer.Length;
+        while (true)
+        {
+            var token = lexer.Next();
+            if (token is SqlToken.Semicolon or SqlToken.End)
+            {
+                return;
+            }
+
+            if (token == SqlToken.Word)
+            {
+                CheckWord(ref lexer, ref pins, lexer.Slice(previousStart, previousLength), declare);
+            }
+
+            previousStart = lexer.Start;
+            previousLength = lexer.Length;
+        }
+    }
+
+    private static void CheckWord(ref SqlLexer lexer, ref PinReasons pins, ReadOnlySpan<byte> previous, bool declare)
+    {
+        var word = lexer.Text;
+
+        // pg_advisory_lock, pg_advisory_lock_shared, pg_try_advisory_lock...: session-level locks. The
+        // transaction-level ones are named *_advisory_xact_lock and end with the transaction.
+        if (SqlLexer.ContainsIgnoreCase(word, "advisory_lock"u8))
+        {
+            pins |= PinReasons.AdvisoryLocks;
+        }
+        else if (lexer.Is("temp"u8) || lexer.Is("temporary"u8))
+        {
+            // CREATE [GLOBAL|LOCAL] TEMP ..., CREATE OR REPLACE TEMP VIEW, SELECT ... INTO TEMP.
+            if (SqlLexer.EqualsIgnoreCase(previous, "create"u8) || SqlLexer.EqualsIgnoreCase(previous, "global"u8)
+                || SqlLexer.EqualsIgnoreCase(previous, "local"u8) || SqlLexer.EqualsIgnoreCase(previous, "into"u8)
+                || SqlLexer.EqualsIgnoreCase(previous, "replace"u8))
+            {
+                pins |= PinReasons.TempTables;
+            }
+        }
+        else if (declare && lexer.Is("hold"u8) && SqlLexer.EqualsIgnoreCase(previous, "with"u8))
+        {
+            pins |= PinReasons.HoldCursors;
+        }
+    }
+
+    /// <summary>
+    /// The session-level SETs and RESETs in a text <see cref="Classify"/> reported <see cref="QueryTraits.Setting"/>
+    /// or <see cref="QueryTraits.ResetAll"/> for, in order.
+    /// </summary>
+    public static void ReadSettingChanges(ReadOnlySpan<byte> sql, List<SettingChange> changes)
+    {
+        var lexer = new SqlLexer(sql);
+        while (true)
+        {
+            var token = lexer.Next();
+            if (token == SqlToken.End)
+            {
+                return;
+            }
+
+            if (token == SqlToken.Semicolon)
+            {
+                continue;
+            }
+
+            int start = lexer.Start;
+            bool set = token == SqlToken.Word && lexer.Is("set"u8);
+            bool reset = token == SqlToken.Word && lexer.Is("reset"u8);
+            bool discard = token == SqlToken.Word && lexer.Is("discard"u8);
+            if (!set && !reset && !discard)
+            {
+                if (token != SqlToken.Semicolon)
+                {
+                    lexer.SkipStatement();
+                }
+
+                continue;
+            }
+
+            var next = lexer.Next();
+            if (discard || (reset && next == SqlToken.Word && lexer.Is("all"u8)))
+            {
+                if (!discard || (next == SqlToken.Word && lexer.Is("all"u8)))
+                {
+                    changes.Add(new SettingChange(null, null));
+                }
+
+                lexer.SkipStatement();
+                continue;
+            }
+
+            if (set && next == SqlToken.Word && lexer.Is("session"u8))
+            {
+                next = lexer.Next();
+            }
+            else if (set && next == SqlToken.Word && (lexer.Is("local"u8) || lexer.Is("transaction"u8) || lexer.Is("constraints"u8)))
+            {
+                lexer.SkipStatement();
+                continue;
+            }
+
+            string? name = ReadName(ref lexer, next);
+            int end = SkipToEnd(ref lexer);
+            if (name is not null)
+            {
+                changes.Add(new SettingChange(name, set ? System.Text.Encoding.UTF8.GetString(sql[start..end]).TrimEnd() : null));
+            }
+        }
+    }
+
+    /// <summary>The parameter a SET/RESET names, lower case; the lexer is left on its last word.</summary>
+    private static string? ReadName(ref SqlLexer lexer, SqlToken token)
+    {
+        if (token == SqlToken.Word)
+        {
+            if (lexer.Is("time"u8))
+            {
+                lexer.Next();
+                return "timezone";
+            }
+
+            if (lexer.Is("names"u8))
+            {
+                return "client_encoding";
+            }
+
+            if (lexer.Is("schema"u8))
+            {
+                return "search_path";
+            }
+
+            if (lexer.Is("xml"u8))
+            {
+                lexer.Next();
+                return "xmloption";
+            }
+        }
+
+        // name or "name", possibly dotted (custom.option); GUC names are case-insensitive.
+        var builder = new System.Text.StringBuilder();
+        while (token is SqlToken.Word or SqlToken.Quoted)
+        {
+            var text = lexer.Text;
+            if (token == SqlToken.Quoted)
+            {
+                if (text.Length < 2 || text[0] != '"')
+                {
+                    return null;
+                }
+
+                text = text[1..^1];
+            }
+
+            builder.Append(System.Text.Encoding.Latin1.GetString(text).ToLowerInvariant());
+            int after = lexer.Position;
+            if (lexer.Next() != SqlToken.Symbol || lexer.First != '.' || lexer.Start != after)
+            {
+                break;
+            }
+
+            builder.Append('.');
+            token = lexer.Next();
+        }
+
+        return builder.Length > 0 ? builder.ToString() : null;
+    }
+
+    /// <summary>
+    /// Skips to the end of the statement; returns the offset just after its last token, so a trailing comment
+    /// (which would swallow whatever FastPool appends after it) is left out.
+    /// </summary>
+    private static int SkipToEnd(ref SqlLexer lexer)
+    {
+        if (lexer.Length > 0 && lexer.First == ';')
+        {
+            return lexer.Start;
+        }
+
+        int end = lexer.Start + lexer.Length;
+        while (true)
+        {
+            if (lexer.Next() is SqlToken.Semicolon or SqlToken.End)
+            {
+                return end;
+            }
+
+            end = lexer.Start + lexer.Length;
+        }
+    }
+}

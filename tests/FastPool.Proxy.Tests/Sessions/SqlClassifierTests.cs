@@ -1,0 +1,76 @@
+using System.Text;
+using FastPool.Proxy.Configuration;
+using FastPool.Proxy.Sessions;
+
+namespace FastPool.Proxy.Tests.Sessions;
+
+public class SqlClassifierTests
+{
+    private static (QueryTraits Traits, PinReasons Pins) Classify(string sql)
+    {
+        var traits = SqlClassifier.Classify(Encoding.UTF8.GetBytes(sql), out var pins);
+        return (traits, pins);
+    }
+
+    [Theory]
+    [InlineData("LISTEN ch", PinReasons.Listen)]
+    [InlineData("select 1; listen \"Ch\"", PinReasons.Listen)]
+    [InlineData("select pg_advisory_lock(1)", PinReasons.AdvisoryLocks)]
+    [InlineData("SELECT pg_try_advisory_lock_shared(1, 2)", PinReasons.AdvisoryLocks)]
+    [InlineData("create temp table t (id int)", PinReasons.TempTables)]
+    [InlineData("CREATE GLOBAL TEMPORARY TABLE t (id int)", PinReasons.TempTables)]
+    [InlineData("create or replace temp view v as select 1", PinReasons.TempTables)]
+    [InlineData("select * into temp t from x", PinReasons.TempTables)]
+    [InlineData("PREPARE p AS select 1", PinReasons.Prepare)]
+    [InlineData("declare c cursor with hold for select 1", PinReasons.HoldCursors)]
+    [InlineData("SET SESSION AUTHORIZATION app", PinReasons.SessionAuthorization)]
+    [InlineData("set session characteristics as transaction read only", PinReasons.Untracked)]
+    public void Session_state_pins(string sql, PinReasons expected) => Assert.Equal(expected, Classify(sql).Pins);
+
+    [Theory]
+    [InlineData("select pg_advisory_xact_lock(1)")]
+    [InlineData("select 'create temp table t; listen x; pg_advisory_lock'")]
+    [InlineData("select $$ LISTEN x $$, $tag$ prepare p as select 1 $tag$")]
+    [InlineData("-- listen x\nselect 1 /* create temp table /* nested */ t */")]
+    [InlineData("select temp from weather")]
+    [InlineData("PREPARE TRANSACTION 'gid'")]
+    [InlineData("declare c cursor without hold for select 1")]
+    [InlineData("set local search_path = x")]
+    [InlineData("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")]
+    [InlineData("select E'it\\'s; listen x'")]
+    public void Ordinary_statements_do_not_pin(string sql)
+    {
+        var (traits, pins) = Classify(sql);
+        Assert.Equal(PinReasons.None, pins);
+        Assert.Equal(QueryTraits.None, traits);
+    }
+
+    [Theory]
+    [InlineData("SET search_path = a, b", (int)QueryTraits.Setting)]
+    [InlineData("reset statement_timeout", (int)QueryTraits.Setting)]
+    [InlineData("RESET ALL", (int)QueryTraits.ResetAll)]
+    [InlineData("discard all", (int)(QueryTraits.ResetAll | QueryTraits.DiscardAll))]
+    [InlineData("rollback", (int)QueryTraits.Rollback)]
+    [InlineData("UNLISTEN *", (int)QueryTraits.UnlistenAll)]
+    public void Traits(string sql, int expected) => Assert.Equal((QueryTraits)expected, Classify(sql).Traits);
+
+    [Fact]
+    public void Setting_changes_are_read_with_their_statement_text()
+    {
+        var changes = new List<SettingChange>();
+        SqlClassifier.ReadSettingChanges(
+            Encoding.UTF8.GetBytes("SET search_path = 'a;b', public; select 1; set session Statement_Timeout TO 5000 -- why\n; RESET my.option; SET TIME ZONE 'UTC'; set schema 'x'; reset all"),
+            changes);
+
+        Assert.Equal(
+            [
+                new SettingChange("search_path", "SET search_path = 'a;b', public"),
+                new SettingChange("statement_timeout", "set session Statement_Timeout TO 5000"),
+                new SettingChange("my.option", null),
+                new SettingChange("timezone", "SET TIME ZONE 'UTC'"),
+                new SettingChange("search_path", "set schema 'x'"),
+                new SettingChange(null, null),
+            ],
+            changes);
+    }
+}

@@ -753,7 +753,8 @@ public static class ConfigLoader
         /// <summary>Loads the certificate files now, so a missing or unreadable file stops startup (or a reload) with its name.</summary>
         private void CheckTls()
         {
-            if (_clientTlsEntry is not null || _config.AuthType == AuthType.Cert)
+            // Files are loaded only when they are used, as PgBouncer does: a CA file named next to sslmode = disable is no error.
+            if (_config.ClientTls.Enabled || _config.AuthType == AuthType.Cert)
             {
                 var entry = _clientTlsEntry ?? _authTypeEntry!;
                 foreach (var problem in Transport.TlsMaterial.Check(_config.ClientTls, clientSide: true))
@@ -767,7 +768,7 @@ public static class ConfigLoader
                 }
             }
 
-            if (_serverTlsEntry is not null)
+            if (_serverTlsEntry is not null && _config.ServerTls.Enabled)
             {
                 foreach (var problem in Transport.TlsMaterial.Check(_config.ServerTls, clientSide: false))
                 {

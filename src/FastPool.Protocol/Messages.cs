@@ -11,6 +11,12 @@ public static class Messages
     /// <summary>SSLRequest / GSSENCRequest refused (55.2.10, 55.2.11): a single 'N' byte, then the client continues in plain text.</summary>
     public static ReadOnlyMemory<byte> EncryptionRefused { get; } = new byte[] { (byte)'N' };
 
+    /// <summary>SSLRequest accepted (55.2.10): a single 'S' byte, then the client starts the TLS handshake.</summary>
+    public static ReadOnlyMemory<byte> EncryptionAccepted { get; } = new byte[] { (byte)'S' };
+
+    /// <summary>SSLRequest (55.7): length 8 and the code 80877103 (1234 in the high 16 bits, 5679 in the low).</summary>
+    public static ReadOnlyMemory<byte> SslRequest { get; } = new byte[] { 0, 0, 0, 8, 0x04, 0xD2, 0x16, 0x2F };
+
     /// <summary>Terminate, sent to a server before closing a connection FastPool no longer wants.</summary>
     public static ReadOnlyMemory<byte> Terminate { get; } = new byte[] { (byte)'X', 0, 0, 0, 4 };
 

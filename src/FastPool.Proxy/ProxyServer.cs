@@ -26,7 +26,7 @@ public sealed class ProxyServer : IAsyncDisposable
     private readonly ClientDelegate _pipeline;
     private readonly CancellationTokenSource _stopping = new();
     private readonly List<Task> _acceptLoops = [];
-    private readonly HashSet<Connection> _clients = [];
+    private readonly HashSet<ClientContext> _clients = [];
     private readonly Lock _clientsLock = new();
     private readonly TaskCompletionSource _shutdownRequested = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private List<Socket> _listeners = [];
@@ -145,12 +145,12 @@ public sealed class ProxyServer : IAsyncDisposable
             return;
         }
 
+        var context = new ClientContext(connection, _runtime);
         lock (_clientsLock)
         {
-            _clients.Add(connection);
+            _clients.Add(context);
         }
 
-        var context = new ClientContext(connection, _runtime);
         _runtime.Clients[context.Id] = context;
         try
         {
@@ -166,7 +166,7 @@ public sealed class ProxyServer : IAsyncDisposable
         {
             lock (_clientsLock)
             {
-                _clients.Remove(connection);
+                _clients.Remove(context);
             }
 
             _runtime.Clients.TryRemove(context.Id, out _);
@@ -175,6 +175,12 @@ public sealed class ProxyServer : IAsyncDisposable
             {
                 Log.ClientClosed(_runtime.Logger, context.Id, context.DatabaseName, context.User, connection.RemoteEndPoint, context.KillReason ?? context.CloseReason,
                     _runtime.Time.GetElapsedTime(context.StartedTicks).TotalSeconds);
+            }
+
+            // After a TLS upgrade the first connection no longer owns the socket; disposing it only frees its buffers.
+            if (context.Connection != connection)
+            {
+                await context.Connection.DisposeAsync().ConfigureAwait(false);
             }
 
             await connection.DisposeAsync().ConfigureAwait(false);
@@ -290,7 +296,7 @@ public sealed class ProxyServer : IAsyncDisposable
     /// <summary>Turns a pending safe shutdown into an immediate one (a second signal).</summary>
     public void AbortClients()
     {
-        List<Connection> clients;
+        List<ClientContext> clients;
         lock (_clientsLock)
         {
             clients = [.. _clients];
@@ -298,7 +304,7 @@ public sealed class ProxyServer : IAsyncDisposable
 
         foreach (var c in clients)
         {
-            c.Abort();
+            c.Connection.Abort();
         }
     }
 

@@ -5,8 +5,9 @@ using System.Text;
 namespace FastPool.Protocol.Scram;
 
 /// <summary>
-/// The client side of one SCRAM-SHA-256 exchange without channel binding (gs2 header "n,,"), as FastPool runs it
-/// when PostgreSQL asks it to log in with SASL (PostgreSQL docs 55.3.1). Call in order: <see cref="ClientFirst"/>,
+/// The client side of one SCRAM-SHA-256 exchange, as FastPool runs it when PostgreSQL asks it to log in with SASL
+/// (PostgreSQL docs 55.3.1): without channel binding (gs2 header "n,," or "y,,") or, as SCRAM-SHA-256-PLUS over
+/// TLS, bound to the server's certificate ("p=tls-server-end-point,,", RFC 5929 section 4). Call in order: <see cref="ClientFirst"/>,
 /// <see cref="TryClientFinal"/>, <see cref="TryVerifyServerFinal"/>; only a verified server signature proves the
 /// server knew the secret, so a login must not count as done before <see cref="ServerVerified"/>.
 /// </summary>
@@ -14,13 +15,26 @@ public sealed class ScramClient
 {
     private readonly string _password;
     private readonly string _clientNonce;
+    private readonly string _gs2Header;
+    private readonly byte[] _bindingData;
     private byte[]? _expectedServerSignature;
 
     /// <param name="password">The plain password.</param>
     /// <param name="clientNonce">For tests; a fresh random nonce otherwise.</param>
     public ScramClient(string password, string? clientNonce = null)
+        : this(password, ScramMessages.Gs2HeaderNoBinding, [], clientNonce)
+    {
+    }
+
+    /// <param name="password">The plain password.</param>
+    /// <param name="gs2Header">One of the ScramMessages.Gs2Header* constants.</param>
+    /// <param name="bindingData">The channel binding data for "p=" headers (tls-server-end-point: the certificate hash); empty otherwise.</param>
+    /// <param name="clientNonce">For tests; a fresh random nonce otherwise.</param>
+    public ScramClient(string password, string gs2Header, byte[] bindingData, string? clientNonce = null)
     {
         _password = password;
+        _gs2Header = gs2Header;
+        _bindingData = bindingData;
         _clientNonce = clientNonce ?? ScramSha256.NewNonce();
     }
 
@@ -29,7 +43,7 @@ public sealed class ScramClient
     private string ClientFirstBare => ScramMessages.ClientFirstBare(_clientNonce);
 
     /// <summary>client-first-message, the SASLInitialResponse data.</summary>
-    public byte[] ClientFirst() => Encoding.UTF8.GetBytes(ScramMessages.Gs2HeaderNoBinding + ClientFirstBare);
+    public byte[] ClientFirst() => Encoding.UTF8.GetBytes(_gs2Header + ClientFirstBare);
 
     /// <summary>Answers server-first-message with client-final-message (carrying the proof).</summary>
     public bool TryClientFinal(ReadOnlySpan<byte> serverFirstBytes, [NotNullWhen(true)] out byte[]? clientFinal, [NotNullWhen(false)] out string? error)
@@ -52,7 +66,7 @@ public sealed class ScramClient
             return false;
         }
 
-        var withoutProof = ScramMessages.ClientFinalWithoutProof(nonce);
+        var withoutProof = ScramMessages.ClientFinalWithoutProof(nonce, _gs2Header, _bindingData);
         var authMessage = Encoding.UTF8.GetBytes(ClientFirstBare + "," + serverFirst + "," + withoutProof);
         var salted = ScramSha256.SaltedPassword(_password, salt, iterations);
         var clientKey = ScramSha256.ClientKey(salted);

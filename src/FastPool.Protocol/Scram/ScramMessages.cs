@@ -19,6 +19,12 @@ public static class ScramMessages
     /// <summary>The only gs2 header FastPool sends: no channel binding, no authzid (55.3.1: PostgreSQL ignores authzid).</summary>
     public const string Gs2HeaderNoBinding = "n,,";
 
+    /// <summary>The client could bind, but the server offered no -PLUS mechanism (RFC 5802 section 6; 55.3.1).</summary>
+    public const string Gs2HeaderBindingNotOffered = "y,,";
+
+    /// <summary>SCRAM-SHA-256-PLUS with the one channel binding type PostgreSQL supports (55.3.1).</summary>
+    public const string Gs2HeaderServerEndPoint = "p=tls-server-end-point,,";
+
     private static readonly UTF8Encoding s_strictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     /// <summary>Decodes a SCRAM message; invalid UTF-8 or an embedded NUL is malformed.</summary>
@@ -225,6 +231,16 @@ public static class ScramMessages
 
     /// <summary>client-final-message-without-proof for the "n,," header: c=biws is base64("n,,").</summary>
     public static string ClientFinalWithoutProof(string combinedNonce) => "c=biws,r=" + combinedNonce;
+
+    /// <summary>client-final-message-without-proof for any gs2 header: c= is base64(gs2 header + channel binding data) (RFC 5802 section 7).</summary>
+    public static string ClientFinalWithoutProof(string combinedNonce, string gs2Header, ReadOnlySpan<byte> bindingData)
+    {
+        var header = Encoding.UTF8.GetBytes(gs2Header);
+        var input = new byte[header.Length + bindingData.Length];
+        header.CopyTo(input, 0);
+        bindingData.CopyTo(input.AsSpan(header.Length));
+        return "c=" + Convert.ToBase64String(input) + ",r=" + combinedNonce;
+    }
 
     /// <summary>Parses server-final-message: v=signature, or e=error (RFC 5802 section 7, server-error).</summary>
     public static bool TryParseServerFinal(string message, out byte[]? signature, out string? serverError, [NotNullWhen(false)] out string? error)

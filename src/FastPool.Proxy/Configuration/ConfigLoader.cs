@@ -80,6 +80,8 @@ public static class ConfigLoader
         private IniEntry? _authFileEntry;
         private IniEntry? _authTypeEntry;
         private IniEntry? _authHbaFileEntry;
+        private IniEntry? _clientTlsEntry;
+        private IniEntry? _serverTlsEntry;
         private int _workers;
         private int _ioThreads;
         private FastPoolSettings _fastPool = new();
@@ -111,6 +113,7 @@ public static class ConfigLoader
             };
             LoadAuthFile();
             LoadHbaFile();
+            CheckTls();
 
             return new ConfigLoadResult(_errors.Count == 0 ? _config : null, _warnings, _errors) { Notes = _notes };
         }
@@ -329,6 +332,16 @@ public static class ConfigLoader
                         _config = _config with { Verbose = verbose };
                     }
 
+                    break;
+                case "client_tls_sslmode" or "client_tls_key_file" or "client_tls_cert_file" or "client_tls_ca_file"
+                    or "client_tls_protocols" or "client_tls_ciphers":
+                    _clientTlsEntry ??= e;
+                    _config = _config with { ClientTls = ApplyTls(e, key, _config.ClientTls) };
+                    break;
+                case "server_tls_sslmode" or "server_tls_key_file" or "server_tls_cert_file" or "server_tls_ca_file"
+                    or "server_tls_protocols" or "server_tls_ciphers":
+                    _serverTlsEntry ??= e;
+                    _config = _config with { ServerTls = ApplyTls(e, key, _config.ServerTls) };
                     break;
                 default:
                     if (!TryApplyPgBouncerTime(e, key))
@@ -721,6 +734,74 @@ public static class ConfigLoader
             }
 
             _config = _config with { HbaRules = HbaParser.Parse(text, _config.AuthHbaFile, _errors) };
+        }
+
+        // ---- TLS ---------------------------------------------------------------------------------
+
+        /// <summary>One client_tls_* or server_tls_* key (the part after the prefix decides).</summary>
+        private TlsSettings ApplyTls(IniEntry e, string key, TlsSettings tls)
+        {
+            var v = e.Value;
+            switch (key[(key.IndexOf("_tls_", StringComparison.Ordinal) + 5)..])
+            {
+                case "sslmode":
+                    if (TlsValues.TryParseMode(v, out var mode))
+                    {
+                        return tls with { Mode = mode };
+                    }
+
+                    InvalidValue(e, key, v, TlsValues.ModeAccepted);
+                    return tls;
+                case "key_file":
+                    return tls with { KeyFile = ResolvePath(e, v) };
+                case "cert_file":
+                    return tls with { CertFile = ResolvePath(e, v) };
+                case "ca_file":
+                    return tls with { CaFile = ResolvePath(e, v) };
+                case "protocols":
+                    if (TlsValues.TryParseProtocols(v, out var protocols))
+                    {
+                        return tls with { Protocols = protocols };
+                    }
+
+                    InvalidValue(e, key, v, TlsValues.ProtocolsAccepted);
+                    return tls;
+                default:
+                    if (TlsValues.TryParseCiphers(v, out var suites, out var error))
+                    {
+                        return tls with { CipherSuites = suites };
+                    }
+
+                    Error(e, key, $"invalid value \"{v}\" for {key}: {error}; accepted: {TlsValues.CiphersAccepted}");
+                    return tls;
+            }
+        }
+
+        /// <summary>Loads the certificate files now, so a missing or unreadable file stops startup (or a reload) with its name.</summary>
+        private void CheckTls()
+        {
+            // Files are loaded only when they are used, as PgBouncer does: a CA file named next to sslmode = disable is no error.
+            if (_config.ClientTls.Enabled || _config.AuthType == AuthType.Cert)
+            {
+                var entry = _clientTlsEntry ?? _authTypeEntry!;
+                foreach (var problem in Transport.TlsMaterial.Check(_config.ClientTls, clientSide: true))
+                {
+                    Error(entry, "client_tls_sslmode", problem);
+                }
+
+                if (_config.AuthType == AuthType.Cert && (!_config.ClientTls.Enabled || _config.ClientTls.CaFile is null))
+                {
+                    Error(_authTypeEntry ?? entry, "auth_type", "auth_type = cert needs client TLS (client_tls_sslmode) and client_tls_ca_file to check client certificates against");
+                }
+            }
+
+            if (_serverTlsEntry is not null && _config.ServerTls.Enabled)
+            {
+                foreach (var problem in Transport.TlsMaterial.Check(_config.ServerTls, clientSide: false))
+                {
+                    Error(_serverTlsEntry, "server_tls_sslmode", problem);
+                }
+            }
         }
 
         // ---- sections ----------------------------------------------------------------------------
@@ -1159,17 +1240,14 @@ internal static class PgBouncerKeys
     {
         "auth_dbname", "auth_ident_file", "auth_ldap_options", "auth_pam_confdir",
         "autodb_idle_timeout", "cancel_wait_timeout",
-        "client_tls13_ciphers", "client_tls_ca_file", "client_tls_cert_file", "client_tls_ciphers",
-        "client_tls_dheparams", "client_tls_ecdhcurve", "client_tls_key_file", "client_tls_protocols",
-        "client_tls_sslmode",
+        "client_tls13_ciphers", "client_tls_dheparams", "client_tls_ecdhcurve",
         "conffile", "disable_pqexec",
         "dns_max_ttl", "dns_nxdomain_ttl", "dns_zone_check_period",
         "job_name", "listen_backlog", "login_notify_message",
         "max_db_client_connections", "max_prepared_statements", "max_user_client_connections",
         "peer_id", "pool_idle_timeout", "query_wait_notify", "resolv_conf", "sbuf_loopcnt", "scram_iterations",
         "server_fast_close", "server_round_robin",
-        "server_tls13_ciphers", "server_tls_ca_file", "server_tls_cert_file", "server_tls_ciphers",
-        "server_tls_key_file", "server_tls_protocols", "server_tls_sslmode",
+        "server_tls13_ciphers",
         "service_name", "so_reuseport", "suspend_timeout",
         "syslog", "syslog_facility", "syslog_ident",
         "tcp_defer_accept", "tcp_keepalive", "tcp_keepcnt", "tcp_keepidle", "tcp_keepintvl",

@@ -32,6 +32,12 @@ public sealed record ProxyConfig
     public IReadOnlyList<string> AdminUsers { get; init; } = [];
     public IReadOnlyList<string> StatsUsers { get; init; } = [];
 
+    // ---- TLS ----------------------------------------------------------------------------------------
+    /// <summary>client_tls_*: TLS towards clients (FastPool is the TLS server).</summary>
+    public TlsSettings ClientTls { get; init; } = new();
+    /// <summary>server_tls_*: TLS towards PostgreSQL (FastPool is the TLS client).</summary>
+    public TlsSettings ServerTls { get; init; } = new();
+
     // ---- pooling ---------------------------------------------------------------------------------
     public PoolMode PoolMode { get; init; } = PoolMode.Session;
     public int MaxClientConn { get; init; } = 100;

@@ -28,6 +28,7 @@ internal sealed partial class AuthStage : IConnectionStage
         Md5,
         ScramSha256,
         Peer,
+        Cert,
     }
 
     public async Task InvokeAsync(ClientContext context, ClientDelegate next)
@@ -47,11 +48,6 @@ internal sealed partial class AuthStage : IConnectionStage
         }
 
         context.Database = entry;
-        if (config.AuthType is AuthType.Cert)
-        {
-            await context.SendErrorAsync(SqlState.FeatureNotSupported, "auth_type cert needs TLS, which this FastPool version does not support yet").ConfigureAwait(false);
-            return;
-        }
 
         using var timeout = new CancellationTokenSource();
         if (config.ClientLoginTimeout > TimeSpan.Zero)
@@ -67,6 +63,7 @@ internal sealed partial class AuthStage : IConnectionStage
             Method.Trust => true,
             Method.Reject => await RejectAsync(context, address).ConfigureAwait(false),
             Method.Peer => await PeerAsync(context).ConfigureAwait(false),
+            Method.Cert => await CertAsync(context).ConfigureAwait(false),
             Method.Password => await PasswordAsync(context, md5: false, timeout.Token).ConfigureAwait(false),
             Method.Md5 => await Md5OrScramAsync(context, timeout.Token).ConfigureAwait(false),
             Method.ScramSha256 => await ScramAsync(context, ClientCredentials.Lookup(config, context.User), timeout.Token).ConfigureAwait(false),
@@ -90,14 +87,16 @@ internal sealed partial class AuthStage : IConnectionStage
                 return Method.Md5;
             case AuthType.ScramSha256:
                 return Method.ScramSha256;
+            case AuthType.Cert:
+                return Method.Cert;
         }
 
         // auth_type = hba: the first rule matching connection type, database, user and address decides (21.1).
-        var rule = context.Config.HbaRules?.Find(address, context.DatabaseName, context.User);
+        var rule = context.Config.HbaRules?.Find(address, context.IsTls, context.DatabaseName, context.User);
         if (rule is null)
         {
             await context.SendErrorAsync(SqlState.InvalidAuthorizationSpecification,
-                $"no pg_hba.conf entry for host \"{HostText(address)}\", user \"{context.User}\", database \"{context.DatabaseName}\", no encryption").ConfigureAwait(false);
+                $"no pg_hba.conf entry for host \"{HostText(address)}\", user \"{context.User}\", database \"{context.DatabaseName}\", {EncryptionText(context)}").ConfigureAwait(false);
             return null;
         }
 
@@ -108,6 +107,7 @@ internal sealed partial class AuthStage : IConnectionStage
             HbaMethod.Password => Method.Password,
             HbaMethod.Md5 => Method.Md5,
             HbaMethod.ScramSha256 => Method.ScramSha256,
+            HbaMethod.Cert => Method.Cert,
             _ => Method.Peer,
         };
     }
@@ -115,9 +115,12 @@ internal sealed partial class AuthStage : IConnectionStage
     private static async Task<bool> RejectAsync(ClientContext context, IPAddress? address)
     {
         await context.SendErrorAsync(SqlState.InvalidAuthorizationSpecification,
-            $"pg_hba.conf rejects connection for host \"{HostText(address)}\", user \"{context.User}\", database \"{context.DatabaseName}\", no encryption").ConfigureAwait(false);
+            $"pg_hba.conf rejects connection for host \"{HostText(address)}\", user \"{context.User}\", database \"{context.DatabaseName}\", {EncryptionText(context)}").ConfigureAwait(false);
         return false;
     }
+
+    /// <summary>The last part of PostgreSQL's hba messages (src/backend/libpq/auth.c): how the client is connected.</summary>
+    private static string EncryptionText(ClientContext context) => context.IsTls ? "SSL encryption" : "no encryption";
 
     /// <summary>The one failure every password method reports, whatever went wrong (PostgreSQL's text and code).</summary>
     private static async Task<bool> FailPasswordAsync(ClientContext context)

@@ -21,7 +21,17 @@ internal sealed class ClientContext
 
     public long Id { get; }
 
-    public Connection Connection { get; }
+    /// <summary>The client's connection; replaced once, by a <see cref="TlsConnection"/>, when the client starts TLS.</summary>
+    public Connection Connection { get; private set; }
+
+    /// <summary>True once the client talks TLS (hostssl rules, cert authentication and client_tls_sslmode = require look at it).</summary>
+    public bool IsTls => Connection is TlsConnection;
+
+    /// <summary>Set when the client's certificate chains to client_tls_ca_file (certificate authentication needs it).</summary>
+    public bool ClientCertificateTrusted { get; set; }
+
+    /// <summary>Switches to the TLS connection that took over the socket of the current one (already detached).</summary>
+    public void UpgradeConnection(TlsConnection connection) => Connection = connection;
 
     public ProxyRuntime Runtime { get; }
 

@@ -1,14 +1,17 @@
+using System.Buffers;
 using FastPool.Protocol;
+using FastPool.Proxy.Configuration;
 
 namespace FastPool.Proxy.Connections;
 
 /// <summary>
-/// Reads the first packet(s) within client_login_timeout: answers SSLRequest/GSSENCRequest with 'N' (no TLS
-/// yet), serves CancelRequest, rejects malformed packets and unknown protocol versions with the error
-/// PostgreSQL itself would send, and negotiates 3.x minor versions and "_pq_." options
-/// (PostgreSQL docs 55.2.1 "Start-up", 55.2.10, 55.2.11).
+/// Reads the first packet(s) within client_login_timeout: starts TLS on SSLRequest (or on a directly negotiated
+/// ClientHello) when client_tls_sslmode allows it and answers 'N' otherwise, answers GSSENCRequest with 'N',
+/// serves CancelRequest, rejects malformed packets and unknown protocol versions with the error PostgreSQL
+/// itself would send, and negotiates 3.x minor versions and "_pq_." options
+/// (PostgreSQL docs 55.2.1 "Start-up", 55.2.10 "SSL Session Encryption", 55.2.11).
 /// </summary>
-internal sealed class StartupStage : IConnectionStage
+internal sealed partial class StartupStage : IConnectionStage
 {
     public async Task InvokeAsync(ClientContext context, ClientDelegate next)
     {
@@ -42,6 +45,14 @@ internal sealed class StartupStage : IConnectionStage
             return;
         }
 
+        if (context.Config.ClientTls.Mode >= TlsMode.Require && !context.IsTls && !IsUnixSocket(context))
+        {
+            // PgBouncer's answer to a plaintext client under require; unix-socket clients never use TLS, and
+            // PgBouncer lets them in too.
+            await context.SendErrorAsync(SqlState.InvalidAuthorizationSpecification, "SSL required").ConfigureAwait(false);
+            return;
+        }
+
         context.Startup = packet;
         if (packet.MinorVersion > 0 || packet.ProtocolOptions.Count > 0)
         {
@@ -63,6 +74,21 @@ internal sealed class StartupStage : IConnectionStage
         {
             var result = await input.ReadAsync(ct).ConfigureAwait(false);
             var buffer = result.Buffer;
+            if (!sslAnswered && !buffer.IsEmpty && buffer.FirstSpan[0] == TlsHandshakeRecord && TlsAvailable(context))
+            {
+                // Direct TLS negotiation: the first packet is a ClientHello, not a startup packet (55.2.10).
+                var hello = BuffersExtensions.ToArray(buffer);
+                input.AdvanceTo(buffer.End);
+                if (!await StartTlsAsync(context, hello, direct: true, ct).ConfigureAwait(false))
+                {
+                    return null;
+                }
+
+                sslAnswered = true;
+                input = context.Connection.Input;
+                continue;
+            }
+
             var status = StartupPacket.TryParse(buffer, out var packet, out long consumed);
             switch (status)
             {
@@ -89,6 +115,24 @@ internal sealed class StartupStage : IConnectionStage
             input.AdvanceTo(buffer.GetPosition(consumed));
             switch (packet!.Kind)
             {
+                case StartupPacketKind.SslRequest when !sslAnswered && TlsAvailable(context):
+                    sslAnswered = true;
+                    if (buffer.Length != consumed)
+                    {
+                        // The client must wait for 'S' before it sends anything (55.2.10). Bytes already here were
+                        // sent in plaintext and would be taken as coming over TLS (CVE-2021-23214): refuse them.
+                        await context.SendErrorAsync(SqlState.ProtocolViolation, "received unencrypted data after SSL request").ConfigureAwait(false);
+                        return null;
+                    }
+
+                    await context.Connection.SendAsync(Messages.EncryptionAccepted, ct).ConfigureAwait(false);
+                    if (!await StartTlsAsync(context, ReadOnlyMemory<byte>.Empty, direct: false, ct).ConfigureAwait(false))
+                    {
+                        return null;
+                    }
+
+                    input = context.Connection.Input;
+                    continue;
                 case StartupPacketKind.SslRequest when !sslAnswered:
                     sslAnswered = true;
                     await context.Connection.SendAsync(Messages.EncryptionRefused, ct).ConfigureAwait(false);

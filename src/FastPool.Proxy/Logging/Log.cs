@@ -17,8 +17,8 @@ internal static partial class Log
     [LoggerMessage(4, LogLevel.Warning, "C-{ClientId} {Remote} pooler error: {Message}")]
     public static partial void ClientError(ILogger logger, long clientId, string remote, string message);
 
-    [LoggerMessage(5, LogLevel.Information, "new server connection {Server} for {Pool}")]
-    public static partial void ServerConnected(ILogger logger, string server, string pool);
+    [LoggerMessage(5, LogLevel.Information, "new server connection {Server} for {Pool} ({Security})")]
+    public static partial void ServerConnected(ILogger logger, string server, string pool, string security);
 
     [LoggerMessage(6, LogLevel.Warning, "{Pool}: could not log in to server {Host}:{Port}: {Message}")]
     public static partial void ServerLoginFailed(ILogger logger, string pool, string host, int port, string message);

@@ -39,6 +39,9 @@ internal sealed class ServerConnection
     /// <summary>When the connection was last released to the pool (TimeProvider timestamp).</summary>
     public long LastUsedTicks { get; set; }
 
+    /// <summary>How the connection is protected and how it logged in, for the log line: "TLSv13/TLS_AES_256_GCM_SHA384, SCRAM-SHA-256-PLUS".</summary>
+    public string Security { get; set; } = "no TLS";
+
     public int BackendProcessId { get; set; }
 
     public byte[] BackendSecretKey { get; set; } = [];

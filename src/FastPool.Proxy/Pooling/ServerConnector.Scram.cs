@@ -1,6 +1,7 @@
 using System.Buffers;
 using FastPool.Protocol;
 using FastPool.Protocol.Scram;
+using FastPool.Proxy.Transport;
 
 namespace FastPool.Proxy.Pooling;
 
@@ -11,14 +12,18 @@ internal static partial class ServerConnector
     private sealed class LoginState
     {
         public ScramClient? Scram { get; set; }
+
+        /// <summary>The SASL mechanism chosen, for the log line.</summary>
+        public string? Mechanism { get; set; }
     }
 
     /// <summary>
     /// Handles AuthenticationSASL, SASLContinue and SASLFinal. Returns true when <paramref name="builder"/> holds an
     /// answer to send; SASLFinal has none (the server follows it with AuthenticationOk).
-    /// Only SCRAM-SHA-256 is chosen: SCRAM-SHA-256-PLUS needs channel binding, which needs TLS to the server.
+    /// Over TLS, SCRAM-SHA-256-PLUS is chosen when offered, bound to the server's certificate (tls-server-end-point),
+    /// so a man in the middle holding another certificate cannot relay the exchange (55.3.1).
     /// </summary>
-    private static bool AnswerSasl(PoolKey key, AuthenticationCode code, ReadOnlySequence<byte> data, MessageBuilder builder, LoginState login)
+    private static bool AnswerSasl(PoolKey key, AuthenticationCode code, ReadOnlySequence<byte> data, MessageBuilder builder, LoginState login, TlsConnection? tls)
     {
         switch (code)
         {
@@ -28,15 +33,29 @@ internal static partial class ServerConnector
                     throw ScramFailure("server restarted SASL authentication");
                 }
 
-                if (!OffersScramSha256(data))
+                var (plain, plus) = OfferedScram(data);
+                var certificate = tls?.RemoteCertificate;
+                var binding = plus && certificate is not null ? TlsServerEndPoint.Compute(certificate) : null;
+                if (binding is not null)
+                {
+                    login.Mechanism = ScramPlusMechanism;
+                    login.Scram = new ScramClient(RequirePassword(key), ScramMessages.Gs2HeaderServerEndPoint, binding);
+                }
+                else if (plain)
+                {
+                    // "y": we could bind but the server offered no -PLUS; "n" over TLS when it did but the certificate's
+                    // hash cannot be determined (the server would take "y" as a downgrade attack and refuse it).
+                    login.Mechanism = ScramSha256.Mechanism;
+                    login.Scram = new ScramClient(RequirePassword(key), tls is not null && !plus ? ScramMessages.Gs2HeaderBindingNotOffered : ScramMessages.Gs2HeaderNoBinding, []);
+                }
+                else
                 {
                     throw new ServerException(SqlState.InvalidAuthorizationSpecification,
-                        "server offered no SASL mechanism FastPool supports (it uses SCRAM-SHA-256 without channel binding)");
+                        "server offered no SASL mechanism FastPool supports (SCRAM-SHA-256, or SCRAM-SHA-256-PLUS over TLS)");
                 }
 
-                login.Scram = new ScramClient(RequirePassword(key));
                 builder.Reset();
-                builder.SaslInitialResponse(ScramSha256.Mechanism, login.Scram.ClientFirst());
+                builder.SaslInitialResponse(login.Mechanism, login.Scram.ClientFirst());
                 return true;
             case AuthenticationCode.SaslContinue:
                 if (login.Scram is null)
@@ -67,22 +86,24 @@ internal static partial class ServerConnector
         }
     }
 
-    private static bool OffersScramSha256(ReadOnlySequence<byte> data)
+    private const string ScramPlusMechanism = "SCRAM-SHA-256-PLUS";
+
+    private static (bool Plain, bool Plus) OfferedScram(ReadOnlySequence<byte> data)
     {
         if (!BackendMessages.TryReadSaslMechanisms(data, out var mechanisms))
         {
             throw ScramFailure("malformed AuthenticationSASL mechanism list");
         }
 
+        bool plain = false, plus = false;
         foreach (var mechanism in mechanisms)
         {
-            if (mechanism.Length == ScramSha256.Mechanism.Length && mechanism.ToArray().AsSpan().SequenceEqual("SCRAM-SHA-256"u8))
-            {
-                return true;
-            }
+            var name = mechanism.ToArray().AsSpan();
+            plain |= name.SequenceEqual("SCRAM-SHA-256"u8);
+            plus |= name.SequenceEqual("SCRAM-SHA-256-PLUS"u8);
         }
 
-        return false;
+        return (plain, plus);
     }
 
     /// <summary>The reasons never quote the server's messages: they carry nonces.</summary>

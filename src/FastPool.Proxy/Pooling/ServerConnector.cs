@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Net;
 using System.Net.Sockets;
+using System.Security.Authentication;
 using FastPool.Protocol;
 using FastPool.Proxy.Topology;
 using FastPool.Proxy.Transport;
@@ -69,6 +70,13 @@ internal static partial class ServerConnector
                 throw;
             }
 
+            var tls = pool.ServerTls;
+            if (tls.Enabled && remote is IPEndPoint)
+            {
+                // PostgreSQL has no TLS on unix sockets; libpq does not ask for it there either.
+                connection = await StartTlsAsync(connection, node, tls, cts.Token).ConfigureAwait(false);
+            }
+
             var server = new ServerConnection(connection, node, pool, generation, now);
             await LoginAsync(server, pool.Key, cts.Token).ConfigureAwait(false);
             return server;
@@ -84,6 +92,12 @@ internal static partial class ServerConnector
             await DisposeQuietly(connection).ConfigureAwait(false);
             throw new ServerException(SqlState.SqlClientUnableToEstablishConnection,
                 $"could not connect to server {node.Endpoint.Host}:{node.Endpoint.Port}: {ex.Message}", inner: ex);
+        }
+        catch (Exception ex) when (ex is AuthenticationException or IOException)
+        {
+            await DisposeQuietly(connection).ConfigureAwait(false);
+            throw new ServerException(SqlState.SqlClientUnableToEstablishConnection,
+                $"could not connect to server {node.Endpoint.Host}:{node.Endpoint.Port}: TLS handshake failed: {TlsMaterial.Reason(ex)}", inner: ex);
         }
         catch
         {
@@ -133,6 +147,7 @@ internal static partial class ServerConnector
                     break;
                 case BackendCode.ReadyForQuery:
                     server.TransactionStatus = BackendMessageReader.ReadReadyForQuery(seq);
+                    server.Security = Security(server, login);
                     return;
                 default:
                     throw new ServerException(SqlState.ProtocolViolation, $"unexpected message '{(char)code}' from server during login");
@@ -167,7 +182,7 @@ internal static partial class ServerConnector
                     await Task.Yield();
                 }
 
-                if (!AnswerSasl(key, code, data, builder, login))
+                if (!AnswerSasl(key, code, data, builder, login, server.Connection as TlsConnection))
                 {
                     return;
                 }

@@ -32,6 +32,9 @@ internal sealed partial class ServerPool
     /// <summary>How this pool's server connections move bytes.</summary>
     public ConnectionTransport Transport => _manager.Transport;
 
+    /// <summary>server_tls_* of the running configuration; new server connections use it.</summary>
+    public Configuration.TlsSettings ServerTls => _manager.Config.ServerTls;
+
     public ServerPool(PoolManager manager, PoolKey key, Node node, PoolSettings settings, LimitCounter dbLimit, LimitCounter userLimit, TimeProvider time, ILogger logger)
     {
         _manager = manager;
@@ -328,7 +331,7 @@ internal sealed partial class ServerPool
             Volatile.Write(ref _lastLoginError, null);
             WelcomeParameters = [.. server.Parameters];
             _welcomeKnown.TrySetResult();
-            Log.ServerConnected(_logger, server.ToString(), Key.ToString());
+            Log.ServerConnected(_logger, server.ToString(), Key.ToString(), server.Security);
             if (ct.IsCancellationRequested)
             {
                 Release(server);

@@ -98,6 +98,30 @@ internal abstract class Connection : IAsyncDisposable
         Socket.Dispose();
     }
 
+    /// <summary>
+    /// Hands the open socket to a new owner (a <see cref="TlsConnection"/> after the SSLRequest exchange) and ends
+    /// this connection without closing it: it stops reading and sending, and a later Abort or Dispose leaves the
+    /// socket alone. The caller must have consumed everything <see cref="Input"/> returned and must have no read or
+    /// send pending: bytes still buffered here would be lost to the new owner.
+    /// </summary>
+    public Socket Detach()
+    {
+        if (Interlocked.Exchange(ref _closed, 1) != 0)
+        {
+            throw new ObjectDisposedException(nameof(Connection), "the connection is closed or already detached");
+        }
+
+        OnDetaching();
+
+        // NetworkStream, which the new owner builds on, insists on a blocking socket; .NET still does its
+        // asynchronous operations without blocking a thread.
+        Socket.Blocking = true;
+        return Socket;
+    }
+
+    /// <summary>Called once by <see cref="Detach"/>: stop reading and watching the socket, without closing it.</summary>
+    protected abstract void OnDetaching();
+
     /// <summary>Called once by <see cref="Abort"/> after the socket is shut and before it is freed.</summary>
     protected virtual void OnAborted()
     {

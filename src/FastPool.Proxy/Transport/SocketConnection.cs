@@ -49,5 +49,12 @@ internal sealed class SocketConnection : Connection
         static async ValueTask AwaitSend(ValueTask<int> pending) => await pending.ConfigureAwait(false);
     }
 
+    protected override void OnDetaching()
+    {
+        // leaveOpen and ownsSocket: false, so neither closes the socket.
+        Input.Complete();
+        _stream.Dispose();
+    }
+
     protected override ValueTask DisposeCoreAsync() => _stream.DisposeAsync();
 }

@@ -108,7 +108,7 @@ public class ConfigLoaderTests
 
         // Every commented-out line and every known-but-unimplemented key is silent.
         Assert.Contains(result.Notes, n => n.Key == "tcp_keepalive");
-        Assert.Contains(result.Notes, n => n.Key == "server_tls_sslmode");
+        Assert.Equal(TlsMode.Prefer, config.ServerTls.Mode);
     }
 
     /// <summary>Debian's /etc/pgbouncer/pgbouncer.ini (abridged comments) with the edits people usually make.</summary>
@@ -724,11 +724,6 @@ public class ConfigLoaderTests
     [InlineData("tcp_user_timeout = 0")]
     [InlineData("tcp_defer_accept = 45")]
     [InlineData("tcp_socket_buffer = 0")]
-    [InlineData("server_tls_sslmode = require")]
-    [InlineData("server_tls_ca_file = /etc/ssl/ca.pem")]
-    [InlineData("client_tls_sslmode = disable")]
-    [InlineData("client_tls_key_file = /etc/ssl/key.pem")]
-    [InlineData("client_tls_cert_file = /etc/ssl/cert.pem")]
     [InlineData("so_reuseport = 1")]
     [InlineData("syslog = 1")]
     [InlineData("syslog_facility = daemon")]
@@ -749,6 +744,7 @@ public class ConfigLoaderTests
     [InlineData("max_db_client_connections = 0")]
     [InlineData("scram_iterations = 4096")]
     [InlineData("conffile = /etc/pgbouncer/pgbouncer.ini")]
+    [InlineData("client_tls_ecdhcurve = auto")]
     public void Known_pgbouncer_keys_are_accepted_silently(string line)
     {
         var result = LoadText($"[pgbouncer]\n{line}\n");
@@ -1260,5 +1256,34 @@ public class ConfigLoaderTests
         var config = AssertLoaded(LoadText("[pgbouncer]\nauth_type = md5\nauth_hba_file = missing.conf\n", dir.Path));
 
         Assert.Null(config.HbaRules);
+    }
+
+    [Fact]
+    public void Tls_keys_are_parsed_with_pgbouncer_values()
+    {
+        var config = AssertLoaded(LoadText(
+            "[pgbouncer]\nserver_tls_sslmode = verify-full\nserver_tls_protocols = tlsv1.3\n"
+            + "client_tls_ciphers = TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384\n"));
+
+        Assert.Equal(TlsMode.VerifyFull, config.ServerTls.Mode);
+        Assert.Null(config.ServerTls.CaFile); // verify-full without a CA file: the system roots
+        Assert.Equal(System.Security.Authentication.SslProtocols.Tls13, config.ServerTls.Protocols);
+        Assert.Equal([System.Net.Security.TlsCipherSuite.TLS_AES_128_GCM_SHA256, System.Net.Security.TlsCipherSuite.TLS_AES_256_GCM_SHA384], config.ClientTls.CipherSuites);
+        Assert.Equal(TlsMode.Disable, config.ClientTls.Mode);
+    }
+
+    [Theory]
+    [InlineData("client_tls_sslmode = sometimes", "invalid value \"sometimes\" for client_tls_sslmode")]
+    [InlineData("client_tls_protocols = sslv3", "invalid value \"sslv3\" for client_tls_protocols")]
+    [InlineData("client_tls_ciphers = HIGH:!aNULL", "OpenSSL names and expressions cannot be applied")]
+    [InlineData("client_tls_ciphers = legacy", "legacy or insecure ciphers")]
+    [InlineData("client_tls_sslmode = require", "client_tls_sslmode = Require needs client_tls_cert_file and client_tls_key_file")]
+    [InlineData("client_tls_sslmode = require\nclient_tls_cert_file = /nonexistent/c.pem\nclient_tls_key_file = /nonexistent/k.pem", "cannot load the client_tls certificate")]
+    [InlineData("auth_type = cert", "auth_type = cert needs client TLS")]
+    public void Tls_misconfiguration_stops_startup(string lines, string message)
+    {
+        var result = LoadText("[pgbouncer]\n" + lines + "\n");
+        Assert.False(result.Success);
+        Assert.Contains(result.Errors, e => e.Message.Contains(message, StringComparison.Ordinal));
     }
 }

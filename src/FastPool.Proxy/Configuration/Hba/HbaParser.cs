@@ -16,7 +16,7 @@ namespace FastPool.Proxy.Configuration.Hba;
 /// </summary>
 internal static class HbaParser
 {
-    public const string AcceptedMethods = "trust, reject, md5, password, scram-sha-256, peer (local only)";
+    public const string AcceptedMethods = "trust, reject, md5, password, scram-sha-256, peer (local only), cert (hostssl only)";
     private const string Key = "auth_hba_file";
 
     /// <param name="readFile">Reads an @file (path already resolved); null when it cannot be read, with the reason.</param>
@@ -105,6 +105,12 @@ internal static class HbaParser
         if (method == HbaMethod.Peer && !local)
         {
             context.Error("peer authentication is only supported on local sockets");
+            return null;
+        }
+
+        if (method == HbaMethod.Cert && type != HbaConnectionType.HostSsl)
+        {
+            context.Error("cert authentication is only supported on hostssl connections");
             return null;
         }
 
@@ -296,6 +302,7 @@ internal static class HbaParser
             "md5" => (true, HbaMethod.Md5),
             "scram-sha-256" => (true, HbaMethod.ScramSha256),
             "peer" => (true, HbaMethod.Peer),
+            "cert" => (true, HbaMethod.Cert),
             _ => (false, default),
         };
         return ok && !token.Quoted;

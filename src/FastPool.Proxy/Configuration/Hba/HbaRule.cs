@@ -23,6 +23,9 @@ public enum HbaMethod
     Md5,
     ScramSha256,
     Peer,
+
+    /// <summary>TLS client certificate whose common name is the user name (21.12 "Certificate Authentication"); hostssl only.</summary>
+    Cert,
 }
 
 /// <summary>A database or user column: keywords and names (names from @file already read in).</summary>
@@ -79,14 +82,17 @@ public sealed record HbaAddress(IPAddress? Network, int PrefixLength)
 public sealed record HbaRule(int Line, HbaConnectionType Type, HbaNameList Databases, HbaNameList Users, HbaAddress? Address, HbaMethod Method)
 {
     /// <param name="address">The client's address; null for a unix-socket client.</param>
-    public bool Matches(IPAddress? address, string database, string user)
+    /// <param name="ssl">Whether the client talks TLS.</param>
+    public bool Matches(IPAddress? address, bool ssl, string database, string user)
     {
         bool typeMatches = Type switch
         {
             HbaConnectionType.Local => address is null,
+            HbaConnectionType.HostSsl => address is not null && ssl,
+            HbaConnectionType.HostNoSsl => address is not null && !ssl,
 
-            // No TLS or GSS encryption towards clients yet, so every TCP client is "nossl" and "nogssenc".
-            HbaConnectionType.Host or HbaConnectionType.HostNoSsl or HbaConnectionType.HostNoGssEnc => address is not null,
+            // FastPool has no GSS encryption, so every TCP client is "nogssenc".
+            HbaConnectionType.Host or HbaConnectionType.HostNoGssEnc => address is not null,
             _ => false,
         };
         return typeMatches
@@ -99,11 +105,11 @@ public sealed record HbaRule(int Line, HbaConnectionType Type, HbaNameList Datab
 /// <summary>A parsed auth_hba_file: the rules in file order; the first that matches decides (21.1).</summary>
 public sealed record HbaRules(string File, IReadOnlyList<HbaRule> Rules)
 {
-    public HbaRule? Find(IPAddress? address, string database, string user)
+    public HbaRule? Find(IPAddress? address, bool ssl, string database, string user)
     {
         foreach (var rule in Rules)
         {
-            if (rule.Matches(address, database, user))
+            if (rule.Matches(address, ssl, database, user))
             {
                 return rule;
             }

@@ -312,6 +312,16 @@ internal sealed class EpollConnection : Connection, IEpollRegistration, IValueTa
         _loop.Unregister(this);
     }
 
+    /// <summary>
+    /// The socket moves to a TLS connection (on .NET sockets): leave the loop for good, so TLS traffic no longer
+    /// wakes it, and give the read buffer back (the caller checked it holds nothing). The descriptor stays open.
+    /// </summary>
+    protected override void OnDetaching()
+    {
+        _loop.Detach(this, _handle.DangerousGetHandle());
+        _reader.Complete();
+    }
+
     void IValueTaskSource.GetResult(short token)
     {
         try

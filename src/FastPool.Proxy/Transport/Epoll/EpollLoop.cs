@@ -111,6 +111,17 @@ internal sealed unsafe class EpollLoop : IDisposable
         }
     }
 
+    /// <summary>
+    /// Stops watching a socket that stays open (its owner changes, see Connection.Detach): unlike a closed
+    /// descriptor, an open one stays in the epoll set until removed. An event already fetched for it carries
+    /// the old generation once the slot is freed, and is dropped.
+    /// </summary>
+    public void Detach(IEpollRegistration registration, nint fd)
+    {
+        EpollNative.Remove(_epfd, fd);
+        Unregister(registration);
+    }
+
     private void Run()
     {
         int stride = EpollNative.EventSize;

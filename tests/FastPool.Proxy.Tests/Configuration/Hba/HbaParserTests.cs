@@ -24,7 +24,7 @@ public sealed class HbaParserTests
     }
 
     private static HbaMethod? MethodFor(HbaRules rules, string? address, string database, string user) =>
-        rules.Find(address is null ? null : IPAddress.Parse(address), database, user)?.Method;
+        rules.Find(address is null ? null : IPAddress.Parse(address), ssl: false, database, user)?.Method;
 
     [Fact]
     public void ParsesEveryColumn_AndFirstMatchWins()

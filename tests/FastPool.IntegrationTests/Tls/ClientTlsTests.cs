@@ -1,0 +1,205 @@
+using System.Net.Sockets;
+using System.Text;
+using FastPool.IntegrationTests.Infrastructure;
+using FastPool.Proxy.Configuration;
+using Npgsql;
+using static FastPool.IntegrationTests.Tls.TlsTestSupport;
+
+namespace FastPool.IntegrationTests.Tls;
+
+/// <summary>client_tls_sslmode through Npgsql and psql: who gets in, over what, and what the refused see.</summary>
+[Collection(PostgresCollection.Name)]
+public sealed class ClientTlsTests
+{
+    private readonly PostgresFixture _fixture;
+
+    public ClientTlsTests(PostgresFixture fixture)
+    {
+        _fixture = fixture;
+    }
+
+    /// <summary>Only TLS clients get in through a hostssl-only rule set, which proves the connection really is TLS.</summary>
+    private const string TlsOnlyHba = """
+        hostssl    all  all  127.0.0.1/32  trust
+        hostnossl  all  all  127.0.0.1/32  reject
+        """;
+
+    private ProxyHost Start(TlsSettings tls, AuthType auth = AuthType.Trust, string? hba = null, IReadOnlyDictionary<string, string>? users = null) =>
+        Auth.AuthTestSupport.StartProxy(_fixture, auth, users ?? new Dictionary<string, string>(), hba, c => c with { ClientTls = tls });
+
+    [Fact]
+    public async Task Require_TlsClientsGetRows_PlaintextIsRefusedWith28000()
+    {
+        await using var proxy = Start(ClientTls(TlsMode.Require), AuthType.Hba, TlsOnlyHba);
+
+        Assert.Equal("app", await ScalarAsync(Client(proxy, SslMode.Require)));
+        Assert.Equal("app", await ScalarAsync(Client(proxy, SslMode.VerifyFull)));
+        Assert.Equal(42, await ScalarAsync(Client(proxy, SslMode.VerifyFull), "select 42"));
+
+        await AssertFailsAsync(Client(proxy, SslMode.Disable), PostgresErrorCodes.InvalidAuthorizationSpecification, "SSL required");
+    }
+
+    [Fact]
+    public async Task Prefer_AllowsTlsAndPlaintext_HbaSeesWhich()
+    {
+        await using var proxy = Start(ClientTls(TlsMode.Prefer), AuthType.Hba, """
+            hostssl    all  app  127.0.0.1/32  trust
+            hostnossl  all  app  127.0.0.1/32  reject
+            """);
+
+        Assert.Equal("app", await ScalarAsync(Client(proxy, SslMode.Require)));
+        await AssertFailsAsync(Client(proxy, SslMode.Disable), PostgresErrorCodes.InvalidAuthorizationSpecification,
+            "pg_hba.conf rejects connection for host \"127.0.0.1\", user \"app\", database \"appdb\", no encryption");
+    }
+
+    [Fact]
+    public async Task Prefer_PlaintextClientsStillLogIn()
+    {
+        await using var proxy = Start(ClientTls(TlsMode.Prefer));
+        Assert.Equal("app", await ScalarAsync(Client(proxy, SslMode.Disable)));
+        Assert.Equal("app", await ScalarAsync(Client(proxy, SslMode.Prefer)));
+    }
+
+    [Fact]
+    public async Task HostNoSsl_RefusesTlsClients_WithSslEncryptionInTheMessage()
+    {
+        await using var proxy = Start(ClientTls(TlsMode.Prefer), AuthType.Hba, "hostnossl all all 127.0.0.1/32 trust");
+
+        Assert.Equal("app", await ScalarAsync(Client(proxy, SslMode.Disable)));
+        await AssertFailsAsync(Client(proxy, SslMode.Require), PostgresErrorCodes.InvalidAuthorizationSpecification,
+            "no pg_hba.conf entry for host \"127.0.0.1\", user \"app\", database \"appdb\", SSL encryption");
+    }
+
+    [Fact]
+    public async Task Disable_AnswersN_SoRequireClientsFail()
+    {
+        await using var proxy = Start(new TlsSettings());
+        Assert.Equal("app", await ScalarAsync(Client(proxy, SslMode.Prefer)));
+        await using var conn = new NpgsqlConnection(Client(proxy, SslMode.Require).ConnectionString);
+        var ex = await Assert.ThrowsAnyAsync<NpgsqlException>(() => conn.OpenAsync());
+        Assert.Contains("No SSL enabled", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task VerifyFull_WrongHostName_Fails_VerifyCaPasses()
+    {
+        await using var proxy = Start(ClientTls(TlsMode.Require, TestPki.Shared.WrongHost));
+
+        Assert.Equal("app", await ScalarAsync(Client(proxy, SslMode.VerifyCA)));
+        await using var conn = new NpgsqlConnection(Client(proxy, SslMode.VerifyFull).ConnectionString);
+        await Assert.ThrowsAnyAsync<Exception>(() => conn.OpenAsync());
+
+        var psql = await PsqlAsync(proxy, "verify-full", "select 1");
+        Assert.NotEqual(0, psql.ExitCode);
+        Assert.Contains("does not match host name \"127.0.0.1\"", psql.StandardError);
+    }
+
+    [Fact]
+    public async Task Psql_RequireAndVerifyFull_GetRows_DisableIsRefused()
+    {
+        await using var proxy = Start(ClientTls(TlsMode.Require), AuthType.Hba, TlsOnlyHba);
+
+        var require = await PsqlAsync(proxy, "require", "select 'over tls'");
+        Assert.True(require.ExitCode == 0, require.ToString());
+        Assert.Equal("over tls", require.StandardOutput.Trim());
+
+        var verifyFull = await PsqlAsync(proxy, "verify-full", "select 7 * 6");
+        Assert.True(verifyFull.ExitCode == 0, verifyFull.ToString());
+        Assert.Equal("42", verifyFull.StandardOutput.Trim());
+
+        var plain = await PsqlAsync(proxy, "disable", "select 1");
+        Assert.NotEqual(0, plain.ExitCode);
+        Assert.Contains("SSL required", plain.StandardError);
+    }
+
+    [Fact]
+    public async Task DirectTlsNegotiation_IsAccepted()
+    {
+        await using var proxy = Start(ClientTls(TlsMode.Require), AuthType.Hba, TlsOnlyHba);
+        var b = Client(proxy, SslMode.VerifyFull);
+        b.SslNegotiation = SslNegotiation.Direct;
+        Assert.Equal("app", await ScalarAsync(b));
+    }
+
+    [Fact]
+    public async Task PlaintextAfterSslRequest_IsRefusedWith08P01()
+    {
+        await using var proxy = Start(ClientTls(TlsMode.Prefer));
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync("127.0.0.1", proxy.Port);
+
+        // SSLRequest and, without waiting for 'S', a startup packet in plaintext: one write, so one segment.
+        byte[] sslRequest = [0, 0, 0, 8, 0x04, 0xD2, 0x16, 0x2F];
+        var startup = new List<byte> { 0, 0, 0, 0, 0, 3, 0, 0 };
+        startup.AddRange(Encoding.ASCII.GetBytes("user\0app\0\0"));
+        startup[3] = (byte)startup.Count;
+        await socket.SendAsync(sslRequest.Concat(startup).ToArray());
+
+        var reply = new byte[1024];
+        int total = 0, n;
+        while ((n = await socket.ReceiveAsync(reply.AsMemory(total))) > 0)
+        {
+            total += n;
+        }
+
+        Assert.True(total > 0);
+        Assert.Equal((byte)'E', reply[0]);
+        var text = Encoding.UTF8.GetString(reply, 0, total);
+        Assert.Contains("C08P01\0", text);
+        Assert.Contains("received unencrypted data after SSL request", text);
+    }
+
+    [Fact]
+    public async Task CertAuth_CommonNameIsTheUser()
+    {
+        var pki = TestPki.Shared;
+        await using var proxy = Start(ClientTls(TlsMode.Require, caFile: pki.CaFile), AuthType.Cert);
+
+        var good = Client(proxy, SslMode.VerifyFull);
+        (good.SslCertificate, good.SslKey) = pki.Client("app");
+        Assert.Equal("app", await ScalarAsync(good));
+
+        // The certificate says app; logging in as someone else with it fails.
+        var other = Client(proxy, SslMode.VerifyFull, user: PostgresFixture.ScramUser);
+        (other.SslCertificate, other.SslKey) = pki.Client("app");
+        await AssertFailsAsync(other, PostgresErrorCodes.InvalidAuthorizationSpecification, "certificate authentication failed for user \"scram_user\"");
+
+        await AssertFailsAsync(Client(proxy, SslMode.VerifyFull), PostgresErrorCodes.InvalidAuthorizationSpecification, "connection requires a valid client certificate");
+
+        var psql = await PsqlAsync(proxy, "verify-full", "select current_user", extra: $"sslcert={pki.Client("app").Cert} sslkey={pki.Client("app").Key}");
+        Assert.True(psql.ExitCode == 0, psql.ToString());
+        Assert.Equal("app", psql.StandardOutput.Trim());
+    }
+
+    [Fact]
+    public async Task VerifyCa_ClientWithoutCertificate_FailsTheHandshake()
+    {
+        var pki = TestPki.Shared;
+        await using var proxy = Start(ClientTls(TlsMode.VerifyCa, caFile: pki.CaFile), AuthType.Cert);
+
+        var good = Client(proxy, SslMode.VerifyFull);
+        (good.SslCertificate, good.SslKey) = pki.Client("app");
+        Assert.Equal("app", await ScalarAsync(good));
+
+        await using var conn = new NpgsqlConnection(Client(proxy, SslMode.VerifyFull).ConnectionString);
+        await Assert.ThrowsAnyAsync<Exception>(() => conn.OpenAsync());
+        await using var plain = new NpgsqlConnection(Client(proxy, SslMode.Disable).ConnectionString);
+        var ex = await Assert.ThrowsAsync<PostgresException>(() => plain.OpenAsync());
+        Assert.Equal("SSL required", ex.MessageText);
+    }
+
+    [Fact]
+    public async Task HbaCertLine_NeedsTheCertificate()
+    {
+        var pki = TestPki.Shared;
+        await using var proxy = Start(ClientTls(TlsMode.Prefer, caFile: pki.CaFile), AuthType.Hba, """
+            hostssl    all  all  127.0.0.1/32  cert
+            hostnossl  all  all  127.0.0.1/32  reject
+            """);
+
+        var good = Client(proxy, SslMode.Require);
+        (good.SslCertificate, good.SslKey) = pki.Client("app");
+        Assert.Equal("app", await ScalarAsync(good));
+        await AssertFailsAsync(Client(proxy, SslMode.Require), PostgresErrorCodes.InvalidAuthorizationSpecification, "connection requires a valid client certificate");
+    }
+}

@@ -12,8 +12,11 @@ namespace FastPool.Proxy.Transport.Epoll;
 /// A read first serves what is buffered and not yet examined. Otherwise it calls recv(2) only when the
 /// last receive filled its space or an EPOLLIN edge arrived since; else it parks, and the loop thread does
 /// the receive when the edge comes and runs the reader's continuation in place. The handshake between
-/// the reader and the loop is one state word changed by compare-and-swap: Idle, Readable (an edge nobody
-/// waited for), Waiting (a parked read), Busy (someone is completing the parked read), Completed.
+/// the reader and the loop is one state word changed by compare-and-swap: Idle, Waiting (a parked read), Busy
+/// (someone is completing the parked read), Completed; plus a sticky edge flag that the loop sets on every
+/// EPOLLIN edge before it looks at the state, and the reader clears right before it receives. An edge that
+/// finds the read not parked (running, or being completed by a cancel on another thread) is therefore never
+/// lost: the reader sees the flag before it parks, or after, and then takes the park back.
 /// </para>
 /// </summary>
 internal sealed unsafe class EpollReader : PipeReader, IValueTaskSource<ReadResult>
@@ -23,7 +26,6 @@ internal sealed unsafe class EpollReader : PipeReader, IValueTaskSource<ReadResu
     private const int MinimumReadSize = 4 * 1024;
 
     private const int Idle = 0;
-    private const int Readable = 1;
     private const int Waiting = 2;
     private const int Busy = 3;
     private const int Completed = 4;
@@ -38,6 +40,7 @@ internal sealed unsafe class EpollReader : PipeReader, IValueTaskSource<ReadResu
     private bool _mayHaveMore = true;
     private volatile bool _peerClosed;
     private int _state;
+    private int _edge;
     private int _cancelRequested;
     private ManualResetValueTaskSourceCore<ReadResult> _core;
     private CancellationTokenRegistration _waitCancel;
@@ -69,10 +72,10 @@ internal sealed unsafe class EpollReader : PipeReader, IValueTaskSource<ReadResu
 
         while (true)
         {
-            if (_mayHaveMore || _peerClosed || Volatile.Read(ref _state) == Readable)
+            if (_mayHaveMore || _peerClosed || Volatile.Read(ref _edge) != 0)
             {
-                // Consume the edge first: one that arrives during the receive is then kept for the next round.
-                Interlocked.CompareExchange(ref _state, Idle, Readable);
+                // Clear the edge first: one that arrives during the receive is then kept for the next round.
+                Interlocked.Exchange(ref _edge, 0);
                 if (Receive())
                 {
                     return new ValueTask<ReadResult>(new ReadResult(Buffered, false, _eof));
@@ -85,23 +88,33 @@ internal sealed unsafe class EpollReader : PipeReader, IValueTaskSource<ReadResu
             }
 
             _core.Reset();
-            if (Interlocked.CompareExchange(ref _state, Waiting, Idle) == Idle)
+            if (Interlocked.CompareExchange(ref _state, Waiting, Idle) != Idle)
             {
-                if (cancellationToken.CanBeCanceled)
-                {
-                    RegisterCancellation(cancellationToken);
-                }
+                throw new InvalidOperationException("Reading is not allowed after the reader was completed.");
+            }
 
-                // Abort or CancelPendingRead may have run just before the read was parked and found nothing to complete.
-                if (_connection.IsClosed || Volatile.Read(ref _cancelRequested) != 0)
-                {
-                    CompleteParked(null);
-                }
+            if (cancellationToken.CanBeCanceled)
+            {
+                RegisterCancellation(cancellationToken);
+            }
 
+            // Abort or CancelPendingRead may have run just before the read was parked and found nothing to complete.
+            if (_connection.IsClosed || Volatile.Read(ref _cancelRequested) != 0)
+            {
+                CompleteParked(null);
                 return new ValueTask<ReadResult>(this, _core.Version);
             }
 
-            // An edge arrived between the receive and parking: receive again.
+            // An edge that came after the receive above but before the read was parked found nobody waiting:
+            // take the park back and receive, unless the loop already took it (then it completes the read).
+            if (Volatile.Read(ref _edge) != 0 && Interlocked.CompareExchange(ref _state, Idle, Waiting) == Waiting)
+            {
+                _waitCancel.Dispose();
+                _waitCancel = default;
+                continue;
+            }
+
+            return new ValueTask<ReadResult>(this, _core.Version);
         }
     }
 
@@ -210,35 +223,24 @@ internal sealed unsafe class EpollReader : PipeReader, IValueTaskSource<ReadResu
             _peerClosed = true;
         }
 
-        while (true)
+        // The flag first, then the state: whoever parks a read after this sees the flag.
+        Interlocked.Exchange(ref _edge, 1);
+        if (Interlocked.CompareExchange(ref _state, Busy, Waiting) != Waiting)
         {
-            int state = Volatile.Read(ref _state);
-            if (state == Waiting)
-            {
-                if (Interlocked.CompareExchange(ref _state, Busy, Waiting) != Waiting)
-                {
-                    continue;
-                }
+            return;
+        }
 
-                if (Receive())
-                {
-                    Finish(new ReadResult(Buffered, false, _eof), inline: true);
-                }
-                else if (Interlocked.CompareExchange(ref _state, Waiting, Busy) == Busy
-                         && (_connection.IsClosed || Volatile.Read(ref _cancelRequested) != 0))
-                {
-                    // The edge was stale (the reader had already taken those bytes): parked again, unless
-                    // a cancel or close came meanwhile and found the read busy.
-                    CompleteParked(null);
-                }
-
-                return;
-            }
-
-            if (state != Idle || Interlocked.CompareExchange(ref _state, Readable, Idle) == Idle)
-            {
-                return;
-            }
+        Interlocked.Exchange(ref _edge, 0);
+        if (Receive())
+        {
+            Finish(new ReadResult(Buffered, false, _eof), inline: true);
+        }
+        else if (Interlocked.CompareExchange(ref _state, Waiting, Busy) == Busy
+                 && (_connection.IsClosed || Volatile.Read(ref _cancelRequested) != 0))
+        {
+            // The edge was stale (the reader had already taken those bytes): parked again, unless a cancel or
+            // close came meanwhile and found the read busy.
+            CompleteParked(null);
         }
     }
 

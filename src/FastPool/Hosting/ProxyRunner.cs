@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using FastPool.Proxy;
 using FastPool.Proxy.Configuration;
+using FastPool.Proxy.Transport;
 using Microsoft.Extensions.Logging;
 
 namespace FastPool.Hosting;
@@ -49,7 +50,18 @@ internal static class ProxyRunner
         });
         var logger = loggerFactory.CreateLogger("FastPool");
 
-        await using var server = new ProxyServer(config, loggerFactory);
+        ProxyServer created;
+        try
+        {
+            created = new ProxyServer(config, loggerFactory);
+        }
+        catch (TransportUnavailableException ex)
+        {
+            logger.LogCritical("{Message}", ex.Message);
+            return ExitCodes.StartFailed;
+        }
+
+        await using var server = created;
         var stop = new TaskCompletionSource<ShutdownMode>(TaskCreationOptions.RunContinuationsAsynchronously);
         int signals = 0;
         void OnStopSignal(PosixSignalContext ctx, ShutdownMode first)

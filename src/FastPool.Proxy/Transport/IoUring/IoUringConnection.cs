@@ -41,6 +41,9 @@ internal sealed class IoUringConnection : Connection, IValueTaskSource
     private MemoryHandle _sendPin;
     private int _sendOffset;
     private bool _sendInFlight;
+
+    // The socket buffer was full at the last attempt: the next send will most likely wait for room.
+    private bool _sendMayBlock;
     private CancellationToken _sendToken;
     private CancellationTokenRegistration _sendCancel;
 
@@ -171,6 +174,7 @@ internal sealed class IoUringConnection : Connection, IValueTaskSource
             data = data[sent..];
         }
 
+        _sendMayBlock = !_loop.IsLoopThread;
         _sendCore.Reset();
         _sendData = data;
         _sendOffset = 0;
@@ -208,6 +212,11 @@ internal sealed class IoUringConnection : Connection, IValueTaskSource
         *(uint*)(sqe + 24) = (uint)(_sendData.Length - _sendOffset);
         *(int*)(sqe + 28) = MSG_NOSIGNAL;
         *(ulong*)(sqe + 32) = UserData(IoUringOp.Send);
+        if (!_sendMayBlock)
+        {
+            _loop.Ring.ExpectImmediate();
+        }
+
         _sendInFlight = true;
         Queued();
     }
@@ -233,6 +242,7 @@ internal sealed class IoUringConnection : Connection, IValueTaskSource
         {
             // A partial send (the socket buffer filled): the rest goes when there is room, in order, since
             // this is the connection's only send in flight.
+            _sendMayBlock = true;
             SubmitSend();
         }
         else

@@ -176,6 +176,7 @@ internal sealed unsafe class IoUringLoop : IDisposable
         *(int*)(sqe + 4) = fd;
         *(uint*)(sqe + 28) = IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL;
         *(ulong*)(sqe + 32) = IgnoreData;
+        Ring.ExpectImmediate();
     }
 
     /// <summary>Queues a cancel of the one request whose user_data is <paramref name="target"/>.</summary>
@@ -186,6 +187,7 @@ internal sealed unsafe class IoUringLoop : IDisposable
         *(int*)(sqe + 4) = -1;
         *(ulong*)(sqe + 16) = target;
         *(ulong*)(sqe + 32) = IgnoreData;
+        Ring.ExpectImmediate();
     }
 
     private void ArmWake()
@@ -216,7 +218,7 @@ internal sealed unsafe class IoUringLoop : IDisposable
                 break;
             }
 
-            int error = ring.Enter(1);
+            int error = ring.Enter(wait: true);
             if (error < 0 && error != -EINTR && error != -EAGAIN && error != -EBUSY)
             {
                 _onError(new IoUringUnavailableException($"io_uring_enter failed: errno {-error}; the io_uring loop stops"));

@@ -31,6 +31,7 @@ internal static unsafe partial class IoUringNative
 
     // io_uring_enter(2) flags.
     public const uint IORING_ENTER_GETEVENTS = 1u << 0;
+    public const uint IORING_ENTER_EXT_ARG = 1u << 3;
 
     // io_uring_register(2) opcodes.
     public const uint IORING_REGISTER_PBUF_RING = 22;
@@ -83,6 +84,7 @@ internal static unsafe partial class IoUringNative
     public const int EPIPE = 32;
     public const int ENOSYS = 38;
     public const int ENOBUFS = 105;
+    public const int ETIME = 62;
     public const int ECANCELED = 125;
 
     /// <summary>struct io_uring_params: 120 bytes; the ring offsets start at 40 (sq_off) and 80 (cq_off).</summary>
@@ -122,8 +124,8 @@ internal static unsafe partial class IoUringNative
     public static int Setup(uint entries, byte* parameters) =>
         (int)syscall(SYS_io_uring_setup, entries, (long)parameters, 0, 0, 0, 0);
 
-    public static int Enter(int ringFd, uint toSubmit, uint minComplete, uint flags) =>
-        (int)syscall(SYS_io_uring_enter, ringFd, toSubmit, minComplete, flags, 0, 0);
+    public static int Enter(int ringFd, uint toSubmit, uint minComplete, uint flags, void* arg, nint argSize) =>
+        (int)syscall(SYS_io_uring_enter, ringFd, toSubmit, minComplete, flags, (long)arg, argSize);
 
     public static int Register(int ringFd, uint opcode, void* arg, uint count) =>
         (int)syscall(SYS_io_uring_register, ringFd, opcode, (long)arg, count, 0, 0);

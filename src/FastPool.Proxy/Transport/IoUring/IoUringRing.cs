@@ -31,6 +31,7 @@ internal sealed unsafe class IoUringRing : IDisposable
     private readonly uint _cqMask;
     private readonly byte* _cqes;
     private uint _sqLocalTail;
+    private uint _immediate;
 
     private readonly byte* _bufRing;
     private readonly byte* _buffers;
@@ -141,7 +142,7 @@ internal sealed unsafe class IoUringRing : IDisposable
         {
             // Since 5.19 (and so on every kernel this transport accepts) a completion overflow no longer
             // blocks submission, so this only fails on a broken ring.
-            int error = Enter(0);
+            int error = Enter(wait: false);
             if (error < 0 && error != -EINTR)
             {
                 throw new SocketException(-error);
@@ -155,17 +156,61 @@ internal sealed unsafe class IoUringRing : IDisposable
     }
 
     /// <summary>
-    /// Submits everything queued and, when <paramref name="minComplete"/> is positive, waits until that many
-    /// completions are in the queue: one system call for both. Returns 0 or a negative errno (EINTR after a
-    /// signal; EBUSY/EAGAIN when the kernel's completion overflow list needs reaping first).
+    /// Notes that the request just queued normally completes during its own submission (a send with room in
+    /// the socket buffer, a cancel), so <see cref="Enter"/> does not count its completion as a reason to wake.
     /// </summary>
-    public int Enter(uint minComplete)
+    public void ExpectImmediate() => _immediate++;
+
+    /// <summary>
+    /// Submits everything queued and, when <paramref name="wait"/>, sleeps until a completion arrives: one
+    /// system call for both. Returns 0 or a negative errno (EINTR after a signal; EBUSY/EAGAIN when the
+    /// kernel's completion overflow list needs reaping first).
+    /// <para>
+    /// A send completes inside the submission (io_uring issues it at once, non-blocking, and posts its
+    /// completion before the wait begins), so waiting for one completion would return at once for it and
+    /// cost a second io_uring_enter to sleep. Waiting instead for one completion more than the requests
+    /// expected to complete at once sleeps until something really happens. Should one of them not complete
+    /// at once after all (a full socket buffer), a 1 ms timeout (IORING_ENTER_EXT_ARG, 5.11+; it ends the wait
+    /// with ETIME) bounds how long the completions already there wait for the one missing.
+    /// </para>
+    /// </summary>
+    public int Enter(bool wait)
     {
         // Release: the SQE contents must be visible before the kernel sees the new tail.
         Volatile.Write(ref *_sqTail, _sqLocalTail);
         uint toSubmit = _sqLocalTail - Volatile.Read(ref *_sqHead);
-        int n = IoUringNative.Enter(_fd, toSubmit, minComplete, minComplete > 0 ? IORING_ENTER_GETEVENTS : 0);
-        return n < 0 ? -Marshal.GetLastPInvokeError() : 0;
+        uint immediate = _immediate;
+        _immediate = 0;
+        int n;
+        if (!wait)
+        {
+            n = IoUringNative.Enter(_fd, toSubmit, 0, 0, null, 0);
+        }
+        else if (immediate == 0)
+        {
+            n = IoUringNative.Enter(_fd, toSubmit, 1, IORING_ENTER_GETEVENTS, null, 0);
+        }
+        else
+        {
+            // struct __kernel_timespec { s64 tv_sec; s64 tv_nsec; } and struct io_uring_getevents_arg
+            // { u64 sigmask; u32 sigmask_sz; u32 min_wait_usec; u64 ts; } (24 bytes).
+            long* timeout = stackalloc long[2];
+            timeout[0] = 0;
+            timeout[1] = 1_000_000;
+            ulong* arg = stackalloc ulong[3];
+            arg[0] = 0;
+            arg[1] = 0;
+            arg[2] = (ulong)timeout;
+            n = IoUringNative.Enter(_fd, toSubmit, immediate + 1, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, arg, 24);
+        }
+
+        if (n >= 0)
+        {
+            return 0;
+        }
+
+        int errno = Marshal.GetLastPInvokeError();
+        return errno == ETIME ? 0 : -errno;
     }
 
     /// <summary>Takes the next completion, if any: user_data, res and flags of a struct io_uring_cqe.</summary>

@@ -43,10 +43,13 @@ internal static class ProxyRunner
     public static async Task<int> RunAsync(ProxyConfig config, RunOptions options, Action<ProxyServer>? onStarted)
     {
         var level = options.Verbose || config.Verbose > 0 ? LogLevel.Debug : options.Quiet ? LogLevel.Warning : LogLevel.Information;
+        // Disposed by this method, after the factory: the factory does not dispose a provider instance it was
+        // given, and only Dispose flushes the lines still queued (a FATAL line just before exiting).
+        using var logProvider = new PgBouncerStyleLoggerProvider(config.LogFile, level);
         using var loggerFactory = LoggerFactory.Create(b =>
         {
             b.SetMinimumLevel(level);
-            b.AddProvider(new PgBouncerStyleLoggerProvider(config.LogFile, level));
+            b.AddProvider(logProvider);
         });
         var logger = loggerFactory.CreateLogger("FastPool");
 

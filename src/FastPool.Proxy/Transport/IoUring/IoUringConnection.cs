@@ -272,7 +272,9 @@ internal sealed class IoUringConnection : Connection, IValueTaskSource
     private void PostCancelSend() => _loop.Post(static s =>
     {
         var c = (IoUringConnection)s!;
-        if (c._sendInFlight)
+
+        // The send (or poll) in flight may by now be a later one, under another token.
+        if (c._sendInFlight && c._sendToken.IsCancellationRequested)
         {
             c._loop.Cancel(c.UserData(c._sendData.IsEmpty ? IoUringOp.Poll : IoUringOp.Send));
         }
@@ -410,7 +412,8 @@ internal sealed class IoUringConnection : Connection, IValueTaskSource
         _closing = true;
         if (_inFlight > 0)
         {
-            _loop.CancelAll(_fd);
+            _loop.CancelAll(_fd, UserData(IoUringOp.CancelAll));
+            Queued();
         }
 
         _reader.OnClosing();

@@ -12,8 +12,11 @@ internal enum IoUringOp : byte
     Poll = 3,
     Wake = 4,
 
-    /// <summary>Cancel requests: their completions carry nothing FastPool waits for.</summary>
+    /// <summary>Requests whose completions carry nothing FastPool waits for (a cancel of one request).</summary>
     Ignore = 5,
+
+    /// <summary>The cancel of every request of a closing connection; the connection waits for it before closing its descriptor.</summary>
+    CancelAll = 6,
 }
 
 /// <summary>
@@ -168,14 +171,18 @@ internal sealed unsafe class IoUringLoop : IDisposable
         }
     }
 
-    /// <summary>Queues a cancel of every request on <paramref name="fd"/> (IORING_ASYNC_CANCEL_FD | _ALL, 5.19+).</summary>
-    public void CancelAll(int fd)
+    /// <summary>
+    /// Queues a cancel of every request on <paramref name="fd"/> (IORING_ASYNC_CANCEL_FD | _ALL, 5.19+). Its
+    /// completion goes to the connection (<paramref name="userData"/>): the descriptor must stay open until
+    /// the cancel has been submitted, or a new socket that reused the number could lose its requests.
+    /// </summary>
+    public void CancelAll(int fd, ulong userData)
     {
         byte* sqe = Ring.NextSqe();
         sqe[0] = IORING_OP_ASYNC_CANCEL;
         *(int*)(sqe + 4) = fd;
         *(uint*)(sqe + 28) = IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL;
-        *(ulong*)(sqe + 32) = IgnoreData;
+        *(ulong*)(sqe + 32) = userData;
         Ring.ExpectImmediate();
     }
 

@@ -401,6 +401,18 @@ internal sealed class IoUringConnection : Connection, IValueTaskSource
         _loop.Post(static s => ((IoUringConnection)s!).BeginClose(), this);
     }
 
+    /// <summary>
+    /// The socket moves to a TLS connection (on .NET sockets): no request of this connection may touch it any
+    /// more. The caller has no read pending (Connection.Detach's contract), so nothing is in flight but, at
+    /// most, a receive left from a cancelled read; it is cancelled, and the duplicate descriptor closed, on the
+    /// loop. The socket itself stays open and is not shut down.
+    /// </summary>
+    protected override void OnDetaching()
+    {
+        _reader.Complete();
+        _loop.Post(static s => ((IoUringConnection)s!).BeginClose(), this);
+    }
+
     /// <summary>Loop thread: no new requests; cancel those in flight; free everything once they are back.</summary>
     private void BeginClose()
     {

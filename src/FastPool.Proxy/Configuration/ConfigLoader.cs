@@ -683,8 +683,11 @@ public static class ConfigLoader
                         case "sockets":
                             _transport = Transport.TransportKind.Sockets;
                             break;
+                        case "io_uring":
+                            _transport = Transport.TransportKind.IoUring;
+                            break;
                         default:
-                            Error(e, key, $"transport \"{e.Value}\" is not valid; accepted: auto, epoll, sockets");
+                            Error(e, key, $"transport \"{e.Value}\" is not valid; accepted: auto, epoll, io_uring, sockets");
                             break;
                     }
 

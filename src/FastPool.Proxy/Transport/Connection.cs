@@ -46,13 +46,16 @@ internal abstract class Connection : IAsyncDisposable
     {
         try
         {
-            return IsClosed || Socket.Poll(0, SelectMode.SelectRead);
+            return IsClosed || HasBufferedInput || Socket.Poll(0, SelectMode.SelectRead);
         }
         catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
         {
             return true;
         }
     }
+
+    /// <summary>Input the transport already took off the socket that no read has asked for yet.</summary>
+    protected virtual bool HasBufferedInput => false;
 
     public abstract ValueTask SendAsync(ReadOnlyMemory<byte> data, CancellationToken ct = default);
 

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using FastPool.Proxy.Transport.Epoll;
+using FastPool.Proxy.Transport.IoUring;
 
 namespace FastPool.Proxy.Transport;
 
@@ -16,6 +17,9 @@ public enum TransportKind
 
     /// <summary>.NET's socket engine (portable).</summary>
     Sockets,
+
+    /// <summary>FastPool's own io_uring loops (Linux 6.1+); experimental, never chosen by <see cref="Auto"/> yet.</summary>
+    IoUring,
 }
 
 /// <summary>
@@ -48,14 +52,28 @@ internal abstract class ConnectionTransport : IDisposable
 
         if (!OperatingSystem.IsLinux())
         {
-            return kind == TransportKind.Epoll
-                ? throw new PlatformNotSupportedException("transport = epoll needs Linux")
+            return kind is TransportKind.Epoll or TransportKind.IoUring
+                ? throw new TransportUnavailableException($"transport = {(kind == TransportKind.Epoll ? "epoll" : "io_uring")} needs Linux")
                 : new SocketTransport("not Linux");
+        }
+
+        int threads = ioThreads > 0 ? ioThreads : Math.Max(1, Environment.ProcessorCount / 2);
+        if (kind == TransportKind.IoUring)
+        {
+            // Asked for by name: if the kernel refuses it, say why and do not start, rather than quietly
+            // running something else.
+            try
+            {
+                return new IoUringTransport(threads, onLoopError, "transport = io_uring");
+            }
+            catch (Exception ex) when (ex is IoUringUnavailableException or DllNotFoundException or EntryPointNotFoundException)
+            {
+                throw new TransportUnavailableException($"transport = io_uring cannot start: {ex.Message}", ex);
+            }
         }
 
         try
         {
-            int threads = ioThreads > 0 ? ioThreads : Math.Max(1, Environment.ProcessorCount / 2);
             return new EpollTransport(threads, onLoopError, kind == TransportKind.Epoll ? "transport = epoll" : "Linux");
         }
         catch (Exception ex) when (kind == TransportKind.Auto && ex is SocketException or DllNotFoundException or EntryPointNotFoundException or MarshalDirectiveException)
@@ -119,5 +137,56 @@ internal sealed class EpollTransport : ConnectionTransport
         {
             loop?.Dispose();
         }
+    }
+}
+
+/// <summary>N io_uring loops; connections are spread over them round-robin.</summary>
+internal sealed class IoUringTransport : ConnectionTransport
+{
+    private readonly IoUringLoop[] _loops;
+    private uint _next;
+
+    public IoUringTransport(int threads, Action<Exception> onLoopError, string reason)
+    {
+        Reason = reason;
+        _loops = new IoUringLoop[threads];
+        try
+        {
+            for (int i = 0; i < threads; i++)
+            {
+                _loops[i] = new IoUringLoop(i, onLoopError);
+            }
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    public override string Name => $"io_uring ({_loops.Length} thread{(_loops.Length == 1 ? "" : "s")})";
+
+    private IoUringLoop NextLoop() => _loops[(int)(Interlocked.Increment(ref _next) % (uint)_loops.Length)];
+
+    public override Connection Accept(Socket socket) => IoUringConnection.Wrap(socket, NextLoop(), idleMostly: true);
+
+    public override ValueTask<Connection> ConnectAsync(Socket socket, EndPoint remote, CancellationToken ct) =>
+        IoUringConnection.ConnectAsync(socket, remote, NextLoop(), ct);
+
+    public override void Dispose()
+    {
+        foreach (var loop in _loops)
+        {
+            loop?.Dispose();
+        }
+    }
+}
+
+/// <summary>The transport named in the configuration cannot run on this machine; the message says why.</summary>
+public sealed class TransportUnavailableException : Exception
+{
+    public TransportUnavailableException(string message, Exception? inner = null)
+        : base(message, inner)
+    {
     }
 }

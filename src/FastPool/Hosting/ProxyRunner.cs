@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using FastPool.Proxy;
 using FastPool.Proxy.Configuration;
+using FastPool.Proxy.Transport;
 using Microsoft.Extensions.Logging;
 
 namespace FastPool.Hosting;
@@ -42,14 +43,28 @@ internal static class ProxyRunner
     public static async Task<int> RunAsync(ProxyConfig config, RunOptions options, Action<ProxyServer>? onStarted)
     {
         var level = options.Verbose || config.Verbose > 0 ? LogLevel.Debug : options.Quiet ? LogLevel.Warning : LogLevel.Information;
+        // Disposed by this method, after the factory: the factory does not dispose a provider instance it was
+        // given, and only Dispose flushes the lines still queued (a FATAL line just before exiting).
+        using var logProvider = new PgBouncerStyleLoggerProvider(config.LogFile, level);
         using var loggerFactory = LoggerFactory.Create(b =>
         {
             b.SetMinimumLevel(level);
-            b.AddProvider(new PgBouncerStyleLoggerProvider(config.LogFile, level));
+            b.AddProvider(logProvider);
         });
         var logger = loggerFactory.CreateLogger("FastPool");
 
-        await using var server = new ProxyServer(config, loggerFactory);
+        ProxyServer created;
+        try
+        {
+            created = new ProxyServer(config, loggerFactory);
+        }
+        catch (TransportUnavailableException ex)
+        {
+            logger.LogCritical("{Message}", ex.Message);
+            return ExitCodes.StartFailed;
+        }
+
+        await using var server = created;
         var stop = new TaskCompletionSource<ShutdownMode>(TaskCreationOptions.RunContinuationsAsynchronously);
         int signals = 0;
         void OnStopSignal(PosixSignalContext ctx, ShutdownMode first)

@@ -33,7 +33,7 @@ internal sealed class ProxyHost : IAsyncDisposable
     public int Port => Server.Port;
 
     /// <summary>
-    /// The transport the in-process proxies use: FASTPOOL_TEST_TRANSPORT=sockets|epoll runs the whole suite on
+    /// The transport the in-process proxies use: FASTPOOL_TEST_TRANSPORT=sockets|epoll|io_uring runs the whole suite on
     /// that one (.ci/run runs it once per transport); unset means the product's default (auto).
     /// </summary>
     public static TransportKind TestTransport { get; } =
@@ -41,6 +41,7 @@ internal sealed class ProxyHost : IAsyncDisposable
         {
             "sockets" => TransportKind.Sockets,
             "epoll" => TransportKind.Epoll,
+            "io_uring" => TransportKind.IoUring,
             _ => TransportKind.Auto,
         };
 

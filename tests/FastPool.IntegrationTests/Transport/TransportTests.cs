@@ -97,13 +97,19 @@ public sealed class TransportTests
     [Theory]
     [InlineData(TransportKind.Sockets)]
     [InlineData(TransportKind.Epoll)]
+    [InlineData(TransportKind.IoUring)]
     public async Task EachTransport_ServesQueriesAndSaysWhichItIs(TransportKind kind)
     {
         await using var proxy = ProxyHost.Start(_fixture.Primary, c => c with { FastPool = c.FastPool with { Transport = kind } });
         var tasks = Enumerable.Range(0, 8).Select(i => ProxyChecks.OpenAndScalarAsync(proxy, "postgres", "postgres", $"select {i}"));
         var results = await Task.WhenAll(tasks);
         Assert.Equal(Enumerable.Range(0, 8).Cast<object?>(), results);
-        var expected = kind == TransportKind.Sockets ? "transport: sockets" : "transport: epoll";
+        var expected = kind switch
+        {
+            TransportKind.Sockets => "transport: sockets",
+            TransportKind.IoUring => "transport: io_uring",
+            _ => "transport: epoll",
+        };
         Assert.Contains(proxy.Logs, line => line.Contains(expected, StringComparison.Ordinal));
     }
 }

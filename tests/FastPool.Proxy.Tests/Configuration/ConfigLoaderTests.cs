@@ -1152,6 +1152,7 @@ public class ConfigLoaderTests
     [InlineData("auto", FastPool.Proxy.Transport.TransportKind.Auto)]
     [InlineData("EPOLL", FastPool.Proxy.Transport.TransportKind.Epoll)]
     [InlineData("sockets", FastPool.Proxy.Transport.TransportKind.Sockets)]
+    [InlineData("io_uring", FastPool.Proxy.Transport.TransportKind.IoUring)]
     public void Fastpool_transport_and_io_threads(string value, FastPool.Proxy.Transport.TransportKind expected)
     {
         var config = AssertLoaded(LoadText($"[fastpool]\ntransport = {value}\nio_threads = 3\n"));
@@ -1177,7 +1178,7 @@ public class ConfigLoaderTests
     {
         var error = AssertSingleError(LoadText("[fastpool]\ntransport = io_uring_please\n"));
 
-        Assert.Equal("pgbouncer.ini:2: transport \"io_uring_please\" is not valid; accepted: auto, epoll, sockets", error.ToString());
+        Assert.Equal("pgbouncer.ini:2: transport \"io_uring_please\" is not valid; accepted: auto, epoll, io_uring, sockets", error.ToString());
     }
 
     [Fact]

@@ -1,0 +1,437 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Threading.Tasks.Sources;
+using static FastPool.Proxy.Transport.IoUring.IoUringNative;
+
+namespace FastPool.Proxy.Transport.IoUring;
+
+/// <summary>
+/// The input side of an <see cref="IoUringConnection"/>: one contiguous buffer, as in the epoll transport
+/// (rented from the array pool, grown only for a message that does not fit, returned while an idle client
+/// waits), fed by IORING_OP_RECV requests that take a kernel-selected buffer from the loop's provided-buffer
+/// ring (IOSQE_BUFFER_SELECT). A waiting connection therefore pins no memory of its own; when its receive
+/// completes, the bytes are copied into the connection's buffer and the provided buffer goes back at once.
+/// <para>
+/// A read that finds nothing unexamined parks and queues one receive (directly on the loop thread, else
+/// through <see cref="IoUringLoop.Post"/>); the completion fills the buffer and runs the reader's
+/// continuation inline on the loop thread. Who may touch the buffer is decided by one state word:
+/// the consumer while Idle, the loop (or a canceller) after winning Waiting → Busy. A receive that completes
+/// when nobody waits (the read was cancelled, or the pooled server is idle) keeps its provided buffer as a
+/// stash, taken by the next read.
+/// </para>
+/// </summary>
+internal sealed class IoUringReader : PipeReader, IValueTaskSource<ReadResult>
+{
+    private const int SegmentSize = 16 * 1024;
+
+    private const int Idle = 0;
+    private const int Waiting = 2;
+    private const int Busy = 3;
+    private const int Completed = 4;
+
+    private readonly IoUringConnection _connection;
+    private readonly bool _releaseWhenIdle;
+    private byte[]? _buffer;
+    private int _start;
+    private int _end;
+    private bool _examinedAll;
+    private bool _eof;
+    private int _state;
+    private int _cancelRequested;
+    private ManualResetValueTaskSourceCore<ReadResult> _core;
+    private CancellationTokenRegistration _waitCancel;
+
+    // Loop-thread state: the receive in flight and what a receive brought while nobody waited.
+    private bool _recvArmed;
+    private bool _lastFull;
+    private int _stashId = -1;
+    private int _stashLength;
+    private bool _stashEof;
+    private volatile bool _hasStash;
+
+    public IoUringReader(IoUringConnection connection, bool releaseWhenIdle)
+    {
+        _connection = connection;
+        _releaseWhenIdle = releaseWhenIdle;
+    }
+
+    /// <summary>A receive completed while nobody was reading (bytes or the end of the stream).</summary>
+    public bool HasStashedInput => _hasStash;
+
+    private ReadOnlySequence<byte> Buffered => _buffer is null ? ReadOnlySequence<byte>.Empty : new(_buffer, _start, _end - _start);
+
+    public override ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
+    {
+        if (Volatile.Read(ref _state) == Completed)
+        {
+            throw new InvalidOperationException("Reading is not allowed after the reader was completed.");
+        }
+
+        if (TryRead(out var ready))
+        {
+            return new ValueTask<ReadResult>(ready);
+        }
+
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<ReadResult>(cancellationToken);
+        }
+
+        if (_buffer is not null && _start == _end && (_releaseWhenIdle || _buffer.Length > SegmentSize))
+        {
+            ReturnBuffer();
+        }
+
+        _core.Reset();
+        Volatile.Write(ref _state, Waiting);
+        if (cancellationToken.CanBeCanceled)
+        {
+            RegisterCancellation(cancellationToken);
+        }
+
+        // Abort or CancelPendingRead may have run just before the read was parked and found nothing to complete.
+        if (_connection.IsClosed || Volatile.Read(ref _cancelRequested) != 0)
+        {
+            CompleteParked(null);
+        }
+        else if (_connection.Loop.IsLoopThread)
+        {
+            Arm();
+        }
+        else
+        {
+            _connection.Loop.Post(static s => ((IoUringReader)s!).Arm(), this);
+        }
+
+        return new ValueTask<ReadResult>(this, _core.Version);
+    }
+
+    public override bool TryRead(out ReadResult result)
+    {
+        // Read before exchanging: a cancel is rare, and an interlocked operation on every read is not free.
+        if (Volatile.Read(ref _cancelRequested) != 0 && Interlocked.Exchange(ref _cancelRequested, 0) != 0)
+        {
+            result = new ReadResult(Buffered, isCanceled: true, isCompleted: false);
+            return true;
+        }
+
+        if ((_end > _start && !_examinedAll) || _eof || _connection.IsClosed)
+        {
+            _eof |= _connection.IsClosed;
+            result = new ReadResult(Buffered, false, _eof);
+            return true;
+        }
+
+        result = default;
+        return false;
+    }
+
+    /// <summary>Loop thread: serves a parked read from the stash, or queues its receive.</summary>
+    private void Arm()
+    {
+        if (Volatile.Read(ref _state) != Waiting)
+        {
+            return;
+        }
+
+        if (_connection.Closing)
+        {
+            CompleteParked(null);
+            return;
+        }
+
+        if (_hasStash)
+        {
+            if (Interlocked.CompareExchange(ref _state, Busy, Waiting) == Waiting)
+            {
+                TakeStash();
+                Finish(new ReadResult(Buffered, false, _eof), inline: true);
+            }
+
+            return;
+        }
+
+        if (!_recvArmed)
+        {
+            SubmitRecv();
+        }
+    }
+
+    private unsafe void SubmitRecv()
+    {
+        byte* sqe = _connection.Loop.Ring.NextSqe();
+        sqe[0] = IORING_OP_RECV;
+        sqe[1] = IOSQE_BUFFER_SELECT;
+
+        // The reader parks only when it has taken everything, so the socket is most likely empty: arm the
+        // poll at once rather than try a receive first, unless the last one filled its whole buffer.
+        *(ushort*)(sqe + 2) = _lastFull ? (ushort)0 : IORING_RECVSEND_POLL_FIRST;
+        *(int*)(sqe + 4) = _connection.Fd;
+        *(ulong*)(sqe + 32) = _connection.UserData(IoUringOp.Recv);
+        *(ushort*)(sqe + 40) = IoUringRing.BufferGroup;
+        _recvArmed = true;
+        _connection.Queued();
+    }
+
+    /// <summary>Loop thread: a receive completed (res bytes, 0 at end of stream, or -errno).</summary>
+    internal void OnReceived(int result, uint flags)
+    {
+        _recvArmed = false;
+        var ring = _connection.Loop.Ring;
+        bool hasBuffer = (flags & IORING_CQE_F_BUFFER) != 0;
+        ushort id = (ushort)(flags >> IORING_CQE_BUFFER_SHIFT);
+        if (result is -ENOBUFS or -EINTR or -EAGAIN)
+        {
+            // No provided buffer was free (all taken by receives completed in this turn, now recycled):
+            // receive again.
+            if (Volatile.Read(ref _state) == Waiting && !_connection.Closing)
+            {
+                SubmitRecv();
+            }
+
+            return;
+        }
+
+        if (result > 0 && !hasBuffer)
+        {
+            result = -EINVAL;
+        }
+
+        if (Interlocked.CompareExchange(ref _state, Busy, Waiting) == Waiting)
+        {
+            if (result > 0)
+            {
+                Append(ring.Buffer(id, result));
+                ring.RecycleBuffer(id);
+                _lastFull = result == ring.BufferSize;
+            }
+            else
+            {
+                // End of stream, or an error (reset, cancel at close): both end the connection above.
+                _eof = true;
+            }
+
+            Finish(new ReadResult(Buffered, false, _eof), inline: true);
+            return;
+        }
+
+        if (result > 0)
+        {
+            _stashId = id;
+            _stashLength = result;
+            _hasStash = true;
+        }
+        else if (result != -ECANCELED)
+        {
+            _stashEof = true;
+            _hasStash = true;
+        }
+    }
+
+    private void TakeStash()
+    {
+        if (_stashId >= 0)
+        {
+            var ring = _connection.Loop.Ring;
+            Append(ring.Buffer((ushort)_stashId, _stashLength));
+            ring.RecycleBuffer((ushort)_stashId);
+            _lastFull = _stashLength == ring.BufferSize;
+            _stashId = -1;
+        }
+
+        if (_stashEof)
+        {
+            _eof = true;
+        }
+
+        _hasStash = false;
+    }
+
+    /// <summary>Loop thread, when the connection is finished: the stashed provided buffer goes back.</summary>
+    internal void ReleaseStash()
+    {
+        if (_stashId >= 0)
+        {
+            _connection.Loop.Ring.RecycleBuffer((ushort)_stashId);
+            _stashId = -1;
+        }
+    }
+
+    private void Append(ReadOnlySpan<byte> data)
+    {
+        EnsureSpace(data.Length);
+        data.CopyTo(_buffer.AsSpan(_end));
+        _end += data.Length;
+        _examinedAll = false;
+    }
+
+    private void EnsureSpace(int needed)
+    {
+        if (_buffer is null)
+        {
+            _buffer = ArrayPool<byte>.Shared.Rent(Math.Max(SegmentSize, needed));
+            _start = _end = 0;
+            return;
+        }
+
+        if (_start == _end)
+        {
+            _start = _end = 0;
+        }
+
+        if (_buffer.Length - _end >= needed)
+        {
+            return;
+        }
+
+        int live = _end - _start;
+        if (_start > 0 && _buffer.Length - live >= needed)
+        {
+            Buffer.BlockCopy(_buffer, _start, _buffer, 0, live);
+        }
+        else
+        {
+            // A message bigger than the buffer (the consumer needs all of it): grow.
+            var bigger = ArrayPool<byte>.Shared.Rent(Math.Max(_buffer.Length * 2, live + needed));
+            Buffer.BlockCopy(_buffer, _start, bigger, 0, live);
+            ArrayPool<byte>.Shared.Return(_buffer);
+            _buffer = bigger;
+        }
+
+        _start = 0;
+        _end = live;
+    }
+
+    private void ReturnBuffer()
+    {
+        ArrayPool<byte>.Shared.Return(_buffer!);
+        _buffer = null;
+        _start = _end = 0;
+    }
+
+    /// <summary>Completes a parked read with a cancel, the end of the stream (closed), or an error.</summary>
+    private void CompleteParked(Exception? error)
+    {
+        if (Interlocked.CompareExchange(ref _state, Busy, Waiting) != Waiting)
+        {
+            return;
+        }
+
+        if (error is not null)
+        {
+            Volatile.Write(ref _state, Idle);
+            _core.RunContinuationsAsynchronously = true;
+            _core.SetException(error);
+            return;
+        }
+
+        ReadResult result;
+        if (Interlocked.Exchange(ref _cancelRequested, 0) != 0)
+        {
+            result = new ReadResult(Buffered, isCanceled: true, isCompleted: false);
+        }
+        else
+        {
+            _eof = true;
+            result = new ReadResult(Buffered, false, true);
+        }
+
+        Finish(result, inline: false);
+    }
+
+    private void Finish(in ReadResult result, bool inline)
+    {
+        // Idle before the continuation runs: inline, it goes straight on to the next ReadAsync.
+        Interlocked.CompareExchange(ref _state, Idle, Busy);
+        _core.RunContinuationsAsynchronously = !inline;
+        _core.SetResult(result);
+    }
+
+    /// <summary>Abort, on any thread: a parked read ends (end of stream).</summary>
+    internal void OnClosed() => CompleteParked(null);
+
+    /// <summary>Loop thread, when the connection starts closing.</summary>
+    internal void OnClosing() => CompleteParked(null);
+
+    private void RegisterCancellation(CancellationToken token)
+    {
+        short version = _core.Version;
+        _waitCancel = token.UnsafeRegister(static (state, t) =>
+        {
+            var (reader, version) = ((IoUringReader, short))state!;
+            if (reader._core.Version == version)
+            {
+                reader.CompleteParked(new OperationCanceledException(t));
+            }
+        }, (this, version));
+    }
+
+    public override void AdvanceTo(SequencePosition consumed) => AdvanceTo(consumed, consumed);
+
+    public override void AdvanceTo(SequencePosition consumed, SequencePosition examined)
+    {
+        if (_buffer is null)
+        {
+            return;
+        }
+
+        int start = ReferenceEquals(consumed.GetObject(), _buffer) ? consumed.GetInteger() : _start;
+        int seen = ReferenceEquals(examined.GetObject(), _buffer) ? examined.GetInteger() : start;
+        if (start < _start || start > _end || seen < start || seen > _end)
+        {
+            throw new ArgumentOutOfRangeException(nameof(consumed), "The position is not inside the last buffer read.");
+        }
+
+        _start = start;
+        _examinedAll = seen == _end;
+        if (_start == _end)
+        {
+            _start = _end = 0;
+        }
+    }
+
+    public override void CancelPendingRead()
+    {
+        Interlocked.Exchange(ref _cancelRequested, 1);
+        CompleteParked(null);
+    }
+
+    public override void Complete(Exception? exception = null)
+    {
+        int previous = Interlocked.Exchange(ref _state, Completed);
+        if (previous == Completed)
+        {
+            return;
+        }
+
+        if (previous == Waiting)
+        {
+            _core.RunContinuationsAsynchronously = true;
+            _core.SetResult(new ReadResult(ReadOnlySequence<byte>.Empty, false, true));
+        }
+
+        // Busy: the loop is copying into the buffer right now; leave it to the garbage collector.
+        if (previous != Busy && _buffer is not null)
+        {
+            ReturnBuffer();
+        }
+    }
+
+    ReadResult IValueTaskSource<ReadResult>.GetResult(short token)
+    {
+        try
+        {
+            return _core.GetResult(token);
+        }
+        finally
+        {
+            _waitCancel.Dispose();
+            _waitCancel = default;
+        }
+    }
+
+    ValueTaskSourceStatus IValueTaskSource<ReadResult>.GetStatus(short token) => _core.GetStatus(token);
+
+    void IValueTaskSource<ReadResult>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+        _core.OnCompleted(continuation, state, token, flags);
+}

@@ -20,26 +20,12 @@ namespace FastPool.Proxy.Transport.IoUring;
 /// stash, taken by the next read.
 /// </para>
 /// </summary>
-internal sealed class IoUringReader : PipeReader, IValueTaskSource<ReadResult>
+internal sealed class IoUringReader : ParkingReader
 {
     private const int SegmentSize = 16 * 1024;
 
-    private const int Idle = 0;
-    private const int Waiting = 2;
-    private const int Busy = 3;
-    private const int Completed = 4;
-
     private readonly IoUringConnection _connection;
     private readonly bool _releaseWhenIdle;
-    private byte[]? _buffer;
-    private int _start;
-    private int _end;
-    private bool _examinedAll;
-    private bool _eof;
-    private int _state;
-    private int _cancelRequested;
-    private ManualResetValueTaskSourceCore<ReadResult> _core;
-    private CancellationTokenRegistration _waitCancel;
 
     // Loop-thread state: the receive in flight and what a receive brought while nobody waited.
     private bool _recvArmed;
@@ -57,8 +43,6 @@ internal sealed class IoUringReader : PipeReader, IValueTaskSource<ReadResult>
 
     /// <summary>A receive completed while nobody was reading (bytes or the end of the stream).</summary>
     public bool HasStashedInput => _hasStash;
-
-    private ReadOnlySequence<byte> Buffered => _buffer is null ? ReadOnlySequence<byte>.Empty : new(_buffer, _start, _end - _start);
 
     public override ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
     {
@@ -302,136 +286,6 @@ internal sealed class IoUringReader : PipeReader, IValueTaskSource<ReadResult>
         _end = live;
     }
 
-    private void ReturnBuffer()
-    {
-        ArrayPool<byte>.Shared.Return(_buffer!);
-        _buffer = null;
-        _start = _end = 0;
-    }
-
-    /// <summary>Completes a parked read with a cancel, the end of the stream (closed), or an error.</summary>
-    private void CompleteParked(Exception? error)
-    {
-        if (Interlocked.CompareExchange(ref _state, Busy, Waiting) != Waiting)
-        {
-            return;
-        }
-
-        if (error is not null)
-        {
-            Volatile.Write(ref _state, Idle);
-            _core.RunContinuationsAsynchronously = true;
-            _core.SetException(error);
-            return;
-        }
-
-        ReadResult result;
-        if (Interlocked.Exchange(ref _cancelRequested, 0) != 0)
-        {
-            result = new ReadResult(Buffered, isCanceled: true, isCompleted: false);
-        }
-        else
-        {
-            _eof = true;
-            result = new ReadResult(Buffered, false, true);
-        }
-
-        Finish(result, inline: false);
-    }
-
-    private void Finish(in ReadResult result, bool inline)
-    {
-        // Idle before the continuation runs: inline, it goes straight on to the next ReadAsync.
-        Interlocked.CompareExchange(ref _state, Idle, Busy);
-        _core.RunContinuationsAsynchronously = !inline;
-        _core.SetResult(result);
-    }
-
-    /// <summary>Abort, on any thread: a parked read ends (end of stream).</summary>
-    internal void OnClosed() => CompleteParked(null);
-
     /// <summary>Loop thread, when the connection starts closing.</summary>
     internal void OnClosing() => CompleteParked(null);
-
-    private void RegisterCancellation(CancellationToken token)
-    {
-        short version = _core.Version;
-        _waitCancel = token.UnsafeRegister(static (state, t) =>
-        {
-            var (reader, version) = ((IoUringReader, short))state!;
-            if (reader._core.Version == version)
-            {
-                reader.CompleteParked(new OperationCanceledException(t));
-            }
-        }, (this, version));
-    }
-
-    public override void AdvanceTo(SequencePosition consumed) => AdvanceTo(consumed, consumed);
-
-    public override void AdvanceTo(SequencePosition consumed, SequencePosition examined)
-    {
-        if (_buffer is null)
-        {
-            return;
-        }
-
-        int start = ReferenceEquals(consumed.GetObject(), _buffer) ? consumed.GetInteger() : _start;
-        int seen = ReferenceEquals(examined.GetObject(), _buffer) ? examined.GetInteger() : start;
-        if (start < _start || start > _end || seen < start || seen > _end)
-        {
-            throw new ArgumentOutOfRangeException(nameof(consumed), "The position is not inside the last buffer read.");
-        }
-
-        _start = start;
-        _examinedAll = seen == _end;
-        if (_start == _end)
-        {
-            _start = _end = 0;
-        }
-    }
-
-    public override void CancelPendingRead()
-    {
-        Interlocked.Exchange(ref _cancelRequested, 1);
-        CompleteParked(null);
-    }
-
-    public override void Complete(Exception? exception = null)
-    {
-        int previous = Interlocked.Exchange(ref _state, Completed);
-        if (previous == Completed)
-        {
-            return;
-        }
-
-        if (previous == Waiting)
-        {
-            _core.RunContinuationsAsynchronously = true;
-            _core.SetResult(new ReadResult(ReadOnlySequence<byte>.Empty, false, true));
-        }
-
-        // Busy: the loop is copying into the buffer right now; leave it to the garbage collector.
-        if (previous != Busy && _buffer is not null)
-        {
-            ReturnBuffer();
-        }
-    }
-
-    ReadResult IValueTaskSource<ReadResult>.GetResult(short token)
-    {
-        try
-        {
-            return _core.GetResult(token);
-        }
-        finally
-        {
-            _waitCancel.Dispose();
-            _waitCancel = default;
-        }
-    }
-
-    ValueTaskSourceStatus IValueTaskSource<ReadResult>.GetStatus(short token) => _core.GetStatus(token);
-
-    void IValueTaskSource<ReadResult>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
-        _core.OnCompleted(continuation, state, token, flags);
 }

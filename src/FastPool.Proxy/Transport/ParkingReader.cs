@@ -1,0 +1,163 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Threading.Tasks.Sources;
+
+namespace FastPool.Proxy.Transport;
+
+/// <summary>
+/// What the epoll and io_uring readers share: one contiguous buffer (from the array pool) and a read that
+/// parks until its transport's loop completes it. The handshake is one state word changed by compare-and-swap
+/// (Idle, Waiting: a parked read, Busy: someone is completing it, Completed); a cancel, a close or the
+/// cancellation token completes a parked read here, and the loop completes it with data through
+/// <see cref="Finish"/>. The subclasses decide when to receive and how.
+/// </summary>
+internal abstract class ParkingReader : PipeReader, IValueTaskSource<ReadResult>
+{
+    protected const int Idle = 0;
+    protected const int Waiting = 2;
+    protected const int Busy = 3;
+    protected const int Completed = 4;
+
+#pragma warning disable SA1401, CA1051 // The subclasses' receive paths work on these directly: they are the hot path.
+    protected byte[]? _buffer;
+    protected int _start;
+    protected int _end;
+    protected bool _examinedAll;
+    protected bool _eof;
+    protected int _state;
+    protected int _cancelRequested;
+    protected ManualResetValueTaskSourceCore<ReadResult> _core;
+    protected CancellationTokenRegistration _waitCancel;
+#pragma warning restore SA1401, CA1051
+
+    protected ReadOnlySequence<byte> Buffered => _buffer is null ? ReadOnlySequence<byte>.Empty : new(_buffer, _start, _end - _start);
+
+    protected void ReturnBuffer()
+    {
+        ArrayPool<byte>.Shared.Return(_buffer!);
+        _buffer = null;
+        _start = _end = 0;
+    }
+
+    /// <summary>Completes a parked read with a cancel, the end of the stream (closed), or an error.</summary>
+    protected void CompleteParked(Exception? error)
+    {
+        if (Interlocked.CompareExchange(ref _state, Busy, Waiting) != Waiting)
+        {
+            return;
+        }
+
+        if (error is not null)
+        {
+            Volatile.Write(ref _state, Idle);
+            _core.RunContinuationsAsynchronously = true;
+            _core.SetException(error);
+            return;
+        }
+
+        ReadResult result;
+        if (Interlocked.Exchange(ref _cancelRequested, 0) != 0)
+        {
+            result = new ReadResult(Buffered, isCanceled: true, isCompleted: false);
+        }
+        else
+        {
+            _eof = true;
+            result = new ReadResult(Buffered, false, true);
+        }
+
+        Finish(result, inline: false);
+    }
+
+    protected void Finish(in ReadResult result, bool inline)
+    {
+        // Idle before the continuation runs: inline, it goes straight on to the next ReadAsync.
+        Interlocked.CompareExchange(ref _state, Idle, Busy);
+        _core.RunContinuationsAsynchronously = !inline;
+        _core.SetResult(result);
+    }
+
+    internal void OnClosed() => CompleteParked(null);
+
+    protected void RegisterCancellation(CancellationToken token)
+    {
+        short version = _core.Version;
+        _waitCancel = token.UnsafeRegister(static (state, t) =>
+        {
+            var (reader, version) = ((ParkingReader, short))state!;
+            if (reader._core.Version == version)
+            {
+                reader.CompleteParked(new OperationCanceledException(t));
+            }
+        }, (this, version));
+    }
+
+    public override void AdvanceTo(SequencePosition consumed) => AdvanceTo(consumed, consumed);
+
+    public override void AdvanceTo(SequencePosition consumed, SequencePosition examined)
+    {
+        if (_buffer is null)
+        {
+            return;
+        }
+
+        int start = ReferenceEquals(consumed.GetObject(), _buffer) ? consumed.GetInteger() : _start;
+        int seen = ReferenceEquals(examined.GetObject(), _buffer) ? examined.GetInteger() : start;
+        if (start < _start || start > _end || seen < start || seen > _end)
+        {
+            throw new ArgumentOutOfRangeException(nameof(consumed), "The position is not inside the last buffer read.");
+        }
+
+        _start = start;
+        _examinedAll = seen == _end;
+        if (_start == _end)
+        {
+            _start = _end = 0;
+        }
+    }
+
+    public override void CancelPendingRead()
+    {
+        Interlocked.Exchange(ref _cancelRequested, 1);
+        CompleteParked(null);
+    }
+
+    public override void Complete(Exception? exception = null)
+    {
+        int previous = Interlocked.Exchange(ref _state, Completed);
+        if (previous == Completed)
+        {
+            return;
+        }
+
+        if (previous == Waiting)
+        {
+            _core.RunContinuationsAsynchronously = true;
+            _core.SetResult(new ReadResult(ReadOnlySequence<byte>.Empty, false, true));
+        }
+
+        // Busy: the loop is filling the buffer right now; leave it to the garbage collector.
+        if (previous != Busy && _buffer is not null)
+        {
+            ReturnBuffer();
+        }
+    }
+
+    ReadResult IValueTaskSource<ReadResult>.GetResult(short token)
+    {
+        try
+        {
+            return _core.GetResult(token);
+        }
+        finally
+        {
+            _waitCancel.Dispose();
+            _waitCancel = default;
+        }
+    }
+
+    ValueTaskSourceStatus IValueTaskSource<ReadResult>.GetStatus(short token) => _core.GetStatus(token);
+
+    void IValueTaskSource<ReadResult>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+        _core.OnCompleted(continuation, state, token, flags);
+}

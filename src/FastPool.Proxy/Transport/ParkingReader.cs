@@ -13,6 +13,9 @@ namespace FastPool.Proxy.Transport;
 /// </summary>
 internal abstract class ParkingReader : PipeReader, IValueTaskSource<ReadResult>
 {
+    // 16 KiB: a pgbench result fits at once, a big DataRow stream takes few receives.
+    protected const int SegmentSize = 16 * 1024;
+
     protected const int Idle = 0;
     protected const int Waiting = 2;
     protected const int Busy = 3;
@@ -31,6 +34,47 @@ internal abstract class ParkingReader : PipeReader, IValueTaskSource<ReadResult>
 #pragma warning restore SA1401, CA1051
 
     protected ReadOnlySequence<byte> Buffered => _buffer is null ? ReadOnlySequence<byte>.Empty : new(_buffer, _start, _end - _start);
+
+    /// <summary>
+    /// Room for at least <paramref name="needed"/> more bytes: a fresh 16 KiB buffer, or the live bytes moved to
+    /// the front, or (a message bigger than the buffer, which the consumer needs whole) a buffer twice the size.
+    /// </summary>
+    protected void EnsureSpace(int needed)
+    {
+        if (_buffer is null)
+        {
+            _buffer = ArrayPool<byte>.Shared.Rent(Math.Max(SegmentSize, needed));
+            _start = _end = 0;
+            return;
+        }
+
+        if (_start == _end)
+        {
+            _start = _end = 0;
+        }
+
+        if (_buffer.Length - _end >= needed)
+        {
+            return;
+        }
+
+        int live = _end - _start;
+        if (_start > 0 && _buffer.Length - live >= needed)
+        {
+            Buffer.BlockCopy(_buffer, _start, _buffer, 0, live);
+        }
+        else
+        {
+            // A message bigger than the buffer (the consumer needs all of it): grow.
+            var bigger = ArrayPool<byte>.Shared.Rent(Math.Max(_buffer.Length * 2, live + needed));
+            Buffer.BlockCopy(_buffer, _start, bigger, 0, live);
+            ArrayPool<byte>.Shared.Return(_buffer);
+            _buffer = bigger;
+        }
+
+        _start = 0;
+        _end = live;
+    }
 
     protected void ReturnBuffer()
     {

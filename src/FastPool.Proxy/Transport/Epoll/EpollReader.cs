@@ -21,8 +21,6 @@ namespace FastPool.Proxy.Transport.Epoll;
 /// </summary>
 internal sealed unsafe class EpollReader : ParkingReader
 {
-    // 16 KiB: a pgbench result fits at once, a big DataRow stream takes few receives.
-    private const int SegmentSize = 16 * 1024;
     private const int MinimumReadSize = 4 * 1024;
 
     private readonly EpollConnection _connection;
@@ -125,7 +123,7 @@ internal sealed unsafe class EpollReader : ParkingReader
     /// <summary>One recv(2) into the free space; true when it produced data or the end of the stream.</summary>
     private bool Receive()
     {
-        EnsureSpace();
+        EnsureSpace(MinimumReadSize);
         int space = _buffer!.Length - _end;
         nint n;
         int errno;
@@ -151,43 +149,6 @@ internal sealed unsafe class EpollReader : ParkingReader
         // End of stream, or an error (reset, ...): both end the connection for the session above.
         _eof = true;
         return true;
-    }
-
-    private void EnsureSpace()
-    {
-        if (_buffer is null)
-        {
-            _buffer = ArrayPool<byte>.Shared.Rent(SegmentSize);
-            _start = _end = 0;
-            return;
-        }
-
-        if (_start == _end)
-        {
-            _start = _end = 0;
-        }
-
-        if (_buffer.Length - _end >= MinimumReadSize)
-        {
-            return;
-        }
-
-        int live = _end - _start;
-        if (_start > 0 && _buffer.Length - live >= MinimumReadSize)
-        {
-            Buffer.BlockCopy(_buffer, _start, _buffer, 0, live);
-        }
-        else
-        {
-            // A message bigger than the buffer (the consumer needs all of it): grow.
-            var bigger = ArrayPool<byte>.Shared.Rent(Math.Max(_buffer.Length * 2, live + MinimumReadSize));
-            Buffer.BlockCopy(_buffer, _start, bigger, 0, live);
-            ArrayPool<byte>.Shared.Return(_buffer);
-            _buffer = bigger;
-        }
-
-        _start = 0;
-        _end = live;
     }
 
     /// <summary>The loop saw an EPOLLIN (or hang-up) edge; runs on the loop thread.</summary>

@@ -22,7 +22,6 @@ namespace FastPool.Proxy.Transport.IoUring;
 /// </summary>
 internal sealed class IoUringReader : ParkingReader
 {
-    private const int SegmentSize = 16 * 1024;
 
     private readonly IoUringConnection _connection;
     private readonly bool _releaseWhenIdle;
@@ -247,43 +246,6 @@ internal sealed class IoUringReader : ParkingReader
         data.CopyTo(_buffer.AsSpan(_end));
         _end += data.Length;
         _examinedAll = false;
-    }
-
-    private void EnsureSpace(int needed)
-    {
-        if (_buffer is null)
-        {
-            _buffer = ArrayPool<byte>.Shared.Rent(Math.Max(SegmentSize, needed));
-            _start = _end = 0;
-            return;
-        }
-
-        if (_start == _end)
-        {
-            _start = _end = 0;
-        }
-
-        if (_buffer.Length - _end >= needed)
-        {
-            return;
-        }
-
-        int live = _end - _start;
-        if (_start > 0 && _buffer.Length - live >= needed)
-        {
-            Buffer.BlockCopy(_buffer, _start, _buffer, 0, live);
-        }
-        else
-        {
-            // A message bigger than the buffer (the consumer needs all of it): grow.
-            var bigger = ArrayPool<byte>.Shared.Rent(Math.Max(_buffer.Length * 2, live + needed));
-            Buffer.BlockCopy(_buffer, _start, bigger, 0, live);
-            ArrayPool<byte>.Shared.Return(_buffer);
-            _buffer = bigger;
-        }
-
-        _start = 0;
-        _end = live;
     }
 
     /// <summary>Loop thread, when the connection starts closing.</summary>

@@ -335,7 +335,9 @@ internal sealed partial class ClientSession
     {
         if (!watch.IsCompleted)
         {
-            _client.Input.CancelPendingRead();
+            // The watch only steps back on a cancel, so it may finish right here: the session then goes on on
+            // this thread instead of waiting for a thread-pool hop.
+            _client.CancelPendingReadInline();
         }
 
         await watch.ConfigureAwait(false);

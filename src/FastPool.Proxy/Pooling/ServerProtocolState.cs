@@ -20,6 +20,8 @@ internal sealed class ServerProtocolState
     /// <summary>ErrorResponses seen from this server (only the server-to-client pump writes it).</summary>
     public int Errors;
 
+    private Sessions.PreparedStatementCache? _prepared;
+
     /// <summary>Status byte of the last ReadyForQuery.</summary>
     public TransactionStatus TransactionStatus { get; set; } = TransactionStatus.Idle;
 
@@ -28,6 +30,15 @@ internal sealed class ServerProtocolState
 
     /// <summary>GUC_REPORT parameters as the server last reported them (55.2.7 "Asynchronous Operations").</summary>
     public Dictionary<string, string> Parameters { get; } = new(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// Transaction pooling: the shared prepared statements this server holds (created on first use; session-mode
+    /// servers never need one). It stays with the connection from client to client.
+    /// </summary>
+    public Sessions.PreparedStatementCache Prepared => _prepared ??= new();
+
+    /// <summary>The server dropped its prepared statements (DISCARD ALL or DEALLOCATE ALL ran).</summary>
+    public void ForgetPrepared() => _prepared?.Clear();
 
     public bool AtMessageBoundary => Volatile.Read(ref PendingReadyForQuery) == 0 && !UnsyncedExtended;
 

@@ -32,7 +32,7 @@ internal sealed partial class ClientSession : IStatementOwner
         if (max > 0)
         {
             _prepared = new PreparedStatements(this, max);
-            _prepared.UsePool(_runtime.Pools.GetPool(Database, DatabaseName, User, Topology.Nodes[0]));
+            _prepared.UseKnown(KnownStatements.For(_runtime.Pools.GetPool(Database, DatabaseName, User, Topology.Nodes[0])));
             _scanner.EnablePreparedStatements(_prepared);
         }
     }

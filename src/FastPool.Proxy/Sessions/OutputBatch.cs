@@ -15,11 +15,12 @@ internal sealed class OutputBatch
     // Up to this many bytes are joined into one send; a batch carrying large bodies goes out piece by piece.
     private const int JoinLimit = 64 * 1024;
 
-    private Piece[] _pieces = new Piece[8];
+    // Empty until the first rewrite: most sessions never rewrite, and 10,000 idle clients must stay small.
+    private Piece[] _pieces = [];
     private int _count;
-    private byte[] _generated = new byte[256];
+    private byte[] _generated = [];
     private int _generatedLength;
-    private byte[] _joined = new byte[512];
+    private byte[] _joined = [];
     private long _flushedTo;
     private bool _replaced;
 
@@ -48,7 +49,7 @@ internal sealed class OutputBatch
     {
         if (_generated.Length - _generatedLength < size)
         {
-            Array.Resize(ref _generated, Math.Max(_generated.Length * 2, _generatedLength + size));
+            Array.Resize(ref _generated, Math.Max(Math.Max(_generated.Length * 2, 256), _generatedLength + size));
         }
 
         return _generated.AsSpan(_generatedLength, size);
@@ -86,9 +87,24 @@ internal sealed class OutputBatch
     /// </summary>
     public ValueTask SendAsync(Connection to, in ReadOnlySequence<byte> buffer, long forward)
     {
+        if (TryJoin(buffer, forward, out var joined))
+        {
+            return joined.IsEmpty ? default : to.SendAsync(joined);
+        }
+
+        return SendPiecesAsync(to, buffer);
+    }
+
+    /// <summary>
+    /// Completes the batch with the input up to <paramref name="forward"/> and, unless it is large, copies it into one
+    /// buffer (valid until the next scan) and empties the batch; false leaves the pieces to be sent one by one.
+    /// </summary>
+    public bool TryJoin(in ReadOnlySequence<byte> buffer, long forward, out ReadOnlyMemory<byte> joined)
+    {
         if (forward > _flushedTo)
         {
             Add(new Piece(_flushedTo, forward - _flushedTo, generated: false));
+            _flushedTo = forward;
         }
 
         long total = 0;
@@ -97,20 +113,15 @@ internal sealed class OutputBatch
             total += _pieces[i].Length;
         }
 
-        if (total == 0)
-        {
-            Reset();
-            return default;
-        }
-
         if (total > JoinLimit)
         {
-            return SendPiecesAsync(to, buffer);
+            joined = default;
+            return false;
         }
 
         if (_joined.Length < total)
         {
-            _joined = new byte[Math.Max(_joined.Length * 2, (int)total)];
+            _joined = new byte[Math.Max(Math.Max(_joined.Length * 2, 512), (int)total)];
         }
 
         int written = 0;
@@ -131,7 +142,8 @@ internal sealed class OutputBatch
         }
 
         Reset();
-        return to.SendAsync(_joined.AsMemory(0, written));
+        joined = _joined.AsMemory(0, written);
+        return true;
     }
 
     /// <summary>Drops whatever a failed scan left (a send error or a session ending mid-batch).</summary>
@@ -171,7 +183,7 @@ internal sealed class OutputBatch
     {
         if (_count == _pieces.Length)
         {
-            Array.Resize(ref _pieces, _pieces.Length * 2);
+            Array.Resize(ref _pieces, Math.Max(_pieces.Length * 2, 8));
         }
 
         _pieces[_count++] = piece;

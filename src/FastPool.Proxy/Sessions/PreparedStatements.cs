@@ -41,13 +41,14 @@ internal sealed class PreparedStatements
     private readonly int _max;
     private readonly Dictionary<byte[], ClientStatement> _statements = new(NameComparer.Instance);
     private readonly Dictionary<byte[], ClientStatement>.AlternateLookup<ReadOnlySpan<byte>> _byName;
-    private Pending[] _queue = new Pending[16];
+    // Arrays are allocated on first use, so a client that never uses the extended protocol costs little.
+    private Pending[] _queue = [];
     private int _head;
     private int _count;
     private bool _skipping;
-    private byte[] _scratch = new byte[256];
+    private byte[] _scratch = [];
     private KnownStatements? _known;
-    private byte[] _localReply = new byte[64];
+    private byte[] _localReply = [];
     private int _localReplyLength;
 
     public PreparedStatements(IStatementOwner owner, int maxPerServer)
@@ -67,7 +68,7 @@ internal sealed class PreparedStatements
     public int Count => _statements.Count;
 
     /// <summary>The statements known to be valid in the client's pool, before any server is attached.</summary>
-    public void UsePool(ServerPool pool) => _known = KnownStatements.For(pool);
+    public void UseKnown(KnownStatements known) => _known = known;
 
     /// <summary>The reply <see cref="TryAnswerWithoutServer"/> prepared.</summary>
     public ReadOnlyMemory<byte> LocalReply => _localReply.AsMemory(0, _localReplyLength);
@@ -573,7 +574,7 @@ internal sealed class PreparedStatements
 
         if (_scratch.Length < bytes.Length)
         {
-            _scratch = new byte[Math.Max(_scratch.Length * 2, (int)bytes.Length)];
+            _scratch = new byte[Math.Max(Math.Max(_scratch.Length * 2, 256), (int)bytes.Length)];
         }
 
         bytes.CopyTo(_scratch);
@@ -584,7 +585,7 @@ internal sealed class PreparedStatements
     {
         if (_count == _queue.Length)
         {
-            var grown = new Pending[_queue.Length * 2];
+            var grown = new Pending[Math.Max(_queue.Length * 2, 8)];
             for (int i = 0; i < _count; i++)
             {
                 grown[i] = _queue[(_head + i) % _queue.Length];

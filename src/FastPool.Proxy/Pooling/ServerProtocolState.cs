@@ -38,7 +38,17 @@ internal sealed class ServerProtocolState
     public Sessions.PreparedStatementCache Prepared => _prepared ??= new();
 
     /// <summary>The server dropped its prepared statements (DISCARD ALL or DEALLOCATE ALL ran).</summary>
-    public void ForgetPrepared() => _prepared?.Clear();
+    public void ForgetPrepared()
+    {
+        _prepared?.Clear();
+        PreparedUnknown = false;
+    }
+
+    /// <summary>
+    /// A client's DISCARD ALL or DEALLOCATE ALL failed: which prepared statements the server holds is not known, so
+    /// the connection must not be handed to another client unless a reset drops them all.
+    /// </summary>
+    public bool PreparedUnknown { get; set; }
 
     public bool AtMessageBoundary => Volatile.Read(ref PendingReadyForQuery) == 0 && !UnsyncedExtended;
 

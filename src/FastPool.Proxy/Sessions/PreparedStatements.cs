@@ -48,6 +48,8 @@ internal sealed class PreparedStatements
     private bool _skipping;
     private byte[] _scratch = [];
     private KnownStatements? _known;
+    private bool _forgetting;
+    private int _forgetErrors;
     private byte[] _localReply = [];
     private int _localReplyLength;
 
@@ -89,6 +91,10 @@ internal sealed class PreparedStatements
     {
         _statements.Clear();
         server.Prepared.Clear();
+
+        // Whether the statement ran is known at the ReadyForQuery of the next Query or Sync (this Query's own).
+        _forgetting = true;
+        _forgetErrors = server.Errors;
     }
 
     /// <summary>
@@ -101,11 +107,11 @@ internal sealed class PreparedStatements
         switch ((FrontendCode)header.Code)
         {
             case FrontendCode.Sync:
-                Enqueue(new Pending(Kind.Sync));
+                EnqueueReady(Kind.Sync);
                 return 0;
             case FrontendCode.Query:
             case FrontendCode.FunctionCall:
-                Enqueue(new Pending(Kind.Query));
+                EnqueueReady(Kind.Query);
                 return 0;
             case FrontendCode.Parse:
                 return OnParse(ref reader, header, server);
@@ -251,6 +257,7 @@ internal sealed class PreparedStatements
             return;
         }
 
+
         _skipping = true;
         DrainSkipped(server);
     }
@@ -269,6 +276,14 @@ internal sealed class PreparedStatements
             var done = Dequeue();
             if (done.Kind is Kind.Sync or Kind.Query)
             {
+                // After a DISCARD ALL or DEALLOCATE ALL with an error anywhere up to here, it may not have run
+                // (DISCARD ALL fails inside a transaction block): which statements the server still has is
+                // unknown, so it is not handed to another client.
+                if (done.ChecksForget && server.Errors != (int)done.Key)
+                {
+                    server.PreparedUnknown = true;
+                }
+
                 return;
             }
 
@@ -581,6 +596,19 @@ internal sealed class PreparedStatements
         return _scratch.AsSpan(0, (int)bytes.Length);
     }
 
+    /// <summary>A Sync, Query or FunctionCall; the first after a DISCARD ALL / DEALLOCATE ALL carries the check of it.</summary>
+    private void EnqueueReady(Kind kind)
+    {
+        if (_forgetting)
+        {
+            _forgetting = false;
+            Enqueue(new Pending(kind, (ulong)_forgetErrors) { ChecksForget = true });
+            return;
+        }
+
+        Enqueue(new Pending(kind));
+    }
+
     private void Enqueue(in Pending pending)
     {
         if (_count == _queue.Length)
@@ -639,7 +667,11 @@ internal sealed class PreparedStatements
     {
         public Kind Kind { get; } = kind;
 
+        /// <summary>The statement key; for a ReadyForQuery that <see cref="ChecksForget"/>, the error count before it.</summary>
         public ulong Key { get; } = key;
+
+        /// <summary>A ReadyForQuery that ends the request in which the client dropped all prepared statements.</summary>
+        public bool ChecksForget { get; init; }
 
         public ClientStatement? Statement { get; } = statement;
     }

@@ -317,6 +317,33 @@ public sealed partial class PreparedStatementTests
     }
 
     [Fact]
+    public async Task DiscardAllThatFails_TheServerIsNotHandedOn_OthersStillPrepare()
+    {
+        await using var proxy = Start(_fixture.Primary, poolSize: 1);
+        await using var a = await OpenAsync(proxy);
+        await using (var prepared = new NpgsqlCommand("select 'kept'::text", a))
+        {
+            await prepared.PrepareAsync();
+            Assert.Equal("kept", await prepared.ExecuteScalarAsync());
+        }
+
+        int pid = await ScalarAsync<int>(a, "select pg_backend_pid()");
+        await ExecAsync(a, "BEGIN");
+        var error = await Assert.ThrowsAsync<PostgresException>(() => ExecAsync(a, "DISCARD ALL"));
+        Assert.Equal("25001", error.SqlState);
+        await ExecAsync(a, "ROLLBACK");
+
+        // The statement is still on that server, though the client asked for it to be dropped: another client
+        // preparing the same text must not meet it there (42P05), so it gets a fresh server.
+        await using var b = await OpenAsync(proxy);
+        await using var same = new NpgsqlCommand("select 'kept'::text", b);
+        await same.PrepareAsync();
+        Assert.Equal("kept", await same.ExecuteScalarAsync());
+        Assert.NotEqual(pid, await ScalarAsync<int>(b, "select pg_backend_pid()"));
+        Assert.Equal(1, proxy.Server.ServerCount);
+    }
+
+    [Fact]
     public async Task MaxPreparedStatementsZero_NamedStatementPinsAsBefore()
     {
         await using var proxy = Start(_fixture.Primary, poolSize: 2, configure: c => c with { MaxPreparedStatements = 0 });

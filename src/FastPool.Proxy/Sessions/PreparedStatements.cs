@@ -376,12 +376,13 @@ internal sealed class PreparedStatements
         output.BeginReplace(start);
         if (cache.Touch(statement.Key))
         {
+            Evict(cache, _max);
             WriteClose(output, NoopName);
             Enqueue(new Pending(Kind.ParseAsClose, statement.Key, statement));
         }
         else
         {
-            MakeRoom(cache);
+            Evict(cache, _max - 1);
             WriteParse(output, statement.Key, statement.Body);
             cache.Add(statement.Key);
             Enqueue(new Pending(Kind.ClientParse, statement.Key, statement));
@@ -503,20 +504,22 @@ internal sealed class PreparedStatements
     {
         if (cache.Touch(statement.Key))
         {
+            // max_prepared_statements may have been lowered (SET, RELOAD): the server sheds the rest as it is used.
+            Evict(cache, _max);
             return;
         }
 
-        MakeRoom(cache);
+        Evict(cache, _max - 1);
         WriteParse(output, statement.Key, statement.Body);
         cache.Add(statement.Key);
         Enqueue(new Pending(Kind.InsertedParse, statement.Key));
     }
 
-    /// <summary>Closes least recently used statements until one more fits within max_prepared_statements.</summary>
-    private void MakeRoom(PreparedStatementCache cache)
+    /// <summary>Closes least recently used statements until at most <paramref name="keep"/> are left.</summary>
+    private void Evict(PreparedStatementCache cache, int keep)
     {
         Span<byte> name = stackalloc byte[ServerNameLength];
-        while (cache.Count >= _max)
+        while (cache.Count > keep)
         {
             ulong oldest = cache.Oldest;
             cache.Remove(oldest);

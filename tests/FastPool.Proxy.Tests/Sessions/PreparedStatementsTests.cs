@@ -79,6 +79,24 @@ public class PreparedStatementsTests
     }
 
     [Fact]
+    public void A_lowered_limit_is_met_when_the_server_is_next_used()
+    {
+        var first = Prepared();
+        first.FromClient([.. Parse("s2", "select 2"), .. Sync()], 0);
+        first.FromServer([.. Msg('1'), .. Ready('I')], 0);
+        Assert.Equal(2, first.Server.Prepared.Count);
+
+        // A client that logged in after max_prepared_statements went down to 1 gets the same server.
+        var second = new Session(max: 1, known: first.Known);
+        second.Attach(first.Server);
+        var sent = Messages(second.FromClient([.. Parse("mine", "select 2"), .. Sync()], 0));
+        Assert.Equal("CCS", Codes(sent));
+        Assert.Equal("Sfp_noop", CString(sent[1].Body, 0));
+        Assert.Equal("1Z", Codes(Messages(second.FromServer([.. Msg('3'), .. Msg('3'), .. Ready('I')], 0))));
+        Assert.Equal(1, first.Server.Prepared.Count);
+    }
+
+    [Fact]
     public void A_failed_parse_forgets_the_statement_and_the_skipped_rest_is_undone()
     {
         var session = new Session();

@@ -50,6 +50,9 @@ internal sealed class ServerProtocolState
     /// </summary>
     public bool PreparedUnknown { get; set; }
 
+    /// <summary>Bumped by every ParameterStatus, so what was derived from <see cref="Parameters"/> knows it is stale.</summary>
+    public int ParametersVersion { get; private set; }
+
     public bool AtMessageBoundary => Volatile.Read(ref PendingReadyForQuery) == 0 && !UnsyncedExtended;
 
     public void RecordParameter(in ReadOnlySequence<byte> body)
@@ -57,6 +60,7 @@ internal sealed class ServerProtocolState
         if (BackendMessageReader.TryReadParameterStatus(body, out var name, out var value))
         {
             Parameters[name] = value;
+            ParametersVersion++;
         }
     }
 }

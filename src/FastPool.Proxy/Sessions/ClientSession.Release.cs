@@ -44,6 +44,7 @@ internal sealed partial class ClientSession
                 if ((traits & QueryTraits.ResetAll) != 0)
                 {
                     server.AppliedSettings.Clear();
+                    server.AppliedSettingsChanged();
                 }
 
                 // The shared prepared statements are gone with it; otherwise they stay for the next clients.

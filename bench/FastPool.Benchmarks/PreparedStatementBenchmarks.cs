@@ -100,6 +100,10 @@ public class PreparedStatementBenchmarks
         {
         }
 
+        public void InspectStatement(in ReadOnlySequence<byte> text)
+        {
+        }
+
         public void Inspect(in ReadOnlySequence<byte> sql, bool namedStatement)
         {
         }

@@ -25,6 +25,8 @@ internal sealed partial class ClientSession : IStatementOwner
         }
     }
 
+    public void InspectStatement(in ReadOnlySequence<byte> text) => Inspect(text, namedStatement: false);
+
     /// <summary>max_prepared_statements = 0 keeps named statements on the client's server, which then pins it.</summary>
     private void InitPreparedStatements()
     {

@@ -192,8 +192,14 @@ internal struct ForwardingScanner
 
         var rest = reader.UnreadSequence;
         long end = rest.PositionOf((byte)0) is { } nul ? rest.Slice(0, nul).Length : rest.Length;
-        // With prepared statements kept by FastPool, a named statement no longer ties the client to its server.
-        _inspector!.Inspect(rest.Slice(0, end), named && _prepared is null);
+        // With prepared statements kept by FastPool, a named statement no longer ties the client to its server, and
+        // its text is looked at when it is executed (Bind), not when it is prepared.
+        if (named && _prepared is not null)
+        {
+            return;
+        }
+
+        _inspector!.Inspect(rest.Slice(0, end), named);
     }
 
     /// <summary>

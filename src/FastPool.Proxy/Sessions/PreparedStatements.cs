@@ -191,9 +191,7 @@ internal sealed class PreparedStatements
         {
             MessageHeader.TryPeek(ref again, out var header);
             var body = Contiguous(again.UnreadSequence.Slice(MessageHeader.Size, header.BodyLength));
-            int nul = body.IndexOf((byte)0);
-            var rest = body.Slice(nul + 1);
-            var statement = new ClientStatement(body.Slice(0, nul).ToArray(), KeyOf(rest), rest.ToArray());
+            var statement = NewStatement(body, body.IndexOf((byte)0));
             _statements[statement.Name] = statement;
             again.Advance(header.TotalLength);
         }
@@ -367,8 +365,7 @@ internal sealed class PreparedStatements
         }
 
         // Statement text, its terminator, and the parameter types: what makes two statements the same one.
-        var rest = body.Slice(nul + 1);
-        var statement = new ClientStatement(body.Slice(0, nul).ToArray(), KeyOf(rest), rest.ToArray());
+        var statement = NewStatement(body, nul);
         _statements[statement.Name] = statement;
 
         var cache = server.Prepared;
@@ -430,6 +427,13 @@ internal sealed class PreparedStatements
         var output = ToServer;
         output.BeginReplace(start);
         EnsurePrepared(output, statement, server.Prepared);
+        if (statement.HasEffects)
+        {
+            // The statement runs now, on this server: its SET, LISTEN, ... are followed as if its text were sent.
+            // After EnsurePrepared, so a DISCARD ALL it carries forgets the Parse sent just before it too.
+            _owner.InspectStatement(new ReadOnlySequence<byte>(statement.Body, 0, statement.TextLength));
+        }
+
         var span = output.GetSpan(MessageHeader.Size + (int)portalEnd + ServerNameLength + 1);
         span[0] = (byte)FrontendCode.Bind;
         BinaryPrimitives.WriteInt32BigEndian(span.Slice(1), header.Length - (int)nameLength + ServerNameLength);
@@ -497,6 +501,15 @@ internal sealed class PreparedStatements
 
         output.EndReplace(start + header.TotalLength);
         return header.TotalLength;
+    }
+
+    /// <summary>A client statement from a Parse body (name, NUL, text, NUL, parameter types).</summary>
+    private ClientStatement NewStatement(ReadOnlySpan<byte> body, int nameEnd)
+    {
+        var rest = body.Slice(nameEnd + 1);
+        int textLength = Math.Max(rest.IndexOf((byte)0), 0);
+        bool effects = SqlClassifier.Classify(rest.Slice(0, textLength), out var pins) != QueryTraits.None || pins != Configuration.PinReasons.None;
+        return new ClientStatement(body.Slice(0, nameEnd).ToArray(), KeyOf(rest), rest.ToArray(), textLength, effects);
     }
 
     /// <summary>Prepares the statement on this server first if it does not have it (its ParseComplete is taken out).</summary>
@@ -680,13 +693,19 @@ internal sealed class PreparedStatements
     }
 
     /// <summary>One of the client's statements: its own name, its key, and the Parse body after the name.</summary>
-    private sealed class ClientStatement(byte[] name, ulong key, byte[] body)
+    private sealed class ClientStatement(byte[] name, ulong key, byte[] body, int textLength, bool hasEffects)
     {
         public byte[] Name { get; } = name;
 
         public ulong Key { get; } = key;
 
         public byte[] Body { get; } = body;
+
+        /// <summary>Bytes of statement text at the start of <see cref="Body"/>.</summary>
+        public int TextLength { get; } = textLength;
+
+        /// <summary>The text changes session state (SET, DISCARD, LISTEN, ...): looked at each time it is executed.</summary>
+        public bool HasEffects { get; } = hasEffects;
     }
 
     /// <summary>Statement names as bytes, looked up from spans of the read buffer without making a key.</summary>
@@ -735,4 +754,7 @@ internal interface IStatementOwner
 
     /// <summary>A named statement FastPool cannot keep went to the server as is: the client keeps that server.</summary>
     void PinForStatement();
+
+    /// <summary>A kept statement whose text changes session state is executed (Bind): follow it as a query text.</summary>
+    void InspectStatement(in ReadOnlySequence<byte> text);
 }

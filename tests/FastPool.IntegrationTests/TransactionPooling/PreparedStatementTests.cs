@@ -344,6 +344,29 @@ public sealed partial class PreparedStatementTests
     }
 
     [Fact]
+    public async Task PreparedSet_IsFollowedWhenExecuted_NotWhenPrepared_AndNeverReachesAnotherClient()
+    {
+        await using var proxy = Start(_fixture.Primary, poolSize: 1);
+        await using var a = await OpenAsync(proxy);
+        await using var b = await OpenAsync(proxy);
+        await using var set = new NpgsqlCommand("SET statement_timeout = '7s'", a);
+        await set.PrepareAsync();
+
+        // Prepared, not executed: nothing changed for A.
+        Assert.Equal("0", await ScalarAsync(a, "show statement_timeout"));
+        await set.ExecuteNonQueryAsync();
+        Assert.Equal("7s", await ScalarAsync(a, "show statement_timeout"));
+        Assert.Equal("0", await ScalarAsync(b, "show statement_timeout"));
+
+        await ExecAsync(a, "RESET statement_timeout");
+        Assert.Equal("0", await ScalarAsync(a, "show statement_timeout"));
+        await set.ExecuteNonQueryAsync();
+        Assert.Equal("0", await ScalarAsync(b, "show statement_timeout"));
+        Assert.Equal("7s", await ScalarAsync(a, "show statement_timeout"));
+        Assert.Equal(0, proxy.Server.PinnedClientCount);
+    }
+
+    [Fact]
     public async Task MaxPreparedStatementsZero_NamedStatementPinsAsBefore()
     {
         await using var proxy = Start(_fixture.Primary, poolSize: 2, configure: c => c with { MaxPreparedStatements = 0 });

@@ -198,6 +198,10 @@ public class PreparedStatementsTests
         {
         }
 
+        public void InspectStatement(in ReadOnlySequence<byte> text)
+        {
+        }
+
         public void Inspect(in ReadOnlySequence<byte> sql, bool namedStatement)
         {
         }

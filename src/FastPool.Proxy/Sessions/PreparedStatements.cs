@@ -82,6 +82,7 @@ internal sealed class PreparedStatements
         _head = 0;
         _count = 0;
         _skipping = false;
+        _forgetting = false;
         ToServer.Reset();
         ToClient.Reset();
     }

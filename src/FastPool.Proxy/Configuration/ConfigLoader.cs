@@ -289,6 +289,13 @@ public static class ConfigLoader
                     }
 
                     break;
+                case "max_prepared_statements":
+                    if (TryInt(e, key, 0, int.MaxValue, out var maxPrepared))
+                    {
+                        _config = _config with { MaxPreparedStatements = maxPrepared };
+                    }
+
+                    break;
                 case "ignore_startup_parameters":
                     _config = _config with { IgnoreStartupParameters = SplitList(v) };
                     break;
@@ -1247,7 +1254,7 @@ internal static class PgBouncerKeys
         "conffile", "disable_pqexec",
         "dns_max_ttl", "dns_nxdomain_ttl", "dns_zone_check_period",
         "job_name", "listen_backlog", "login_notify_message",
-        "max_db_client_connections", "max_prepared_statements", "max_user_client_connections",
+        "max_db_client_connections", "max_user_client_connections",
         "peer_id", "pool_idle_timeout", "query_wait_notify", "resolv_conf", "sbuf_loopcnt", "scram_iterations",
         "server_fast_close", "server_round_robin",
         "server_tls13_ciphers",

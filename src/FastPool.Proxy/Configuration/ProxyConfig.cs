@@ -68,6 +68,13 @@ public sealed record ProxyConfig
     public int MaxPacketSize { get; init; } = int.MaxValue;
     public int PktBuf { get; init; } = 4096;
     public IReadOnlyList<string> IgnoreStartupParameters { get; init; } = [];
+    /// <summary>
+    /// Transaction/statement pooling: protocol-level named prepared statements kept by FastPool, at most this many
+    /// per server connection (least recently used closed first); 0 leaves them to the server, which pins the client
+    /// (pin_prepare). On by default, unlike PgBouncer before 1.24: a pinned prepared-statement client holds a
+    /// server for its whole session, so pgbench -M prepared with more clients than servers would stall.
+    /// </summary>
+    public int MaxPreparedStatements { get; init; } = 200;
     public bool ApplicationNameAddHost { get; init; }
 
     // ---- logging and process ---------------------------------------------------------------------

@@ -91,7 +91,7 @@ internal sealed class ServerConnection
     /// <summary>Set when the connection must not go back to the pool (I/O error, protocol state unknown).</summary>
     public bool Broken { get; set; }
 
-    public bool IsClean => !Broken && Protocol.AtMessageBoundary && !Connection.IsClosed;
+    public bool IsClean => !Broken && Protocol.AtMessageBoundary && !Protocol.PreparedUnknown && !Connection.IsClosed;
 
     public void RecordParameter(in ReadOnlySequence<byte> body) => Protocol.RecordParameter(body);
 

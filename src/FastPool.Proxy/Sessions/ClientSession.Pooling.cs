@@ -27,6 +27,7 @@ internal sealed partial class ClientSession
     {
         _swap = new Lock();
         _scanner.EnablePooling(this, _mode == PoolMode.Statement);
+        InitPreparedStatements();
         if (first is not null)
         {
             // The server taken at login (for its ParameterStatus set) is clean: straight back to the pool.
@@ -128,6 +129,20 @@ internal sealed partial class ClientSession
                     return PumpExit.Terminate;
                 }
 
+                if (_prepared is not null && !result.IsCompleted)
+                {
+                    var local = await AnswerWithoutServerAsync(input, buffer).ConfigureAwait(false);
+                    if (local == LocalAnswer.ClientGone)
+                    {
+                        return PumpExit.ClientGone;
+                    }
+
+                    if (local != LocalAnswer.No)
+                    {
+                        continue;
+                    }
+                }
+
                 // Nothing consumed or examined: the same bytes are scanned again once a server is attached.
                 input.AdvanceTo(buffer.Start);
                 if (!await AttachServerAsync().ConfigureAwait(false))
@@ -142,7 +157,7 @@ internal sealed partial class ClientSession
             {
                 try
                 {
-                    await server.Connection.SendAsync(buffer.Slice(0, forward)).ConfigureAwait(false);
+                    await SendToServerAsync(server.Connection, buffer, forward).ConfigureAwait(false);
                 }
                 catch (Exception)
                 {
@@ -188,6 +203,7 @@ internal sealed partial class ClientSession
         }
 
         _errorsAtStart = server.Protocol.Errors;
+        _prepared?.OnAttach(server);
         _serverPump = PooledServerToClientAsync(server);
         _serverPumpStarted = true;
         return true;
@@ -222,12 +238,12 @@ internal sealed partial class ClientSession
                 }
 
                 var buffer = result.Buffer;
-                bool valid = _scanner.ScanFromServer(buffer, server.Protocol, out long forward, out int transactions, out var stop);
+                bool valid = ScanFromServer(buffer, server.Protocol, out long forward, out int transactions, out var stop);
                 if (forward > 0)
                 {
                     try
                     {
-                        await _client.SendAsync(buffer.Slice(0, forward)).ConfigureAwait(false);
+                        await SendToClientAsync(buffer, forward).ConfigureAwait(false);
                     }
                     catch (Exception)
                     {

@@ -154,6 +154,12 @@ internal sealed partial class ClientSession : IQueryInspector
             _pendingUnpin |= PinReasons.All | PinReasons.Untracked;
         }
 
+        // The statement drops every prepared statement of the server's session, the shared ones included.
+        if ((traits & (QueryTraits.DiscardAll | QueryTraits.DeallocateAll)) != 0)
+        {
+            _prepared?.ForgetAll(_server!.Protocol);
+        }
+
         if ((traits & QueryTraits.UnlistenAll) != 0)
         {
             _pendingUnpin |= PinReasons.Listen;

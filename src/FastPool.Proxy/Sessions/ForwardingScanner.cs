@@ -22,6 +22,7 @@ internal struct ForwardingScanner
     private IQueryInspector? _inspector;
     private bool _stopAtIdle;
     private bool _statementMode;
+    private PreparedStatements? _prepared;
 
     // Bytes of the current message body still to pass through, per direction.
     private long _clientRemaining;
@@ -36,6 +37,7 @@ internal struct ForwardingScanner
         _inspector = null;
         _stopAtIdle = false;
         _statementMode = false;
+        _prepared = null;
     }
 
     /// <summary>
@@ -49,6 +51,12 @@ internal struct ForwardingScanner
         _stopAtIdle = true;
         _statementMode = statementMode;
     }
+
+    /// <summary>
+    /// Transaction pooling with max_prepared_statements: named statements are kept by <paramref name="prepared"/>,
+    /// which rewrites the messages that name them and takes out the replies to what it adds.
+    /// </summary>
+    public void EnablePreparedStatements(PreparedStatements prepared) => _prepared = prepared;
 
     /// <summary>Why the last client scan stopped with a protocol violation.</summary>
     public string? Violation { get; private set; }
@@ -98,6 +106,17 @@ internal struct ForwardingScanner
                 Inspect(reader.UnreadSequence.Slice(MessageHeader.Size, header.BodyLength), header.Code == (byte)FrontendCode.Parse);
             }
 
+            // How many of the message's first bytes the prepared-statement rewrite replaced (0: none).
+            long replaced = 0;
+            if (_prepared is not null)
+            {
+                replaced = _prepared.OnClientMessage(ref reader, header, server);
+                if (replaced < 0)
+                {
+                    break;
+                }
+            }
+
             switch ((FrontendCode)header.Code)
             {
                 case FrontendCode.Query:
@@ -140,6 +159,13 @@ internal struct ForwardingScanner
                 break;
             }
 
+            if (replaced > 0)
+            {
+                reader.Advance(replaced);
+                remaining = header.TotalLength - replaced;
+                continue;
+            }
+
             reader.Advance(MessageHeader.Size);
             remaining = header.BodyLength;
         }
@@ -166,6 +192,13 @@ internal struct ForwardingScanner
 
         var rest = reader.UnreadSequence;
         long end = rest.PositionOf((byte)0) is { } nul ? rest.Slice(0, nul).Length : rest.Length;
+        // With prepared statements kept by FastPool, a named statement no longer ties the client to its server, and
+        // its text is looked at when it is executed (Bind), not when it is prepared.
+        if (named && _prepared is not null)
+        {
+            return;
+        }
+
         _inspector!.Inspect(rest.Slice(0, end), named);
     }
 
@@ -220,6 +253,7 @@ internal struct ForwardingScanner
                 reader.Advance(MessageHeader.Size);
                 reader.TryRead(out byte status);
                 OnReadyForQuery(server, (TransactionStatus)status, ref transactions);
+                _prepared?.OnReadyForQuery(server);
                 if (_stopAtIdle)
                 {
                     if (_statementMode && status != (byte)TransactionStatus.Idle)
@@ -255,6 +289,20 @@ internal struct ForwardingScanner
             if (header.Code == (byte)BackendCode.ErrorResponse)
             {
                 server.Errors++;
+                _prepared?.OnError(server);
+            }
+
+            if (_prepared is not null && header.Code is (byte)BackendCode.ParseComplete or (byte)BackendCode.CloseComplete && header.Length == 4)
+            {
+                // The reply may be to a message FastPool added: it is looked at whole (5 bytes).
+                if (reader.Remaining < MessageHeader.Size)
+                {
+                    break;
+                }
+
+                _prepared.OnCompletion(header.Code, reader.Consumed, server);
+                reader.Advance(MessageHeader.Size);
+                continue;
             }
 
             reader.Advance(MessageHeader.Size);

@@ -97,6 +97,8 @@ public sealed class ProxyServer : IAsyncDisposable
             _nodeChecks = _runtime.Time.CreateTimer(_ => _ = _runtime.NodeMonitor.CheckAllAsync(_stopping.Token), null, TimeSpan.Zero, srPeriod);
         }
 
+        _runtime.Health.Start();
+
         // Fill min_pool_size without waiting for the first tick.
         _runtime.Pools.Maintain();
     }
@@ -288,6 +290,8 @@ public sealed class ProxyServer : IAsyncDisposable
         {
             await _nodeChecks.DisposeAsync().ConfigureAwait(false);
         }
+
+        await _runtime.Health.DisposeAsync().ConfigureAwait(false);
 
         // Last: pooled servers closed above may still have had reads parked on the loops.
         _runtime.Transport.Dispose();

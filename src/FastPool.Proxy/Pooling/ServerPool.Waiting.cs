@@ -211,5 +211,7 @@ internal sealed partial class ServerPool
         public Task<ServerConnection?> Task => _tcs.Task;
 
         public void Complete(ServerConnection? server) => _tcs.TrySetResult(server);
+
+        public void Fail(Exception error) => _tcs.TrySetException(error);
     }
 }

@@ -1,0 +1,369 @@
+using System.Globalization;
+using FastPool.Protocol;
+using FastPool.Proxy.Configuration;
+using FastPool.Proxy.Pooling;
+using Microsoft.Extensions.Logging;
+
+namespace FastPool.Proxy.Topology;
+
+/// <summary>
+/// Decides node roles and statuses from what the checks see, and fails over when a confirmed primary is lost.
+/// Every decision of one database entry runs under its topology's gate, so a check never races a promotion
+/// and two nodes are never the primary at once. The rules, in short:
+/// a node seen out of recovery becomes the primary only when there is none (or only an assumed one);
+/// otherwise it is fenced (needs recovery). A node seen in recovery is a standby; a standby that was down comes
+/// back only with auto_failback and when it streams from the current primary.
+/// </summary>
+internal sealed partial class FailoverCoordinator(ProxyRuntime runtime)
+{
+    private static readonly TimeSpan s_promotePoll = TimeSpan.FromMilliseconds(50);
+
+    private ILogger Logger => runtime.Logger;
+
+    /// <summary>A check reached the node and learnt its role.</summary>
+    public async Task OnReachableAsync(DatabaseTopology topology, Node node, NodeCheck check)
+    {
+        await topology.Gate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            ApplyReachable(topology, node, check);
+        }
+        finally
+        {
+            topology.Gate.Release();
+        }
+    }
+
+    private void ApplyReachable(DatabaseTopology topology, Node node, NodeCheck check)
+    {
+        var primary = topology.Primary;
+        bool claimsPrimary = !check.InRecovery;
+        var failover = runtime.Config.FastPool.Failover;
+        switch (node.Status)
+        {
+            case NodeStatus.Up when claimsPrimary:
+                if (primary == node || primary is null || !topology.PrimaryConfirmed)
+                {
+                    Change(topology, node, NodeRole.Primary, NodeStatus.Up, "check: primary");
+                    if (primary != node || !topology.PrimaryConfirmed)
+                    {
+                        topology.SetPrimary(node, confirmed: true);
+                    }
+                }
+                else
+                {
+                    Fence(topology, node, $"claims to be a primary while node {primary.Id} is the primary");
+                }
+
+                break;
+            case NodeStatus.Up:
+                Change(topology, node, NodeRole.Standby, NodeStatus.Up, "check: standby");
+                if (primary == node)
+                {
+                    // Demoted behind our back (or only assumed to be the primary): writes wait for the node a
+                    // check finds out of recovery.
+                    topology.SetPrimary(null, confirmed: false);
+                }
+
+                break;
+            case NodeStatus.Down when claimsPrimary:
+                if (primary is null)
+                {
+                    // No other node was promoted (failover = off, or nothing to promote): it is still the only
+                    // primary, and every acknowledged commit is on it.
+                    Change(topology, node, NodeRole.Primary, NodeStatus.Up, "back as the primary; no other node was promoted");
+                    ForgetLoginErrors(node);
+                    topology.SetPrimary(node, confirmed: true);
+                }
+                else
+                {
+                    Fence(topology, node, $"came back as a primary while node {primary.Id} is the primary; rebuild it as a standby (RECOVER NODE)");
+                }
+
+                break;
+            case NodeStatus.Down:
+            case NodeStatus.NeedsRecovery when check.InRecovery:
+                if (primary is not null && StreamsFrom(check, primary) && failover.AutoFailback)
+                {
+                    Change(topology, node, NodeRole.Standby, NodeStatus.Up, $"auto_failback: streaming from node {primary.Id}");
+                    ForgetLoginErrors(node);
+                }
+                else
+                {
+                    node.SetReason(
+                        !failover.AutoFailback ? "reachable again as a standby; auto_failback is off (ATTACH NODE to use it)"
+                        : primary is null ? "reachable again as a standby; no primary to stream from yet"
+                        : $"reachable again as a standby, but not streaming from node {primary.Id}",
+                        runtime.Time.GetUtcNow());
+                }
+
+                break;
+        }
+    }
+
+    /// <summary>The health checks confirmed the node down (retries exhausted, or the connection refused).</summary>
+    public async Task OnDownAsync(DatabaseTopology topology, Node node, string reason)
+    {
+        List<Func<Task>>? after = null;
+        await topology.Gate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (node.Status != NodeStatus.Up)
+            {
+                return;
+            }
+
+            bool wasPrimary = topology.Primary == node;
+            bool confirmed = topology.PrimaryConfirmed;
+            Change(topology, node, node.Role, NodeStatus.Down, reason, notify: !wasPrimary);
+            Detach(node, $"node {node.Id} ({node.Endpoint.Host}:{node.Endpoint.Port}) is down: {reason}");
+            if (wasPrimary)
+            {
+                topology.SetPrimary(null, confirmed: false);
+                if (confirmed)
+                {
+                    after = await FailoverAsync(topology, node).ConfigureAwait(false);
+                }
+                else
+                {
+                    Log.FailoverProblem(Logger, topology.Config.Name, node.Id, "it was never seen as the primary by a check; nothing is promoted, writes wait for a check to find the primary");
+                }
+            }
+            else if (runtime.Config.FastPool.Failover is { Mode: FailoverMode.Command, FailoverCommand: { } command })
+            {
+                // As Pgpool-II does, failover_command runs for a lost standby too (%m is then the unchanged primary).
+                after = [() => RunCommandAsync("failover_command", command, Values(topology, node, topology.Primary, topology.Primary))];
+            }
+        }
+        finally
+        {
+            topology.Gate.Release();
+        }
+
+        // Outside the gate: a slow follow_primary_command must not hold up checks and clients.
+        foreach (var run in after ?? [])
+        {
+            await run().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The primary is lost: pick and promote the standby with the most WAL; the follow-up commands to run after.</summary>
+    private async Task<List<Func<Task>>?> FailoverAsync(DatabaseTopology topology, Node failed)
+    {
+        var config = runtime.Config;
+        var settings = config.FastPool.Failover;
+        string db = topology.Config.Name;
+        long started = runtime.Time.GetTimestamp();
+        if (settings.Mode == FailoverMode.Off)
+        {
+            Log.FailoverProblem(Logger, db, failed.Id, "failover = off: the node is detached; writes wait until a primary is back");
+            return null;
+        }
+
+        var candidates = topology.Nodes.Where(n => n != failed && n.Status == NodeStatus.Up).ToList();
+        var login = HealthLogin(config, topology.Config);
+        var checks = await Task.WhenAll(candidates.Select(n => NodeProbe.CheckAsync(runtime, config, topology.Config, n, login, settings.HealthCheckTimeout, CancellationToken.None)))
+            .ConfigureAwait(false);
+        Node? chosen = null;
+        ulong best = 0;
+        for (int i = 0; i < candidates.Count; i++)
+        {
+            var check = checks[i].Check;
+            if (checks[i].Failure != ProbeFailure.None)
+            {
+                continue;
+            }
+
+            if (!check.InRecovery)
+            {
+                // Someone already promoted it (an operator, or another entry over the same servers): take it as is.
+                chosen = candidates[i];
+                best = ulong.MaxValue;
+                break;
+            }
+
+            // A promotion replays everything the standby has received, so received WAL is what counts.
+            ulong wal = Math.Max(check.ReceivedLsn, check.WalLsn);
+            if (chosen is null || wal > best)
+            {
+                chosen = candidates[i];
+                best = wal;
+            }
+        }
+
+        if (chosen is null)
+        {
+            Log.FailoverProblem(Logger, db, failed.Id, "no reachable standby to promote; writes wait until a primary is back");
+            return null;
+        }
+
+        bool promoted = best == ulong.MaxValue || await PromoteAsync(topology, failed, chosen, settings).ConfigureAwait(false);
+        Node? primary = promoted ? await WaitForPrimaryAsync(topology, settings.Mode == FailoverMode.Command ? candidates : [chosen], settings.FailoverCommandTimeout).ConfigureAwait(false) : null;
+        if (primary is null)
+        {
+            Log.FailoverProblem(Logger, db, failed.Id, $"node {chosen.Id} did not leave recovery; writes wait until a check finds a primary");
+            return null;
+        }
+
+        Change(topology, primary, NodeRole.Primary, NodeStatus.Up, $"promoted: replaces node {failed.Id}", notify: false);
+        ForgetLoginErrors(primary);
+        topology.SetPrimary(primary, confirmed: true);
+        Log.FailoverDone(Logger, db, failed.Id, primary.Id, primary.Endpoint.Host, primary.Endpoint.Port, (long)runtime.Time.GetElapsedTime(started).TotalMilliseconds);
+
+        if (settings.FollowPrimaryCommand is not { } follow)
+        {
+            return null;
+        }
+
+        return topology.Nodes.Where(n => n != failed && n != primary)
+            .Select(n => (Func<Task>)(() => RunCommandAsync("follow_primary_command", follow, Values(topology, n, primary, failed))))
+            .ToList();
+    }
+
+    private async Task<bool> PromoteAsync(DatabaseTopology topology, Node failed, Node chosen, FailoverSettings settings)
+    {
+        var config = runtime.Config;
+        if (settings.Mode == FailoverMode.Command)
+        {
+            if (settings.FailoverCommand is not { } command)
+            {
+                Log.FailoverProblem(Logger, topology.Config.Name, failed.Id, "failover = command but failover_command is empty");
+                return false;
+            }
+
+            await RunCommandAsync("failover_command", command, Values(topology, failed, chosen, failed)).ConfigureAwait(false);
+            return true;
+        }
+
+        // pg_promote(wait, wait_seconds) returns true once the server has left recovery (PostgreSQL docs 9.27.4).
+        var login = NodeProbe.CheckLogin(config, topology.Config, settings.FailoverUser ?? settings.HealthCheckUser, settings.FailoverUser is null ? settings.HealthCheckPassword : settings.FailoverPassword);
+        int seconds = Math.Max(1, (int)settings.FailoverCommandTimeout.TotalSeconds);
+        try
+        {
+            var row = await NodeProbe.QueryAsync(runtime, config, topology.Config, chosen, login,
+                "SELECT pg_promote(true, " + seconds.ToString(CultureInfo.InvariantCulture) + ")",
+                settings.FailoverCommandTimeout + settings.HealthCheckTimeout, CancellationToken.None).ConfigureAwait(false);
+            if (row[0] == "t")
+            {
+                return true;
+            }
+
+            Log.FailoverProblem(Logger, topology.Config.Name, failed.Id, $"pg_promote() on node {chosen.Id} returned false (not promoted within {seconds} s)");
+        }
+        catch (Exception ex)
+        {
+            Log.FailoverProblem(Logger, topology.Config.Name, failed.Id, $"pg_promote() on node {chosen.Id} failed: {ServerConnector.Describe(ex)}");
+        }
+
+        return false;
+    }
+
+    /// <summary>Polls until one of the nodes is out of recovery; it is the new primary.</summary>
+    private async Task<Node?> WaitForPrimaryAsync(DatabaseTopology topology, IReadOnlyList<Node> nodes, TimeSpan timeout)
+    {
+        var config = runtime.Config;
+        var login = HealthLogin(config, topology.Config);
+        long start = runtime.Time.GetTimestamp();
+        while (true)
+        {
+            foreach (var node in nodes)
+            {
+                var probe = await NodeProbe.CheckAsync(runtime, config, topology.Config, node, login, config.FastPool.Failover.HealthCheckTimeout, CancellationToken.None).ConfigureAwait(false);
+                if (probe.Failure == ProbeFailure.None && !probe.Check.InRecovery)
+                {
+                    return node;
+                }
+            }
+
+            if (runtime.Time.GetElapsedTime(start) > timeout)
+            {
+                return null;
+            }
+
+            await Task.Delay(s_promotePoll, runtime.Time).ConfigureAwait(false);
+        }
+    }
+
+    internal static (string User, string? Password) HealthLogin(ProxyConfig config, DatabaseConfig database)
+    {
+        var f = config.FastPool.Failover;
+        return NodeProbe.CheckLogin(config, database, f.HealthCheckUser, f.HealthCheckPassword);
+    }
+
+    private FailoverCommandValues Values(DatabaseTopology topology, Node failed, Node? newPrimary, Node? oldPrimary) =>
+        new(failed, DataDir(failed), newPrimary, newPrimary is null ? null : DataDir(newPrimary), oldPrimary);
+
+    private string? DataDir(Node node)
+    {
+        var dirs = runtime.Config.FastPool.Failover.DataDirectories;
+        return node.Id < dirs.Count ? dirs[node.Id] : null;
+    }
+
+    private Task RunCommandAsync(string what, string template, FailoverCommandValues values)
+    {
+        var command = FailoverCommand.Format(template, values);
+        return FailoverCommand.RunAsync(what, command, runtime.Config.FastPool.Failover.FailoverCommandTimeout, Logger, CancellationToken.None);
+    }
+
+    private static bool StreamsFrom(NodeCheck check, Node primary) =>
+        string.Equals(check.StreamingFrom, $"{primary.Endpoint.Host}:{primary.Endpoint.Port.ToString(CultureInfo.InvariantCulture)}", StringComparison.OrdinalIgnoreCase);
+
+    private void Fence(DatabaseTopology topology, Node node, string reason)
+    {
+        bool changed = node.Status != NodeStatus.NeedsRecovery;
+        Change(topology, node, NodeRole.Primary, NodeStatus.NeedsRecovery, reason);
+        if (changed)
+        {
+            Log.NodeFenced(Logger, topology.Config.Name, node.Id, node.Endpoint.Host, node.Endpoint.Port, reason);
+            Detach(node, $"node {node.Id} is fenced: {reason}");
+        }
+    }
+
+    /// <summary>Sets role and status with a reason; a change is logged and wakes clients waiting for the topology.</summary>
+    internal void Change(DatabaseTopology topology, Node node, NodeRole role, NodeStatus status, string reason, bool notify = true)
+    {
+        if (!node.SetState(role, status, reason, runtime.Time.GetUtcNow()))
+        {
+            return;
+        }
+
+        Log.NodeChanged(Logger, topology.Config.Name, node.Id, node.Endpoint.Host, node.Endpoint.Port,
+            role.ToString().ToLowerInvariant(), StatusText(status), reason);
+        if (notify)
+        {
+            topology.NotifyChanged();
+        }
+    }
+
+    internal static string StatusText(NodeStatus status) => status switch
+    {
+        NodeStatus.Up => "up",
+        NodeStatus.Down => "down",
+        NodeStatus.Detached => "detached",
+        _ => "needs_recovery",
+    };
+
+    /// <summary>Stops using a node: its pools close their connections and fail their waiting clients over.</summary>
+    internal void Detach(Node node, string why)
+    {
+        var error = new ServerException(SqlState.ConnectionFailure, why);
+        foreach (var pool in runtime.Pools.Pools)
+        {
+            if (pool.Node == node)
+            {
+                pool.DetachNode(error);
+            }
+        }
+    }
+
+    private void ForgetLoginErrors(Node node)
+    {
+        foreach (var pool in runtime.Pools.Pools)
+        {
+            if (pool.Node == node)
+            {
+                pool.ForgetLoginError();
+            }
+        }
+    }
+}

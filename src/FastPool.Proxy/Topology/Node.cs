@@ -99,8 +99,9 @@ public sealed partial class DatabaseTopology
         var nodes = new Node[config.Nodes.Count];
         for (int i = 0; i < nodes.Length; i++)
         {
-            // Until role detection exists, node 0 is taken to be the primary, as PgBouncer takes its one host.
-            nodes[i] = new Node(i, config.Nodes[i], i == 0 ? NodeRole.Primary : NodeRole.Unknown);
+            // A single node is the primary, as PgBouncer takes its one host, and is never checked. With several,
+            // roles are unknown until a check sees them; node 0 is only assumed to take writes (see Primary).
+            nodes[i] = new Node(i, config.Nodes[i], nodes.Length == 1 ? NodeRole.Primary : NodeRole.Unknown);
         }
 
         Nodes = nodes;

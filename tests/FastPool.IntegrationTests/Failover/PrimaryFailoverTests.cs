@@ -56,6 +56,10 @@ public sealed class PrimaryFailoverTests
         var firstAfter = acknowledged.Where(a => a.StartedAt > killed).Min(a => a.AckedAt);
         _output.WriteLine($"kill -9 to first acknowledged write that started after the kill: {Stopwatch.GetElapsedTime(killAt, firstAfter).TotalMilliseconds:0} ms "
             + $"(the kill itself took {Stopwatch.GetElapsedTime(killAt, killed).TotalMilliseconds:0} ms); {failures} writes failed, {acknowledged.Count} acknowledged");
+        foreach (var line in proxy.Logs.Where(l => l.Contains("node ", StringComparison.Ordinal)))
+        {
+            _output.WriteLine(line);
+        }
 
         // Every acknowledged insert is on the promoted standby.
         var rows = new HashSet<(int, int)>();

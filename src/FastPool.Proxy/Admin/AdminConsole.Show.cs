@@ -20,6 +20,7 @@ internal sealed partial class AdminConsole
         RECONNECT [db]
         KILL db
         KILL_CLIENT id
+        ATTACH|DETACH|PROMOTE|RECOVER NODE n [db]
         SHUTDOWN
         """;
 

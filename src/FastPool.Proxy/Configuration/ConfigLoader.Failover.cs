@@ -70,6 +70,12 @@ public static partial class ConfigLoader
                 case "failover_on_backend_error":
                     f = TryBool(e, key, out var onError) ? f with { FailoverOnBackendError = onError } : f;
                     break;
+                case "recovery_command":
+                    f = f with { RecoveryCommand = NullIfEmpty(e.Value) };
+                    break;
+                case "recovery_timeout":
+                    f = TryTime(e, key, e.Value, out var recoveryTimeout) ? f with { RecoveryTimeout = recoveryTimeout } : f;
+                    break;
                 case "backend_data_directory":
                     f = f with { DataDirectories = SplitList(e.Value) };
                     break;

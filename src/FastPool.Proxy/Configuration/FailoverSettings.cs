@@ -63,6 +63,12 @@ public sealed record FailoverSettings
     /// <summary>failover_on_backend_error: a lost server connection detaches its node without a confirming probe (Pgpool-II's unsafe mode).</summary>
     public bool FailoverOnBackendError { get; init; }
 
+    /// <summary>recovery_command: rebuilds a node as a standby of the primary for RECOVER NODE (placeholders as failover_command).</summary>
+    public string? RecoveryCommand { get; init; }
+
+    /// <summary>recovery_timeout: bound on recovery_command and on the rebuilt node starting to stream.</summary>
+    public TimeSpan RecoveryTimeout { get; init; } = TimeSpan.FromSeconds(300);
+
     /// <summary>backend_data_directory: comma list of data directories by node index, for %D / %R.</summary>
     public IReadOnlyList<string> DataDirectories { get; init; } = [];
 }

@@ -21,8 +21,16 @@ public sealed partial class DatabaseTopology
     /// <summary>Serialises every role and status decision of this entry's nodes (checks, failover, admin commands).</summary>
     internal SemaphoreSlim Gate { get; } = new(1, 1);
 
+    /// <summary>Counts changes of which node is the primary; a check taken before one is stale (see <see cref="CheckStamp"/>).</summary>
+    internal long PrimaryEpoch { get; private set; }
+
     internal void SetPrimary(Node? node, bool confirmed)
     {
+        if (node != _primary)
+        {
+            PrimaryEpoch++;
+        }
+
         _primary = node;
         PrimaryConfirmed = node is not null && confirmed;
         NotifyChanged();
@@ -60,4 +68,14 @@ public sealed partial class DatabaseTopology
             }
         }
     }
+
+    /// <summary>What a check must still find true when its answer arrives: taken just before the check starts.</summary>
+    internal CheckStamp Stamp(Node node) => new(PrimaryEpoch, node.StateEpoch);
 }
+
+/// <summary>
+/// The primary and the node's state as they were when a check started. A check answered before a failover and
+/// applied after it (a standby "in recovery" a moment before its promotion) would undo the failover; the
+/// coordinator drops a check whose stamp no longer matches.
+/// </summary>
+internal readonly record struct CheckStamp(long PrimaryEpoch, long NodeEpoch);

@@ -149,7 +149,7 @@ internal sealed partial class FailoverCoordinator
             }
 
             if (!await PromoteAsync(topology, old, node, settings).ConfigureAwait(false)
-                || await WaitForPrimaryAsync(topology, [node], settings.FailoverCommandTimeout).ConfigureAwait(false) is null)
+                || (settings.Mode == FailoverMode.Command && await WaitForPrimaryAsync(topology, [node], settings.FailoverCommandTimeout).ConfigureAwait(false) is null))
             {
                 throw new NodeCommandException($"node {node.Id} did not leave recovery; writes wait until a check finds a primary");
             }

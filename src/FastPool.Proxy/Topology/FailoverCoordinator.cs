@@ -21,12 +21,16 @@ internal sealed partial class FailoverCoordinator(ProxyRuntime runtime)
     private ILogger Logger => runtime.Logger;
 
     /// <summary>A check reached the node and learnt its role.</summary>
-    public async Task OnReachableAsync(DatabaseTopology topology, Node node, NodeCheck check)
+    public async Task OnReachableAsync(DatabaseTopology topology, Node node, NodeCheck check, CheckStamp stamp)
     {
         await topology.Gate.WaitAsync().ConfigureAwait(false);
         try
         {
-            ApplyReachable(topology, node, check);
+            // Stale: the world changed while the check was under way; the next check will see the new one.
+            if (stamp == topology.Stamp(node))
+            {
+                ApplyReachable(topology, node, check);
+            }
         }
         finally
         {
@@ -198,7 +202,9 @@ internal sealed partial class FailoverCoordinator(ProxyRuntime runtime)
         }
 
         bool promoted = best == ulong.MaxValue || await PromoteAsync(topology, failed, chosen, settings).ConfigureAwait(false);
-        Node? primary = promoted ? await WaitForPrimaryAsync(topology, settings.Mode == FailoverMode.Command ? candidates : [chosen], settings.FailoverCommandTimeout).ConfigureAwait(false) : null;
+        Node? primary = !promoted ? null
+            : settings.Mode == FailoverMode.Command ? await WaitForPrimaryAsync(topology, candidates, settings.FailoverCommandTimeout).ConfigureAwait(false)
+            : chosen;
         if (primary is null)
         {
             Log.FailoverProblem(Logger, db, failed.Id, $"node {chosen.Id} did not leave recovery; writes wait until a check finds a primary");
@@ -235,20 +241,15 @@ internal sealed partial class FailoverCoordinator(ProxyRuntime runtime)
             return true;
         }
 
-        // pg_promote(wait, wait_seconds) returns true once the server has left recovery (PostgreSQL docs 9.27.4).
         var login = NodeProbe.CheckLogin(config, topology.Config, settings.FailoverUser ?? settings.HealthCheckUser, settings.FailoverUser is null ? settings.HealthCheckPassword : settings.FailoverPassword);
-        int seconds = Math.Max(1, (int)settings.FailoverCommandTimeout.TotalSeconds);
         try
         {
-            var row = await NodeProbe.QueryAsync(runtime, config, topology.Config, chosen, login,
-                "SELECT pg_promote(true, " + seconds.ToString(CultureInfo.InvariantCulture) + ")",
-                settings.FailoverCommandTimeout + settings.HealthCheckTimeout, CancellationToken.None).ConfigureAwait(false);
-            if (row[0] == "t")
+            if (await NodeProbe.PromoteAsync(runtime, config, topology.Config, chosen, login, settings.FailoverCommandTimeout).ConfigureAwait(false))
             {
                 return true;
             }
 
-            Log.FailoverProblem(Logger, topology.Config.Name, failed.Id, $"pg_promote() on node {chosen.Id} returned false (not promoted within {seconds} s)");
+            Log.FailoverProblem(Logger, topology.Config.Name, failed.Id, $"node {chosen.Id} was still in recovery {settings.FailoverCommandTimeout.TotalSeconds:0.###} s after pg_promote()");
         }
         catch (Exception ex)
         {

@@ -74,11 +74,12 @@ internal sealed class HealthChecker(ProxyRuntime runtime, FailoverCoordinator fa
         {
             for (int attempt = 1; ; attempt++)
             {
+                var stamp = topology.Stamp(node);
                 var probe = await NodeProbe.CheckAsync(runtime, config, topology.Config, node, login, settings.HealthCheckTimeout, _stopping.Token).ConfigureAwait(false);
                 switch (probe.Failure)
                 {
                     case ProbeFailure.None:
-                        await failover.OnReachableAsync(topology, node, probe.Check).ConfigureAwait(false);
+                        await failover.OnReachableAsync(topology, node, probe.Check, stamp).ConfigureAwait(false);
                         return;
                     case ProbeFailure.Answered:
                         // Alive, but our login or query was refused: nothing to decide, and nothing to fail over.
@@ -106,6 +107,11 @@ internal sealed class HealthChecker(ProxyRuntime runtime, FailoverCoordinator fa
         catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
         {
             // Shutting down.
+        }
+        catch (Exception ex)
+        {
+            // Nobody awaits a periodic probe: a bug here must be seen in the log, and must not stop later probes.
+            Log.Unexpected(runtime.Logger, 0, ex.Message, ex);
         }
     }
 

@@ -5,6 +5,9 @@ public sealed partial class Node
     private readonly Lock _probeLock = new();
     private Task? _probe;
 
+    /// <summary>Counts role/status changes (under the topology's gate), so a check taken before one can be recognised.</summary>
+    internal long StateEpoch { get; private set; }
+
     /// <summary>Changes role and status together and stamps the reason; true when anything changed.</summary>
     internal bool SetState(NodeRole role, NodeStatus status, string reason, DateTimeOffset now)
     {
@@ -15,6 +18,7 @@ public sealed partial class Node
 
         _role = role;
         _status = status;
+        StateEpoch++;
         LastStatusChange = now;
         LastChangeReason = reason;
         return true;

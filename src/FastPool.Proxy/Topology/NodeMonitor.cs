@@ -46,6 +46,7 @@ internal sealed class NodeMonitor
 
     public async Task CheckAsync(ProxyConfig config, DatabaseTopology topology, CancellationToken ct)
     {
+        var stamps = topology.Nodes.Select(topology.Stamp).ToArray();
         var probes = await Task.WhenAll(topology.Nodes.Select(n => CheckNodeAsync(config, topology.Config, n, ct))).ConfigureAwait(false);
         var checks = probes.Select(p => p.Check).ToArray();
 
@@ -66,7 +67,7 @@ internal sealed class NodeMonitor
             // unreachable one is only a suspicion until the health checks confirm it.
             if (check.Reachable)
             {
-                await _runtime.Failover.OnReachableAsync(topology, node, check).ConfigureAwait(false);
+                await _runtime.Failover.OnReachableAsync(topology, node, check, stamps[i]).ConfigureAwait(false);
             }
             else
             {

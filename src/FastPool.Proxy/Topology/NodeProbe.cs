@@ -37,6 +37,9 @@ internal static class NodeProbe
         "pg_last_wal_receive_lsn(), " +
         "(SELECT sender_host || ':' || sender_port FROM pg_stat_wal_receiver WHERE status = 'streaming')";
 
+    // How often a promotion is checked for its end; a query on an open loopback connection costs well under this.
+    private static readonly TimeSpan s_promotePoll = TimeSpan.FromMilliseconds(5);
+
     /// <summary>The login checks use: sr_check_user, else the entry's forced user, else postgres.</summary>
     public static (string User, string? Password) CheckLogin(ProxyConfig config, DatabaseConfig database, string? user = null, string? password = null)
     {
@@ -114,6 +117,55 @@ internal static class NodeProbe
 
                 await server.Connection.DisposeAsync().ConfigureAwait(false);
             }
+        }
+    }
+
+    /// <summary>
+    /// Promotes a standby and returns once it has left recovery (true), or false when it has not within the
+    /// timeout. pg_promote(false) only signals the server; polling pg_is_in_recovery() on the same connection
+    /// every few milliseconds notices the end of recovery sooner than pg_promote(true), which checks ten times
+    /// a second (PostgreSQL docs 9.27.4; xlogfuncs.c).
+    /// </summary>
+    public static async Task<bool> PromoteAsync(ProxyRuntime runtime, ProxyConfig config, DatabaseConfig database, Node node,
+        (string User, string? Password) login, TimeSpan timeout)
+    {
+        var entry = database with { User = login.User, Password = login.Password, DbName = config.FastPool.SrCheckDatabase };
+        var key = new PoolKey(entry, config.FastPool.SrCheckDatabase, login.User, login.Password);
+        var pool = new ServerPool(runtime.Pools, key, node, PoolSettings.From(config, entry, null), new LimitCounter(0), new LimitCounter(0), runtime.Time, runtime.Logger);
+        using var cts = new CancellationTokenSource(timeout);
+        var server = await ServerConnector.OpenAsync(pool, node, 0, runtime.Time.GetTimestamp(), timeout, cts.Token).ConfigureAwait(false);
+        try
+        {
+            var builder = new MessageBuilder();
+            var row = await MessageIo.QueryFirstRowAsync(server, builder, "SELECT pg_is_in_recovery()", cts.Token).ConfigureAwait(false);
+            if (row[0] == "t")
+            {
+                await MessageIo.QueryFirstRowAsync(server, builder, "SELECT pg_promote(false)", cts.Token).ConfigureAwait(false);
+            }
+
+            while (row[0] == "t")
+            {
+                await Task.Delay(s_promotePoll, runtime.Time, cts.Token).ConfigureAwait(false);
+                row = await MessageIo.QueryFirstRowAsync(server, builder, "SELECT pg_is_in_recovery()", cts.Token).ConfigureAwait(false);
+            }
+
+            return true;
+        }
+        catch (OperationCanceledException) when (cts.IsCancellationRequested)
+        {
+            return false;
+        }
+        finally
+        {
+            try
+            {
+                await server.Connection.SendAsync(Messages.Terminate, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
+            {
+            }
+
+            await server.Connection.DisposeAsync().ConfigureAwait(false);
         }
     }
 

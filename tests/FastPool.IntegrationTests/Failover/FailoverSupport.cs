@@ -96,17 +96,21 @@ internal static class FailoverChecks
     /// <summary>Waits until SHOW POOL_NODES shows node <paramref name="id"/> of "app" with the role and status given.</summary>
     public static async Task<ConsoleTable> WaitForNodeAsync(ProxyHost proxy, int id, string role, string status, TimeSpan? timeout = null)
     {
-        ConsoleTable? nodes = null;
-        await Wait.UntilAsync(
-            async () =>
+        var limit = timeout ?? TimeSpan.FromSeconds(30);
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        while (true)
+        {
+            var nodes = await AdminSupport.ShowAsync(proxy.Port, "SHOW POOL_NODES");
+            var row = Row(nodes, id);
+            if (nodes.Value(row, "role") == role && nodes.Value(row, "status") == status)
             {
-                nodes = await AdminSupport.ShowAsync(proxy.Port, "SHOW POOL_NODES");
-                var row = Row(nodes, id);
-                return nodes.Value(row, "role") == role && nodes.Value(row, "status") == status;
-            },
-            timeout ?? TimeSpan.FromSeconds(30),
-            $"node {id} shown as {role}, {status}");
-        return nodes!;
+                return nodes;
+            }
+
+            // The proxy's log says why the node is not there yet; without it a failure here is a riddle.
+            Assert.True(sw.Elapsed < limit, $"timed out after {limit.TotalSeconds:0} s waiting for node {id} shown as {role}, {status}:\n{nodes}\n{string.Join('\n', proxy.Logs)}");
+            await Task.Delay(50);
+        }
     }
 
     public static string[] Row(ConsoleTable nodes, int id) =>

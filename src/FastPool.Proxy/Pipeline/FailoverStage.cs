@@ -53,6 +53,11 @@ internal sealed class FailoverStage(ProxyRuntime runtime) : IQueryStage
                 if (target is not { Status: NodeStatus.Up })
                 {
                     // The routed node is gone (or none is known): writes and reads alike go to the primary.
+                    if (topology.Primary is null)
+                    {
+                        runtime.Health.CheckNow(topology);
+                    }
+
                     var remaining = wait - runtime.Time.GetElapsedTime(start);
                     target = await topology.WaitForPrimaryAsync(remaining, runtime.Time, context.Aborted).ConfigureAwait(false)
                         ?? throw new ServerException(SqlState.ConnectionFailure, $"no primary available for database \"{topology.Config.Name}\"")

@@ -27,7 +27,16 @@ internal sealed partial class FailoverCoordinator(ProxyRuntime runtime)
         try
         {
             // Stale: the world changed while the check was under way; the next check will see the new one.
-            if (stamp == topology.Stamp(node))
+            if (stamp != topology.Stamp(node))
+            {
+                return;
+            }
+
+            if (!check.InRecovery && topology.Primary is null && node.Status is NodeStatus.Up or NodeStatus.Down)
+            {
+                await ChoosePrimaryAsync(topology, node, check).ConfigureAwait(false);
+            }
+            else
             {
                 ApplyReachable(topology, node, check);
             }
@@ -38,25 +47,57 @@ internal sealed partial class FailoverCoordinator(ProxyRuntime runtime)
         }
     }
 
+    /// <summary>
+    /// No node is the primary (startup, or a lost primary nothing replaced) and this one says it is. Every other
+    /// usable node is asked too, and the primary on the newest timeline wins: after a failover and a restart of
+    /// both the old primary and FastPool, the promoted node is chosen, never the older timeline. Any other
+    /// claimant is fenced.
+    /// </summary>
+    private async Task ChoosePrimaryAsync(DatabaseTopology topology, Node node, NodeCheck check)
+    {
+        var config = runtime.Config;
+        var others = topology.Nodes.Where(n => n != node && n.Status is NodeStatus.Up or NodeStatus.Down).ToList();
+        var login = HealthLogin(config, topology.Config);
+        var probes = await Task.WhenAll(others.Select(n => NodeProbe.CheckAsync(runtime, config, topology.Config, n, login, config.FastPool.Failover.HealthCheckTimeout, CancellationToken.None)))
+            .ConfigureAwait(false);
+        var claimants = new List<(Node Node, uint Timeline)> { (node, check.Timeline) };
+        for (int i = 0; i < others.Count; i++)
+        {
+            if (probes[i].Failure == ProbeFailure.None && !probes[i].Check.InRecovery)
+            {
+                claimants.Add((others[i], probes[i].Check.Timeline));
+            }
+        }
+
+        var winner = claimants.OrderByDescending(c => c.Timeline).ThenBy(c => c.Node.Id).First().Node;
+        Change(topology, winner, NodeRole.Primary, NodeStatus.Up, claimants.Count == 1 ? "check: primary" : "check: primary on the newest timeline", notify: false);
+        ForgetLoginErrors(winner);
+        topology.SetPrimary(winner, confirmed: true);
+        foreach (var (loser, timeline) in claimants)
+        {
+            if (loser != winner)
+            {
+                Fence(topology, loser, $"claims to be a primary (timeline {timeline}) while node {winner.Id} is the primary on a newer timeline; rebuild it (RECOVER NODE {loser.Id})");
+            }
+        }
+    }
+
     private void ApplyReachable(DatabaseTopology topology, Node node, NodeCheck check)
     {
         var primary = topology.Primary;
-        bool claimsPrimary = !check.InRecovery;
         var failover = runtime.Config.FastPool.Failover;
         switch (node.Status)
         {
-            case NodeStatus.Up when claimsPrimary:
-                if (primary == node || primary is null || !topology.PrimaryConfirmed)
+            case NodeStatus.Up or NodeStatus.Down when !check.InRecovery:
+                if (primary == node)
                 {
                     Change(topology, node, NodeRole.Primary, NodeStatus.Up, "check: primary");
-                    if (primary != node || !topology.PrimaryConfirmed)
-                    {
-                        topology.SetPrimary(node, confirmed: true);
-                    }
                 }
-                else
+                else if (primary is not null)
                 {
-                    Fence(topology, node, $"claims to be a primary while node {primary.Id} is the primary");
+                    Fence(topology, node, node.Status == NodeStatus.Up
+                        ? $"claims to be a primary while node {primary.Id} is the primary"
+                        : $"came back as a primary while node {primary.Id} is the primary; rebuild it as a standby (RECOVER NODE {node.Id})");
                 }
 
                 break;
@@ -64,24 +105,8 @@ internal sealed partial class FailoverCoordinator(ProxyRuntime runtime)
                 Change(topology, node, NodeRole.Standby, NodeStatus.Up, "check: standby");
                 if (primary == node)
                 {
-                    // Demoted behind our back (or only assumed to be the primary): writes wait for the node a
-                    // check finds out of recovery.
+                    // Demoted behind our back: writes wait for the node a check finds out of recovery.
                     topology.SetPrimary(null, confirmed: false);
-                }
-
-                break;
-            case NodeStatus.Down when claimsPrimary:
-                if (primary is null)
-                {
-                    // No other node was promoted (failover = off, or nothing to promote): it is still the only
-                    // primary, and every acknowledged commit is on it.
-                    Change(topology, node, NodeRole.Primary, NodeStatus.Up, "back as the primary; no other node was promoted");
-                    ForgetLoginErrors(node);
-                    topology.SetPrimary(node, confirmed: true);
-                }
-                else
-                {
-                    Fence(topology, node, $"came back as a primary while node {primary.Id} is the primary; rebuild it as a standby (RECOVER NODE)");
                 }
 
                 break;

@@ -17,7 +17,8 @@ internal sealed class HealthChecker(ProxyRuntime runtime, FailoverCoordinator fa
         var period = runtime.Config.FastPool.Failover.HealthCheckPeriod;
         if (period > TimeSpan.Zero)
         {
-            _timer = runtime.Time.CreateTimer(_ => CheckAll(), null, period, period);
+            // A first round at once: with several nodes, writes wait until a check has found the primary.
+            _timer = runtime.Time.CreateTimer(_ => CheckAll(), null, TimeSpan.Zero, period);
         }
     }
 
@@ -36,6 +37,15 @@ internal sealed class HealthChecker(ProxyRuntime runtime, FailoverCoordinator fa
             {
                 _ = ConfirmAsync(topology, node, null);
             }
+        }
+    }
+
+    /// <summary>Probes every node of the entry now (joining probes under way): a client waits for a primary.</summary>
+    public void CheckNow(DatabaseTopology topology)
+    {
+        foreach (var node in topology.Nodes)
+        {
+            _ = ConfirmAsync(topology, node, null);
         }
     }
 

@@ -87,6 +87,9 @@ public sealed record NodeCheck(bool Reachable, bool InRecovery, ulong WalLsn, do
     /// <summary>On a standby: the server its WAL receiver is streaming from ("host:port"), null when it is not streaming.</summary>
     public string? StreamingFrom { get; init; }
 
+    /// <summary>On a primary: the timeline it writes on; a promotion starts a new, higher one. 0 when unknown.</summary>
+    public uint Timeline { get; init; }
+
     public static NodeCheck Failed(string error) => new(false, false, 0, null, error);
 }
 
@@ -100,12 +103,14 @@ public sealed partial class DatabaseTopology
         for (int i = 0; i < nodes.Length; i++)
         {
             // A single node is the primary, as PgBouncer takes its one host, and is never checked. With several,
-            // roles are unknown until a check sees them; node 0 is only assumed to take writes (see Primary).
+            // roles are unknown until a check sees them.
             nodes[i] = new Node(i, config.Nodes[i], nodes.Length == 1 ? NodeRole.Primary : NodeRole.Unknown);
         }
 
         Nodes = nodes;
-        _primary = nodes.Length > 0 ? nodes[0] : null;
+        // With several nodes, no node takes writes before a check has seen it out of recovery: after a failover
+        // and a restart the node listed first may be an old primary that must not be written to.
+        _primary = nodes.Length == 1 ? nodes[0] : null;
     }
 
     public DatabaseConfig Config { get; }

@@ -35,7 +35,8 @@ internal static class NodeProbe
         "CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, " +
         "EXTRACT(EPOCH FROM (now() - pg_last_xact_replay_timestamp())), " +
         "pg_last_wal_receive_lsn(), " +
-        "(SELECT sender_host || ':' || sender_port FROM pg_stat_wal_receiver WHERE status = 'streaming')";
+        "(SELECT sender_host || ':' || sender_port FROM pg_stat_wal_receiver WHERE status = 'streaming'), " +
+        "CASE WHEN pg_is_in_recovery() THEN NULL ELSE substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) END";
 
     // How often a promotion is checked for its end; a query on an open loopback connection costs well under this.
     private static readonly TimeSpan s_promotePoll = TimeSpan.FromMilliseconds(5);
@@ -70,7 +71,9 @@ internal static class NodeProbe
             ulong lsn = NodeMonitor.TryParseLsn(row[1], out var parsed) ? parsed : 0;
             double? delay = inRecovery && double.TryParse(row[2], NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) ? Math.Max(0, seconds) : null;
             ulong received = NodeMonitor.TryParseLsn(row[3], out var r) ? r : 0;
-            var check = new NodeCheck(true, inRecovery, lsn, delay, null) { ReceivedLsn = received, StreamingFrom = row[4] };
+            // A WAL file name starts with the timeline as eight hex digits (PostgreSQL docs 30.6 "WAL Internals").
+            uint timeline = uint.TryParse(row[5], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var tli) ? tli : 0;
+            var check = new NodeCheck(true, inRecovery, lsn, delay, null) { ReceivedLsn = received, StreamingFrom = row[4], Timeline = timeline };
             return new ProbeResult(check, ProbeFailure.None);
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)

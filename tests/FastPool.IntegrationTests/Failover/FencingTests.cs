@@ -44,4 +44,40 @@ public sealed class FencingTests
         Assert.Equal("needs_recovery", nodes.Value(Row(nodes, 0), "status"));
         Assert.Equal("primary", nodes.Value(Row(nodes, 1), "role"));
     }
+
+    /// <summary>
+    /// After a failover both nodes run as primaries (the old one was restarted) and FastPool itself restarts:
+    /// with no memory of the failover it still picks the node on the newest timeline, and writes never reach the old one.
+    /// </summary>
+    [Fact]
+    public async Task FastPoolRestartedWithTwoPrimaries_ChoosesTheNewestTimeline()
+    {
+        await using var cluster = await FailoverCluster.StartAsync(synchronous: false);
+        await cluster.Primary.PsqlAsync("CREATE TABLE t (v text)");
+        await using (var first = cluster.StartProxy())
+        {
+            await WaitForNodeAsync(first, 0, "primary", "up");
+            await WaitForNodeAsync(first, 1, "standby", "up");
+            await cluster.Primary.KillAsync();
+            await WaitForNodeAsync(first, 1, "primary", "up");
+        }
+
+        await cluster.Primary.StartAsync();
+        Assert.Equal("f", await cluster.Primary.PsqlAsync("SELECT pg_is_in_recovery()"));
+
+        // The old primary is listed first, and answers first.
+        await using var proxy = cluster.StartProxy();
+        await using (var conn = await proxy.OpenAsync("app"))
+        {
+            Assert.Equal(cluster.Standby.Port, await ServerPortAsync(conn));
+            await using var insert = new NpgsqlCommand("INSERT INTO t VALUES ('after restart')", conn);
+            await insert.ExecuteNonQueryAsync();
+        }
+
+        var nodes = await WaitForNodeAsync(proxy, 0, "primary", "needs_recovery");
+        Assert.Equal("primary", nodes.Value(Row(nodes, 1), "role"));
+        Assert.Equal("up", nodes.Value(Row(nodes, 1), "status"));
+        Assert.Equal("0", await cluster.Primary.PsqlAsync("SELECT count(*) FROM t"));
+        Assert.Equal("1", await cluster.Standby.PsqlAsync("SELECT count(*) FROM t"));
+    }
 }

@@ -32,7 +32,7 @@ internal sealed partial class FailoverCoordinator(ProxyRuntime runtime)
                 return;
             }
 
-            if (!check.InRecovery && topology.Primary is null && node.Status is NodeStatus.Up or NodeStatus.Down)
+            if (!check.InRecovery && (topology.Primary is null || !topology.PrimaryConfirmed) && node.Status is NodeStatus.Up or NodeStatus.Down)
             {
                 await ChoosePrimaryAsync(topology, node, check).ConfigureAwait(false);
             }
@@ -127,6 +127,30 @@ internal sealed partial class FailoverCoordinator(ProxyRuntime runtime)
                 }
 
                 break;
+        }
+    }
+
+    /// <summary>
+    /// The node answers but refuses the checks' login or query (no health_check_user set up): its role cannot be
+    /// known. So that such a configuration keeps working as it did under PgBouncer, the first node is then
+    /// assumed to take writes, unconfirmed, which also means it is never failed over from.
+    /// </summary>
+    public async Task OnUncheckableAsync(DatabaseTopology topology, Node node, string error)
+    {
+        await topology.Gate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (topology.Primary is null && node == topology.Nodes[0] && node.Status == NodeStatus.Up)
+            {
+                Log.FailoverProblem(Logger, topology.Config.Name, node.Id,
+                    $"the checks cannot log in ({error}); node 0 is assumed to be the primary and will not be failed over from: set health_check_user / health_check_password");
+                node.SetReason("assumed primary: the checks cannot log in: " + error, runtime.Time.GetUtcNow());
+                topology.SetPrimary(node, confirmed: false);
+            }
+        }
+        finally
+        {
+            topology.Gate.Release();
         }
     }
 

@@ -92,7 +92,8 @@ internal sealed class HealthChecker(ProxyRuntime runtime, FailoverCoordinator fa
                         await failover.OnReachableAsync(topology, node, probe.Check, stamp).ConfigureAwait(false);
                         return;
                     case ProbeFailure.Answered:
-                        // Alive, but our login or query was refused: nothing to decide, and nothing to fail over.
+                        // Alive, but our login or query was refused: nothing to fail over.
+                        await failover.OnUncheckableAsync(topology, node, probe.Check.Error ?? "?").ConfigureAwait(false);
                         return;
                     case ProbeFailure.Refused:
                         await failover.OnDownAsync(topology, node, "health check: " + probe.Check.Error).ConfigureAwait(false);

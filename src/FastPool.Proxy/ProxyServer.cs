@@ -132,9 +132,12 @@ public sealed class ProxyServer : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Runs one client's session. Called without a thread hop from the accept loop: the session runs only until
+    /// its first read parks (the startup packet has rarely arrived yet), then the accept loop goes on.
+    /// </summary>
     private async Task HandleClientAsync(Socket socket)
     {
-        await Task.Yield();
         Connection connection;
         try
         {

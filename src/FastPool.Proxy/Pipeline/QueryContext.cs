@@ -28,6 +28,9 @@ internal sealed class QueryContext
 
     public CancellationToken Aborted { get; set; }
 
+    /// <summary>The pool the last acquisition used (kept across <see cref="Reset"/>; the terminal stage checks it still applies).</summary>
+    public ServerPool? LastPool { get; set; }
+
     public void Reset()
     {
         TargetNode = null;

@@ -31,7 +31,16 @@ internal static class QueryPipeline
     private static async ValueTask AcquireServerAsync(PoolManager pools, QueryContext ctx)
     {
         var node = ctx.TargetNode ?? ctx.Topology.Primary ?? ctx.Topology.Nodes[0];
-        var pool = pools.GetPool(ctx.Session.Database, ctx.Session.DatabaseName, ctx.Session.User, node);
+
+        // A session asks for the same pool transaction after transaction: remembered, it costs no lookup (and no
+        // key string for a fallback database) until a reload retires it, or a failover moves the primary.
+        var pool = ctx.LastPool;
+        if (pool is null || pool.Node != node || pool.Retired)
+        {
+            pool = pools.GetPool(ctx.Session.Database, ctx.Session.DatabaseName, ctx.Session.User, node);
+            ctx.LastPool = pool;
+        }
+
         ctx.Server = await pool.AcquireAsync(ctx.Aborted).ConfigureAwait(false);
     }
 }

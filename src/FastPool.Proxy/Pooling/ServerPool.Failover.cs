@@ -14,24 +14,7 @@ internal sealed partial class ServerPool
         {
         }
 
-        List<Waiter> failed = [];
-        lock (_waitLock)
-        {
-            while (_waiters.TryDequeue(out var w))
-            {
-                if (!w.Done)
-                {
-                    w.Done = true;
-                    _waiterCount--;
-                    failed.Add(w);
-                }
-            }
-        }
-
-        foreach (var w in failed)
-        {
-            w.Fail(error);
-        }
+        ReleaseAllWaiters(error);
     }
 
     /// <summary>A node that is back starts with a clean slate: server_login_retry does not hold its old failure against it.</summary>

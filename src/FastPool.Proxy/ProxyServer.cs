@@ -46,7 +46,11 @@ public sealed class ProxyServer : IAsyncDisposable
         _runtime = new ProxyRuntime(config, time ?? TimeProvider.System, loggerFactory);
         _pipeline = ConnectionPipeline.Build();
         _runtime.ShutdownRequested = OnShutdownCommand;
-        _runtime.ConfigApplied = c => RetimeStats(c.StatsPeriod);
+        _runtime.ConfigApplied = c =>
+        {
+            RetimeStats(c.StatsPeriod);
+            _runtime.Health.Retime(c.FastPool.Failover.HealthCheckPeriod);
+        };
     }
 
     /// <summary>Completes when an admin ran SHUTDOWN (the server is then already stopping).</summary>

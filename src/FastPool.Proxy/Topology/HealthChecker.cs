@@ -10,15 +10,33 @@ namespace FastPool.Proxy.Topology;
 internal sealed class HealthChecker(ProxyRuntime runtime, FailoverCoordinator failover) : IAsyncDisposable
 {
     private readonly CancellationTokenSource _stopping = new();
+    private readonly Lock _timerLock = new();
     private ITimer? _timer;
+    private TimeSpan _period;
 
     public void Start()
     {
-        var period = runtime.Config.FastPool.Failover.HealthCheckPeriod;
-        if (period > TimeSpan.Zero)
+        lock (_timerLock)
         {
             // A first round at once: with several nodes, writes wait until a check has found the primary.
-            _timer = runtime.Time.CreateTimer(_ => CheckAll(), null, TimeSpan.Zero, period);
+            _period = runtime.Config.FastPool.Failover.HealthCheckPeriod;
+            _timer = runtime.Time.CreateTimer(_ => CheckAll(), null, TimeSpan.Zero, _period > TimeSpan.Zero ? _period : Timeout.InfiniteTimeSpan);
+        }
+    }
+
+    /// <summary>A reload changed health_check_period: the next round comes one new period from now.</summary>
+    public void Retime(TimeSpan period)
+    {
+        lock (_timerLock)
+        {
+            if (_timer is null || period == _period)
+            {
+                return;
+            }
+
+            _period = period;
+            var due = period > TimeSpan.Zero ? period : Timeout.InfiniteTimeSpan;
+            _timer.Change(due, due);
         }
     }
 

@@ -48,4 +48,38 @@ public sealed class FailoverCommandTests
         await using var create = new NpgsqlCommand("CREATE TABLE after_failover (v int)", idle);
         await create.ExecuteNonQueryAsync();
     }
+
+    /// <summary>Two standbys: one is promoted, follow_primary_command is run for the other with the new primary's address.</summary>
+    [Fact]
+    public async Task FollowPrimaryCommand_RunsForTheStandbyThatWasNotPromoted()
+    {
+        await using var cluster = await FailoverCluster.StartAsync(synchronous: false);
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        var second = await cluster.Primary.AddStandbyAsync(cts.Token);
+        var output = Path.Combine(cluster.Primary.BaseDirectory, "follow-args.txt");
+        await using var proxy = cluster.StartProxy(c => c with
+        {
+            Databases =
+            [
+                FailoverCluster.Entry(cluster.Primary, cluster.Standby) with
+                {
+                    Nodes = [.. FailoverCluster.Entry(cluster.Primary, cluster.Standby).Nodes, new NodeEndpoint(second.Host, second.Port)],
+                },
+            ],
+            FastPool = c.FastPool with
+            {
+                Failover = FailoverCluster.FastHealthChecks with { FollowPrimaryCommand = $"echo \"%d %H %r %P\" >> {output}" },
+            },
+        });
+        await WaitForNodeAsync(proxy, 0, "primary", "up");
+        await WaitForNodeAsync(proxy, 1, "standby", "up");
+        await WaitForNodeAsync(proxy, 2, "standby", "up");
+
+        await cluster.Primary.KillAsync();
+        var nodes = await WaitForNodeAsync(proxy, 1, "primary", "up");
+        Assert.Equal("standby", nodes.Value(Row(nodes, 2), "role"));
+
+        await Resilience.Wait.UntilAsync(() => Task.FromResult(File.Exists(output)), TimeSpan.FromSeconds(20), "follow_primary_command ran");
+        Assert.Equal($"2 127.0.0.1 {cluster.Standby.Port.ToString(CultureInfo.InvariantCulture)} 0", (await File.ReadAllTextAsync(output)).Trim());
+    }
 }

@@ -197,10 +197,8 @@ internal sealed partial class FailoverCoordinator
             throw new NodeCommandException("there is no primary to rebuild the node from");
         }
 
-        if (settings.RecoveryCommand is not { } template)
-        {
-            throw new NodeCommandException("recovery_command is not set");
-        }
+        var template = settings.RecoveryCommand ?? BuiltInRecovery(topology, node, settings)
+            ?? throw new NodeCommandException($"set recovery_command, or backend_data_directory for node {node.Id} to let FastPool rebuild it with pg_basebackup");
 
         var exit = await FailoverCommand.RunAsync("recovery_command", FailoverCommand.Format(template, Values(topology, node, primary, primary)),
             settings.RecoveryTimeout, Logger, CancellationToken.None).ConfigureAwait(false);
@@ -237,6 +235,35 @@ internal sealed partial class FailoverCoordinator
         {
             topology.Gate.Release();
         }
+    }
+
+    /// <summary>
+    /// The rebuild FastPool runs itself for a node on this machine whose data directory it knows: stop what runs
+    /// there, take a fresh base backup of the primary with a standby configuration (-R), keep the node's port, start
+    /// it. The server tools run as the postgres OS user when FastPool runs as root (they refuse root). The
+    /// directory is only replaced when it holds a PostgreSQL data directory (PG_VERSION).
+    /// </summary>
+    private string? BuiltInRecovery(DatabaseTopology topology, Node node, FailoverSettings settings)
+    {
+        var host = node.Endpoint.Host;
+        bool local = host is "127.0.0.1" or "::1" or "localhost" || host.StartsWith('/');
+        if (!local || DataDir(node) is null)
+        {
+            return null;
+        }
+
+        var user = NodeProbe.CheckLogin(runtime.Config, topology.Config, settings.FailoverUser ?? settings.HealthCheckUser).User;
+        string asPostgres = Environment.UserName == "root" ? "runuser -u postgres -- " : string.Empty;
+        return string.Join('\n',
+            "set -e",
+            "D='%D'",
+            "BIN=\"$(pg_config --bindir)\"",
+            "[ -f \"$D/PG_VERSION\" ] || { echo \"$D is not a PostgreSQL data directory\"; exit 1; }",
+            $"{asPostgres}\"$BIN/pg_ctl\" -D \"$D\" -m fast -w stop || true",
+            "rm -rf \"$D\"",
+            $"{asPostgres}\"$BIN/pg_basebackup\" -h %H -p %r -U '{user.Replace("'", string.Empty, StringComparison.Ordinal)}' -D \"$D\" -R -c fast -X stream",
+            "echo \"port = %p\" >> \"$D/postgresql.auto.conf\"",
+            $"{asPostgres}\"$BIN/pg_ctl\" -D \"$D\" -l \"$D/fastpool-recovery.log\" -w start");
     }
 
     private async Task WaitForReplayAsync(DatabaseTopology topology, Node node, string? target, TimeSpan timeout)

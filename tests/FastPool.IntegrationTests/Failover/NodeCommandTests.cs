@@ -153,4 +153,37 @@ public sealed class NodeCommandTests
             "the rebuilt node has what was written after the failover");
         Assert.Equal("42", await cluster.Primary.PsqlAsync("SELECT v FROM written_after_failover"));
     }
+
+    /// <summary>Without recovery_command, a local node whose data directory is configured is rebuilt with pg_basebackup by FastPool itself.</summary>
+    [Fact]
+    public async Task RecoverNode_WithoutRecoveryCommand_RebuildsALocalNodeWithPgBasebackup()
+    {
+        await using var cluster = await FailoverCluster.StartAsync(synchronous: false);
+        await using var proxy = cluster.StartProxy(c => c with
+        {
+            FastPool = c.FastPool with
+            {
+                Failover = FailoverCluster.FastHealthChecks with { DataDirectories = [cluster.Primary.DataDirectory, cluster.Standby.DataDirectory] },
+            },
+        });
+        await WaitForNodeAsync(proxy, 0, "primary", "up");
+        await WaitForNodeAsync(proxy, 1, "standby", "up");
+        await cluster.Primary.KillAsync();
+        await WaitForNodeAsync(proxy, 1, "primary", "up");
+        await using (var conn = await proxy.OpenAsync("app"))
+        {
+            await using var create = new NpgsqlCommand("CREATE TABLE written_after_failover AS SELECT 7 AS v", conn);
+            await create.ExecuteNonQueryAsync();
+        }
+
+        // The old primary is down (not restarted): RECOVER NODE rebuilds and starts it.
+        await AdminSupport.RunAsync(proxy.Port, "RECOVER NODE 0");
+
+        await WaitForNodeAsync(proxy, 0, "standby", "up");
+        Assert.Equal("t", await cluster.Primary.PsqlAsync("SELECT pg_is_in_recovery()"));
+        await Wait.UntilAsync(
+            async () => await cluster.Primary.PsqlAsync("SELECT count(*) FROM pg_class WHERE relname = 'written_after_failover'") == "1",
+            TimeSpan.FromSeconds(30),
+            "the rebuilt node has what was written after the failover");
+    }
 }

@@ -90,7 +90,12 @@ public sealed class ProxyServer : IAsyncDisposable
             _acceptLoops.Add(AcceptLoopAsync(socket));
         }
 
-        _maintenance = _runtime.Time.CreateTimer(_ => _runtime.Pools.Maintain(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
+        var trim = new MemoryTrim(_runtime.Time);
+        _maintenance = _runtime.Time.CreateTimer(_ =>
+        {
+            _runtime.Pools.Maintain();
+            trim.MaybeTrim();
+        }, null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
         _statsTimer = _runtime.Time.CreateTimer(_ => OnStatsPeriod(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         RetimeStats(config.StatsPeriod);
 
@@ -179,6 +184,10 @@ public sealed class ProxyServer : IAsyncDisposable
             }
 
             _runtime.Clients.TryRemove(context.Id, out _);
+            if (context.HoldsClientSlot)
+            {
+                _runtime.Stats.ClientClosed();
+            }
 
             if (context.Startup is not null && _runtime.Config.LogDisconnections)
             {

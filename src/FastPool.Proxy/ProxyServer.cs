@@ -46,7 +46,11 @@ public sealed class ProxyServer : IAsyncDisposable
         _runtime = new ProxyRuntime(config, time ?? TimeProvider.System, loggerFactory);
         _pipeline = ConnectionPipeline.Build();
         _runtime.ShutdownRequested = OnShutdownCommand;
-        _runtime.ConfigApplied = c => RetimeStats(c.StatsPeriod);
+        _runtime.ConfigApplied = c =>
+        {
+            RetimeStats(c.StatsPeriod);
+            _runtime.Health.Retime(c.FastPool.Failover.HealthCheckPeriod);
+        };
     }
 
     /// <summary>Completes when an admin ran SHUTDOWN (the server is then already stopping).</summary>
@@ -101,6 +105,8 @@ public sealed class ProxyServer : IAsyncDisposable
         {
             _nodeChecks = _runtime.Time.CreateTimer(_ => _ = _runtime.NodeMonitor.CheckAllAsync(_stopping.Token), null, TimeSpan.Zero, srPeriod);
         }
+
+        _runtime.Health.Start();
 
         // Fill min_pool_size without waiting for the first tick.
         _runtime.Pools.Maintain();
@@ -300,6 +306,8 @@ public sealed class ProxyServer : IAsyncDisposable
         {
             await _nodeChecks.DisposeAsync().ConfigureAwait(false);
         }
+
+        await _runtime.Health.DisposeAsync().ConfigureAwait(false);
 
         // Last: pooled servers closed above may still have had reads parked on the loops.
         _runtime.Transport.Dispose();

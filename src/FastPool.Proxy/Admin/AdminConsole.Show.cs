@@ -20,6 +20,7 @@ internal sealed partial class AdminConsole
         RECONNECT [db]
         KILL db
         KILL_CLIENT id
+        ATTACH|DETACH|PROMOTE|RECOVER NODE n [db]
         SHUTDOWN
         """;
 
@@ -401,7 +402,7 @@ internal sealed partial class AdminConsole
             {
                 var check = node.LastCheck;
                 _result.Row().Add(entry.Name).Add(node.Id).Add(node.Endpoint.Host).Add(node.Endpoint.Port)
-                    .Add(node.Status == Topology.NodeStatus.Up ? "up" : "down").Add(weight)
+                    .Add(Topology.FailoverCoordinator.StatusText(node.Status)).Add(weight)
                     .Add(node.Role switch { Topology.NodeRole.Primary => "primary", Topology.NodeRole.Standby => "standby", _ => "unknown" })
                     .Add(0L).Add("false").Add(check?.DelayBytes ?? 0L)
                     .Add(check?.ReplayDelaySeconds?.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture))

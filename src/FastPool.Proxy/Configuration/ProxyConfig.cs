@@ -230,6 +230,8 @@ public sealed record FastPoolSettings
     /// session-level features that keep a client on its server in transaction and statement pooling (all on by default).
     /// </summary>
     public PinReasons Pins { get; init; } = PinReasons.All;
+    /// <summary>Health checks and failover (health_check_*, failover*, auto_failback, ...).</summary>
+    public FailoverSettings Failover { get; init; } = new();
     /// <summary>Keys of the [fastpool] section that later features read, kept verbatim (lower-case key).</summary>
     public IReadOnlyDictionary<string, string> Raw { get; init; } = new Dictionary<string, string>(StringComparer.Ordinal);
 }

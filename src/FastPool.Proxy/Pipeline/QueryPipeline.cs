@@ -25,14 +25,15 @@ internal static class QueryPipeline
 
     /// <summary>The default stage list for this release.</summary>
     /// <remarks>The pause gate comes first: a paused database must not even be routed, let alone open a server.</remarks>
-    public static IReadOnlyList<IQueryStage> DefaultStages(DatabaseControl control) => [new PauseStage(control), new FirstNodeRoutingStage()];
+    public static IReadOnlyList<IQueryStage> DefaultStages(ProxyRuntime runtime) =>
+        [new PauseStage(runtime.Control), new FirstNodeRoutingStage(), new FailoverStage(runtime)];
 
     private static async ValueTask AcquireServerAsync(PoolManager pools, QueryContext ctx)
     {
-        var node = ctx.TargetNode ?? ctx.Topology.Nodes[0];
+        var node = ctx.TargetNode ?? ctx.Topology.Primary ?? ctx.Topology.Nodes[0];
 
         // A session asks for the same pool transaction after transaction: remembered, it costs no lookup (and no
-        // key string for a fallback database) until a reload retires it.
+        // key string for a fallback database) until a reload retires it, or a failover moves the primary.
         var pool = ctx.LastPool;
         if (pool is null || pool.Node != node || pool.Retired)
         {
@@ -44,12 +45,12 @@ internal static class QueryPipeline
     }
 }
 
-/// <summary>Sends every query to the database's first node (the only routing the foundation has).</summary>
+/// <summary>Sends every query to the database's primary (the only routing the foundation has); none while a failover runs.</summary>
 internal sealed class FirstNodeRoutingStage : IQueryStage
 {
     public ValueTask InvokeAsync(QueryContext context, QueryDelegate next)
     {
-        context.TargetNode ??= context.Topology.Nodes[0];
+        context.TargetNode ??= context.Topology.Primary;
         return next(context);
     }
 }

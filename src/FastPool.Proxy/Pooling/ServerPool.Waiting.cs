@@ -212,8 +212,11 @@ internal sealed partial class ServerPool
         }
     }
 
-    /// <summary>Every waiter leaves the line with null (shutdown: they then see the pool closed).</summary>
-    private void ReleaseAllWaiters()
+    /// <summary>
+    /// Every waiter leaves the line: with null (shutdown: they then see the pool closed), or failed with
+    /// <paramref name="error"/> (the node is detached: the failover stage sends them to the new primary).
+    /// </summary>
+    private void ReleaseAllWaiters(Exception? error = null)
     {
         List<Waiter> all = [];
         lock (_waitLock)
@@ -235,7 +238,14 @@ internal sealed partial class ServerPool
 
         foreach (var w in all)
         {
-            w.Complete(null);
+            if (error is null)
+            {
+                w.Complete(null);
+            }
+            else
+            {
+                w.Fail(error);
+            }
         }
     }
 

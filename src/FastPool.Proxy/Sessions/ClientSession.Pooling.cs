@@ -353,6 +353,7 @@ internal sealed partial class ClientSession
         {
             case PumpExit.ServerGone when server is not null:
                 server.Broken = true;
+                _ = _runtime.Health.SuspectAsync(Topology, server.Node, "a client session lost its server connection");
                 await _context.SendErrorAsync(SqlState.ConnectionFailure, "server conn crashed?", "FATAL",
                     $"the connection to the server {server.Node.Endpoint.Host}:{server.Node.Endpoint.Port} was lost").ConfigureAwait(false);
                 break;

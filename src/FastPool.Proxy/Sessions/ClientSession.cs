@@ -84,7 +84,7 @@ internal sealed partial class ClientSession
             // The login answer needs the server's ParameterStatus set: from the pool's last login when there
             // is one, so this client need not wait for a free server just to log in; otherwise from a server
             // taken now, which the session then keeps.
-            var firstPool = _runtime.Pools.GetPool(Database, DatabaseName, User, Topology.Nodes[0]);
+            var firstPool = _runtime.Pools.GetPool(Database, DatabaseName, User, Topology.Primary ?? Topology.Nodes[0]);
             var welcome = firstPool.WelcomeParameters;
             InitPooling(firstPool.Settings.Mode);
             ServerConnection? server = null;

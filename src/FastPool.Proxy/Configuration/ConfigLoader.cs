@@ -32,7 +32,7 @@ public sealed record ConfigLoadResult(ProxyConfig? Config, IReadOnlyList<ConfigD
 /// Reads an existing pgbouncer.ini (plus its %include files and auth_file) into a <see cref="ProxyConfig"/>,
 /// with PgBouncer's meaning for every value it understands.
 /// </summary>
-public static class ConfigLoader
+public static partial class ConfigLoader
 {
     /// <summary>Loads <paramref name="path"/>; relative %include and auth_file paths resolve against its directory.</summary>
     public static ConfigLoadResult Load(string path)
@@ -55,7 +55,7 @@ public static class ConfigLoader
         return new Builder(fileName).Build(ini);
     }
 
-    private sealed class Builder(string sourceFile)
+    private sealed partial class Builder(string sourceFile)
     {
         private const string SectionPgBouncer = "pgbouncer";
         private const string SectionDatabases = "databases";
@@ -638,6 +638,11 @@ public static class ConfigLoader
         {
             var key = e.Key.ToLowerInvariant();
             _fastPoolRaw[key] = e.Value;
+            if (TryApplyRouting(e, key))
+            {
+                return;
+            }
+
             switch (key)
             {
                 case "workers" when TryInt(e, key, 0, 4096, out var workers):

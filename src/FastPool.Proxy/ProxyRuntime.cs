@@ -29,7 +29,7 @@ internal sealed partial class ProxyRuntime
         Cancels = new CancelRegistry(Logger);
         Stats = new ProxyStats();
         NodeMonitor = new NodeMonitor(this);
-        QueryPipeline = Pipeline.QueryPipeline.Build(Pools, Pipeline.QueryPipeline.DefaultStages(Control));
+        QueryPipeline = Pipeline.QueryPipeline.Build(Pools, Pipeline.QueryPipeline.DefaultStages(this));
     }
 
     /// <summary>

@@ -25,22 +25,28 @@ internal static class QueryPipeline
 
     /// <summary>The default stage list for this release.</summary>
     /// <remarks>The pause gate comes first: a paused database must not even be routed, let alone open a server.</remarks>
-    public static IReadOnlyList<IQueryStage> DefaultStages(DatabaseControl control) => [new PauseStage(control), new FirstNodeRoutingStage()];
+    public static IReadOnlyList<IQueryStage> DefaultStages(ProxyRuntime runtime) => [new PauseStage(runtime.Control), new RoutingStage(runtime)];
 
-    private static async ValueTask AcquireServerAsync(PoolManager pools, QueryContext ctx)
+    private static ValueTask AcquireServerAsync(PoolManager pools, QueryContext ctx)
     {
         var node = ctx.TargetNode ?? ctx.Topology.Nodes[0];
         var pool = pools.GetPool(ctx.Session.Database, ctx.Session.DatabaseName, ctx.Session.User, node);
-        ctx.Server = await pool.AcquireAsync(ctx.Aborted).ConfigureAwait(false);
-    }
-}
+        var acquire = pool.AcquireAsync(ctx.Aborted);
+        if (acquire.IsCompletedSuccessfully)
+        {
+            Attach(ctx, acquire.Result);
+            return ValueTask.CompletedTask;
+        }
 
-/// <summary>Sends every query to the database's first node (the only routing the foundation has).</summary>
-internal sealed class FirstNodeRoutingStage : IQueryStage
-{
-    public ValueTask InvokeAsync(QueryContext context, QueryDelegate next)
+        return AwaitAsync(acquire, ctx);
+
+        static async ValueTask AwaitAsync(ValueTask<ServerConnection> acquire, QueryContext ctx) => Attach(ctx, await acquire.ConfigureAwait(false));
+    }
+
+    /// <summary>The server now serves a client: counted against its node until the pool takes it back (least_outstanding).</summary>
+    private static void Attach(QueryContext ctx, ServerConnection server)
     {
-        context.TargetNode ??= context.Topology.Nodes[0];
-        return next(context);
+        server.CountOutstanding();
+        ctx.Server = server;
     }
 }

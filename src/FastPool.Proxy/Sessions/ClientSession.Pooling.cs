@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.IO.Pipelines;
 using FastPool.Protocol;
 using FastPool.Proxy.Configuration;
@@ -109,6 +110,11 @@ internal sealed partial class ClientSession
                 if (server is not null)
                 {
                     exit = _scanner.ScanFromClient(buffer, server.Protocol, out forward, out consumed, out queries);
+                    if (forward > 0)
+                    {
+                        // New work for the server: its next ReadyForQuery is another chance to hand it back.
+                        _idleNotDetached = false;
+                    }
                 }
             }
 
@@ -126,11 +132,39 @@ internal sealed partial class ClientSession
                     return PumpExit.Terminate;
                 }
 
+                if (DecideIntent(buffer, out var intent) == Lookahead.NeedMore && !result.IsCompleted)
+                {
+                    // Routing looks at the whole first statement (or extended batch up to its Sync): wait for the rest.
+                    input.AdvanceTo(buffer.Start, buffer.End);
+                    continue;
+                }
+
                 // Nothing consumed or examined: the same bytes are scanned again once a server is attached.
                 input.AdvanceTo(buffer.Start);
-                if (!await AttachServerAsync().ConfigureAwait(false))
+                if (!await AttachServerAsync(intent).ConfigureAwait(false))
                 {
                     return PumpExit.AcquireFailed;
+                }
+
+                continue;
+            }
+
+            if (_scanner.Held)
+            {
+                // A statement that needs the primary came while a read holds a standby: forward what came before
+                // it, then wait for the standby to go back to the pool; the held statement is routed afresh.
+                if (!await ForwardBeforeHoldAsync(server, buffer, forward, queries).ConfigureAwait(false))
+                {
+                    input.AdvanceTo(buffer.Start);
+                    return TakeStopReason() ?? PumpExit.ServerGone;
+                }
+
+                input.AdvanceTo(buffer.GetPosition(consumed));
+                await WaitForHoldAsync().ConfigureAwait(false);
+                lock (_swap!)
+                {
+                    // Still attached (the transaction did not end where a hand-back is possible): forward it after all.
+                    _bypassHold = _server is not null;
                 }
 
                 continue;
@@ -165,11 +199,32 @@ internal sealed partial class ClientSession
         }
     }
 
+    private async ValueTask<bool> ForwardBeforeHoldAsync(ServerConnection server, ReadOnlySequence<byte> buffer, long forward, int queries)
+    {
+        if (forward == 0)
+        {
+            return true;
+        }
+
+        try
+        {
+            await server.Connection.SendAsync(buffer.Slice(0, forward)).ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            return false;
+        }
+
+        _traffic.AddIn(forward, queries);
+        return true;
+    }
+
     /// <summary>Takes a server for the client's next transaction and starts its server-to-client pump.</summary>
-    private async Task<bool> AttachServerAsync()
+    private async Task<bool> AttachServerAsync(Pipeline.RouteIntent intent)
     {
         // A client waiting in line for a server is not idle (query_wait_timeout bounds that wait).
         _acquiring = true;
+        await PrepareRouteAsync(intent).ConfigureAwait(false);
         var server = await AcquireAsync().ConfigureAwait(false);
         _acquiring = false;
         NoteActivity();
@@ -178,6 +233,7 @@ internal sealed partial class ClientSession
             return false;
         }
 
+        Attached(server);
         _errorsAtStart = server.Protocol.Errors;
         _serverPump = GuardedServerToClientAsync(server);
         return true;
@@ -257,10 +313,12 @@ internal sealed partial class ClientSession
                 input.AdvanceTo(end, end);
                 if (TryDetach(server, more: forward < buffer.Length))
                 {
-                    server.Pool.Release(server);
+                    ReleaseAfterTransaction(server);
                     return PumpExit.Released;
                 }
 
+                // Not handed back here: a statement held for the primary must not wait for a hand-back that may not come.
+                SignalHold();
                 continue;
             }
 
@@ -288,6 +346,7 @@ internal sealed partial class ClientSession
             CommitTransaction(server);
             if (more || _pinned != PinReasons.None || !_scanner.ClientAtBoundary || !_scanner.ServerAtBoundary)
             {
+                _idleNotDetached = true;
                 return false;
             }
 
@@ -300,6 +359,7 @@ internal sealed partial class ClientSession
     private PumpExit Fail(ServerConnection server, PumpExit exit)
     {
         Volatile.Write(ref _serverFailure, (int)exit);
+        SignalHold();
         if (exit == PumpExit.ClientGone)
         {
             _client.Abort();

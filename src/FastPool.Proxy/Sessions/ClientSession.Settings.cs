@@ -96,9 +96,14 @@ internal sealed partial class ClientSession : IQueryInspector
     private static string SetConfig(string name, string value) =>
         "SELECT pg_catalog.set_config('" + name + "', '" + value.Replace("'", "''", StringComparison.Ordinal) + "', false)";
 
-    /// <summary>Runs on the client pump under the swap lock, for each Query and Parse (the scanner calls it).</summary>
-    public void Inspect(in ReadOnlySequence<byte> sql, bool namedStatement)
+    /// <summary>Runs on the client pump under the swap lock, for each Query and Parse (the scanner calls it); false holds it back (routing).</summary>
+    public bool Inspect(in ReadOnlySequence<byte> sql, bool namedStatement)
     {
+        if (!RouteCheck(sql, namedStatement))
+        {
+            return false;
+        }
+
         ReadOnlySpan<byte> text;
         if (sql.IsSingleSegment)
         {
@@ -129,7 +134,7 @@ internal sealed partial class ClientSession : IQueryInspector
 
         if (traits == QueryTraits.None)
         {
-            return;
+            return true;
         }
 
         if ((traits & QueryTraits.Rollback) != 0)
@@ -149,7 +154,7 @@ internal sealed partial class ClientSession : IQueryInspector
 
         if ((traits & (QueryTraits.Setting | QueryTraits.ResetAll)) == 0)
         {
-            return;
+            return true;
         }
 
         var server = _server!;
@@ -175,6 +180,8 @@ internal sealed partial class ClientSession : IQueryInspector
 
             _pending.Add(change);
         }
+
+        return true;
     }
 
     /// <summary>

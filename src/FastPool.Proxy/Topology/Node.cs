@@ -25,6 +25,8 @@ public sealed class Node
 {
     private volatile NodeRole _role;
     private volatile NodeStatus _status = NodeStatus.Up;
+    private long _selectCount;
+    private int _outstanding;
 
     public Node(int id, NodeEndpoint endpoint, NodeRole initialRole)
     {
@@ -71,6 +73,32 @@ public sealed class Node
 
         _role = role;
         _status = status;
+    }
+
+    /// <summary>Reads the routing stage sent here (SHOW POOL_NODES select_cnt).</summary>
+    public long SelectCount => Interlocked.Read(ref _selectCount);
+
+    /// <summary>Server connections to this node in use by clients right now (least_outstanding).</summary>
+    public int Outstanding => Volatile.Read(ref _outstanding);
+
+    public void CountSelect() => Interlocked.Increment(ref _selectCount);
+
+    public void AddOutstanding(int delta) => Interlocked.Add(ref _outstanding, delta);
+
+    /// <summary>
+    /// A client could not reach the node: it is marked down at once, so no other read is sent there before the next
+    /// check, which brings it back up when it answers again.
+    /// </summary>
+    public void MarkUnreachable(string reason, DateTimeOffset now)
+    {
+        if (_status == NodeStatus.Down)
+        {
+            return;
+        }
+
+        LastStatusChange = now;
+        LastChangeReason = "connect failed: " + reason;
+        _status = NodeStatus.Down;
     }
 
     public override string ToString() => $"node {Id} ({Endpoint.Host}:{Endpoint.Port}, {Role}, {Status})";

@@ -57,6 +57,7 @@ internal sealed class RoutingStage : IQueryStage
         context.TargetNode = target;
         if (context.Intent == RouteIntent.Read)
         {
+            // Counted where the read is sent; a standby that turns out unreachable does not count it (below).
             target.CountSelect();
         }
 
@@ -66,7 +67,7 @@ internal sealed class RoutingStage : IQueryStage
         }
 
         var acquired = next(context);
-        return acquired.IsCompletedSuccessfully ? acquired : FallBackOnFailureAsync(acquired, context, next, standby, primary);
+        return acquired.IsCompletedSuccessfully ? acquired : FallBackOnFailureAsync(acquired, context, next, standby);
     }
 
     /// <summary>The node detected as primary and up; else any node detected as primary; else the first node.</summary>
@@ -160,20 +161,42 @@ internal sealed class RoutingStage : IQueryStage
         return minLsn == 0 || check.WalLsn >= minLsn;
     }
 
-    private async ValueTask FallBackOnFailureAsync(ValueTask acquired, QueryContext context, QueryDelegate next, Node standby, Node primary)
+    /// <summary>
+    /// A standby that cannot be connected to is marked down and the read is routed again: to another standby that
+    /// may serve it, else to the primary. The client sees no error from a standby it never asked for by name.
+    /// </summary>
+    private async ValueTask FallBackOnFailureAsync(ValueTask acquired, QueryContext context, QueryDelegate next, Node standby)
     {
-        try
+        var nodes = context.Topology.Nodes;
+        for (int attempt = 0; ; attempt++)
         {
-            await acquired.ConfigureAwait(false);
-        }
-        catch (ServerException ex) when (IsUnreachable(ex) && !context.Aborted.IsCancellationRequested)
-        {
-            standby.MarkUnreachable(ex.Message, _runtime.Time.GetUtcNow());
-            Log.ReadNodeUnreachable(_runtime.Logger, context.Topology.Config.Name, standby.Id, standby.Endpoint.Host, standby.Endpoint.Port, primary.Id, ex.Message);
-            context.SessionStandby = null;
-            context.TargetNode = primary;
-            context.Server = null;
-            await next(context).ConfigureAwait(false);
+            try
+            {
+                await acquired.ConfigureAwait(false);
+                return;
+            }
+            catch (ServerException ex) when (IsUnreachable(ex) && !context.Aborted.IsCancellationRequested && attempt < nodes.Count)
+            {
+                standby.MarkUnreachable(ex.Message, _runtime.Time.GetUtcNow());
+                standby.CountSelect(-1);
+                context.SessionStandby = null;
+                context.Server = null;
+                var routing = _runtime.Config.FastPool.Routing;
+                var other = PickStandby(context, routing, nodes);
+                var target = other ?? PrimaryOf(nodes);
+                Log.ReadNodeUnreachable(_runtime.Logger, context.Topology.Config.Name, standby.Id, standby.Endpoint.Host, standby.Endpoint.Port, target.Id, ex.Message);
+                context.TargetNode = target;
+                target.CountSelect();
+                if (other is null)
+                {
+                    // The primary's own failures are the client's to see.
+                    await next(context).ConfigureAwait(false);
+                    return;
+                }
+
+                standby = other;
+                acquired = next(context);
+            }
         }
     }
 

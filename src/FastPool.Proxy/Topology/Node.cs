@@ -81,7 +81,7 @@ public sealed class Node
     /// <summary>Server connections to this node in use by clients right now (least_outstanding).</summary>
     public int Outstanding => Volatile.Read(ref _outstanding);
 
-    public void CountSelect() => Interlocked.Increment(ref _selectCount);
+    public void CountSelect(int delta = 1) => Interlocked.Add(ref _selectCount, delta);
 
     public void AddOutstanding(int delta) => Interlocked.Add(ref _outstanding, delta);
 

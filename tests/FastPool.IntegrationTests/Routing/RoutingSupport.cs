@@ -16,7 +16,7 @@ internal static class RoutingSupport
     public const string Database = "rw";
 
     /// <summary>A proxy whose entry "rw" lists <paramref name="nodes"/> (the database "postgres" on each), transaction pooling.</summary>
-    public static ProxyHost StartProxy(PgCluster primary, IEnumerable<PgCluster> nodes, Func<RoutingSettings, RoutingSettings>? routing = null, PoolMode mode = PoolMode.Transaction)
+    public static ProxyHost StartProxy(PgCluster primary, IEnumerable<PgCluster> nodes, Func<RoutingSettings, RoutingSettings>? routing = null, PoolMode mode = PoolMode.Transaction, TimeSpan? srCheckPeriod = null)
     {
         var entry = new DatabaseConfig
         {
@@ -31,7 +31,7 @@ internal static class RoutingSupport
             ServerConnectTimeout = TimeSpan.FromSeconds(3),
             FastPool = c.FastPool with
             {
-                SrCheckPeriod = TimeSpan.FromMilliseconds(200),
+                SrCheckPeriod = srCheckPeriod ?? TimeSpan.FromMilliseconds(200),
                 Routing = routing is null ? new RoutingSettings() : routing(new RoutingSettings()),
             },
         });

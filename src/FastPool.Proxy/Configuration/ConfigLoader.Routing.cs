@@ -128,11 +128,93 @@ public static partial class ConfigLoader
                     }
 
                     break;
+                case "database_redirect_preference_list":
+                    if (TryRedirects(e, key, value, out var byDatabase))
+                    {
+                        routing = routing with { DatabaseRedirects = byDatabase };
+                    }
+
+                    break;
+                case "app_name_redirect_preference_list":
+                    if (TryRedirects(e, key, value, out var byApp))
+                    {
+                        routing = routing with { AppNameRedirects = byApp };
+                    }
+
+                    break;
                 default:
                     return false;
             }
 
             _fastPool = _fastPool with { Routing = routing };
+            return true;
+        }
+
+        /// <summary>Pgpool-II's <c>pattern:target[(ratio)],...</c>; the pattern must match the whole name, as there.</summary>
+        private bool TryRedirects(IniEntry e, string key, string value, out RedirectPreference[] list)
+        {
+            const string Accepted = "a comma list of pattern:target or pattern:target(ratio), target being primary, standby or a node id, ratio between 0 and 1 (e.g. 'postgres:primary,report.*:standby(0.5)')";
+            var parts = SplitList(value, ',');
+            list = new RedirectPreference[parts.Count];
+            for (int i = 0; i < parts.Count; i++)
+            {
+                var part = parts[i];
+                int colon = part.LastIndexOf(':');
+                if (colon <= 0 || colon == part.Length - 1)
+                {
+                    InvalidValue(e, key, e.Value, Accepted);
+                    return false;
+                }
+
+                string pattern = part[..colon].Trim();
+                string target = part[(colon + 1)..].Trim();
+                double ratio = 1;
+                int open = target.IndexOf('(');
+                if (open >= 0)
+                {
+                    if (!target.EndsWith(')')
+                        || !double.TryParse(target[(open + 1)..^1], NumberStyles.Float, CultureInfo.InvariantCulture, out ratio)
+                        || ratio < 0 || ratio > 1)
+                    {
+                        InvalidValue(e, key, e.Value, Accepted);
+                        return false;
+                    }
+
+                    target = target[..open].Trim();
+                }
+
+                RedirectTarget kind;
+                int nodeId = -1;
+                if (target.Equals("primary", StringComparison.OrdinalIgnoreCase))
+                {
+                    kind = RedirectTarget.Primary;
+                }
+                else if (target.Equals("standby", StringComparison.OrdinalIgnoreCase))
+                {
+                    kind = RedirectTarget.Standby;
+                }
+                else if (int.TryParse(target, NumberStyles.None, CultureInfo.InvariantCulture, out nodeId))
+                {
+                    kind = RedirectTarget.Node;
+                }
+                else
+                {
+                    InvalidValue(e, key, e.Value, Accepted);
+                    return false;
+                }
+
+                try
+                {
+                    var regex = new Regex("^(?:" + pattern + ")$", RegexOptions.CultureInvariant, s_patternTimeout);
+                    list[i] = new RedirectPreference(regex, kind, nodeId, ratio);
+                }
+                catch (ArgumentException ex)
+                {
+                    Error(e, key, $"invalid regular expression \"{pattern}\" in {key}: {ex.Message}");
+                    return false;
+                }
+            }
+
             return true;
         }
 

@@ -59,5 +59,53 @@ public sealed record RoutingSettings
     /// <summary>primary_routing_query_pattern_list: statements matching any of these go to the primary.</summary>
     public IReadOnlyList<Regex> PrimaryRoutingPatterns { get; init; } = [];
 
+    /// <summary>database_redirect_preference_list: where reads of matching client database names go.</summary>
+    public IReadOnlyList<RedirectPreference> DatabaseRedirects { get; init; } = [];
+
+    /// <summary>app_name_redirect_preference_list: the same by application_name (it wins over the database list).</summary>
+    public IReadOnlyList<RedirectPreference> AppNameRedirects { get; init; } = [];
+
     public double WeightOf(int nodeId) => nodeId < BackendWeights.Count ? BackendWeights[nodeId] : 1.0;
+}
+
+/// <summary>Which node a redirect preference names.</summary>
+public enum RedirectTarget
+{
+    Primary,
+    Standby,
+    Node,
+}
+
+/// <summary>
+/// One entry of a redirect preference list, <c>pattern:target[(ratio)]</c>: reads of clients whose database (or
+/// application_name) matches the whole pattern go to the target (<c>primary</c>, <c>standby</c> or a node id);
+/// with a ratio below 1 only that share of them does, the rest go to the primary.
+/// </summary>
+public sealed record RedirectPreference(Regex Pattern, RedirectTarget Target, int NodeId, double Ratio)
+{
+    /// <summary>The first preference whose pattern matches <paramref name="name"/>, or null.</summary>
+    public static RedirectPreference? Find(IReadOnlyList<RedirectPreference> list, string? name)
+    {
+        if (name is null)
+        {
+            return null;
+        }
+
+        foreach (var preference in list)
+        {
+            try
+            {
+                if (preference.Pattern.IsMatch(name))
+                {
+                    return preference;
+                }
+            }
+            catch (RegexMatchTimeoutException)
+            {
+                // A pattern that cannot decide in time does not apply.
+            }
+        }
+
+        return null;
+    }
 }

@@ -40,6 +40,12 @@ internal sealed class QueryContext
     /// <summary>The standby this client's reads go to while it stays eligible (per-client balancing).</summary>
     public Node? SessionStandby { get; set; }
 
+    /// <summary>The redirect preference that applies to this client, resolved once per routing settings snapshot.</summary>
+    public Configuration.RedirectPreference? Preference { get; set; }
+
+    /// <summary>The settings <see cref="Preference"/> was resolved against.</summary>
+    public Configuration.RoutingSettings? PreferenceFor { get; set; }
+
     /// <summary>Scratch for the routing stage's candidate list, sized to the topology; reused so a pick allocates nothing.</summary>
     public Node[] Candidates { get; set; } = [];
 

@@ -17,10 +17,12 @@ internal sealed class RoutingStage : IQueryStage
 {
     private readonly ProxyRuntime _runtime;
     private readonly ILoadBalancePolicy[] _policies;
+    private readonly Random _random;
 
     public RoutingStage(ProxyRuntime runtime, Random? random = null)
     {
         _runtime = runtime;
+        _random = random ?? Random.Shared;
 
         // One instance of each policy for the proxy's lifetime: round_robin's turn and weighted_random's generator
         // are shared by all sessions, and a reload that changes load_balance_policy needs nothing rebuilt.
@@ -50,7 +52,9 @@ internal sealed class RoutingStage : IQueryStage
         Node? standby = null;
         if (context.Intent == RouteIntent.Read && routing.LoadBalanceMode)
         {
-            standby = PickStandby(context, routing, nodes);
+            standby = PreferenceOf(context, routing) is { } preference
+                ? PickPreferred(context, routing, nodes, preference)
+                : PickStandby(context, routing, nodes);
         }
 
         var target = standby ?? primary;
@@ -135,6 +139,65 @@ internal sealed class RoutingStage : IQueryStage
         candidates.AsSpan(0, count).Clear();
         context.SessionStandby = chosen;
         return chosen;
+    }
+
+    /// <summary>app_name_redirect_preference_list first, then database_redirect_preference_list (Pgpool-II's order).</summary>
+    private static RedirectPreference? PreferenceOf(QueryContext context, RoutingSettings routing)
+    {
+        if (routing.AppNameRedirects.Count == 0 && routing.DatabaseRedirects.Count == 0)
+        {
+            return null;
+        }
+
+        if (!ReferenceEquals(context.PreferenceFor, routing))
+        {
+            context.Preference = RedirectPreference.Find(routing.AppNameRedirects, context.Session.ApplicationName)
+                ?? RedirectPreference.Find(routing.DatabaseRedirects, context.Session.DatabaseName);
+            context.PreferenceFor = routing;
+        }
+
+        return context.Preference;
+    }
+
+    /// <summary>
+    /// A redirect preference: with its ratio, the read goes to the named target (a node that may not serve it now
+    /// falls back to ordinary balancing); otherwise, and for <c>primary</c>, to the primary (null).
+    /// </summary>
+    private Node? PickPreferred(QueryContext context, RoutingSettings routing, IReadOnlyList<Node> nodes, RedirectPreference preference)
+    {
+        if (preference.Target == RedirectTarget.Primary || (preference.Ratio < 1 && NextDouble() >= preference.Ratio))
+        {
+            return null;
+        }
+
+        if (preference.Target == RedirectTarget.Node && preference.NodeId < nodes.Count)
+        {
+            var node = nodes[preference.NodeId];
+            if (node.Role == NodeRole.Primary && node.Status == NodeStatus.Up)
+            {
+                return null;
+            }
+
+            if (MayServe(node, routing, context.MinReplayLsn))
+            {
+                return node;
+            }
+        }
+
+        return PickStandby(context, routing, nodes);
+    }
+
+    private double NextDouble()
+    {
+        if (ReferenceEquals(_random, Random.Shared))
+        {
+            return _random.NextDouble();
+        }
+
+        lock (_random)
+        {
+            return _random.NextDouble();
+        }
     }
 
     /// <summary>Whether <paramref name="node"/> is a standby that may serve a read needing WAL up to <paramref name="minLsn"/>.</summary>

@@ -46,6 +46,9 @@ internal sealed partial class ClientSession
     private byte[] _routeScratch = [];
     private char[] _patternScratch = [];
 
+    /// <summary>The application_name the client logged in with (app_name_redirect_preference_list matches it, as Pgpool-II does).</summary>
+    public string? ApplicationName => _context.Startup?.GetParameter("application_name");
+
     /// <summary>Outcome of looking at what a client sent before it has a server.</summary>
     private enum Lookahead : byte
     {

@@ -215,6 +215,49 @@ public sealed class ReadWriteSplitTests
     }
 
     [Fact]
+    public async Task Redirect_preferences_send_a_database_or_an_application_where_they_name()
+    {
+        var primary = _fixture.Primary;
+        var standby = await _fixture.GetStandbyAsync();
+        await using var host = StartProxy(primary, [primary, standby], r => r with
+        {
+            DatabaseRedirects = [new RedirectPreference(new System.Text.RegularExpressions.Regex("^(?:r.)$"), RedirectTarget.Primary, -1, 1)],
+            AppNameRedirects =
+            [
+                new RedirectPreference(new System.Text.RegularExpressions.Regex("^(?:reporting)$"), RedirectTarget.Standby, -1, 1),
+                new RedirectPreference(new System.Text.RegularExpressions.Regex("^(?:half)$"), RedirectTarget.Node, 1, 0.5),
+            ],
+        });
+        await WaitForBalancingAsync(host, 1);
+
+        await using (var plain = await OpenAsync(host))
+        {
+            Assert.False(await OnStandbyAsync(plain, "select pg_is_in_recovery()"));
+        }
+
+        await using (var reporting = await OpenWithApplicationAsync(host, "reporting"))
+        {
+            Assert.True(await OnStandbyAsync(reporting, "select pg_is_in_recovery()"));
+        }
+
+        await using var half = await OpenWithApplicationAsync(host, "half");
+        int onStandby = 0;
+        for (int i = 0; i < 200; i++)
+        {
+            onStandby += await OnStandbyAsync(half, "select pg_is_in_recovery()") ? 1 : 0;
+        }
+
+        Assert.InRange(onStandby, 60, 140);
+    }
+
+    private static async Task<NpgsqlConnection> OpenWithApplicationAsync(ProxyHost host, string applicationName)
+    {
+        var conn = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(host.ConnectionString(Database)) { ApplicationName = applicationName }.ConnectionString);
+        await conn.OpenAsync();
+        return conn;
+    }
+
+    [Fact]
     public async Task Load_balance_mode_off_sends_everything_to_the_primary_even_when_it_is_listed_second()
     {
         var primary = _fixture.Primary;

@@ -66,6 +66,24 @@ public class RoutingConfigTests
     }
 
     [Fact]
+    public void Redirect_preference_lists_match_whole_names_in_order()
+    {
+        var r = Routing(
+            "database_redirect_preference_list = 'postgres:primary,mydb[0-4]:1,mydb5:standby(0.3)'\n" +
+            "app_name_redirect_preference_list = 'psql:primary , batch.*:2(0.5)'");
+        Assert.Equal(3, r.DatabaseRedirects.Count);
+        Assert.Equal(RedirectTarget.Primary, RedirectPreference.Find(r.DatabaseRedirects, "postgres")!.Target);
+        Assert.Null(RedirectPreference.Find(r.DatabaseRedirects, "postgres2"));
+        var node = RedirectPreference.Find(r.DatabaseRedirects, "mydb3")!;
+        Assert.Equal((RedirectTarget.Node, 1, 1.0), (node.Target, node.NodeId, node.Ratio));
+        var share = RedirectPreference.Find(r.DatabaseRedirects, "mydb5")!;
+        Assert.Equal((RedirectTarget.Standby, 0.3), (share.Target, share.Ratio));
+        Assert.Null(RedirectPreference.Find(r.DatabaseRedirects, "mydb7"));
+        Assert.Equal(2, RedirectPreference.Find(r.AppNameRedirects, "batch-nightly")!.NodeId);
+        Assert.Null(RedirectPreference.Find(r.AppNameRedirects, null));
+    }
+
+    [Fact]
     public void Delay_threshold_by_time_takes_units_too() => Assert.Equal(TimeSpan.FromSeconds(2), Routing("delay_threshold_by_time = 2s").DelayThresholdByTime);
 
     [Theory]
@@ -75,6 +93,9 @@ public class RoutingConfigTests
     [InlineData("load_balance_mode = maybe", "load_balance_mode", "on, off")]
     [InlineData("delay_threshold = -5", "delay_threshold", "delay_threshold")]
     [InlineData("primary_routing_query_pattern_list = 'select (('", "primary_routing_query_pattern_list", "invalid regular expression")]
+    [InlineData("database_redirect_preference_list = 'mydb:replica'", "database_redirect_preference_list", "primary, standby or a node id")]
+    [InlineData("app_name_redirect_preference_list = 'app:standby(1.5)'", "app_name_redirect_preference_list", "ratio between 0 and 1")]
+    [InlineData("database_redirect_preference_list = 'mydb'", "database_redirect_preference_list", "pattern:target")]
     public void Bad_values_stop_startup_naming_the_key(string line, string key, string expected)
     {
         var result = Load(line);

@@ -92,6 +92,17 @@ internal sealed partial class ClientSession
             {
                 if (TakeStopReason() is { } stop)
                 {
+                    if (stop == PumpExit.RetryRead)
+                    {
+                        if (!await RetryReadAsync().ConfigureAwait(false))
+                        {
+                            // The client was told why.
+                            return PumpExit.AcquireFailed;
+                        }
+
+                        continue;
+                    }
+
                     return stop;
                 }
 
@@ -104,16 +115,24 @@ internal sealed partial class ClientSession
             long forward = 0;
             long consumed = 0;
             int queries = 0;
+            int replayMark = -1;
             lock (_swap!)
             {
                 server = _server;
                 if (server is not null)
                 {
+                    if (_attachedForRead && server.Protocol.AtMessageBoundary && server.TransactionStatus == TransactionStatus.Idle)
+                    {
+                        // The standby has answered everything: what comes now is a new read, replayable on its own.
+                        StartReplay();
+                    }
+
                     exit = _scanner.ScanFromClient(buffer, server.Protocol, out forward, out consumed, out queries);
                     if (forward > 0)
                     {
                         // New work for the server: its next ReadyForQuery is another chance to hand it back.
                         _idleNotDetached = false;
+                        replayMark = KeepForReplay(buffer.Slice(0, forward));
                     }
                 }
             }
@@ -179,7 +198,17 @@ internal sealed partial class ClientSession
                 catch (Exception)
                 {
                     input.AdvanceTo(buffer.Start);
-                    return TakeStopReason() ?? PumpExit.ServerGone;
+                    switch (await SendFailedOnReadAsync(server, replayMark).ConfigureAwait(false))
+                    {
+                        case true:
+                            // The read went elsewhere: the unsent bytes are scanned again for the new server.
+                            continue;
+                        case false:
+                            // The read could not go elsewhere either; the client was told why.
+                            return PumpExit.AcquireFailed;
+                        default:
+                            return TakeStopReason() ?? PumpExit.ServerGone;
+                    }
                 }
 
                 _traffic.AddIn(forward, queries);
@@ -265,7 +294,7 @@ internal sealed partial class ClientSession
             }
             catch (Exception)
             {
-                return Fail(server, PumpExit.ServerGone);
+                return _replayable ? RetryRead(server, "connection lost") : Fail(server, PumpExit.ServerGone);
             }
 
             if (result.IsCanceled)
@@ -274,9 +303,24 @@ internal sealed partial class ClientSession
             }
 
             var buffer = result.Buffer;
+            if (_replayable)
+            {
+                // Nothing of this read's answer has reached the client yet: a standby that fails now costs it nothing.
+                switch (CheckStandbyFailure(buffer, result.IsCompleted, out var reason))
+                {
+                    case StandbyFailure.NeedMore:
+                        input.AdvanceTo(buffer.Start, buffer.End);
+                        continue;
+                    case StandbyFailure.Failed:
+                        input.AdvanceTo(buffer.End);
+                        return RetryRead(server, reason);
+                }
+            }
+
             bool valid = _scanner.ScanFromServer(buffer, server.Protocol, out long forward, out int transactions, out var stop);
             if (forward > 0)
             {
+                _replayable = false;
                 try
                 {
                     await _client.SendAsync(buffer.Slice(0, forward)).ConfigureAwait(false);

@@ -282,6 +282,8 @@ internal sealed partial class ClientSession
         _wroteInTransaction = false;
         _idleNotDetached = false;
         _bypassHold = false;
+        _replayLength = 0;
+        _replayable = _attachedForRead;
     }
 
     /// <summary>

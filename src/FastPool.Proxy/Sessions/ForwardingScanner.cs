@@ -53,6 +53,9 @@ internal struct ForwardingScanner
     /// <summary>Why the last client scan stopped with a protocol violation.</summary>
     public string? Violation { get; private set; }
 
+    /// <summary>The client stream is at a message boundary again (a replay of whole messages starts there).</summary>
+    public void ResetClientBoundary() => _clientRemaining = 0;
+
     /// <summary>The last client scan stopped before a Query or Parse the inspector held back.</summary>
     public bool Held { get; private set; }
 

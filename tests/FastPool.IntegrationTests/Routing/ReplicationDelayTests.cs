@@ -1,5 +1,6 @@
 using System.Globalization;
 using FastPool.IntegrationTests.Infrastructure;
+using FastPool.IntegrationTests.Protocol;
 using FastPool.IntegrationTests.Resilience;
 using FastPool.Sandbox;
 using Npgsql;
@@ -141,6 +142,62 @@ public sealed class ReplicationDelayTests
         Assert.Equal("false", nodes.Value(NodeRow(nodes, 2), "load_balance_node"));
         Assert.True(await SelectCountAsync(host, 1) >= 10 + 49);
         ProxyChecks.AssertNoUnexpectedErrors(host);
+    }
+
+    [Theory]
+    [InlineData("simple")]
+    [InlineData("extended")]
+    public async Task Pgbench_select_only_loses_no_transaction_when_a_standby_stops_under_load(string mode)
+    {
+        var primary = _fixture.Primary;
+        var shared = await _fixture.GetStandbyAsync();
+        var database = ProtocolTestSupport.UniqueName("rt_bench");
+        await primary.PsqlAsync($"create database {database}");
+        try
+        {
+            var init = await ProtocolTestSupport.RunToolAsync(
+                "pgbench",
+                ["-h", primary.Host, "-p", ProtocolTestSupport.Invariant(primary.Port), "-U", "postgres", "-i", "-s", "1", "-q", database],
+                TimeSpan.FromSeconds(120));
+            Assert.True(init.ExitCode == 0, init.ToString());
+            await using var doomed = await AddOwnStandbyAsync(primary);
+            await Wait.UntilAsync(
+                async () => await shared.PsqlAsync("select count(*) from pgbench_accounts", database) == "100000",
+                TimeSpan.FromSeconds(60),
+                "pgbench tables on the shared standby");
+
+            // Checks are slow here: the reads in flight on the stopped standby, and those that follow before a check,
+            // find it still marked up.
+            await using var host = StartProxy(
+                primary,
+                [primary, shared, doomed],
+                r => r with { Policy = FastPool.Routing.Balancing.LoadBalancePolicyKind.RoundRobin, StatementLevelLoadBalance = true },
+                srCheckPeriod: TimeSpan.FromMinutes(5),
+                dbName: database);
+            await WaitForBalancingAsync(host, 1, 2);
+
+            var run = ProtocolTestSupport.RunToolAsync(
+                "pgbench",
+                ["-h", "127.0.0.1", "-p", ProtocolTestSupport.Invariant(host.Port), "-U", "postgres", "-n", "-S", "-M", mode, "-c", "8", "-j", "2", "-T", "6", Database],
+                TimeSpan.FromSeconds(120));
+            await Task.Delay(TimeSpan.FromSeconds(2));
+            await doomed.StopAsync(immediate: true);
+            var result = await run;
+
+            Assert.True(result.ExitCode == 0, result.ToString());
+            var failed = System.Text.RegularExpressions.Regex.Match(result.StandardOutput, @"number of failed transactions: (\d+)");
+            Assert.True(failed.Success, result.ToString());
+            Assert.Equal("0", failed.Groups[1].Value);
+            var nodes = await ShowAsync(host.Port, "SHOW POOL_NODES");
+            Assert.Equal("down", nodes.Value(NodeRow(nodes, 2), "status"));
+            Assert.True(await SelectCountAsync(host, 2) > 0, "the stopped standby served reads before it stopped");
+            Assert.True(await SelectCountAsync(host, 1) > await SelectCountAsync(host, 2), "the other standby took its reads");
+            ProxyChecks.AssertNoUnexpectedErrors(host);
+        }
+        finally
+        {
+            await primary.PsqlAsync($"drop database if exists {database} with (force)");
+        }
     }
 
     /// <summary>Inserts rows one by one, reading each back at once; returns how many reads did not see their row.</summary>

@@ -15,13 +15,13 @@ internal static class RoutingSupport
 {
     public const string Database = "rw";
 
-    /// <summary>A proxy whose entry "rw" lists <paramref name="nodes"/> (the database "postgres" on each), transaction pooling.</summary>
-    public static ProxyHost StartProxy(PgCluster primary, IEnumerable<PgCluster> nodes, Func<RoutingSettings, RoutingSettings>? routing = null, PoolMode mode = PoolMode.Transaction, TimeSpan? srCheckPeriod = null)
+    /// <summary>A proxy whose entry "rw" lists <paramref name="nodes"/> (<paramref name="dbName"/> on each), transaction pooling.</summary>
+    public static ProxyHost StartProxy(PgCluster primary, IEnumerable<PgCluster> nodes, Func<RoutingSettings, RoutingSettings>? routing = null, PoolMode mode = PoolMode.Transaction, TimeSpan? srCheckPeriod = null, string dbName = "postgres")
     {
         var entry = new DatabaseConfig
         {
             Name = Database,
-            DbName = "postgres",
+            DbName = dbName,
             Nodes = [.. nodes.Select(n => new NodeEndpoint(n.Host, n.Port))],
         };
         return AdminSupport.StartProxy(primary, c => c with

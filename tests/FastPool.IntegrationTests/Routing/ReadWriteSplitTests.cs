@@ -258,6 +258,32 @@ public sealed class ReadWriteSplitTests
     }
 
     [Fact]
+    public async Task Statement_pooling_routes_each_statement()
+    {
+        var primary = _fixture.Primary;
+        var standby = await _fixture.GetStandbyAsync();
+        await CreateOnPrimaryAsync(primary, standby, "create table if not exists rt_stmt (id int)", "rt_stmt");
+        await using var host = StartProxy(primary, [primary, standby], r => r with { ReadYourWrites = false }, PoolMode.Statement);
+        await WaitForBalancingAsync(host, 1);
+        await using var conn = await OpenAsync(host);
+        Assert.True(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
+        Assert.False(await OnStandbyAsync(conn, "insert into rt_stmt values (1) returning pg_is_in_recovery()"));
+        Assert.True(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
+    }
+
+    [Fact]
+    public async Task Session_pooling_serves_a_client_from_the_detected_primary_wherever_it_is_listed()
+    {
+        var primary = _fixture.Primary;
+        var standby = await _fixture.GetStandbyAsync();
+        await using var host = StartProxy(primary, [standby, primary], mode: PoolMode.Session);
+        await WaitForBalancingAsync(host, 0);
+        await using var conn = await OpenAsync(host);
+        Assert.False(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
+        Assert.False(await OnStandbyAsync(conn, "select pg_is_in_recovery(), txid_current()"));
+    }
+
+    [Fact]
     public async Task Load_balance_mode_off_sends_everything_to_the_primary_even_when_it_is_listed_second()
     {
         var primary = _fixture.Primary;

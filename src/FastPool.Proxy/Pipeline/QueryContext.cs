@@ -49,6 +49,9 @@ internal sealed class QueryContext
     /// <summary>Scratch for the routing stage's candidate list, sized to the topology; reused so a pick allocates nothing.</summary>
     public Node[] Candidates { get; set; } = [];
 
+    /// <summary>The pool the last acquisition used (kept across <see cref="Reset"/>; the terminal stage checks it still applies).</summary>
+    public ServerPool? LastPool { get; set; }
+
     public void Reset()
     {
         TargetNode = null;

@@ -30,7 +30,16 @@ internal static class QueryPipeline
     private static ValueTask AcquireServerAsync(PoolManager pools, QueryContext ctx)
     {
         var node = ctx.TargetNode ?? ctx.Topology.Nodes[0];
-        var pool = pools.GetPool(ctx.Session.Database, ctx.Session.DatabaseName, ctx.Session.User, node);
+
+        // A session asks for the same pool transaction after transaction: remembered, it costs no lookup (and no
+        // key string for a fallback database) until a reload retires it.
+        var pool = ctx.LastPool;
+        if (pool is null || pool.Node != node || pool.Retired)
+        {
+            pool = pools.GetPool(ctx.Session.Database, ctx.Session.DatabaseName, ctx.Session.User, node);
+            ctx.LastPool = pool;
+        }
+
         var acquire = pool.AcquireAsync(ctx.Aborted);
         if (acquire.IsCompletedSuccessfully)
         {

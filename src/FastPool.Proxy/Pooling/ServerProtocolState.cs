@@ -29,6 +29,9 @@ internal sealed class ServerProtocolState
     /// <summary>GUC_REPORT parameters as the server last reported them (55.2.7 "Asynchronous Operations").</summary>
     public Dictionary<string, string> Parameters { get; } = new(StringComparer.OrdinalIgnoreCase);
 
+    /// <summary>Bumped by every ParameterStatus, so what was derived from <see cref="Parameters"/> knows it is stale.</summary>
+    public int ParametersVersion { get; private set; }
+
     public bool AtMessageBoundary => Volatile.Read(ref PendingReadyForQuery) == 0 && !UnsyncedExtended;
 
     public void RecordParameter(in ReadOnlySequence<byte> body)
@@ -36,6 +39,7 @@ internal sealed class ServerProtocolState
         if (BackendMessageReader.TryReadParameterStatus(body, out var name, out var value))
         {
             Parameters[name] = value;
+            ParametersVersion++;
         }
     }
 }

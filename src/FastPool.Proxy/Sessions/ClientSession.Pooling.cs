@@ -19,7 +19,8 @@ namespace FastPool.Proxy.Sessions;
 internal sealed partial class ClientSession
 {
     private Lock? _swap;
-    private Task<PumpExit>? _serverPump;
+    private ValueTask<PumpExit> _serverPump;
+    private bool _serverPumpStarted;
     private int _serverFailure = -1;
     private bool _statementRefused;
 
@@ -53,7 +54,8 @@ internal sealed partial class ClientSession
 
         // A pump that already ended (a failure, or statement mode's refusal) has nothing left to stop; stopping it
         // would leave a cancel pending on the server's reader.
-        var pump = _serverPump;
+        var pump = _serverPumpStarted ? _serverPump.AsTask() : null;
+        _serverPumpStarted = false;
         if (server is not null && pump is not null && !(pump.IsCompleted && exit == PumpExit.StatementModeTransaction))
         {
             await StopServerPumpAsync(server, pump, exit).ConfigureAwait(false);
@@ -249,8 +251,15 @@ internal sealed partial class ClientSession
     }
 
     /// <summary>Takes a server for the client's next transaction and starts its server-to-client pump.</summary>
-    private async Task<bool> AttachServerAsync(Pipeline.RouteIntent intent)
+    private async ValueTask<bool> AttachServerAsync(Pipeline.RouteIntent intent)
     {
+        if (_serverPumpStarted && _serverPump.IsCompleted)
+        {
+            // The last transaction's pump handed its server back and ended: taking its result recycles it.
+            _serverPumpStarted = false;
+            _ = _serverPump.Result;
+        }
+
         // A client waiting in line for a server is not idle (query_wait_timeout bounds that wait).
         _acquiring = true;
         await PrepareRouteAsync(intent).ConfigureAwait(false);
@@ -264,16 +273,113 @@ internal sealed partial class ClientSession
 
         Attached(server);
         _errorsAtStart = server.Protocol.Errors;
-        _serverPump = GuardedServerToClientAsync(server);
+        _serverPump = PooledServerToClientAsync(server);
+        _serverPumpStarted = true;
         return true;
     }
 
-    /// <summary>No one awaits a pump that handed its server back, so nothing may escape it unlogged.</summary>
-    private async Task<PumpExit> GuardedServerToClientAsync(ServerConnection server)
+    /// <summary>
+    /// The server-to-client pump of one transaction. Pooled (PoolingAsyncValueTaskMethodBuilder): the client pump
+    /// awaits the finished pump before it attaches the next server, which returns the state machine for reuse, so
+    /// a transaction allocates none. Nothing may escape it unlogged.
+    /// </summary>
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<PumpExit> PooledServerToClientAsync(ServerConnection server)
     {
         try
         {
-            return await PooledServerToClientAsync(server).ConfigureAwait(false);
+            var input = server.Connection.Input;
+            while (true)
+            {
+                ReadResult result;
+                try
+                {
+                    result = await input.ReadAsync().ConfigureAwait(false);
+                }
+                catch (Exception)
+                {
+                    return _replayable ? RetryRead(server, "connection lost") : Fail(server, PumpExit.ServerGone);
+                }
+
+                if (result.IsCanceled)
+                {
+                    return PumpExit.Cancelled;
+                }
+
+                var buffer = result.Buffer;
+                if (_replayable)
+                {
+                    // Nothing of this read's answer has reached the client yet: it is held until it is whole, so a
+                    // standby that fails before then costs the client nothing.
+                    switch (CheckStandbyAnswer(buffer, result.IsCompleted, server.Protocol, out var reason))
+                    {
+                        case StandbyAnswer.Incomplete:
+                            input.AdvanceTo(buffer.Start, buffer.End);
+                            continue;
+                        case StandbyAnswer.Failed:
+                            input.AdvanceTo(buffer.End);
+                            return RetryRead(server, reason);
+                        case StandbyAnswer.TooLarge:
+                            _replayable = false;
+                            break;
+                    }
+                }
+
+                bool valid = _scanner.ScanFromServer(buffer, server.Protocol, out long forward, out int transactions, out var stop);
+                if (forward > 0)
+                {
+                    _replayable = false;
+                    try
+                    {
+                        await _client.SendAsync(buffer.Slice(0, forward)).ConfigureAwait(false);
+                    }
+                    catch (Exception)
+                    {
+                        input.AdvanceTo(buffer.GetPosition(forward));
+                        return Fail(server, PumpExit.ClientGone);
+                    }
+
+                    _traffic.AddOut(forward, transactions);
+                }
+
+                NoteActivity();
+                if (!valid)
+                {
+                    input.AdvanceTo(buffer.GetPosition(forward));
+                    return Fail(server, PumpExit.ServerProtocolViolation);
+                }
+
+                if (stop == ServerStop.TransactionBlock)
+                {
+                    // Statement mode cannot keep a server for a transaction block: the client is told and closed, as
+                    // PgBouncer does; the release path rolls the server back.
+                    input.AdvanceTo(buffer.GetPosition(forward + 6));
+                    _statementRefused = true;
+                    await _context.SendErrorAsync(SqlState.FeatureNotSupported, "transaction blocks not allowed in statement pooling mode").ConfigureAwait(false);
+                    return Fail(server, PumpExit.StatementModeTransaction);
+                }
+
+                if (stop == ServerStop.Idle)
+                {
+                    var end = buffer.GetPosition(forward);
+                    input.AdvanceTo(end, end);
+                    if (TryDetach(server, more: forward < buffer.Length, out long walFetch))
+                    {
+                        ReleaseAfterTransaction(server, walFetch);
+                        return PumpExit.Released;
+                    }
+
+                    // Not handed back here: a statement held for the primary must not wait for a hand-back that may not come.
+                    SignalHold();
+                    continue;
+                }
+
+                input.AdvanceTo(buffer.GetPosition(forward), buffer.End);
+                if (result.IsCompleted)
+                {
+                    return Fail(server, PumpExit.ServerGone);
+                }
+            }
         }
         catch (Exception ex)
         {
@@ -282,104 +388,13 @@ internal sealed partial class ClientSession
         }
     }
 
-    private async Task<PumpExit> PooledServerToClientAsync(ServerConnection server)
-    {
-        var input = server.Connection.Input;
-        while (true)
-        {
-            ReadResult result;
-            try
-            {
-                result = await input.ReadAsync().ConfigureAwait(false);
-            }
-            catch (Exception)
-            {
-                return _replayable ? RetryRead(server, "connection lost") : Fail(server, PumpExit.ServerGone);
-            }
-
-            if (result.IsCanceled)
-            {
-                return PumpExit.Cancelled;
-            }
-
-            var buffer = result.Buffer;
-            if (_replayable)
-            {
-                // Nothing of this read's answer has reached the client yet: a standby that fails now costs it nothing.
-                switch (CheckStandbyFailure(buffer, result.IsCompleted, out var reason))
-                {
-                    case StandbyFailure.NeedMore:
-                        input.AdvanceTo(buffer.Start, buffer.End);
-                        continue;
-                    case StandbyFailure.Failed:
-                        input.AdvanceTo(buffer.End);
-                        return RetryRead(server, reason);
-                }
-            }
-
-            bool valid = _scanner.ScanFromServer(buffer, server.Protocol, out long forward, out int transactions, out var stop);
-            if (forward > 0)
-            {
-                _replayable = false;
-                try
-                {
-                    await _client.SendAsync(buffer.Slice(0, forward)).ConfigureAwait(false);
-                }
-                catch (Exception)
-                {
-                    input.AdvanceTo(buffer.GetPosition(forward));
-                    return Fail(server, PumpExit.ClientGone);
-                }
-
-                _traffic.AddOut(forward, transactions);
-            }
-
-            NoteActivity();
-            if (!valid)
-            {
-                input.AdvanceTo(buffer.GetPosition(forward));
-                return Fail(server, PumpExit.ServerProtocolViolation);
-            }
-
-            if (stop == ServerStop.TransactionBlock)
-            {
-                // Statement mode cannot keep a server for a transaction block: the client is told and closed, as
-                // PgBouncer does; the release path rolls the server back.
-                input.AdvanceTo(buffer.GetPosition(forward + 6));
-                _statementRefused = true;
-                await _context.SendErrorAsync(SqlState.FeatureNotSupported, "transaction blocks not allowed in statement pooling mode").ConfigureAwait(false);
-                return Fail(server, PumpExit.StatementModeTransaction);
-            }
-
-            if (stop == ServerStop.Idle)
-            {
-                var end = buffer.GetPosition(forward);
-                input.AdvanceTo(end, end);
-                if (TryDetach(server, more: forward < buffer.Length))
-                {
-                    ReleaseAfterTransaction(server);
-                    return PumpExit.Released;
-                }
-
-                // Not handed back here: a statement held for the primary must not wait for a hand-back that may not come.
-                SignalHold();
-                continue;
-            }
-
-            input.AdvanceTo(buffer.GetPosition(forward), buffer.End);
-            if (result.IsCompleted)
-            {
-                return Fail(server, PumpExit.ServerGone);
-            }
-        }
-    }
-
     /// <summary>
     /// At the end of a transaction: takes in what the client changed in it, and detaches the server unless the
     /// client is pinned, sent more meanwhile, or the server already sent more (an asynchronous message).
     /// </summary>
-    private bool TryDetach(ServerConnection server, bool more)
+    private bool TryDetach(ServerConnection server, bool more, out long walFetch)
     {
+        walFetch = 0;
         lock (_swap!)
         {
             if (_server != server || !server.Protocol.AtMessageBoundary || server.TransactionStatus != TransactionStatus.Idle)
@@ -394,6 +409,8 @@ internal sealed partial class ClientSession
                 return false;
             }
 
+            // Taken with the server, under the lock: once it is null the client pump may attach the next one.
+            walFetch = TakeWrite();
             _server = null;
             return true;
         }

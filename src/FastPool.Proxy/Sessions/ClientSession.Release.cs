@@ -43,6 +43,7 @@ internal sealed partial class ClientSession
                 if ((SqlClassifier.Classify(System.Text.Encoding.UTF8.GetBytes(reset), out _) & QueryTraits.ResetAll) != 0)
                 {
                     server.AppliedSettings.Clear();
+                    server.AppliedSettingsChanged();
                 }
             }
 

@@ -11,7 +11,8 @@ namespace FastPool.Proxy.Sessions;
 /// Appendix A class 57) is sent again: the standby is marked down, the pipeline routes the read to another node,
 /// and the bytes the client sent on this attachment are replayed there. A read has no effect to repeat, so the
 /// client sees only the answer. The bytes are kept while nothing has come back (a copy into a buffer the session
-/// reuses, bounded by <see cref="ReplayLimit"/>); the first byte forwarded to the client ends that.
+/// reuses, bounded by <see cref="ReplayLimit"/>), and the answer is held until it is whole (up to the same bound), so
+/// the client gets all of it or, from the retry, all of another node's.
 /// </summary>
 internal sealed partial class ClientSession
 {
@@ -21,11 +22,19 @@ internal sealed partial class ClientSession
     private byte[] _replayBuffer = [];
     private int _replayLength;
 
-    private enum StandbyFailure : byte
+    private enum StandbyAnswer : byte
     {
-        None,
-        NeedMore,
+        /// <summary>Every ReadyForQuery the standby owes is in the buffer: forward it.</summary>
+        Complete,
+
+        /// <summary>More is to come: wait for it before forwarding anything.</summary>
+        Incomplete,
+
+        /// <summary>The standby failed before its answer was whole.</summary>
         Failed,
+
+        /// <summary>Too much to hold: forward as it comes, no longer replayable.</summary>
+        TooLarge,
     }
 
     /// <summary>A new read starts on the standby: nothing of its answer has reached the client yet.</summary>
@@ -61,38 +70,55 @@ internal sealed partial class ClientSession
         return mark;
     }
 
-    /// <summary>Whether what the standby sent first says it failed (or it closed) before answering.</summary>
-    private static StandbyFailure CheckStandbyFailure(in ReadOnlySequence<byte> buffer, bool completed, out string reason)
+    /// <summary>
+    /// Looks over a standby's answer to a read without consuming it: whole (a ReadyForQuery for each Query and Sync
+    /// outstanding), still coming, or cut off by a failure. A server going down says so with an ErrorResponse FATAL
+    /// or, for an immediate shutdown (PostgreSQL 14 and later), a NoticeResponse WARNING with an operator-intervention
+    /// code (57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now), then closes the connection.
+    /// </summary>
+    private static StandbyAnswer CheckStandbyAnswer(in ReadOnlySequence<byte> buffer, bool completed, ServerProtocolState server, out string reason)
     {
         reason = "connection closed";
+        int owed = Volatile.Read(ref server.PendingReadyForQuery);
+        int ready = 0;
+        var reader = new SequenceReader<byte>(buffer);
+        while (MessageHeader.TryPeek(ref reader, out var header) && reader.Remaining >= header.TotalLength)
+        {
+            if (header.Length < 4)
+            {
+                // Not a message: the scanner reports it.
+                return StandbyAnswer.Complete;
+            }
+
+            if (header.Code == (byte)BackendCode.ReadyForQuery)
+            {
+                ready++;
+            }
+            else if (header.Code is (byte)BackendCode.ErrorResponse or (byte)BackendCode.NoticeResponse)
+            {
+                var fields = BackendMessageReader.ReadErrorFields(reader.UnreadSequence.Slice(MessageHeader.Size, header.BodyLength));
+                if (fields.Code.StartsWith("57P", StringComparison.Ordinal) && fields.Severity is "FATAL" or "PANIC" or "WARNING")
+                {
+                    reason = fields.Code + " " + fields.Message;
+                    return StandbyAnswer.Failed;
+                }
+            }
+
+            reader.Advance(header.TotalLength);
+        }
+
+        if (ready >= owed)
+        {
+            return StandbyAnswer.Complete;
+        }
+
         if (completed)
         {
-            // The connection ended before a ReadyForQuery reached the client: whatever came is incomplete.
-            return StandbyFailure.Failed;
+            // The connection ended before the answer was whole.
+            return StandbyAnswer.Failed;
         }
 
-        // A server going down says so first: an ErrorResponse FATAL, or (immediate shutdown, PostgreSQL 14 and later)
-        // a NoticeResponse WARNING, with an operator-intervention code (57P01 admin shutdown, 57P02 crash shutdown,
-        // 57P03 cannot connect now), then closes the connection.
-        var reader = new SequenceReader<byte>(buffer);
-        if (!reader.TryPeek(out byte code) || code is not ((byte)BackendCode.ErrorResponse or (byte)BackendCode.NoticeResponse))
-        {
-            return StandbyFailure.None;
-        }
-
-        if (!MessageHeader.TryPeek(ref reader, out var header) || reader.Remaining < header.TotalLength)
-        {
-            return StandbyFailure.NeedMore;
-        }
-
-        var fields = BackendMessageReader.ReadErrorFields(buffer.Slice(MessageHeader.Size, header.BodyLength));
-        if (fields.Code.StartsWith("57P", StringComparison.Ordinal) && fields.Severity is "FATAL" or "PANIC" or "WARNING")
-        {
-            reason = fields.Code + " " + fields.Message;
-            return StandbyFailure.Failed;
-        }
-
-        return StandbyFailure.None;
+        return buffer.Length >= ReplayLimit ? StandbyAnswer.TooLarge : StandbyAnswer.Incomplete;
     }
 
     /// <summary>On the server pump: gives the standby up and asks the client pump to send the read again.</summary>
@@ -124,10 +150,7 @@ internal sealed partial class ClientSession
         // What failed to go out is still unconsumed in the client's input: it is not part of the replay.
         _replayLength = replayMark;
         server.Connection.Abort();
-        if (_serverPump is { } pump)
-        {
-            await pump.ConfigureAwait(false);
-        }
+        await AwaitServerPumpAsync().ConfigureAwait(false);
 
         var stop = TakeStopReason();
         if (stop != PumpExit.RetryRead)
@@ -141,6 +164,16 @@ internal sealed partial class ClientSession
         }
 
         return await RetryReadAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>Waits for the server pump to end; its (pooled) result is taken once, here.</summary>
+    private async ValueTask AwaitServerPumpAsync()
+    {
+        if (_serverPumpStarted)
+        {
+            _serverPumpStarted = false;
+            await _serverPump.ConfigureAwait(false);
+        }
     }
 
     /// <summary>On the client pump: closes the failed standby, takes a server for the read and replays it there.</summary>
@@ -158,10 +191,7 @@ internal sealed partial class ClientSession
             failed.Pool.Close(failed);
         }
 
-        if (_serverPump is { } pump)
-        {
-            await pump.ConfigureAwait(false);
-        }
+        await AwaitServerPumpAsync().ConfigureAwait(false);
 
         // Attaching resets the replay buffer, so the bytes are taken out first (a rare path: the copy may allocate).
         var replay = _replayBuffer.AsSpan(0, _replayLength).ToArray();
@@ -198,7 +228,7 @@ internal sealed partial class ClientSession
             }
         }
 
-        await _context.SendErrorAsync(SqlState.ConnectionFailure, "server conn crashed?", "FATAL",
+        await _context.SendErrorAsync(SqlState.ConnectionFailure, "server conn crashed? (a read sent again failed too)", "FATAL",
             $"the connection to the server {server.Node.Endpoint.Host}:{server.Node.Endpoint.Port} was lost").ConfigureAwait(false);
         return false;
     }

@@ -42,6 +42,7 @@ internal sealed partial class ClientSession
     private bool _bypassHold;
     private TaskCompletionSource? _hold;
     private Task? _walFetch;
+    private long _walFetchNumber;
     private MessageBuilder? _walBuilder;
     private byte[] _routeScratch = [];
     private char[] _patternScratch = [];
@@ -288,33 +289,53 @@ internal sealed partial class ClientSession
 
     /// <summary>
     /// The server pump handed <paramref name="server"/> back at the end of a transaction. After a write on the
-    /// primary, read_your_writes first asks it for its WAL position (the client already has its answer, so it waits
-    /// only if its next transaction is a read that starts before the answer arrives), then releases it.
+    /// primary (<paramref name="walFetch"/> is not 0), read_your_writes first asks it for its WAL position (the client
+    /// already has its answer, so it waits only if its next transaction is a read that starts before the answer
+    /// arrives), then releases it.
     /// </summary>
-    private void ReleaseAfterTransaction(ServerConnection server)
+    private void ReleaseAfterTransaction(ServerConnection server, long walFetch)
     {
-        bool fetch = _balanced && _wroteInTransaction && _routing.ReadYourWrites && !_attachedForRead;
-        _wroteInTransaction = false;
-        if (!fetch)
+        if (walFetch == 0)
         {
             server.Pool.Release(server);
             SignalHold();
             return;
         }
 
-        _walFetch = FetchWalPositionThenReleaseAsync(server);
+        _walFetch = FetchWalPositionThenReleaseAsync(server, walFetch);
         SignalHold();
     }
 
-    private async Task FetchWalPositionThenReleaseAsync(ServerConnection server)
+    /// <summary>
+    /// Under the swap lock, as the transaction's server is detached: 0, or the number of the WAL position fetch that
+    /// read_your_writes needs. Until that fetch answers, no standby is known to have the write, so the client's reads
+    /// go to the primary even if they start before the fetch does.
+    /// </summary>
+    private long TakeWrite()
+    {
+        bool fetch = _balanced && _wroteInTransaction && _routing.ReadYourWrites && !_attachedForRead;
+        _wroteInTransaction = false;
+        if (!fetch)
+        {
+            return 0;
+        }
+
+        _query.MinReplayLsn = ulong.MaxValue;
+        return Interlocked.Increment(ref _walFetchNumber);
+    }
+
+    private async Task FetchWalPositionThenReleaseAsync(ServerConnection server, long number)
     {
         var builder = _walBuilder ??= new MessageBuilder();
         try
         {
             using var cts = new CancellationTokenSource(s_resetTimeout);
             var row = await MessageIo.QueryFirstRowAsync(server, builder, WalPositionQuery, cts.Token).ConfigureAwait(false);
-            // WAL positions only grow on one primary; this also lifts a failed fetch's "primary only".
-            _query.MinReplayLsn = NodeMonitor.TryParseLsn(row[0], out var lsn) ? lsn : ulong.MaxValue;
+            // Only the latest write's position counts: an older fetch answering late must not lower the bar.
+            if (Volatile.Read(ref _walFetchNumber) == number)
+            {
+                _query.MinReplayLsn = NodeMonitor.TryParseLsn(row[0], out var lsn) ? lsn : ulong.MaxValue;
+            }
         }
         catch (Exception ex)
         {

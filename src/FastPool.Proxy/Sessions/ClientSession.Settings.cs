@@ -49,6 +49,14 @@ internal sealed partial class ClientSession : IQueryInspector
     private bool _pendingRolledBack;
     private PinReasons _pendingUnpin;
 
+    // SessionStateKey of _reported and _settings; null after either changed.
+    private string? _stateKey;
+
+    private string StateKey() => _stateKey ??= SessionStateKey.Build(_reported, _settings);
+
+    /// <summary>Whether the server already has exactly this client's settings and reported parameters.</summary>
+    private bool SameStateAs(ServerConnection server) => string.Equals(StateKey(), server.StateKey(), StringComparison.Ordinal);
+
     /// <summary>The pooling mode of this client's pool and, for the pooling modes, the client's startup settings.</summary>
     private void InitPooling(PoolMode mode)
     {
@@ -82,6 +90,8 @@ internal sealed partial class ClientSession : IQueryInspector
         {
             _settings[kv.Key] = kv.Value;
         }
+
+        _stateKey = null;
     }
 
     /// <summary>The reported values the client was welcomed with: what it believes its session has.</summary>
@@ -91,6 +101,8 @@ internal sealed partial class ClientSession : IQueryInspector
         {
             _reported[kv.Key] = kv.Value;
         }
+
+        _stateKey = null;
     }
 
     private static string SetConfig(string name, string value) =>
@@ -181,6 +193,8 @@ internal sealed partial class ClientSession : IQueryInspector
             _pending.Add(change);
         }
 
+        server.AppliedSettingsChanged();
+
         return true;
     }
 
@@ -193,6 +207,12 @@ internal sealed partial class ClientSession : IQueryInspector
     {
         bool ok = server.Protocol.Errors == _errorsAtStart && !_pendingRolledBack;
         bool resetAll = false;
+        if (ok && _pending.Count > 0)
+        {
+            _stateKey = null;
+            server.AppliedSettingsChanged();
+        }
+
         if (ok)
         {
             foreach (var change in _pending)
@@ -238,11 +258,18 @@ internal sealed partial class ClientSession : IQueryInspector
         _pendingRolledBack = false;
         _pendingUnpin = PinReasons.None;
         _errorsAtStart = server.Protocol.Errors;
+        if (!resetAll && SameStateAs(server))
+        {
+            // Nothing the server reported differs from what the client has seen (the usual transaction).
+            return;
+        }
+
         foreach (var kv in server.Parameters)
         {
             if (!_reported.TryGetValue(kv.Key, out var seen) || !string.Equals(seen, kv.Value, StringComparison.Ordinal))
             {
                 _reported[kv.Key] = kv.Value;
+                _stateKey = null;
             }
         }
 
@@ -254,6 +281,8 @@ internal sealed partial class ClientSession : IQueryInspector
             {
                 _reported[kv.Key] = kv.Value;
             }
+
+            _stateKey = null;
         }
     }
 
@@ -274,6 +303,11 @@ internal sealed partial class ClientSession : IQueryInspector
     /// </summary>
     private string? BuildPooledSettingsQuery(ServerConnection server)
     {
+        if (SameStateAs(server))
+        {
+            return null;
+        }
+
         StringBuilder? sql = null;
         bool select = false;
         foreach (var kv in server.Parameters)
@@ -320,6 +354,8 @@ internal sealed partial class ClientSession : IQueryInspector
         {
             server.AppliedSettings[kv.Key] = kv.Value;
         }
+
+        server.AppliedSettingsChanged();
     }
 
     /// <summary>A parameter name for RESET: dotted parts (custom.option) quoted one by one when needed.</summary>

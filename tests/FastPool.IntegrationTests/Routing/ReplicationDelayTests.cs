@@ -184,7 +184,7 @@ public sealed class ReplicationDelayTests
             await doomed.StopAsync(immediate: true);
             var result = await run;
 
-            Assert.True(result.ExitCode == 0, result.ToString());
+            Assert.True(result.ExitCode == 0, result + Environment.NewLine + string.Join(Environment.NewLine, host.Logs.Where(l => !l.Contains("login attempt", StringComparison.Ordinal) && !l.Contains("closing because", StringComparison.Ordinal)).TakeLast(60)));
             var failed = System.Text.RegularExpressions.Regex.Match(result.StandardOutput, @"number of failed transactions: (\d+)");
             Assert.True(failed.Success, result.ToString());
             Assert.Equal("0", failed.Groups[1].Value);

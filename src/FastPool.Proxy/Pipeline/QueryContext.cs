@@ -49,8 +49,11 @@ internal sealed class QueryContext
     /// <summary>Scratch for the routing stage's candidate list, sized to the topology; reused so a pick allocates nothing.</summary>
     public Node[] Candidates { get; set; } = [];
 
-    /// <summary>The pool the last acquisition used (kept across <see cref="Reset"/>; the terminal stage checks it still applies).</summary>
-    public ServerPool? LastPool { get; set; }
+    /// <summary>
+    /// The pool each node's last acquisition used, by node id (kept across <see cref="Reset"/>; the terminal stage
+    /// checks it still applies). One per node, as routing moves a client between the primary and standbys.
+    /// </summary>
+    public ServerPool?[] PoolsByNode { get; set; } = [];
 
     public void Reset()
     {

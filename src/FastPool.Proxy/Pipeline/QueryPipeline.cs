@@ -31,13 +31,20 @@ internal static class QueryPipeline
     {
         var node = ctx.TargetNode ?? ctx.Topology.Nodes[0];
 
-        // A session asks for the same pool transaction after transaction: remembered, it costs no lookup (and no
-        // key string for a fallback database) until a reload retires it.
-        var pool = ctx.LastPool;
+        // A session asks for the same pools transaction after transaction: remembered per node, they cost no lookup
+        // (and no key string for a fallback database) until a reload retires them.
+        var known = ctx.PoolsByNode;
+        if (known.Length <= node.Id)
+        {
+            known = new ServerPool?[Math.Max(node.Id + 1, ctx.Topology.Nodes.Count)];
+            ctx.PoolsByNode = known;
+        }
+
+        var pool = known[node.Id];
         if (pool is null || pool.Node != node || pool.Retired)
         {
             pool = pools.GetPool(ctx.Session.Database, ctx.Session.DatabaseName, ctx.Session.User, node);
-            ctx.LastPool = pool;
+            known[node.Id] = pool;
         }
 
         var acquire = pool.AcquireAsync(ctx.Aborted);

@@ -9,8 +9,12 @@ namespace FastPool.Proxy.Pooling;
 internal static partial class ServerConnector
 {
     /// <summary>What one login remembers between authentication messages.</summary>
-    private sealed class LoginState
+    private sealed class LoginState(PoolKey key, PoolManager manager)
     {
+        public PoolKey Key { get; } = key;
+
+        public PoolManager Manager { get; } = manager;
+
         public ScramClient? Scram { get; set; }
 
         /// <summary>The SASL mechanism chosen, for the log line.</summary>
@@ -23,7 +27,7 @@ internal static partial class ServerConnector
     /// Over TLS, SCRAM-SHA-256-PLUS is chosen when offered, bound to the server's certificate (tls-server-end-point),
     /// so a man in the middle holding another certificate cannot relay the exchange (55.3.1).
     /// </summary>
-    private static bool AnswerSasl(PoolKey key, AuthenticationCode code, ReadOnlySequence<byte> data, MessageBuilder builder, LoginState login, TlsConnection? tls)
+    private static bool AnswerSasl(AuthenticationCode code, ReadOnlySequence<byte> data, MessageBuilder builder, LoginState login, TlsConnection? tls)
     {
         switch (code)
         {
@@ -39,14 +43,14 @@ internal static partial class ServerConnector
                 if (binding is not null)
                 {
                     login.Mechanism = ScramPlusMechanism;
-                    login.Scram = new ScramClient(RequirePassword(key), ScramMessages.Gs2HeaderServerEndPoint, binding);
+                    login.Scram = new ScramClient(RequirePassword(login.Key), ScramMessages.Gs2HeaderServerEndPoint, binding);
                 }
                 else if (plain)
                 {
                     // "y": we could bind but the server offered no -PLUS; "n" over TLS when it did but the certificate's
                     // hash cannot be determined (the server would take "y" as a downgrade attack and refuse it).
                     login.Mechanism = ScramSha256.Mechanism;
-                    login.Scram = new ScramClient(RequirePassword(key), tls is not null && !plus ? ScramMessages.Gs2HeaderBindingNotOffered : ScramMessages.Gs2HeaderNoBinding, []);
+                    login.Scram = new ScramClient(RequirePassword(login.Key), tls is not null && !plus ? ScramMessages.Gs2HeaderBindingNotOffered : ScramMessages.Gs2HeaderNoBinding, []);
                 }
                 else
                 {

@@ -142,7 +142,15 @@ internal static partial class ServerConnector
 
                     break;
                 case BackendCode.ErrorResponse:
-                    throw ServerException.FromServer(BackendMessageReader.ReadErrorFields(seq));
+                    var error = BackendMessageReader.ReadErrorFields(seq);
+                    if (login.Passthrough is { } keys && error.Code == SqlState.InvalidPassword)
+                    {
+                        // The server no longer takes these keys (its secret changed): the next client SCRAM login
+                        // brings fresh ones; until then the login fails like any wrong password.
+                        pool.Manager.Secrets.Forget(key.User, keys);
+                    }
+
+                    throw ServerException.FromServer(error);
                 case BackendCode.NegotiateProtocolVersion:
                 case BackendCode.NoticeResponse:
                     break;
@@ -209,7 +217,8 @@ internal static partial class ServerConnector
 
     private static string RequirePassword(PoolKey key) =>
         key.Password ?? throw new ServerException(SqlState.InvalidPassword,
-            $"server asked for a password for user \"{key.User}\" and none is configured (password= in [databases] or the auth_file)");
+            $"server asked for a password for user \"{key.User}\" and none is configured (password= in [databases] or the auth_file)"
+            + " and no client has logged in as this user with SCRAM yet (SCRAM passthrough)");
 
     internal static string Describe(Exception ex) => ex switch
     {

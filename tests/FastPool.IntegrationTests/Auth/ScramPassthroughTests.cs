@@ -1,9 +1,11 @@
+using System.Text;
 using FastPool.IntegrationTests.Infrastructure;
 using FastPool.IntegrationTests.Protocol;
 using FastPool.Protocol.Scram;
 using FastPool.Proxy.Configuration;
 using Npgsql;
 using static FastPool.IntegrationTests.Auth.AuthTestSupport;
+using RawPgClient = FastPool.IntegrationTests.Resilience.RawPgClient;
 
 namespace FastPool.IntegrationTests.Auth;
 
@@ -15,6 +17,7 @@ namespace FastPool.IntegrationTests.Auth;
 [Collection(PostgresCollection.Name)]
 public sealed class ScramPassthroughTests
 {
+    private static readonly TimeSpan s_timeout = TimeSpan.FromSeconds(10);
     private readonly PostgresFixture _fixture;
 
     public ScramPassthroughTests(PostgresFixture fixture)
@@ -118,6 +121,46 @@ public sealed class ScramPassthroughTests
         });
         var pg = Assert.IsType<PostgresException>(ex);
         Assert.Contains("another salt or iteration count", pg.MessageText, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task HandDrivenLogin_PassesThrough_AndNoProofNonceOrKeyIsLogged()
+    {
+        // The exchange is driven by hand so the proof, the nonces and the ClientKey are known and can be grepped for.
+        var user = PostgresFixture.ScramUser;
+        var secret = await StoredSecretAsync(_fixture, user);
+        Assert.True(ScramSecret.TryParse(secret, out var parsed));
+        await using var proxy = StartProxy(_fixture, AuthType.ScramSha256, new Dictionary<string, string> { [user] = secret });
+
+        await using var client = await RawPgClient.ConnectAsync(proxy.Port);
+        await client.SendAsync(RawPgClient.Startup(Database, user));
+        var sasl = await client.ReadMessageAsync(s_timeout);
+        Assert.True(sasl is { Type: 'R' } && sasl.Int32At(0) == 10, $"expected AuthenticationSASL, got {sasl}");
+        var scram = new ScramClient(PostgresFixture.ScramPassword);
+        await client.SendAsync(RawPgClient.Message('p', [.. "SCRAM-SHA-256\0"u8, .. RawPgClient.Int32(scram.ClientFirst().Length), .. scram.ClientFirst()]));
+        var cont = await client.ReadMessageAsync(s_timeout);
+        Assert.True(cont is { Type: 'R' } && cont.Int32At(0) == 11, $"expected SASLContinue, got {cont}");
+        var serverFirst = Encoding.UTF8.GetString(cont.Body, 4, cont.Body.Length - 4);
+        Assert.True(scram.TryClientFinal(Encoding.UTF8.GetBytes(serverFirst), out var clientFinal, out var error), error);
+        await client.SendAsync(RawPgClient.Message('p', clientFinal));
+        var login = await client.ReadUntilAsync('Z', s_timeout);
+        Assert.DoesNotContain(login, m => m.Type == 'E');
+
+        await client.SendAsync(RawPgClient.Query("select current_user"));
+        var rows = await client.ReadUntilAsync('Z', s_timeout);
+        var row = Assert.Single(rows, m => m.Type == 'D');
+        Assert.Contains(user, Encoding.UTF8.GetString(row.Body), StringComparison.Ordinal);
+
+        var finalText = Encoding.UTF8.GetString(clientFinal);
+        var nonce = serverFirst.Split(',')[0][2..];
+        var clientKey = ScramSha256.ClientKey(ScramSha256.SaltedPassword(PostgresFixture.ScramPassword, parsed.Salt, parsed.Iterations));
+        Assert.Equal(parsed.StoredKey, ScramSha256.StoredKey(clientKey));
+        foreach (var text in new[] { finalText[(finalText.IndexOf(",p=", StringComparison.Ordinal) + 3)..], nonce, Convert.ToBase64String(clientKey), Convert.ToHexString(clientKey) })
+        {
+            Assert.DoesNotContain(proxy.Logs, l => l.Contains(text, StringComparison.OrdinalIgnoreCase));
+        }
+
+        await AssertLogsHoldNoSecretAsync(proxy, secret);
     }
 
     /// <summary>Neither the secret, its parts, nor the password appear in any log line.</summary>

@@ -59,6 +59,18 @@ public sealed class ScramPassthroughTests
     }
 
     [Fact]
+    public async Task OnlyTheMd5SecretOnDisk_AnswersTheServersMd5Challenge()
+    {
+        // Not SCRAM, but the same promise: an md5 secret copied from pg_authid is enough for both sides.
+        var user = PostgresFixture.Md5User;
+        var secret = await StoredSecretAsync(_fixture, user);
+        await using var proxy = StartProxy(_fixture, AuthType.Md5, new Dictionary<string, string> { [user] = secret });
+
+        Assert.Equal(user, await CurrentUserAsync(proxy, user, PostgresFixture.Md5Password));
+        Assert.DoesNotContain(proxy.Logs, l => l.Contains(secret, StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task LaterServerConnections_LogInWithTheKeptKeys()
     {
         // Several clients at once need several servers; each server login uses the keys of the latest client login.

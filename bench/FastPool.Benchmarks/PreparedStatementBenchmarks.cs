@@ -104,8 +104,6 @@ public class PreparedStatementBenchmarks
         {
         }
 
-        public void Inspect(in ReadOnlySequence<byte> sql, bool namedStatement)
-        {
-        }
+        public bool Inspect(in ReadOnlySequence<byte> sql, bool namedStatement) => true;
     }
 }

@@ -654,7 +654,7 @@ public static partial class ConfigLoader
         {
             var key = e.Key.ToLowerInvariant();
             _fastPoolRaw[key] = e.Value;
-            if (ApplyFailover(e, key))
+            if (ApplyFailover(e, key) || TryApplyRouting(e, key))
             {
                 return;
             }

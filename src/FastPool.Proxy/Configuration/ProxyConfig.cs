@@ -243,6 +243,9 @@ public sealed record FastPoolSettings
     public PinReasons Pins { get; init; } = PinReasons.All;
     /// <summary>Health checks and failover (health_check_*, failover*, auto_failback, ...).</summary>
     public FailoverSettings Failover { get; init; } = new();
+
+    /// <summary>Replication-aware routing: read/write split and load balancing over a primary and standbys.</summary>
+    public RoutingSettings Routing { get; init; } = new();
     /// <summary>Keys of the [fastpool] section that later features read, kept verbatim (lower-case key).</summary>
     public IReadOnlyDictionary<string, string> Raw { get; init; } = new Dictionary<string, string>(StringComparer.Ordinal);
 }

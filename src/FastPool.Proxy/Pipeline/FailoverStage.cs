@@ -16,8 +16,10 @@ internal sealed class FailoverStage(ProxyRuntime runtime) : IQueryStage
     public ValueTask InvokeAsync(QueryContext context, QueryDelegate next)
     {
         var topology = context.Topology;
-        if (topology.Nodes.Count < 2)
+        if (topology.Nodes.Count < 2 || context.TargetNode is { Role: NodeRole.Standby, Status: NodeStatus.Up })
         {
+            // A read routed to a standby: if that standby fails, routing sends the read to another node (and
+            // comes back through here when that node is the primary).
             return next(context);
         }
 

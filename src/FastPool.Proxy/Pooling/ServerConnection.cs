@@ -91,6 +91,26 @@ internal sealed class ServerConnection
     /// <summary>Set when the connection must not go back to the pool (I/O error, protocol state unknown).</summary>
     public bool Broken { get; set; }
 
+    private int _outstanding;
+
+    /// <summary>Counts the connection against its node while a client uses it (load_balance_policy = least_outstanding).</summary>
+    public void CountOutstanding()
+    {
+        if (Interlocked.Exchange(ref _outstanding, 1) == 0)
+        {
+            Node.AddOutstanding(1);
+        }
+    }
+
+    /// <summary>The pool took the connection back (released or closed); counted once however it got there.</summary>
+    public void UncountOutstanding()
+    {
+        if (Interlocked.Exchange(ref _outstanding, 0) == 1)
+        {
+            Node.AddOutstanding(-1);
+        }
+    }
+
     public bool IsClean => !Broken && Protocol.AtMessageBoundary && !Protocol.PreparedUnknown && !Connection.IsClosed;
 
     public void RecordParameter(in ReadOnlySequence<byte> body) => Protocol.RecordParameter(body);

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.IO.Pipelines;
 using FastPool.Protocol;
 using FastPool.Proxy.Configuration;
@@ -94,6 +95,17 @@ internal sealed partial class ClientSession
             {
                 if (TakeStopReason() is { } stop)
                 {
+                    if (stop == PumpExit.RetryRead)
+                    {
+                        if (!await RetryReadAsync().ConfigureAwait(false))
+                        {
+                            // The client was told why.
+                            return PumpExit.AcquireFailed;
+                        }
+
+                        continue;
+                    }
+
                     return stop;
                 }
 
@@ -106,12 +118,25 @@ internal sealed partial class ClientSession
             long forward = 0;
             long consumed = 0;
             int queries = 0;
+            int replayMark = -1;
             lock (_swap!)
             {
                 server = _server;
                 if (server is not null)
                 {
+                    if (_attachedForRead && server.Protocol.AtMessageBoundary && server.TransactionStatus == TransactionStatus.Idle)
+                    {
+                        // The standby has answered everything: what comes now is a new read, replayable on its own.
+                        StartReplay();
+                    }
+
                     exit = _scanner.ScanFromClient(buffer, server.Protocol, out forward, out consumed, out queries);
+                    if (forward > 0)
+                    {
+                        // New work for the server: its next ReadyForQuery is another chance to hand it back.
+                        _idleNotDetached = false;
+                        replayMark = KeepForReplay(buffer.Slice(0, forward));
+                    }
                 }
             }
 
@@ -143,11 +168,39 @@ internal sealed partial class ClientSession
                     }
                 }
 
+                if (DecideIntent(buffer, out var intent) == Lookahead.NeedMore && !result.IsCompleted)
+                {
+                    // Routing looks at the whole first statement (or extended batch up to its Sync): wait for the rest.
+                    input.AdvanceTo(buffer.Start, buffer.End);
+                    continue;
+                }
+
                 // Nothing consumed or examined: the same bytes are scanned again once a server is attached.
                 input.AdvanceTo(buffer.Start);
-                if (!await AttachServerAsync().ConfigureAwait(false))
+                if (!await AttachServerAsync(intent).ConfigureAwait(false))
                 {
                     return PumpExit.AcquireFailed;
+                }
+
+                continue;
+            }
+
+            if (_scanner.Held)
+            {
+                // A statement that needs the primary came while a read holds a standby: forward what came before
+                // it, then wait for the standby to go back to the pool; the held statement is routed afresh.
+                if (!await ForwardBeforeHoldAsync(server, buffer, forward, queries).ConfigureAwait(false))
+                {
+                    input.AdvanceTo(buffer.Start);
+                    return TakeStopReason() ?? PumpExit.ServerGone;
+                }
+
+                input.AdvanceTo(buffer.GetPosition(consumed));
+                await WaitForHoldAsync().ConfigureAwait(false);
+                lock (_swap!)
+                {
+                    // Still attached (the transaction did not end where a hand-back is possible): forward it after all.
+                    _bypassHold = _server is not null;
                 }
 
                 continue;
@@ -162,7 +215,17 @@ internal sealed partial class ClientSession
                 catch (Exception)
                 {
                     input.AdvanceTo(buffer.Start);
-                    return TakeStopReason() ?? PumpExit.ServerGone;
+                    switch (await SendFailedOnReadAsync(server, replayMark).ConfigureAwait(false))
+                    {
+                        case true:
+                            // The read went elsewhere: the unsent bytes are scanned again for the new server.
+                            continue;
+                        case false:
+                            // The read could not go elsewhere either; the client was told why.
+                            return PumpExit.AcquireFailed;
+                        default:
+                            return TakeStopReason() ?? PumpExit.ServerGone;
+                    }
                 }
 
                 _traffic.AddIn(forward, queries);
@@ -182,8 +245,28 @@ internal sealed partial class ClientSession
         }
     }
 
+    private async ValueTask<bool> ForwardBeforeHoldAsync(ServerConnection server, ReadOnlySequence<byte> buffer, long forward, int queries)
+    {
+        if (forward == 0)
+        {
+            return true;
+        }
+
+        try
+        {
+            await server.Connection.SendAsync(buffer.Slice(0, forward)).ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            return false;
+        }
+
+        _traffic.AddIn(forward, queries);
+        return true;
+    }
+
     /// <summary>Takes a server for the client's next transaction and starts its server-to-client pump.</summary>
-    private async ValueTask<bool> AttachServerAsync()
+    private async ValueTask<bool> AttachServerAsync(Pipeline.RouteIntent intent)
     {
         if (_serverPumpStarted && _serverPump.IsCompleted)
         {
@@ -194,6 +277,7 @@ internal sealed partial class ClientSession
 
         // A client waiting in line for a server is not idle (query_wait_timeout bounds that wait).
         _acquiring = true;
+        await PrepareRouteAsync(intent).ConfigureAwait(false);
         var server = await AcquireAsync().ConfigureAwait(false);
         _acquiring = false;
         NoteActivity();
@@ -202,6 +286,7 @@ internal sealed partial class ClientSession
             return false;
         }
 
+        Attached(server);
         _errorsAtStart = server.Protocol.Errors;
         _prepared?.OnAttach(server);
         _serverPump = PooledServerToClientAsync(server);
@@ -229,7 +314,7 @@ internal sealed partial class ClientSession
                 }
                 catch (Exception)
                 {
-                    return Fail(server, PumpExit.ServerGone);
+                    return _replayable ? RetryRead(server, "connection lost") : Fail(server, PumpExit.ServerGone);
                 }
 
                 if (result.IsCanceled)
@@ -238,9 +323,28 @@ internal sealed partial class ClientSession
                 }
 
                 var buffer = result.Buffer;
+                if (_replayable)
+                {
+                    // Nothing of this read's answer has reached the client yet: it is held until it is whole, so a
+                    // standby that fails before then costs the client nothing.
+                    switch (CheckStandbyAnswer(buffer, result.IsCompleted, server.Protocol, out var reason))
+                    {
+                        case StandbyAnswer.Incomplete:
+                            input.AdvanceTo(buffer.Start, buffer.End);
+                            continue;
+                        case StandbyAnswer.Failed:
+                            input.AdvanceTo(buffer.End);
+                            return RetryRead(server, reason);
+                        case StandbyAnswer.TooLarge:
+                            _replayable = false;
+                            break;
+                    }
+                }
+
                 bool valid = ScanFromServer(buffer, server.Protocol, out long forward, out int transactions, out var stop);
                 if (forward > 0)
                 {
+                    _replayable = false;
                     try
                     {
                         await SendToClientAsync(buffer, forward).ConfigureAwait(false);
@@ -275,12 +379,14 @@ internal sealed partial class ClientSession
                 {
                     var end = buffer.GetPosition(forward);
                     input.AdvanceTo(end, end);
-                    if (TryDetach(server, more: forward < buffer.Length))
+                    if (TryDetach(server, more: forward < buffer.Length, out long walFetch))
                     {
-                        server.Pool.Release(server);
+                        ReleaseAfterTransaction(server, walFetch);
                         return PumpExit.Released;
                     }
 
+                    // Not handed back here: a statement held for the primary must not wait for a hand-back that may not come.
+                    SignalHold();
                     continue;
                 }
 
@@ -302,8 +408,9 @@ internal sealed partial class ClientSession
     /// At the end of a transaction: takes in what the client changed in it, and detaches the server unless the
     /// client is pinned, sent more meanwhile, or the server already sent more (an asynchronous message).
     /// </summary>
-    private bool TryDetach(ServerConnection server, bool more)
+    private bool TryDetach(ServerConnection server, bool more, out long walFetch)
     {
+        walFetch = 0;
         lock (_swap!)
         {
             if (_server != server || !server.Protocol.AtMessageBoundary || server.TransactionStatus != TransactionStatus.Idle)
@@ -314,9 +421,12 @@ internal sealed partial class ClientSession
             CommitTransaction(server);
             if (more || _pinned != PinReasons.None || !_scanner.ClientAtBoundary || !_scanner.ServerAtBoundary)
             {
+                _idleNotDetached = true;
                 return false;
             }
 
+            // Taken with the server, under the lock: once it is null the client pump may attach the next one.
+            walFetch = TakeWrite();
             _server = null;
             return true;
         }
@@ -326,6 +436,7 @@ internal sealed partial class ClientSession
     private PumpExit Fail(ServerConnection server, PumpExit exit)
     {
         Volatile.Write(ref _serverFailure, (int)exit);
+        SignalHold();
         if (exit == PumpExit.ClientGone)
         {
             _client.Abort();

@@ -108,9 +108,14 @@ internal sealed partial class ClientSession : IQueryInspector
     private static string SetConfig(string name, string value) =>
         "SELECT pg_catalog.set_config('" + name + "', '" + value.Replace("'", "''", StringComparison.Ordinal) + "', false)";
 
-    /// <summary>Runs on the client pump under the swap lock, for each Query and Parse (the scanner calls it).</summary>
-    public void Inspect(in ReadOnlySequence<byte> sql, bool namedStatement)
+    /// <summary>Runs on the client pump under the swap lock, for each Query and Parse (the scanner calls it); false holds it back (routing).</summary>
+    public bool Inspect(in ReadOnlySequence<byte> sql, bool namedStatement)
     {
+        if (!RouteCheck(sql, namedStatement))
+        {
+            return false;
+        }
+
         ReadOnlySpan<byte> text;
         if (sql.IsSingleSegment)
         {
@@ -141,7 +146,7 @@ internal sealed partial class ClientSession : IQueryInspector
 
         if (traits == QueryTraits.None)
         {
-            return;
+            return true;
         }
 
         if ((traits & QueryTraits.Rollback) != 0)
@@ -167,7 +172,7 @@ internal sealed partial class ClientSession : IQueryInspector
 
         if ((traits & (QueryTraits.Setting | QueryTraits.ResetAll)) == 0)
         {
-            return;
+            return true;
         }
 
         var server = _server!;
@@ -195,6 +200,8 @@ internal sealed partial class ClientSession : IQueryInspector
         }
 
         server.AppliedSettingsChanged();
+
+        return true;
     }
 
     /// <summary>

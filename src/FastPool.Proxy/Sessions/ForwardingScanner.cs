@@ -61,6 +61,12 @@ internal struct ForwardingScanner
     /// <summary>Why the last client scan stopped with a protocol violation.</summary>
     public string? Violation { get; private set; }
 
+    /// <summary>The client stream is at a message boundary again (a replay of whole messages starts there).</summary>
+    public void ResetClientBoundary() => _clientRemaining = 0;
+
+    /// <summary>The last client scan stopped before a Query or Parse the inspector held back.</summary>
+    public bool Held { get; private set; }
+
     /// <summary>True when the client side is between messages (nothing half-forwarded).</summary>
     public readonly bool ClientAtBoundary => _clientRemaining == 0;
 
@@ -77,6 +83,7 @@ internal struct ForwardingScanner
         var reader = new SequenceReader<byte>(buffer);
         long remaining = _clientRemaining;
         queries = 0;
+        Held = false;
         PumpExit? exit = null;
         while (true)
         {
@@ -103,7 +110,12 @@ internal struct ForwardingScanner
                     break;
                 }
 
-                Inspect(reader.UnreadSequence.Slice(MessageHeader.Size, header.BodyLength), header.Code == (byte)FrontendCode.Parse);
+                if (!Inspect(reader.UnreadSequence.Slice(MessageHeader.Size, header.BodyLength), header.Code == (byte)FrontendCode.Parse))
+                {
+                    // Held back (routing: it needs another node): nothing of it is forwarded or consumed.
+                    Held = true;
+                    break;
+                }
             }
 
             // How many of the message's first bytes the prepared-statement rewrite replaced (0: none).
@@ -176,15 +188,34 @@ internal struct ForwardingScanner
     }
 
     /// <summary>Query (55.7: the text, a C string) or Parse (statement name, then the text) body to the inspector.</summary>
-    private readonly void Inspect(in ReadOnlySequence<byte> body, bool parse)
+    private readonly bool Inspect(in ReadOnlySequence<byte> body, bool parse)
+    {
+        if (!TryGetQueryText(body, parse, out var text, out bool named))
+        {
+            return true;
+        }
+
+        // With prepared statements kept by FastPool, a named statement no longer ties the client to its server, and
+        // its text is looked at when it is executed (Bind), not when it is prepared.
+        if (named && _prepared is not null)
+        {
+            return true;
+        }
+
+        return _inspector!.Inspect(text, named);
+    }
+
+    /// <summary>The query text of a Query or Parse body (55.7), and whether a Parse names its statement.</summary>
+    public static bool TryGetQueryText(in ReadOnlySequence<byte> body, bool parse, out ReadOnlySequence<byte> text, out bool named)
     {
         var reader = new SequenceReader<byte>(body);
-        bool named = false;
+        named = false;
+        text = default;
         if (parse)
         {
             if (!reader.TryAdvanceTo(0))
             {
-                return;
+                return false;
             }
 
             named = reader.Consumed > 1;
@@ -192,14 +223,8 @@ internal struct ForwardingScanner
 
         var rest = reader.UnreadSequence;
         long end = rest.PositionOf((byte)0) is { } nul ? rest.Slice(0, nul).Length : rest.Length;
-        // With prepared statements kept by FastPool, a named statement no longer ties the client to its server, and
-        // its text is looked at when it is executed (Bind), not when it is prepared.
-        if (named && _prepared is not null)
-        {
-            return;
-        }
-
-        _inspector!.Inspect(rest.Slice(0, end), named);
+        text = rest.Slice(0, end);
+        return true;
     }
 
     /// <summary>
@@ -358,5 +383,6 @@ internal interface IQueryInspector
 {
     /// <param name="sql">The query text (without its terminating zero byte).</param>
     /// <param name="namedStatement">A Parse that creates a named (session-level) prepared statement.</param>
-    void Inspect(in ReadOnlySequence<byte> sql, bool namedStatement);
+    /// <returns>False to hold the message back: the scan stops before it, forwarding nothing of it.</returns>
+    bool Inspect(in ReadOnlySequence<byte> sql, bool namedStatement);
 }

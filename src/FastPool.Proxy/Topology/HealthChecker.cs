@@ -85,6 +85,7 @@ internal sealed class HealthChecker(ProxyRuntime runtime, FailoverCoordinator fa
         }
 
         Log.NodeSuspected(runtime.Logger, topology.Config.Name, node.Id, node.Endpoint.Host, node.Endpoint.Port, reason);
+        node.Suspected = true;
         return ConfirmAsync(topology, node, reason);
     }
 
@@ -141,6 +142,11 @@ internal sealed class HealthChecker(ProxyRuntime runtime, FailoverCoordinator fa
         {
             // Nobody awaits a periodic probe: a bug here must be seen in the log, and must not stop later probes.
             Log.Unexpected(runtime.Logger, 0, ex.Message, ex);
+        }
+        finally
+        {
+            // Decided (up, down or uncheckable): the node's status speaks for it from now on.
+            node.Suspected = false;
         }
     }
 

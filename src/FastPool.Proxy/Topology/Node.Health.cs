@@ -4,6 +4,17 @@ public sealed partial class Node
 {
     private readonly Lock _probeLock = new();
     private Task? _probe;
+    private volatile bool _suspected;
+
+    /// <summary>
+    /// A client just failed to reach the node and the confirming probe has not decided yet: reads go elsewhere
+    /// meanwhile, without taking the node out before the health checker agrees.
+    /// </summary>
+    internal bool Suspected
+    {
+        get => _suspected;
+        set => _suspected = value;
+    }
 
     /// <summary>Counts role/status changes (under the topology's gate), so a check taken before one can be recognised.</summary>
     internal long StateEpoch { get; private set; }

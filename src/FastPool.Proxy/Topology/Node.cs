@@ -34,6 +34,8 @@ public sealed partial class Node
 {
     private volatile NodeRole _role;
     private volatile NodeStatus _status = NodeStatus.Up;
+    private long _selectCount;
+    private int _outstanding;
 
     public Node(int id, NodeEndpoint endpoint, NodeRole initialRole)
     {
@@ -68,6 +70,16 @@ public sealed partial class Node
 
     /// <summary>Records a check without changing role or status: only the failover coordinator decides those.</summary>
     public void Record(NodeCheck check) => LastCheck = check;
+
+    /// <summary>Reads the routing stage sent here (SHOW POOL_NODES select_cnt).</summary>
+    public long SelectCount => Interlocked.Read(ref _selectCount);
+
+    /// <summary>Server connections to this node in use by clients right now (least_outstanding).</summary>
+    public int Outstanding => Volatile.Read(ref _outstanding);
+
+    public void CountSelect(int delta = 1) => Interlocked.Add(ref _selectCount, delta);
+
+    public void AddOutstanding(int delta) => Interlocked.Add(ref _outstanding, delta);
 
     public override string ToString() => $"node {Id} ({Endpoint.Host}:{Endpoint.Port}, {Role}, {Status})";
 }

@@ -202,9 +202,7 @@ public class PreparedStatementsTests
         {
         }
 
-        public void Inspect(in ReadOnlySequence<byte> sql, bool namedStatement)
-        {
-        }
+        public bool Inspect(in ReadOnlySequence<byte> sql, bool namedStatement) => true;
 
         public void Attach(ServerProtocolState server) => Server = server;
 

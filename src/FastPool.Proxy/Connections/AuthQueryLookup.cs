@@ -40,7 +40,9 @@ internal sealed class AuthQueryLookup(ProxyRuntime runtime)
     {
         var key = (CacheName(entry, clientDatabase), user);
         var now = runtime.Time.GetTimestamp();
-        if (_cache.TryGetValue(key, out var cached) && (!cached.Lookup.IsCompleted || now < cached.Expires))
+        // A failed lookup is never reused, even if it failed after the client that started it gave up (and so
+        // after that client's chance to drop it).
+        if (_cache.TryGetValue(key, out var cached) && (!cached.Lookup.IsCompleted || (cached.Lookup.IsCompletedSuccessfully && now < cached.Expires)))
         {
             return await cached.Lookup.WaitAsync(ct).ConfigureAwait(false);
         }

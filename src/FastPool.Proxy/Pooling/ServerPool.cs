@@ -164,7 +164,7 @@ internal sealed partial class ServerPool
     {
         server.UncountOutstanding();
         server.Broken = true;
-        _ = CloseConnectionAsync(server);
+        _ = server.TerminateAndCloseAsync();
         ReleaseSlot();
     }
 
@@ -362,23 +362,5 @@ internal sealed partial class ServerPool
             ReleaseSlot();
             throw error;
         }
-    }
-
-    private static async Task CloseConnectionAsync(ServerConnection server)
-    {
-        try
-        {
-            if (!server.Connection.IsClosed)
-            {
-                // Terminate lets the backend exit cleanly instead of logging an unexpected EOF.
-                await server.Connection.SendAsync(Messages.Terminate).ConfigureAwait(false);
-            }
-        }
-        catch (Exception)
-        {
-            // The socket is already gone; closing is all that is left to do.
-        }
-
-        await server.Connection.DisposeAsync().ConfigureAwait(false);
     }
 }

@@ -149,26 +149,7 @@ internal sealed partial class ClientSession
     private RouteTraits _lastRouteTraits;
     private object? _lastRouteSettings;
 
-    private RouteTraits ClassifyForRouting(in ReadOnlySequence<byte> sql)
-    {
-        ReadOnlySpan<byte> text;
-        if (sql.IsSingleSegment)
-        {
-            text = sql.FirstSpan;
-        }
-        else
-        {
-            if (_routeScratch.Length < sql.Length)
-            {
-                _routeScratch = new byte[Math.Max(sql.Length, 1024)];
-            }
-
-            sql.CopyTo(_routeScratch);
-            text = _routeScratch.AsSpan(0, (int)sql.Length);
-        }
-
-        return ClassifyForRouting(text);
-    }
+    private RouteTraits ClassifyForRouting(in ReadOnlySequence<byte> sql) => ClassifyForRouting(Contiguous(sql, ref _routeScratch));
 
     /// <remarks>
     /// The first statement of a transaction is classified when it is routed and again when the scanner forwards

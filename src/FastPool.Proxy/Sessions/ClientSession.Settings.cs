@@ -105,6 +105,23 @@ internal sealed partial class ClientSession : IQueryInspector
         _stateKey = null;
     }
 
+    /// <summary>A statement text as one span: itself when it lies in one segment, else copied into <paramref name="scratch"/> (kept for reuse).</summary>
+    private static ReadOnlySpan<byte> Contiguous(in ReadOnlySequence<byte> sql, ref byte[] scratch)
+    {
+        if (sql.IsSingleSegment)
+        {
+            return sql.FirstSpan;
+        }
+
+        if (scratch.Length < sql.Length)
+        {
+            scratch = new byte[Math.Max(sql.Length, 1024)];
+        }
+
+        sql.CopyTo(scratch);
+        return scratch.AsSpan(0, (int)sql.Length);
+    }
+
     private static string SetConfig(string name, string value) =>
         "SELECT pg_catalog.set_config('" + name + "', '" + value.Replace("'", "''", StringComparison.Ordinal) + "', false)";
 
@@ -116,22 +133,7 @@ internal sealed partial class ClientSession : IQueryInspector
             return false;
         }
 
-        ReadOnlySpan<byte> text;
-        if (sql.IsSingleSegment)
-        {
-            text = sql.FirstSpan;
-        }
-        else
-        {
-            if (_inspectScratch.Length < sql.Length)
-            {
-                _inspectScratch = new byte[Math.Max(sql.Length, 1024)];
-            }
-
-            sql.CopyTo(_inspectScratch);
-            text = _inspectScratch.AsSpan(0, (int)sql.Length);
-        }
-
+        var text = Contiguous(sql, ref _inspectScratch);
         var traits = SqlClassifier.Classify(text, out var pins);
         if (namedStatement)
         {

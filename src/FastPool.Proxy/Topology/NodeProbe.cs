@@ -110,15 +110,7 @@ internal static class NodeProbe
         {
             if (server is not null)
             {
-                try
-                {
-                    await server.Connection.SendAsync(Messages.Terminate, CancellationToken.None).ConfigureAwait(false);
-                }
-                catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
-                {
-                }
-
-                await server.Connection.DisposeAsync().ConfigureAwait(false);
+                await server.TerminateAndCloseAsync().ConfigureAwait(false);
             }
         }
     }

@@ -10,6 +10,7 @@ internal sealed class DatabaseControl
     private readonly Dictionary<string, TaskCompletionSource> _paused = new(StringComparer.Ordinal);
     private readonly HashSet<string> _disabled = new(StringComparer.Ordinal);
     private TaskCompletionSource? _pausedAll;
+    private TaskCompletionSource? _suspended;
 
     // Read without the lock on every server acquisition: zero means nothing is paused, the common case.
     private volatile int _pauseCount;
@@ -22,6 +23,36 @@ internal sealed class DatabaseControl
             {
                 return _pausedAll is not null;
             }
+        }
+    }
+
+    /// <summary>SUSPEND is in effect: nothing new is accepted and every request for a server waits (until RESUME).</summary>
+    public bool IsSuspended => Volatile.Read(ref _suspended) is not null;
+
+    /// <summary>A task that completes at RESUME while suspended; null when not suspended.</summary>
+    public Task? WhenNotSuspended() => Volatile.Read(ref _suspended)?.Task;
+
+    /// <summary>
+    /// SUSPEND: everything is paused (requests for servers wait in the pause gate) and the listeners stop
+    /// accepting (new connections wait in the kernel's backlog). False when already suspended.
+    /// </summary>
+    public bool Suspend()
+    {
+        lock (_lock)
+        {
+            if (_suspended is not null)
+            {
+                return false;
+            }
+
+            _suspended = NewGate();
+            if (_pausedAll is null)
+            {
+                _pausedAll = NewGate();
+                _pauseCount++;
+            }
+
+            return true;
         }
     }
 
@@ -79,6 +110,7 @@ internal sealed class DatabaseControl
     public bool Resume(string? database)
     {
         List<TaskCompletionSource> released = [];
+        bool suspendEnded = false;
         lock (_lock)
         {
             if (database is null)
@@ -87,6 +119,14 @@ internal sealed class DatabaseControl
                 {
                     released.Add(_pausedAll);
                     _pausedAll = null;
+                }
+
+                if (_suspended is not null)
+                {
+                    // Not a pause gate of its own (so not in _pauseCount): it holds the accept loops.
+                    _suspended.TrySetResult();
+                    _suspended = null;
+                    suspendEnded = true;
                 }
 
                 released.AddRange(_paused.Values);
@@ -106,7 +146,7 @@ internal sealed class DatabaseControl
             tcs.TrySetResult();
         }
 
-        return released.Count > 0;
+        return released.Count > 0 || suspendEnded;
     }
 
     public bool Disable(string database)

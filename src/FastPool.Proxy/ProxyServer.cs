@@ -33,6 +33,7 @@ public sealed class ProxyServer : IAsyncDisposable
     private ITimer? _maintenance;
     private ITimer? _statsTimer;
     private ITimer? _nodeChecks;
+    private Metrics.MetricsServer? _metrics;
     private TimeSpan _statsPeriod;
     private int _stopped;
     private Task? _stopTask;
@@ -60,6 +61,9 @@ public sealed class ProxyServer : IAsyncDisposable
 
     public IReadOnlyList<EndPoint> EndPoints { get; private set; } = [];
 
+    /// <summary>Where /metrics, /healthz and the status page are served (metrics_listen), or null.</summary>
+    public IPEndPoint? MetricsEndPoint => _metrics?.EndPoint;
+
     public int ClientCount => _runtime.Stats.Clients;
 
     /// <summary>Clients pinned to their server in transaction/statement pooling (LISTEN, temp tables, ...).</summary>
@@ -79,6 +83,25 @@ public sealed class ProxyServer : IAsyncDisposable
         }
 
         EndPoints = _listeners.Select(s => s.LocalEndPoint!).ToList();
+        if (config.FastPool.MetricsListen is { } metricsAt)
+        {
+            try
+            {
+                _metrics = Metrics.MetricsServer.Start(_runtime, metricsAt);
+            }
+            catch
+            {
+                foreach (var socket in _listeners)
+                {
+                    CloseListener(socket);
+                }
+
+                throw;
+            }
+
+            Log.MetricsListening(_runtime.Logger, Describe(_metrics.EndPoint));
+        }
+
         Log.TransportChosen(_runtime.Logger, _runtime.Transport.Name, _runtime.Transport.Reason);
         foreach (var socket in _listeners)
         {
@@ -256,6 +279,8 @@ public sealed class ProxyServer : IAsyncDisposable
     {
         await Task.Yield();
 
+        // First, so /healthz turns 503 while clients drain (load balancers stop sending new ones).
+        _runtime.MarkShuttingDown();
         Log.ShuttingDown(_runtime.Logger, mode == ShutdownMode.Safe ? "safe (waiting for clients to finish)" : "immediate");
         _stopping.Cancel();
         foreach (var listener in _listeners)
@@ -287,6 +312,11 @@ public sealed class ProxyServer : IAsyncDisposable
         if (_nodeChecks is not null)
         {
             await _nodeChecks.DisposeAsync().ConfigureAwait(false);
+        }
+
+        if (_metrics is not null)
+        {
+            await _metrics.DisposeAsync().ConfigureAwait(false);
         }
 
         // Last: pooled servers closed above may still have had reads parked on the loops.

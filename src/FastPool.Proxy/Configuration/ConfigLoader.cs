@@ -649,6 +649,21 @@ public static class ConfigLoader
                 case "sr_check_period" when TryTime(e, key, e.Value, out var period):
                     _fastPool = _fastPool with { SrCheckPeriod = period };
                     break;
+                case "metrics_listen":
+                    if (e.Value.Trim().Length == 0)
+                    {
+                        _fastPool = _fastPool with { MetricsListen = null };
+                    }
+                    else if (ListenEndpoint.TryParse(e.Value.Trim(), out var metrics))
+                    {
+                        _fastPool = _fastPool with { MetricsListen = metrics };
+                    }
+                    else
+                    {
+                        Error(e, key, $"metrics_listen \"{e.Value}\" is not valid; expected HOST:PORT (e.g. 127.0.0.1:9127, *:9127, [::1]:9127)");
+                    }
+
+                    break;
                 case "sr_check_user":
                     _fastPool = _fastPool with { SrCheckUser = e.Value.Length > 0 ? e.Value : null };
                     break;

@@ -223,6 +223,8 @@ public sealed record FastPoolSettings
     /// session-level features that keep a client on its server in transaction and statement pooling (all on by default).
     /// </summary>
     public PinReasons Pins { get; init; } = PinReasons.All;
+    /// <summary>metrics_listen = HOST:PORT: where /metrics, /healthz and the status page are served (null: nowhere).</summary>
+    public ListenEndpoint? MetricsListen { get; init; }
     /// <summary>Keys of the [fastpool] section that later features read, kept verbatim (lower-case key).</summary>
     public IReadOnlyDictionary<string, string> Raw { get; init; } = new Dictionary<string, string>(StringComparer.Ordinal);
 }

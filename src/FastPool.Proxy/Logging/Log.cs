@@ -76,4 +76,11 @@ internal static partial class Log
 
     [LoggerMessage(40, LogLevel.Information, "database {Database}: node {NodeId} ({Host}:{Port}) is now {Role}, {Status} ({Reason})")]
     public static partial void NodeChanged(ILogger logger, string database, int nodeId, string host, int port, string role, string status, string reason);
+
+    // 60-69: operations (metrics endpoint, shutdown, rolling restart).
+    [LoggerMessage(60, LogLevel.Information, "metrics on http://{Endpoint}/metrics, health check on /healthz, status page on /")]
+    public static partial void MetricsListening(ILogger logger, string endpoint);
+
+    [LoggerMessage(61, LogLevel.Information, "shutdown: {Count} client(s) still connected after shutdown_wait_timeout; closing them with 57P01")]
+    public static partial void ShutdownTimedOut(ILogger logger, int count);
 }

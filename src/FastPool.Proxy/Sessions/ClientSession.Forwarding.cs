@@ -145,6 +145,7 @@ internal sealed partial class ClientSession
 
             var buffer = result.Buffer;
             var exit = _scanner.ScanFromClient(buffer, server.Protocol, out long forward, out long consumed, out int queries);
+            NoteQueriesSent(queries);
             if (forward > 0)
             {
                 try
@@ -196,6 +197,7 @@ internal sealed partial class ClientSession
 
             var buffer = result.Buffer;
             bool valid = _scanner.ScanFromServer(buffer, server.Protocol, out long forward, out int transactions);
+            NoteServerBatch(server.Protocol, transactions);
             if (forward > 0)
             {
                 try

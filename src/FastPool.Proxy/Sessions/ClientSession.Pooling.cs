@@ -112,6 +112,8 @@ internal sealed partial class ClientSession
                 }
             }
 
+            NoteQueriesSent(queries);
+
             if (server is null)
             {
                 if (buffer.IsEmpty && result.IsCompleted)
@@ -219,6 +221,7 @@ internal sealed partial class ClientSession
 
             var buffer = result.Buffer;
             bool valid = _scanner.ScanFromServer(buffer, server.Protocol, out long forward, out int transactions, out var stop);
+            NoteServerBatch(server.Protocol, transactions);
             if (forward > 0)
             {
                 try

@@ -16,12 +16,21 @@ internal struct ForwardingScanner
     /// <summary>Largest Query/Parse FastPool waits for whole to look at its text in the transaction-pooling modes.</summary>
     public const int InspectLimit = 1 << 20;
 
+    /// <summary>
+    /// How much of an ErrorResponse is waited for to read its SQLSTATE: PostgreSQL sends the S, V and C fields
+    /// first (each a few bytes, a translated severity included), so the code is well within this prefix.
+    /// </summary>
+    public const int ErrorPeekLimit = 128;
+
     private readonly int _maxPacketSize;
 
     // Transaction and statement pooling: who looks at query texts, and where the server scan stops.
     private IQueryInspector? _inspector;
     private bool _stopAtIdle;
     private bool _statementMode;
+
+    // Where errors are counted by SQLSTATE class (/metrics); null counts nothing.
+    private Metrics.IErrorClassCounter? _errors;
 
     // Bytes of the current message body still to pass through, per direction.
     private long _clientRemaining;
@@ -36,7 +45,11 @@ internal struct ForwardingScanner
         _inspector = null;
         _stopAtIdle = false;
         _statementMode = false;
+        _errors = null;
     }
+
+    /// <summary>Counts every ErrorResponse the server sends by its SQLSTATE class.</summary>
+    public void CountErrorsIn(Metrics.IErrorClassCounter errors) => _errors = errors;
 
     /// <summary>
     /// Transaction pooling (or statement pooling with <paramref name="statementMode"/>): query texts go to
@@ -254,6 +267,18 @@ internal struct ForwardingScanner
 
             if (header.Code == (byte)BackendCode.ErrorResponse)
             {
+                if (_errors is not null)
+                {
+                    // Errors are rare: waiting for the first bytes of one (as for ParameterStatus) costs nothing.
+                    long peek = Math.Min(header.TotalLength, ErrorPeekLimit);
+                    if (reader.Remaining < peek)
+                    {
+                        break;
+                    }
+
+                    _errors.CountError(reader.UnreadSequence.Slice(MessageHeader.Size, peek - MessageHeader.Size));
+                }
+
                 server.Errors++;
             }
 

@@ -10,7 +10,7 @@ internal sealed class DatabaseControl
     private readonly Dictionary<string, TaskCompletionSource> _paused = new(StringComparer.Ordinal);
     private readonly HashSet<string> _disabled = new(StringComparer.Ordinal);
     private TaskCompletionSource? _pausedAll;
-    private TaskCompletionSource? _suspended;
+    private object? _suspended;
 
     // Read without the lock on every server acquisition: zero means nothing is paused, the common case.
     private volatile int _pauseCount;
@@ -29,12 +29,9 @@ internal sealed class DatabaseControl
     /// <summary>SUSPEND is in effect: nothing new is accepted and every request for a server waits (until RESUME).</summary>
     public bool IsSuspended => Volatile.Read(ref _suspended) is not null;
 
-    /// <summary>A task that completes at RESUME while suspended; null when not suspended.</summary>
-    public Task? WhenNotSuspended() => Volatile.Read(ref _suspended)?.Task;
-
     /// <summary>
-    /// SUSPEND: everything is paused (requests for servers wait in the pause gate) and the listeners stop
-    /// accepting (new connections wait in the kernel's backlog). False when already suspended.
+    /// SUSPEND: everything is paused at once (requests for servers wait in the pause gate until RESUME), without
+    /// waiting for servers in use to be released and without closing idle ones. False when already suspended.
     /// </summary>
     public bool Suspend()
     {
@@ -45,7 +42,7 @@ internal sealed class DatabaseControl
                 return false;
             }
 
-            _suspended = NewGate();
+            _suspended = new object();
             if (_pausedAll is null)
             {
                 _pausedAll = NewGate();
@@ -123,8 +120,7 @@ internal sealed class DatabaseControl
 
                 if (_suspended is not null)
                 {
-                    // Not a pause gate of its own (so not in _pauseCount): it holds the accept loops.
-                    _suspended.TrySetResult();
+                    // Not a gate of its own (so not in _pauseCount): the pause of everything above is what holds requests.
                     _suspended = null;
                     suspendEnded = true;
                 }

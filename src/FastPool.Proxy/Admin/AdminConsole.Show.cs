@@ -15,6 +15,8 @@ internal sealed partial class AdminConsole
         RELOAD
         PAUSE [db]
         RESUME [db]
+        SUSPEND
+        WAIT_CLOSE [db]
         DISABLE db
         ENABLE db
         RECONNECT [db]
@@ -362,7 +364,7 @@ internal sealed partial class AdminConsole
         _result.Describe([new("key", ColumnType.Text), new("value", ColumnType.Text)]);
         _result.Row().Add("active").Add(paused ? "no" : "yes");
         _result.Row().Add("paused").Add(paused ? "yes" : "no");
-        _result.Row().Add("suspended").Add("no");
+        _result.Row().Add("suspended").Add(_runtime.Control.IsSuspended ? "yes" : "no");
         _result.Complete("SHOW");
     }
 

@@ -292,7 +292,10 @@ public sealed class ProxyServer : IAsyncDisposable
         {
             var wait = _runtime.Sessions.WhenEmptyAsync();
             var limit = waitTimeout ?? (_runtime.Config.ShutdownWaitTimeout > TimeSpan.Zero ? _runtime.Config.ShutdownWaitTimeout : Timeout.InfiniteTimeSpan);
-            await Task.WhenAny(wait, Task.Delay(limit)).ConfigureAwait(false);
+            if (await Task.WhenAny(wait, Task.Delay(limit)).ConfigureAwait(false) != wait)
+            {
+                await StopRemainingSessionsAsync(wait).ConfigureAwait(false);
+            }
         }
 
         AbortClients();
@@ -321,6 +324,27 @@ public sealed class ProxyServer : IAsyncDisposable
 
         // Last: pooled servers closed above may still have had reads parked on the loops.
         _runtime.Transport.Dispose();
+    }
+
+    /// <summary>
+    /// The wait for clients timed out: each session still running is told 57P01 (as PostgreSQL's own shutdown
+    /// tells its clients) and ends; whatever has not ended shortly after is aborted by the caller.
+    /// </summary>
+    private async Task StopRemainingSessionsAsync(Task allEnded)
+    {
+        List<ClientContext> clients;
+        lock (_clientsLock)
+        {
+            clients = [.. _clients];
+        }
+
+        Log.ShutdownTimedOut(_runtime.Logger, clients.Count);
+        foreach (var client in clients)
+        {
+            client.Session?.StopForShutdown();
+        }
+
+        await Task.WhenAny(allEnded, Task.Delay(TimeSpan.FromSeconds(2))).ConfigureAwait(false);
     }
 
     /// <summary>Turns a pending safe shutdown into an immediate one (a second signal).</summary>

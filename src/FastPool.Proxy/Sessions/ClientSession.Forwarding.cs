@@ -39,6 +39,9 @@ internal enum PumpExit
 
     /// <summary>idle_transaction_timeout passed with the client idle inside a transaction.</summary>
     IdleTransactionTimeout,
+
+    /// <summary>A safe shutdown's shutdown_wait_timeout passed with the client still connected.</summary>
+    AdminShutdown,
 }
 
 /// <summary>

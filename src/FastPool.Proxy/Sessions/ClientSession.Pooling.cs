@@ -350,6 +350,9 @@ internal sealed partial class ClientSession
             case PumpExit.IdleTransactionTimeout:
                 await _context.SendErrorAsync(SqlState.ProtocolViolation, "idle transaction timeout").ConfigureAwait(false);
                 break;
+            case PumpExit.AdminShutdown:
+                await _context.SendErrorAsync(SqlState.AdminShutdown, "terminating connection because FastPool is shutting down (shutdown_wait_timeout)").ConfigureAwait(false);
+                break;
             case PumpExit.Terminate:
                 _context.CloseReason = "client close request";
                 break;

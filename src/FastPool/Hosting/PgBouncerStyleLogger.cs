@@ -19,6 +19,7 @@ internal sealed class PgBouncerStyleLoggerProvider : ILoggerProvider
 
     private readonly TextWriter _writer;
     private readonly bool _ownsWriter;
+    private readonly FileStream? _file;
     private readonly LogLevel _minimum;
     private readonly Task _pump;
     private readonly string _pid = Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
@@ -32,8 +33,8 @@ internal sealed class PgBouncerStyleLoggerProvider : ILoggerProvider
         }
         else
         {
-            var stream = new FileStream(logFile, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
-            _writer = new StreamWriter(stream, new UTF8Encoding(false)) { AutoFlush = false };
+            _file = new FileStream(logFile, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
+            _writer = new StreamWriter(_file, new UTF8Encoding(false)) { AutoFlush = false };
             _ownsWriter = true;
         }
 
@@ -67,6 +68,10 @@ internal sealed class PgBouncerStyleLoggerProvider : ILoggerProvider
         var reader = _lines.Reader;
         while (await reader.WaitToReadAsync().ConfigureAwait(false))
         {
+            // FileMode.Append only seeks to the end once, at open (.NET does not open with O_APPEND): another
+            // process writing the same logfile (the successor in a rolling restart) would have its lines
+            // overwritten. Each batch starts at the end as it is now; the writer's buffer is empty here.
+            _file?.Seek(0, SeekOrigin.End);
             while (reader.TryRead(out var line))
             {
                 await _writer.WriteLineAsync(line).ConfigureAwait(false);

@@ -319,6 +319,13 @@ public static class ConfigLoader
                     }
 
                     break;
+                case "so_reuseport":
+                    if (TryBool(e, key, out var reusePort))
+                    {
+                        _config = _config with { SoReuseport = reusePort };
+                    }
+
+                    break;
                 case "log_stats":
                     if (TryBool(e, key, out var logStats))
                     {
@@ -1266,7 +1273,7 @@ internal static class PgBouncerKeys
         "peer_id", "pool_idle_timeout", "query_wait_notify", "resolv_conf", "sbuf_loopcnt", "scram_iterations",
         "server_fast_close", "server_round_robin",
         "server_tls13_ciphers",
-        "service_name", "so_reuseport", "suspend_timeout",
+        "service_name", "suspend_timeout",
         "syslog", "syslog_facility", "syslog_ident",
         "tcp_defer_accept", "tcp_keepalive", "tcp_keepcnt", "tcp_keepidle", "tcp_keepintvl",
         "tcp_socket_buffer", "tcp_user_timeout",

@@ -80,6 +80,8 @@ public sealed record ProxyConfig
     public TimeSpan StatsPeriod { get; init; } = TimeSpan.FromSeconds(60);
     public int Verbose { get; init; }
     public TimeSpan ShutdownWaitTimeout { get; init; } = TimeSpan.Zero;
+    /// <summary>so_reuseport: listen with SO_REUSEPORT, so a second FastPool can take over the port (rolling restart).</summary>
+    public bool SoReuseport { get; init; }
 
     // ---- databases and users ---------------------------------------------------------------------
     /// <summary>[databases] entries except "*", in file order.</summary>

@@ -83,4 +83,7 @@ internal static partial class Log
 
     [LoggerMessage(61, LogLevel.Information, "shutdown: {Count} client(s) still connected after shutdown_wait_timeout; closing them with 57P01")]
     public static partial void ShutdownTimedOut(ILogger logger, int count);
+
+    [LoggerMessage(62, LogLevel.Information, "so_reuseport: handing the port over ({Outcome}); accepting for {GraceSeconds} s more")]
+    public static partial void HandingOver(ILogger logger, string outcome, double graceSeconds);
 }

@@ -1,14 +1,16 @@
-using System.Buffers;
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 
 namespace FastPool.Proxy.Metrics;
 
-/// <summary>Counts errors by SQLSTATE class; the forwarding scanner hands it the start of each ErrorResponse body.</summary>
+/// <summary>Counts errors by SQLSTATE class, as the forwarding scanner reads them (see <see cref="ErrorClassSniffer"/>).</summary>
 internal interface IErrorClassCounter
 {
-    /// <summary><paramref name="fields"/>: the first bytes of an ErrorResponse body (55.7: type byte, C string, ...).</summary>
-    void CountError(in ReadOnlySequence<byte> fields);
+    /// <summary>An error of class <paramref name="first"/><paramref name="second"/> (ASCII digits or capitals).</summary>
+    void CountClass(byte first, byte second);
+
+    /// <summary>An error whose SQLSTATE could not be read.</summary>
+    void CountUnknown();
 }
 
 /// <summary>
@@ -87,39 +89,15 @@ internal sealed class PoolTraffic(string database, string user) : IErrorClassCou
     /// <summary>An error FastPool itself sent (query_wait_timeout, shutdown, a failed server login, ...).</summary>
     public void CountError(string sqlState) => CountClass(sqlState.Length >= 2 ? sqlState[..2] : UnknownClass);
 
-    public void CountError(in ReadOnlySequence<byte> fields)
-    {
-        // Fields are a type byte and a C string each, ended by a zero type byte (55.7 ErrorResponse).
-        var reader = new SequenceReader<byte>(fields);
-        while (reader.TryRead(out byte type) && type != 0)
-        {
-            if (type == (byte)'C')
-            {
-                if (reader.TryRead(out byte a) && reader.TryRead(out byte b) && IsClassChar(a) && IsClassChar(b))
-                {
-                    CountClass(ClassName(a, b));
-                    return;
-                }
+    public void CountClass(byte first, byte second) => CountClass(ClassName(first, second));
 
-                break;
-            }
-
-            if (!reader.TryAdvanceTo(0))
-            {
-                break;
-            }
-        }
-
-        CountClass(UnknownClass);
-    }
+    public void CountUnknown() => CountClass(UnknownClass);
 
     private void CountClass(string sqlClass)
     {
         var box = _errors.TryGetValue(sqlClass, out var found) ? found : _errors.GetOrAdd(sqlClass, static _ => new StrongBox<long>());
         Interlocked.Increment(ref box.Value);
     }
-
-    private static bool IsClassChar(byte c) => c is >= (byte)'0' and <= (byte)'9' or >= (byte)'A' and <= (byte)'Z';
 
     // Errors are rare next to queries, but a string per error would still be garbage: each class name is made once.
     private static readonly string?[] s_classNames = new string?[36 * 36];

@@ -16,11 +16,6 @@ internal struct ForwardingScanner
     /// <summary>Largest Query/Parse FastPool waits for whole to look at its text in the transaction-pooling modes.</summary>
     public const int InspectLimit = 1 << 20;
 
-    /// <summary>
-    /// How much of an ErrorResponse is waited for to read its SQLSTATE: PostgreSQL sends the S, V and C fields
-    /// first (each a few bytes, a translated severity included), so the code is well within this prefix.
-    /// </summary>
-    public const int ErrorPeekLimit = 128;
 
     private readonly int _maxPacketSize;
 
@@ -29,8 +24,10 @@ internal struct ForwardingScanner
     private bool _stopAtIdle;
     private bool _statementMode;
 
-    // Where errors are counted by SQLSTATE class (/metrics); null counts nothing.
+    // Where errors are counted by SQLSTATE class (/metrics); null counts nothing. The sniffer reads the class
+    // from the ErrorResponse body while it is forwarded, so no error is held back for it.
     private Metrics.IErrorClassCounter? _errors;
+    private Metrics.ErrorClassSniffer _sniffer;
 
     // Bytes of the current message body still to pass through, per direction.
     private long _clientRemaining;
@@ -46,6 +43,7 @@ internal struct ForwardingScanner
         _stopAtIdle = false;
         _statementMode = false;
         _errors = null;
+        _sniffer = default;
     }
 
     /// <summary>Counts every ErrorResponse the server sends by its SQLSTATE class.</summary>
@@ -204,6 +202,11 @@ internal struct ForwardingScanner
         bool valid = true;
         while (true)
         {
+            if (_sniffer.Active)
+            {
+                SniffErrorBody(ref reader, remaining);
+            }
+
             if (!SkipBody(ref reader, ref remaining) || !MessageHeader.TryPeek(ref reader, out var header))
             {
                 break;
@@ -267,19 +270,11 @@ internal struct ForwardingScanner
 
             if (header.Code == (byte)BackendCode.ErrorResponse)
             {
+                server.Errors++;
                 if (_errors is not null)
                 {
-                    // Errors are rare: waiting for the first bytes of one (as for ParameterStatus) costs nothing.
-                    long peek = Math.Min(header.TotalLength, ErrorPeekLimit);
-                    if (reader.Remaining < peek)
-                    {
-                        break;
-                    }
-
-                    _errors.CountError(reader.UnreadSequence.Slice(MessageHeader.Size, peek - MessageHeader.Size));
+                    _sniffer.Start();
                 }
-
-                server.Errors++;
             }
 
             reader.Advance(MessageHeader.Size);
@@ -289,6 +284,21 @@ internal struct ForwardingScanner
         _serverRemaining = remaining;
         forward = reader.Consumed;
         return valid;
+    }
+
+    /// <summary>Shows the error body bytes at hand (before they are skipped) to the sniffer; ends it with the body.</summary>
+    private void SniffErrorBody(ref SequenceReader<byte> reader, long remaining)
+    {
+        long available = Math.Min(remaining, reader.Remaining);
+        if (available > 0)
+        {
+            _sniffer.Feed(reader.UnreadSequence.Slice(0, Math.Min(available, Metrics.ErrorClassSniffer.Limit)), _errors!);
+        }
+
+        if (_sniffer.Active && available == remaining)
+        {
+            _sniffer.End(_errors!);
+        }
     }
 
     /// <summary>Passes over the rest of a body already being forwarded; false when the buffer ends inside it.</summary>

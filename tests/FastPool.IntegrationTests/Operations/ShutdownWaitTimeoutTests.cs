@@ -11,6 +11,8 @@ namespace FastPool.IntegrationTests.Operations;
 [Collection(PostgresCollection.Name)]
 public sealed class ShutdownWaitTimeoutTests
 {
+    private const string Marker = "shutdown_wait_timeout test";
+
     private readonly PostgresFixture _fixture;
 
     public ShutdownWaitTimeoutTests(PostgresFixture fixture)
@@ -27,7 +29,7 @@ public sealed class ShutdownWaitTimeoutTests
         await using var idle = await host.OpenAsync();
         Assert.Equal(1, await ScalarAsync<int>(idle, "select 1"));
         await using var busy = await host.OpenAsync();
-        var longQuery = ScalarAsync<object>(busy, "select pg_sleep(60)");
+        var longQuery = ScalarAsync<object>(busy, "select pg_sleep(60) /* " + Marker + " */");
         await Task.Delay(200);
 
         var sw = Stopwatch.StartNew();
@@ -40,6 +42,28 @@ public sealed class ShutdownWaitTimeoutTests
         var idleEx = await Assert.ThrowsAnyAsync<NpgsqlException>(() => ScalarAsync<int>(idle, "select 1"));
         Assert.Equal("57P01", (idleEx as PostgresException ?? idleEx.InnerException as PostgresException)?.SqlState);
         Assert.Contains(host.Logs, l => l.Contains("still connected after shutdown_wait_timeout", StringComparison.Ordinal));
+        await EndLeftoverSleepAsync();
+    }
+
+    /// <summary>
+    /// PostgreSQL notices a closed client socket only when the query ends, so the cut pg_sleep would run on for a
+    /// minute on the shared server, where other tests look for sleeping backends: end it now.
+    /// </summary>
+    private async Task EndLeftoverSleepAsync()
+    {
+        await using var admin = new NpgsqlConnection(_fixture.SuperuserConnectionString());
+        await admin.OpenAsync();
+        for (int i = 0; i < 100; i++)
+        {
+            await using var cmd = new NpgsqlCommand(
+                $"select count(pg_terminate_backend(pid)) from pg_stat_activity where query like '%{Marker}%' and pid <> pg_backend_pid()", admin);
+            if (Convert.ToInt64(await cmd.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture) == 0)
+            {
+                return;
+            }
+
+            await Task.Delay(100);
+        }
     }
 
     [Fact]

@@ -123,10 +123,11 @@ public class ForwardingBenchmarks
     {
         public int Pins { get; private set; }
 
-        public void Inspect(in ReadOnlySequence<byte> sql, bool namedStatement)
+        public bool Inspect(in ReadOnlySequence<byte> sql, bool namedStatement)
         {
             var traits = SqlClassifier.Classify(sql.FirstSpan, out var pins);
             Pins += (int)pins + (int)traits;
+            return true;
         }
     }
 

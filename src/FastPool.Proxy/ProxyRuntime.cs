@@ -29,7 +29,9 @@ internal sealed partial class ProxyRuntime
         Cancels = new CancelRegistry(Logger);
         Stats = new ProxyStats();
         NodeMonitor = new NodeMonitor(this);
-        QueryPipeline = Pipeline.QueryPipeline.Build(Pools, Pipeline.QueryPipeline.DefaultStages(Control));
+        Failover = new FailoverCoordinator(this);
+        Health = new HealthChecker(this, Failover);
+        QueryPipeline = Pipeline.QueryPipeline.Build(Pools, Pipeline.QueryPipeline.DefaultStages(this));
     }
 
     /// <summary>
@@ -55,6 +57,12 @@ internal sealed partial class ProxyRuntime
 
     /// <summary>Detects node roles and replication delay (sr_check_period).</summary>
     public NodeMonitor NodeMonitor { get; }
+
+    /// <summary>Decides node roles and statuses, and fails over when the primary is lost.</summary>
+    public FailoverCoordinator Failover { get; }
+
+    /// <summary>Per-node health checks, and the confirming probe after a client session lost its server.</summary>
+    public HealthChecker Health { get; }
 
     /// <summary>PAUSE / KILL / DISABLE state set from the admin console.</summary>
     public DatabaseControl Control { get; } = new();

@@ -55,7 +55,11 @@ public sealed class ProxyServer : IAsyncDisposable
         _runtime = new ProxyRuntime(config, time ?? TimeProvider.System, loggerFactory);
         _pipeline = ConnectionPipeline.Build();
         _runtime.ShutdownRequested = OnShutdownCommand;
-        _runtime.ConfigApplied = c => RetimeStats(c.StatsPeriod);
+        _runtime.ConfigApplied = c =>
+        {
+            RetimeStats(c.StatsPeriod);
+            _runtime.Health.Retime(c.FastPool.Failover.HealthCheckPeriod);
+        };
     }
 
     /// <summary>Completes when an admin ran SHUTDOWN (the server is then already stopping).</summary>
@@ -122,7 +126,12 @@ public sealed class ProxyServer : IAsyncDisposable
             _acceptLoops.Add(AcceptLoopAsync(socket));
         }
 
-        _maintenance = _runtime.Time.CreateTimer(_ => _runtime.Pools.Maintain(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
+        var trim = new MemoryTrim(_runtime.Time);
+        _maintenance = _runtime.Time.CreateTimer(_ =>
+        {
+            _runtime.Pools.Maintain();
+            trim.MaybeTrim();
+        }, null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
         _statsTimer = _runtime.Time.CreateTimer(_ => OnStatsPeriod(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         RetimeStats(config.StatsPeriod);
 
@@ -132,6 +141,8 @@ public sealed class ProxyServer : IAsyncDisposable
         {
             _nodeChecks = _runtime.Time.CreateTimer(_ => _ = _runtime.NodeMonitor.CheckAllAsync(_stopping.Token), null, TimeSpan.Zero, srPeriod);
         }
+
+        _runtime.Health.Start();
 
         // Fill min_pool_size without waiting for the first tick.
         _runtime.Pools.Maintain();
@@ -166,9 +177,12 @@ public sealed class ProxyServer : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Runs one client's session. Called without a thread hop from the accept loop: the session runs only until
+    /// its first read parks (the startup packet has rarely arrived yet), then the accept loop goes on.
+    /// </summary>
     private async Task HandleClientAsync(Socket socket)
     {
-        await Task.Yield();
         Connection connection;
         try
         {
@@ -206,6 +220,10 @@ public sealed class ProxyServer : IAsyncDisposable
             }
 
             _runtime.Clients.TryRemove(context.Id, out _);
+            if (context.HoldsClientSlot)
+            {
+                _runtime.Stats.ClientClosed();
+            }
 
             if (context.Startup is not null && _runtime.Config.LogDisconnections)
             {
@@ -339,6 +357,8 @@ public sealed class ProxyServer : IAsyncDisposable
         {
             await _metrics.DisposeAsync().ConfigureAwait(false);
         }
+
+        await _runtime.Health.DisposeAsync().ConfigureAwait(false);
 
         // Last: pooled servers closed above may still have had reads parked on the loops.
         _runtime.Transport.Dispose();

@@ -14,6 +14,7 @@ internal sealed partial class AdminConsole
     private static readonly HashSet<string> s_controlVerbs = new(StringComparer.Ordinal)
     {
         "PAUSE", "RESUME", "DISABLE", "ENABLE", "RECONNECT", "KILL", "KILL_CLIENT", "RELOAD", "SHUTDOWN", "SET", "SUSPEND", "WAIT_CLOSE",
+        "ATTACH", "DETACH", "PROMOTE", "RECOVER",
     };
 
     private static bool IsControlVerb(string verb) => s_controlVerbs.Contains(verb);
@@ -62,6 +63,12 @@ internal sealed partial class AdminConsole
                 break;
             case "SET":
                 Set(command.Args[0], command.Args[1]);
+                break;
+            case "ATTACH":
+            case "DETACH":
+            case "PROMOTE":
+            case "RECOVER":
+                await NodeCommandAsync(command).ConfigureAwait(false);
                 break;
             default:
                 throw new AdminException(SqlState.FeatureNotSupported, $"{command.Verb} is not supported by FastPool");

@@ -22,6 +22,7 @@ internal sealed partial class AdminConsole
         RECONNECT [db]
         KILL db
         KILL_CLIENT id
+        ATTACH|DETACH|PROMOTE|RECOVER NODE n [db]
         SHUTDOWN
         """;
 
@@ -390,14 +391,20 @@ internal sealed partial class AdminConsole
         foreach (var entry in entries)
         {
             var topology = _runtime.GetTopology(entry);
-            string weight = (1.0 / topology.Nodes.Count).ToString("0.000000", System.Globalization.CultureInfo.InvariantCulture);
+            var routing = config.FastPool.Routing;
+
+            // As Pgpool-II: each node's weight as a share of the entry's total; load_balance_node says whether reads
+            // may go there right now (a standby that is up, weighted and within the delay thresholds).
+            double total = topology.Nodes.Sum(n => routing.WeightOf(n.Id));
             foreach (var node in topology.Nodes)
             {
                 var check = node.LastCheck;
+                string weight = (total > 0 ? routing.WeightOf(node.Id) / total : 0).ToString("0.000000", System.Globalization.CultureInfo.InvariantCulture);
+                bool balanced = topology.Nodes.Count > 1 && routing.LoadBalanceMode && Pipeline.RoutingStage.MayServe(node, routing, 0);
                 _result.Row().Add(entry.Name).Add(node.Id).Add(node.Endpoint.Host).Add(node.Endpoint.Port)
-                    .Add(node.Status == Topology.NodeStatus.Up ? "up" : "down").Add(weight)
+                    .Add(Topology.FailoverCoordinator.StatusText(node.Status)).Add(weight)
                     .Add(node.Role switch { Topology.NodeRole.Primary => "primary", Topology.NodeRole.Standby => "standby", _ => "unknown" })
-                    .Add(0L).Add("false").Add(check?.DelayBytes ?? 0L)
+                    .Add(node.SelectCount).Add(balanced ? "true" : "false").Add(check?.DelayBytes ?? 0L)
                     .Add(check?.ReplayDelaySeconds?.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture))
                     .Add(node.LastStatusChange).Add(node.LastChangeReason);
             }

@@ -10,31 +10,38 @@ namespace FastPool.Proxy.Admin;
 /// </summary>
 internal sealed class AdminStage : IConnectionStage
 {
-    public async Task InvokeAsync(ClientContext context, ClientDelegate next)
+    /// <remarks>
+    /// Not async for an ordinary client: it hands straight on, so no frame of this stage stays alive for the
+    /// length of the session (an idle client's memory is mostly such frames).
+    /// </remarks>
+    public Task InvokeAsync(ClientContext context, ClientDelegate next)
     {
         if (context.IsConsole)
         {
-            var role = RoleOf(context.Config, context.User);
-            if (role == ConsoleRole.None)
-            {
-                await context.SendErrorAsync(SqlState.InsufficientPrivilege,
-                    $"not allowed: user \"{context.User}\" is in neither admin_users nor stats_users").ConfigureAwait(false);
-                return;
-            }
-
-            await new AdminConsole(context, role).RunAsync().ConfigureAwait(false);
-            return;
+            return RunConsoleAsync(context);
         }
 
         if (context.Runtime.Control.IsDisabled(context.DatabaseName))
         {
             // PostgreSQL's own answer for a database with ALLOW_CONNECTIONS false uses the same code.
-            await context.SendErrorAsync(SqlState.ObjectNotInPrerequisiteState,
-                $"database \"{context.DatabaseName}\" is not currently accepting connections (disabled by an admin)").ConfigureAwait(false);
+            return context.SendErrorAsync(SqlState.ObjectNotInPrerequisiteState,
+                $"database \"{context.DatabaseName}\" is not currently accepting connections (disabled by an admin)").AsTask();
+        }
+
+        return next(context);
+    }
+
+    private static async Task RunConsoleAsync(ClientContext context)
+    {
+        var role = RoleOf(context.Config, context.User);
+        if (role == ConsoleRole.None)
+        {
+            await context.SendErrorAsync(SqlState.InsufficientPrivilege,
+                $"not allowed: user \"{context.User}\" is in neither admin_users nor stats_users").ConfigureAwait(false);
             return;
         }
 
-        await next(context).ConfigureAwait(false);
+        await new AdminConsole(context, role).RunAsync().ConfigureAwait(false);
     }
 
     /// <summary>

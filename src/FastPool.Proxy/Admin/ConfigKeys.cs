@@ -41,6 +41,7 @@ internal static class ConfigKeys
         new("max_client_conn", c => Int(c.MaxClientConn), static (c, v) => c with { MaxClientConn = v.MaxClientConn }),
         new("max_db_connections", c => Int(c.MaxDbConnections), static (c, v) => c with { MaxDbConnections = v.MaxDbConnections }),
         new("max_packet_size", c => Int(c.MaxPacketSize)),
+        new("max_prepared_statements", c => Int(c.MaxPreparedStatements), static (c, v) => c with { MaxPreparedStatements = v.MaxPreparedStatements }),
         new("max_user_connections", c => Int(c.MaxUserConnections), static (c, v) => c with { MaxUserConnections = v.MaxUserConnections }),
         new("min_pool_size", c => Int(c.MinPoolSize), static (c, v) => c with { MinPoolSize = v.MinPoolSize }),
         new("pidfile", c => c.PidFile ?? string.Empty),

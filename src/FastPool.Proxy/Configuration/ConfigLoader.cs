@@ -32,7 +32,7 @@ public sealed record ConfigLoadResult(ProxyConfig? Config, IReadOnlyList<ConfigD
 /// Reads an existing pgbouncer.ini (plus its %include files and auth_file) into a <see cref="ProxyConfig"/>,
 /// with PgBouncer's meaning for every value it understands.
 /// </summary>
-public static class ConfigLoader
+public static partial class ConfigLoader
 {
     /// <summary>Loads <paramref name="path"/>; relative %include and auth_file paths resolve against its directory.</summary>
     public static ConfigLoadResult Load(string path)
@@ -55,7 +55,7 @@ public static class ConfigLoader
         return new Builder(fileName).Build(ini);
     }
 
-    private sealed class Builder(string sourceFile)
+    private sealed partial class Builder(string sourceFile)
     {
         private const string SectionPgBouncer = "pgbouncer";
         private const string SectionDatabases = "databases";
@@ -286,6 +286,13 @@ public static class ConfigLoader
                     if (TryInt(e, key, 1, int.MaxValue, out var pktBuf))
                     {
                         _config = _config with { PktBuf = pktBuf };
+                    }
+
+                    break;
+                case "max_prepared_statements":
+                    if (TryInt(e, key, 0, int.MaxValue, out var maxPrepared))
+                    {
+                        _config = _config with { MaxPreparedStatements = maxPrepared };
                     }
 
                     break;
@@ -645,6 +652,11 @@ public static class ConfigLoader
         {
             var key = e.Key.ToLowerInvariant();
             _fastPoolRaw[key] = e.Value;
+            if (ApplyFailover(e, key) || TryApplyRouting(e, key))
+            {
+                return;
+            }
+
             switch (key)
             {
                 case "workers" when TryInt(e, key, 0, 4096, out var workers):
@@ -1269,7 +1281,7 @@ internal static class PgBouncerKeys
         "conffile", "disable_pqexec",
         "dns_max_ttl", "dns_nxdomain_ttl", "dns_zone_check_period",
         "job_name", "listen_backlog", "login_notify_message",
-        "max_db_client_connections", "max_prepared_statements", "max_user_client_connections",
+        "max_db_client_connections", "max_user_client_connections",
         "peer_id", "pool_idle_timeout", "query_wait_notify", "resolv_conf", "sbuf_loopcnt", "scram_iterations",
         "server_fast_close", "server_round_robin",
         "server_tls13_ciphers",

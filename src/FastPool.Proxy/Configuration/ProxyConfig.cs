@@ -68,6 +68,13 @@ public sealed record ProxyConfig
     public int MaxPacketSize { get; init; } = int.MaxValue;
     public int PktBuf { get; init; } = 4096;
     public IReadOnlyList<string> IgnoreStartupParameters { get; init; } = [];
+    /// <summary>
+    /// Transaction/statement pooling: protocol-level named prepared statements kept by FastPool, at most this many
+    /// per server connection (least recently used closed first); 0 leaves them to the server, which pins the client
+    /// (pin_prepare). On by default, unlike PgBouncer before 1.24: a pinned prepared-statement client holds a
+    /// server for its whole session, so pgbench -M prepared with more clients than servers would stall.
+    /// </summary>
+    public int MaxPreparedStatements { get; init; } = 200;
     public bool ApplicationNameAddHost { get; init; }
 
     // ---- logging and process ---------------------------------------------------------------------
@@ -227,6 +234,11 @@ public sealed record FastPoolSettings
     public PinReasons Pins { get; init; } = PinReasons.All;
     /// <summary>metrics_listen = HOST:PORT: where /metrics, /healthz and the status page are served (null: nowhere).</summary>
     public ListenEndpoint? MetricsListen { get; init; }
+    /// <summary>Health checks and failover (health_check_*, failover*, auto_failback, ...).</summary>
+    public FailoverSettings Failover { get; init; } = new();
+
+    /// <summary>Replication-aware routing: read/write split and load balancing over a primary and standbys.</summary>
+    public RoutingSettings Routing { get; init; } = new();
     /// <summary>Keys of the [fastpool] section that later features read, kept verbatim (lower-case key).</summary>
     public IReadOnlyDictionary<string, string> Raw { get; init; } = new Dictionary<string, string>(StringComparer.Ordinal);
 }

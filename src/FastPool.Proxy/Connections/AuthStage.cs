@@ -49,6 +49,18 @@ internal sealed partial class AuthStage : IConnectionStage
 
         context.Database = entry;
 
+        if (await AuthenticateAsync(context, config).ConfigureAwait(false))
+        {
+            await next(context).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Runs the chosen method within client_login_timeout. Its own frame, so the timer is gone once the client is
+    /// in: the stage's frame lives as long as the session, and an idle client should hold no timer.
+    /// </summary>
+    private async Task<bool> AuthenticateAsync(ClientContext context, ProxyConfig config)
+    {
         using var timeout = new CancellationTokenSource();
         if (config.ClientLoginTimeout > TimeSpan.Zero)
         {
@@ -57,7 +69,7 @@ internal sealed partial class AuthStage : IConnectionStage
 
         var address = ClientAddress(context);
         var method = await ChooseMethodAsync(context, address).ConfigureAwait(false);
-        bool ok = method switch
+        return method switch
         {
             null => false,
             Method.Trust => true,
@@ -69,10 +81,6 @@ internal sealed partial class AuthStage : IConnectionStage
             Method.ScramSha256 => await ScramAsync(context, ClientCredentials.Lookup(config, context.User), timeout.Token).ConfigureAwait(false),
             _ => false,
         };
-        if (ok)
-        {
-            await next(context).ConfigureAwait(false);
-        }
     }
 
     private static async ValueTask<Method?> ChooseMethodAsync(ClientContext context, IPAddress? address)

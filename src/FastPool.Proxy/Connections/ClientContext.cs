@@ -75,6 +75,9 @@ internal sealed class ClientContext
 
     public MessageBuilder Builder { get; } = new();
 
+    /// <summary>Counted in max_client_conn; the server gives the slot back when the connection ends.</summary>
+    public bool HoldsClientSlot { get; set; }
+
     /// <summary>Sends a FATAL error (or another severity) to the client, ignoring a client that is already gone.</summary>
     public async ValueTask SendErrorAsync(string sqlState, string message, string severity = "FATAL", string? detail = null)
     {

@@ -5,24 +5,20 @@ namespace FastPool.Proxy.Connections;
 /// <summary>max_client_conn: clients over the limit get 53300 after their startup packet, as PostgreSQL answers max_connections.</summary>
 internal sealed class ConnectionLimitStage : IConnectionStage
 {
-    public async Task InvokeAsync(ClientContext context, ClientDelegate next)
+    /// <remarks>
+    /// The slot is given back by <see cref="ProxyServer"/> when the connection ends (<see cref="ClientContext.HoldsClientSlot"/>),
+    /// not in a finally here: this stage then keeps no frame alive for the length of the session.
+    /// </remarks>
+    public Task InvokeAsync(ClientContext context, ClientDelegate next)
     {
-        var stats = context.Runtime.Stats;
-        int count = stats.ClientOpened();
-        try
+        int count = context.Runtime.Stats.ClientOpened();
+        context.HoldsClientSlot = true;
+        int limit = context.Config.MaxClientConn;
+        if (limit > 0 && count > limit)
         {
-            int limit = context.Config.MaxClientConn;
-            if (limit > 0 && count > limit)
-            {
-                await context.SendErrorAsync(SqlState.TooManyConnections, "no more connections allowed (max_client_conn)").ConfigureAwait(false);
-                return;
-            }
+            return context.SendErrorAsync(SqlState.TooManyConnections, "no more connections allowed (max_client_conn)").AsTask();
+        }
 
-            await next(context).ConfigureAwait(false);
-        }
-        finally
-        {
-            stats.ClientClosed();
-        }
+        return next(context);
     }
 }

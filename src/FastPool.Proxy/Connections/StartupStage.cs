@@ -15,24 +15,7 @@ internal sealed partial class StartupStage : IConnectionStage
 {
     public async Task InvokeAsync(ClientContext context, ClientDelegate next)
     {
-        var timeout = context.Config.ClientLoginTimeout;
-        using var cts = new CancellationTokenSource();
-        if (timeout > TimeSpan.Zero)
-        {
-            cts.CancelAfter(timeout);
-        }
-
-        StartupPacket? packet;
-        try
-        {
-            packet = await ReadStartupAsync(context, cts.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
-            await context.SendErrorAsync(SqlState.ProtocolViolation, "client_login_timeout (no startup packet received in time)").ConfigureAwait(false);
-            return;
-        }
-
+        var packet = await ReadWithinLoginTimeoutAsync(context).ConfigureAwait(false);
         if (packet is null)
         {
             return;
@@ -63,6 +46,30 @@ internal sealed partial class StartupStage : IConnectionStage
         }
 
         await next(context).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The startup packet, or null after answering the client. Its timer lives only as long as the read: this
+    /// stage's frame stays alive for the whole session, and an idle client should hold no timer.
+    /// </summary>
+    private static async Task<StartupPacket?> ReadWithinLoginTimeoutAsync(ClientContext context)
+    {
+        var timeout = context.Config.ClientLoginTimeout;
+        using var cts = new CancellationTokenSource();
+        if (timeout > TimeSpan.Zero)
+        {
+            cts.CancelAfter(timeout);
+        }
+
+        try
+        {
+            return await ReadStartupAsync(context, cts.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            await context.SendErrorAsync(SqlState.ProtocolViolation, "client_login_timeout (no startup packet received in time)").ConfigureAwait(false);
+            return null;
+        }
     }
 
     private static async Task<StartupPacket?> ReadStartupAsync(ClientContext context, CancellationToken ct)

@@ -77,6 +77,12 @@ internal static partial class Log
     [LoggerMessage(40, LogLevel.Information, "database {Database}: node {NodeId} ({Host}:{Port}) is now {Role}, {Status} ({Reason})")]
     public static partial void NodeChanged(ILogger logger, string database, int nodeId, string host, int port, string role, string status, string reason);
 
+    [LoggerMessage(41, LogLevel.Warning, "database {Database}: node {NodeId} ({Host}:{Port}) could not be reached for a read, marked down until it answers a check; the read went to node {FallbackId} ({Reason})")]
+    public static partial void ReadNodeUnreachable(ILogger logger, string database, int nodeId, string host, int port, int fallbackId, string reason);
+
+    [LoggerMessage(42, LogLevel.Warning, "database {Database}: node {NodeId} ({Host}:{Port}) failed before answering a read ({Reason}); marked down until it answers a check, the read is sent again elsewhere")]
+    public static partial void ReadRetried(ILogger logger, string database, int nodeId, string host, int port, string reason);
+
     // 60-69: operations (metrics endpoint, shutdown, rolling restart).
     [LoggerMessage(60, LogLevel.Information, "metrics on http://{Endpoint}/metrics, health check on /healthz, status page on /")]
     public static partial void MetricsListening(ILogger logger, string endpoint);

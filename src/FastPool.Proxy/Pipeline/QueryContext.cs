@@ -28,11 +28,48 @@ internal sealed class QueryContext
 
     public CancellationToken Aborted { get; set; }
 
+    /// <summary>What the session's next transaction needs, from its first statement (set before each pipeline run).</summary>
+    public RouteIntent Intent { get; set; }
+
+    /// <summary>
+    /// read_your_writes: the primary's WAL position after this client's last committed write; a standby serves the
+    /// client's reads only once it has replayed this far. 0 while the client has written nothing.
+    /// </summary>
+    public ulong MinReplayLsn { get; set; }
+
+    /// <summary>The standby this client's reads go to while it stays eligible (per-client balancing).</summary>
+    public Node? SessionStandby { get; set; }
+
+    /// <summary>The redirect preference that applies to this client, resolved once per routing settings snapshot.</summary>
+    public Configuration.RedirectPreference? Preference { get; set; }
+
+    /// <summary>The settings <see cref="Preference"/> was resolved against.</summary>
+    public Configuration.RoutingSettings? PreferenceFor { get; set; }
+
+    /// <summary>Scratch for the routing stage's candidate list, sized to the topology; reused so a pick allocates nothing.</summary>
+    public Node[] Candidates { get; set; } = [];
+
+    /// <summary>
+    /// The pool each node's last acquisition used, by node id (kept across <see cref="Reset"/>; the terminal stage
+    /// checks it still applies). One per node, as routing moves a client between the primary and standbys.
+    /// </summary>
+    public ServerPool?[] PoolsByNode { get; set; } = [];
+
     public void Reset()
     {
         TargetNode = null;
         Server = null;
     }
+}
+
+/// <summary>Where a transaction may run, as far as the session could tell from its first statement.</summary>
+internal enum RouteIntent : byte
+{
+    /// <summary>A write, an explicit read-write transaction, anything not understood: the primary.</summary>
+    Primary,
+
+    /// <summary>Reads only: a standby the load-balancing policy picks, or the primary when none may serve it.</summary>
+    Read,
 }
 
 internal delegate ValueTask QueryDelegate(QueryContext context);

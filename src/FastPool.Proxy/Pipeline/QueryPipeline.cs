@@ -4,8 +4,9 @@ using FastPool.Proxy.Topology;
 namespace FastPool.Proxy.Pipeline;
 
 /// <summary>
-/// The order of the query stages, fixed in one place: pause gate -> route -> (cache) -> (failover/retry) -> acquire.
-/// Routing, cache and failover plug in here as they land; today routing sends everything to the first node.
+/// The order of the query stages, fixed in one place: pause gate -> route -> (cache) -> failover -> acquire.
+/// Routing picks the node (a standby for a read, the current primary otherwise; none while a failover has no
+/// primary yet), and the failover stage then waits for the new primary or confirms a node it cannot reach.
 /// </summary>
 internal static class QueryPipeline
 {
@@ -24,23 +25,49 @@ internal static class QueryPipeline
     }
 
     /// <summary>The default stage list for this release.</summary>
-    /// <remarks>The pause gate comes first: a paused database must not even be routed, let alone open a server.</remarks>
-    public static IReadOnlyList<IQueryStage> DefaultStages(DatabaseControl control) => [new PauseStage(control), new FirstNodeRoutingStage()];
+    /// <remarks>
+    /// The pause gate comes first: a paused database must not even be routed, let alone open a server. Failover
+    /// comes after routing: it handles the node routing chose, and the case where routing found no primary.
+    /// </remarks>
+    public static IReadOnlyList<IQueryStage> DefaultStages(ProxyRuntime runtime) =>
+        [new PauseStage(runtime.Control), new RoutingStage(runtime), new FailoverStage(runtime)];
 
-    private static async ValueTask AcquireServerAsync(PoolManager pools, QueryContext ctx)
+    private static ValueTask AcquireServerAsync(PoolManager pools, QueryContext ctx)
     {
-        var node = ctx.TargetNode ?? ctx.Topology.Nodes[0];
-        var pool = pools.GetPool(ctx.Session.Database, ctx.Session.DatabaseName, ctx.Session.User, node);
-        ctx.Server = await pool.AcquireAsync(ctx.Aborted).ConfigureAwait(false);
+        var node = ctx.TargetNode ?? ctx.Topology.Primary ?? ctx.Topology.Nodes[0];
+
+        // A session asks for the same pools transaction after transaction: remembered per node, they cost no lookup
+        // (and no key string for a fallback database) until a reload retires them.
+        var known = ctx.PoolsByNode;
+        if (known.Length <= node.Id)
+        {
+            known = new ServerPool?[Math.Max(node.Id + 1, ctx.Topology.Nodes.Count)];
+            ctx.PoolsByNode = known;
+        }
+
+        var pool = known[node.Id];
+        if (pool is null || pool.Node != node || pool.Retired)
+        {
+            pool = pools.GetPool(ctx.Session.Database, ctx.Session.DatabaseName, ctx.Session.User, node);
+            known[node.Id] = pool;
+        }
+
+        var acquire = pool.AcquireAsync(ctx.Aborted);
+        if (acquire.IsCompletedSuccessfully)
+        {
+            Attach(ctx, acquire.Result);
+            return ValueTask.CompletedTask;
+        }
+
+        return AwaitAsync(acquire, ctx);
+
+        static async ValueTask AwaitAsync(ValueTask<ServerConnection> acquire, QueryContext ctx) => Attach(ctx, await acquire.ConfigureAwait(false));
     }
-}
 
-/// <summary>Sends every query to the database's first node (the only routing the foundation has).</summary>
-internal sealed class FirstNodeRoutingStage : IQueryStage
-{
-    public ValueTask InvokeAsync(QueryContext context, QueryDelegate next)
+    /// <summary>The server now serves a client: counted against its node until the pool takes it back (least_outstanding).</summary>
+    private static void Attach(QueryContext ctx, ServerConnection server)
     {
-        context.TargetNode ??= context.Topology.Nodes[0];
-        return next(context);
+        server.CountOutstanding();
+        ctx.Server = server;
     }
 }

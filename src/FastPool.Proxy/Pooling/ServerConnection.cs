@@ -65,10 +65,53 @@ internal sealed class ServerConnection
     /// </summary>
     public Dictionary<string, string> AppliedSettings { get; } = new(StringComparer.Ordinal);
 
+    private string? _stateKey;
+    private int _stateKeyParametersVersion;
+
+    /// <summary>Call after any change to <see cref="AppliedSettings"/>: the cached <see cref="StateKey"/> no longer holds.</summary>
+    public void AppliedSettingsChanged() => _stateKey = null;
+
+    /// <summary>
+    /// <see cref="Parameters"/> and <see cref="AppliedSettings"/> in one comparable string
+    /// (<see cref="Sessions.SessionStateKey"/>), rebuilt only after either changed: a client whose own key is equal
+    /// needs no settings applied and learns nothing from this server's parameters.
+    /// </summary>
+    public string StateKey()
+    {
+        int version = Protocol.ParametersVersion;
+        if (_stateKey is null || _stateKeyParametersVersion != version)
+        {
+            _stateKey = Sessions.SessionStateKey.Build(Parameters, AppliedSettings);
+            _stateKeyParametersVersion = version;
+        }
+
+        return _stateKey;
+    }
+
     /// <summary>Set when the connection must not go back to the pool (I/O error, protocol state unknown).</summary>
     public bool Broken { get; set; }
 
-    public bool IsClean => !Broken && Protocol.AtMessageBoundary && !Connection.IsClosed;
+    private int _outstanding;
+
+    /// <summary>Counts the connection against its node while a client uses it (load_balance_policy = least_outstanding).</summary>
+    public void CountOutstanding()
+    {
+        if (Interlocked.Exchange(ref _outstanding, 1) == 0)
+        {
+            Node.AddOutstanding(1);
+        }
+    }
+
+    /// <summary>The pool took the connection back (released or closed); counted once however it got there.</summary>
+    public void UncountOutstanding()
+    {
+        if (Interlocked.Exchange(ref _outstanding, 0) == 1)
+        {
+            Node.AddOutstanding(-1);
+        }
+    }
+
+    public bool IsClean => !Broken && Protocol.AtMessageBoundary && !Protocol.PreparedUnknown && !Connection.IsClosed;
 
     public void RecordParameter(in ReadOnlySequence<byte> body) => Protocol.RecordParameter(body);
 

@@ -4,7 +4,9 @@ namespace FastPool.Proxy.Pooling;
 internal sealed partial class ServerPool
 {
     /// <summary>Set when a reload changed what this pool's servers log in as: it only drains from then on.</summary>
-    public bool Retired { get; private set; }
+    private volatile bool _retired;
+
+    public bool Retired => _retired;
 
     /// <summary>
     /// Takes new settings from a reload or SET. Connections opened from now on use them; a larger pool hands
@@ -41,7 +43,7 @@ internal sealed partial class ServerPool
     /// </summary>
     public void Retire()
     {
-        Retired = true;
+        _retired = true;
         Reconnect();
     }
 

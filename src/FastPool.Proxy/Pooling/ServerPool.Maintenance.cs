@@ -92,17 +92,6 @@ internal sealed partial class ServerPool
             Close(server);
         }
 
-        lock (_waitLock)
-        {
-            while (_waiters.TryDequeue(out var w))
-            {
-                if (!w.Done)
-                {
-                    w.Done = true;
-                    _waiterCount--;
-                    w.Complete(null);
-                }
-            }
-        }
+        ReleaseAllWaiters();
     }
 }

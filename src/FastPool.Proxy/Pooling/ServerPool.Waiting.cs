@@ -4,17 +4,36 @@ namespace FastPool.Proxy.Pooling;
 
 internal sealed partial class ServerPool
 {
+    // One timer per pool serves every waiter's deadlines (reserve_pool_timeout, query_wait_timeout): it is armed
+    // for the earliest one, so a client that waits costs no timer of its own, and one that is served at once
+    // costs nothing at all.
+    private ITimer? _deadlineTimer;
+    private long _timerDue = long.MaxValue;
+
     /// <summary>
     /// Waits in line for a connection (or for a free slot, handed over as null). Honours reserve_pool_timeout
     /// (after it, the reserve pool may be used) and query_wait_timeout (after it, the client gets an error).
     /// </summary>
+    /// <remarks>
+    /// The waiter is completed on the thread that frees the connection, and the waiting session continues right
+    /// there (typically the releasing session's I/O loop thread) instead of being queued to the thread pool: a
+    /// hand-off in transaction pooling is then one function call, not a thread wake-up.
+    /// </remarks>
     private async ValueTask<ServerConnection?> WaitAsync(CancellationToken ct)
     {
-        var waiter = new Waiter();
+        var settings = Settings;
+        long now = _time.GetTimestamp();
+        var waiter = new Waiter(this);
+        bool reserveReachable = settings.ReserveSize > 0
+            && (settings.QueryWaitTimeout <= TimeSpan.Zero || settings.QueryWaitTimeout >= settings.ReserveTimeout);
+        waiter.ReserveAt = reserveReachable ? now + ToTicks(settings.ReserveTimeout) : long.MaxValue;
+        waiter.GiveUpAt = settings.QueryWaitTimeout > TimeSpan.Zero ? now + ToTicks(settings.QueryWaitTimeout) : long.MaxValue;
+        waiter.Timeout = settings.QueryWaitTimeout;
         lock (_waitLock)
         {
             _waiters.Enqueue(waiter);
             _waiterCount++;
+            ArmDeadlineTimer(Math.Min(waiter.ReserveAt, waiter.GiveUpAt), now);
         }
 
         // A connection or slot may have been freed between the failed attempt and joining the line.
@@ -22,81 +41,12 @@ internal sealed partial class ServerPool
         TryWakeWithSlot();
         MakeRoomUnderSharedLimits();
 
-        var settings = Settings;
-        long start = _time.GetTimestamp();
-        if (settings.ReserveSize > 0)
+        ServerConnection? result;
+        using (ct.UnsafeRegister(static state => ((Waiter)state!).Cancel(), waiter))
         {
-            bool servedEarly;
-
-            // query_wait_timeout still bounds the whole wait when it is shorter than reserve_pool_timeout;
-            // then the reserve pool is never reached.
-            bool reserveReachable = settings.QueryWaitTimeout <= TimeSpan.Zero || settings.QueryWaitTimeout >= settings.ReserveTimeout;
-            var firstWait = reserveReachable ? settings.ReserveTimeout : settings.QueryWaitTimeout;
-            try
-            {
-                servedEarly = await CompletesWithinAsync(waiter.Task, firstWait, ct).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                // Leave the line; if something was handed over meanwhile, pass it on instead of losing it.
-                if (!TryLeave(waiter))
-                {
-                    GiveBack(await waiter.Task.ConfigureAwait(false));
-                }
-
-                throw;
-            }
-
-            if (servedEarly)
-            {
-                return await waiter.Task.ConfigureAwait(false);
-            }
-
-            if (reserveReachable && TryReserveSlot(allowReserve: true))
-            {
-                if (TryLeave(waiter))
-                {
-                    return null;
-                }
-
-                // Served at the same moment: give the reserve slot back and take what we were handed.
-                ReleaseSlotQuietly();
-                return await waiter.Task.ConfigureAwait(false);
-            }
+            result = await waiter.Task.ConfigureAwait(false);
         }
 
-        var remaining = settings.QueryWaitTimeout > TimeSpan.Zero
-            ? settings.QueryWaitTimeout - _time.GetElapsedTime(start)
-            : Timeout.InfiniteTimeSpan;
-        if (remaining != Timeout.InfiniteTimeSpan && remaining < TimeSpan.Zero)
-        {
-            remaining = TimeSpan.Zero;
-        }
-
-        bool served;
-        try
-        {
-            served = await CompletesWithinAsync(waiter.Task, remaining, ct).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
-            if (TryLeave(waiter))
-            {
-                throw;
-            }
-
-            served = true;
-        }
-
-        if (!served && TryLeave(waiter))
-        {
-            throw new ServerException(SqlState.ProtocolViolation, "query_wait_timeout", "ERROR")
-            {
-                Detail = $"no server connection for {Key} became free within {settings.QueryWaitTimeout.TotalSeconds:0.###} s",
-            };
-        }
-
-        var result = await waiter.Task.ConfigureAwait(false);
         if (ct.IsCancellationRequested)
         {
             // The client went away while being served: pass the connection or slot on.
@@ -106,6 +56,8 @@ internal sealed partial class ServerPool
 
         return result;
     }
+
+    private long ToTicks(TimeSpan span) => (long)(span.TotalSeconds * _time.TimestampFrequency);
 
     private void GiveBack(ServerConnection? handed)
     {
@@ -119,29 +71,89 @@ internal sealed partial class ServerPool
         }
     }
 
-    private async Task<bool> CompletesWithinAsync(Task task, TimeSpan timeout, CancellationToken ct)
+    /// <summary>Arms the deadline timer when <paramref name="due"/> is earlier than what it waits for. Under the wait lock.</summary>
+    private void ArmDeadlineTimer(long due, long now)
     {
-        if (task.IsCompleted)
+        if (due == long.MaxValue || due >= _timerDue)
         {
-            return true;
+            return;
         }
 
-        if (timeout == TimeSpan.Zero)
+        _timerDue = due;
+        var delay = TimeSpan.FromSeconds(Math.Max(0, due - now) / (double)_time.TimestampFrequency);
+        if (_deadlineTimer is null)
         {
-            return false;
+            _deadlineTimer = _time.CreateTimer(static state => ((ServerPool)state!).OnDeadline(), this, delay, Timeout.InfiniteTimeSpan);
+        }
+        else
+        {
+            _deadlineTimer.Change(delay, Timeout.InfiniteTimeSpan);
+        }
+    }
+
+    /// <summary>
+    /// The deadline timer fired: waiters past query_wait_timeout get their error, waiters past
+    /// reserve_pool_timeout get a reserve slot if one is free; then the timer is armed for the next deadline.
+    /// </summary>
+    private void OnDeadline()
+    {
+        List<(Waiter Waiter, bool Reserve)>? due = null;
+        long now = _time.GetTimestamp();
+        lock (_waitLock)
+        {
+            _timerDue = long.MaxValue;
+            long next = long.MaxValue;
+            foreach (var w in _waiters)
+            {
+                if (w.Done)
+                {
+                    continue;
+                }
+
+                if (now >= w.GiveUpAt)
+                {
+                    w.Done = true;
+                    _waiterCount--;
+                    (due ??= []).Add((w, false));
+                    continue;
+                }
+
+                if (now >= w.ReserveAt)
+                {
+                    w.ReserveAt = long.MaxValue;
+                    if (TryReserveSlot(allowReserve: true))
+                    {
+                        w.Done = true;
+                        _waiterCount--;
+                        (due ??= []).Add((w, true));
+                        continue;
+                    }
+                }
+
+                next = Math.Min(next, Math.Min(w.ReserveAt, w.GiveUpAt));
+            }
+
+            ArmDeadlineTimer(next, now);
         }
 
-        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        var delay = Task.Delay(timeout, _time, cts.Token);
-        var first = await Task.WhenAny(task, delay).ConfigureAwait(false);
-        cts.Cancel();
-        if (first == task)
+        // Completed outside the lock: each waiter's session continues on this thread.
+        if (due is not null)
         {
-            return true;
+            foreach (var (w, reserve) in due)
+            {
+                if (reserve)
+                {
+                    w.Complete(null);
+                }
+                else
+                {
+                    w.Fail(new ServerException(SqlState.ProtocolViolation, "query_wait_timeout", "ERROR")
+                    {
+                        Detail = $"no server connection for {Key} became free within {w.Timeout.TotalSeconds:0.###} s",
+                    });
+                }
+            }
         }
-
-        ct.ThrowIfCancellationRequested();
-        return false;
     }
 
     /// <summary>Hands a connection (or, with null, a reserved slot) to the longest-waiting client.</summary>
@@ -167,7 +179,6 @@ internal sealed partial class ServerPool
             return false;
         }
 
-        // Continuations run asynchronously, so the releasing session is never blocked by the waiter's work.
         chosen.Complete(server);
         return true;
     }
@@ -201,15 +212,72 @@ internal sealed partial class ServerPool
         }
     }
 
-    private sealed class Waiter
+    /// <summary>
+    /// Every waiter leaves the line: with null (shutdown: they then see the pool closed), or failed with
+    /// <paramref name="error"/> (the node is detached: the failover stage sends them to the new primary).
+    /// </summary>
+    private void ReleaseAllWaiters(Exception? error = null)
     {
-        private readonly TaskCompletionSource<ServerConnection?> _tcs = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        List<Waiter> all = [];
+        lock (_waitLock)
+        {
+            while (_waiters.TryDequeue(out var w))
+            {
+                if (!w.Done)
+                {
+                    w.Done = true;
+                    _waiterCount--;
+                    all.Add(w);
+                }
+            }
+
+            _deadlineTimer?.Dispose();
+            _deadlineTimer = null;
+            _timerDue = long.MaxValue;
+        }
+
+        foreach (var w in all)
+        {
+            if (error is null)
+            {
+                w.Complete(null);
+            }
+            else
+            {
+                w.Fail(error);
+            }
+        }
+    }
+
+    private sealed class Waiter(ServerPool pool)
+    {
+        // Continuations run on the completing thread (see WaitAsync): no RunContinuationsAsynchronously.
+        private readonly TaskCompletionSource<ServerConnection?> _tcs = new();
 
         /// <summary>Guarded by the pool's wait lock.</summary>
         public bool Done { get; set; }
 
+        /// <summary>When the reserve pool may be tried (timestamp); MaxValue once tried or when unreachable. Under the wait lock.</summary>
+        public long ReserveAt { get; set; }
+
+        /// <summary>When query_wait_timeout ends the wait (timestamp); MaxValue for no limit.</summary>
+        public long GiveUpAt { get; set; }
+
+        public TimeSpan Timeout { get; set; }
+
         public Task<ServerConnection?> Task => _tcs.Task;
 
         public void Complete(ServerConnection? server) => _tcs.TrySetResult(server);
+
+        public void Fail(Exception error) => _tcs.TrySetException(error);
+
+        /// <summary>The client stopped waiting: leave the line unless something was handed over already.</summary>
+        public void Cancel()
+        {
+            if (pool.TryLeave(this))
+            {
+                _tcs.TrySetCanceled();
+            }
+        }
     }
 }

@@ -134,6 +134,7 @@ internal sealed partial class ServerPool
     /// <summary>Returns a connection after use. Anything not known to be clean and current is closed instead.</summary>
     public void Release(ServerConnection server)
     {
+        server.UncountOutstanding();
         long now = _time.GetTimestamp();
         if (!server.IsClean || server.TransactionStatus != TransactionStatus.Idle || server.Generation != Generation || _closed || Expired(server, now))
         {
@@ -158,6 +159,7 @@ internal sealed partial class ServerPool
     /// <summary>Closes a connection that must not be reused and frees its slot for a waiting client.</summary>
     public void Close(ServerConnection server)
     {
+        server.UncountOutstanding();
         server.Broken = true;
         _ = CloseConnectionAsync(server);
         ReleaseSlot();

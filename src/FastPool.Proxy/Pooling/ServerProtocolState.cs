@@ -20,6 +20,8 @@ internal sealed class ServerProtocolState
     /// <summary>ErrorResponses seen from this server (only the server-to-client pump writes it).</summary>
     public int Errors;
 
+    private Sessions.PreparedStatementCache? _prepared;
+
     /// <summary>Status byte of the last ReadyForQuery.</summary>
     public TransactionStatus TransactionStatus { get; set; } = TransactionStatus.Idle;
 
@@ -29,6 +31,28 @@ internal sealed class ServerProtocolState
     /// <summary>GUC_REPORT parameters as the server last reported them (55.2.7 "Asynchronous Operations").</summary>
     public Dictionary<string, string> Parameters { get; } = new(StringComparer.OrdinalIgnoreCase);
 
+    /// <summary>
+    /// Transaction pooling: the shared prepared statements this server holds (created on first use; session-mode
+    /// servers never need one). It stays with the connection from client to client.
+    /// </summary>
+    public Sessions.PreparedStatementCache Prepared => _prepared ??= new();
+
+    /// <summary>The server dropped its prepared statements (DISCARD ALL or DEALLOCATE ALL ran).</summary>
+    public void ForgetPrepared()
+    {
+        _prepared?.Clear();
+        PreparedUnknown = false;
+    }
+
+    /// <summary>
+    /// A client's DISCARD ALL or DEALLOCATE ALL failed: which prepared statements the server holds is not known, so
+    /// the connection must not be handed to another client unless a reset drops them all.
+    /// </summary>
+    public bool PreparedUnknown { get; set; }
+
+    /// <summary>Bumped by every ParameterStatus, so what was derived from <see cref="Parameters"/> knows it is stale.</summary>
+    public int ParametersVersion { get; private set; }
+
     public bool AtMessageBoundary => Volatile.Read(ref PendingReadyForQuery) == 0 && !UnsyncedExtended;
 
     public void RecordParameter(in ReadOnlySequence<byte> body)
@@ -36,6 +60,7 @@ internal sealed class ServerProtocolState
         if (BackendMessageReader.TryReadParameterStatus(body, out var name, out var value))
         {
             Parameters[name] = value;
+            ParametersVersion++;
         }
     }
 }

@@ -40,6 +40,9 @@ internal enum PumpExit
     /// <summary>idle_transaction_timeout passed with the client idle inside a transaction.</summary>
     IdleTransactionTimeout,
 
+    /// <summary>Pooling modes: a standby failed before answering a read; the read is sent again elsewhere.</summary>
+    RetryRead,
+
     /// <summary>A safe shutdown's shutdown_wait_timeout passed with the client still connected.</summary>
     AdminShutdown,
 }

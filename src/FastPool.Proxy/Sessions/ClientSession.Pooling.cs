@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.IO.Pipelines;
 using FastPool.Protocol;
 using FastPool.Proxy.Configuration;
@@ -18,7 +19,8 @@ namespace FastPool.Proxy.Sessions;
 internal sealed partial class ClientSession
 {
     private Lock? _swap;
-    private Task<PumpExit>? _serverPump;
+    private ValueTask<PumpExit> _serverPump;
+    private bool _serverPumpStarted;
     private int _serverFailure = -1;
     private bool _statementRefused;
 
@@ -26,6 +28,7 @@ internal sealed partial class ClientSession
     {
         _swap = new Lock();
         _scanner.EnablePooling(this, _mode == PoolMode.Statement);
+        InitPreparedStatements();
         if (first is not null)
         {
             // The server taken at login (for its ParameterStatus set) is clean: straight back to the pool.
@@ -52,7 +55,8 @@ internal sealed partial class ClientSession
 
         // A pump that already ended (a failure, or statement mode's refusal) has nothing left to stop; stopping it
         // would leave a cancel pending on the server's reader.
-        var pump = _serverPump;
+        var pump = _serverPumpStarted ? _serverPump.AsTask() : null;
+        _serverPumpStarted = false;
         if (server is not null && pump is not null && !(pump.IsCompleted && exit == PumpExit.StatementModeTransaction))
         {
             await StopServerPumpAsync(server, pump, exit).ConfigureAwait(false);
@@ -91,6 +95,17 @@ internal sealed partial class ClientSession
             {
                 if (TakeStopReason() is { } stop)
                 {
+                    if (stop == PumpExit.RetryRead)
+                    {
+                        if (!await RetryReadAsync().ConfigureAwait(false))
+                        {
+                            // The client was told why.
+                            return PumpExit.AcquireFailed;
+                        }
+
+                        continue;
+                    }
+
                     return stop;
                 }
 
@@ -103,12 +118,25 @@ internal sealed partial class ClientSession
             long forward = 0;
             long consumed = 0;
             int queries = 0;
+            int replayMark = -1;
             lock (_swap!)
             {
                 server = _server;
                 if (server is not null)
                 {
+                    if (_attachedForRead && server.Protocol.AtMessageBoundary && server.TransactionStatus == TransactionStatus.Idle)
+                    {
+                        // The standby has answered everything: what comes now is a new read, replayable on its own.
+                        StartReplay();
+                    }
+
                     exit = _scanner.ScanFromClient(buffer, server.Protocol, out forward, out consumed, out queries);
+                    if (forward > 0)
+                    {
+                        // New work for the server: its next ReadyForQuery is another chance to hand it back.
+                        _idleNotDetached = false;
+                        replayMark = KeepForReplay(buffer.Slice(0, forward));
+                    }
                 }
             }
 
@@ -128,11 +156,53 @@ internal sealed partial class ClientSession
                     return PumpExit.Terminate;
                 }
 
+                if (_prepared is not null && !result.IsCompleted)
+                {
+                    var local = await AnswerWithoutServerAsync(input, buffer).ConfigureAwait(false);
+                    if (local == LocalAnswer.ClientGone)
+                    {
+                        return PumpExit.ClientGone;
+                    }
+
+                    if (local != LocalAnswer.No)
+                    {
+                        continue;
+                    }
+                }
+
+                if (DecideIntent(buffer, out var intent) == Lookahead.NeedMore && !result.IsCompleted)
+                {
+                    // Routing looks at the whole first statement (or extended batch up to its Sync): wait for the rest.
+                    input.AdvanceTo(buffer.Start, buffer.End);
+                    continue;
+                }
+
                 // Nothing consumed or examined: the same bytes are scanned again once a server is attached.
                 input.AdvanceTo(buffer.Start);
-                if (!await AttachServerAsync().ConfigureAwait(false))
+                if (!await AttachServerAsync(intent).ConfigureAwait(false))
                 {
                     return PumpExit.AcquireFailed;
+                }
+
+                continue;
+            }
+
+            if (_scanner.Held)
+            {
+                // A statement that needs the primary came while a read holds a standby: forward what came before
+                // it, then wait for the standby to go back to the pool; the held statement is routed afresh.
+                if (!await ForwardBeforeHoldAsync(server, buffer, forward, queries).ConfigureAwait(false))
+                {
+                    input.AdvanceTo(buffer.Start);
+                    return TakeStopReason() ?? PumpExit.ServerGone;
+                }
+
+                input.AdvanceTo(buffer.GetPosition(consumed));
+                await WaitForHoldAsync().ConfigureAwait(false);
+                lock (_swap!)
+                {
+                    // Still attached (the transaction did not end where a hand-back is possible): forward it after all.
+                    _bypassHold = _server is not null;
                 }
 
                 continue;
@@ -142,12 +212,22 @@ internal sealed partial class ClientSession
             {
                 try
                 {
-                    await server.Connection.SendAsync(buffer.Slice(0, forward)).ConfigureAwait(false);
+                    await SendToServerAsync(server.Connection, buffer, forward).ConfigureAwait(false);
                 }
                 catch (Exception)
                 {
                     input.AdvanceTo(buffer.Start);
-                    return TakeStopReason() ?? PumpExit.ServerGone;
+                    switch (await SendFailedOnReadAsync(server, replayMark).ConfigureAwait(false))
+                    {
+                        case true:
+                            // The read went elsewhere: the unsent bytes are scanned again for the new server.
+                            continue;
+                        case false:
+                            // The read could not go elsewhere either; the client was told why.
+                            return PumpExit.AcquireFailed;
+                        default:
+                            return TakeStopReason() ?? PumpExit.ServerGone;
+                    }
                 }
 
                 _traffic.AddIn(forward, queries);
@@ -167,11 +247,39 @@ internal sealed partial class ClientSession
         }
     }
 
-    /// <summary>Takes a server for the client's next transaction and starts its server-to-client pump.</summary>
-    private async Task<bool> AttachServerAsync()
+    private async ValueTask<bool> ForwardBeforeHoldAsync(ServerConnection server, ReadOnlySequence<byte> buffer, long forward, int queries)
     {
+        if (forward == 0)
+        {
+            return true;
+        }
+
+        try
+        {
+            await server.Connection.SendAsync(buffer.Slice(0, forward)).ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            return false;
+        }
+
+        _traffic.AddIn(forward, queries);
+        return true;
+    }
+
+    /// <summary>Takes a server for the client's next transaction and starts its server-to-client pump.</summary>
+    private async ValueTask<bool> AttachServerAsync(Pipeline.RouteIntent intent)
+    {
+        if (_serverPumpStarted && _serverPump.IsCompleted)
+        {
+            // The last transaction's pump handed its server back and ended: taking its result recycles it.
+            _serverPumpStarted = false;
+            _ = _serverPump.Result;
+        }
+
         // A client waiting in line for a server is not idle (query_wait_timeout bounds that wait).
         _acquiring = true;
+        await PrepareRouteAsync(intent).ConfigureAwait(false);
         var server = await AcquireAsync().ConfigureAwait(false);
         _acquiring = false;
         NoteActivity();
@@ -180,17 +288,117 @@ internal sealed partial class ClientSession
             return false;
         }
 
+        Attached(server);
         _errorsAtStart = server.Protocol.Errors;
-        _serverPump = GuardedServerToClientAsync(server);
+        _prepared?.OnAttach(server);
+        _serverPump = PooledServerToClientAsync(server);
+        _serverPumpStarted = true;
         return true;
     }
 
-    /// <summary>No one awaits a pump that handed its server back, so nothing may escape it unlogged.</summary>
-    private async Task<PumpExit> GuardedServerToClientAsync(ServerConnection server)
+    /// <summary>
+    /// The server-to-client pump of one transaction. Pooled (PoolingAsyncValueTaskMethodBuilder): the client pump
+    /// awaits the finished pump before it attaches the next server, which returns the state machine for reuse, so
+    /// a transaction allocates none. Nothing may escape it unlogged.
+    /// </summary>
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<PumpExit> PooledServerToClientAsync(ServerConnection server)
     {
         try
         {
-            return await PooledServerToClientAsync(server).ConfigureAwait(false);
+            var input = server.Connection.Input;
+            while (true)
+            {
+                ReadResult result;
+                try
+                {
+                    result = await input.ReadAsync().ConfigureAwait(false);
+                }
+                catch (Exception)
+                {
+                    return _replayable ? RetryRead(server, "connection lost") : Fail(server, PumpExit.ServerGone);
+                }
+
+                if (result.IsCanceled)
+                {
+                    return PumpExit.Cancelled;
+                }
+
+                var buffer = result.Buffer;
+                if (_replayable)
+                {
+                    // Nothing of this read's answer has reached the client yet: it is held until it is whole, so a
+                    // standby that fails before then costs the client nothing.
+                    switch (CheckStandbyAnswer(buffer, result.IsCompleted, server.Protocol, out var reason))
+                    {
+                        case StandbyAnswer.Incomplete:
+                            input.AdvanceTo(buffer.Start, buffer.End);
+                            continue;
+                        case StandbyAnswer.Failed:
+                            input.AdvanceTo(buffer.End);
+                            return RetryRead(server, reason);
+                        case StandbyAnswer.TooLarge:
+                            _replayable = false;
+                            break;
+                    }
+                }
+
+                bool valid = ScanFromServer(buffer, server.Protocol, out long forward, out int transactions, out var stop);
+                NoteServerBatch(server.Protocol, transactions);
+                if (forward > 0)
+                {
+                    _replayable = false;
+                    try
+                    {
+                        await SendToClientAsync(buffer, forward).ConfigureAwait(false);
+                    }
+                    catch (Exception)
+                    {
+                        input.AdvanceTo(buffer.GetPosition(forward));
+                        return Fail(server, PumpExit.ClientGone);
+                    }
+
+                    _traffic.AddOut(forward, transactions);
+                }
+
+                NoteActivity();
+                if (!valid)
+                {
+                    input.AdvanceTo(buffer.GetPosition(forward));
+                    return Fail(server, PumpExit.ServerProtocolViolation);
+                }
+
+                if (stop == ServerStop.TransactionBlock)
+                {
+                    // Statement mode cannot keep a server for a transaction block: the client is told and closed, as
+                    // PgBouncer does; the release path rolls the server back.
+                    input.AdvanceTo(buffer.GetPosition(forward + 6));
+                    _statementRefused = true;
+                    await _context.SendErrorAsync(SqlState.FeatureNotSupported, "transaction blocks not allowed in statement pooling mode").ConfigureAwait(false);
+                    return Fail(server, PumpExit.StatementModeTransaction);
+                }
+
+                if (stop == ServerStop.Idle)
+                {
+                    var end = buffer.GetPosition(forward);
+                    input.AdvanceTo(end, end);
+                    if (TryDetach(server, more: forward < buffer.Length, out long walFetch))
+                    {
+                        ReleaseAfterTransaction(server, walFetch);
+                        return PumpExit.Released;
+                    }
+
+                    // Not handed back here: a statement held for the primary must not wait for a hand-back that may not come.
+                    SignalHold();
+                    continue;
+                }
+
+                input.AdvanceTo(buffer.GetPosition(forward), buffer.End);
+                if (result.IsCompleted)
+                {
+                    return Fail(server, PumpExit.ServerGone);
+                }
+            }
         }
         catch (Exception ex)
         {
@@ -199,88 +407,13 @@ internal sealed partial class ClientSession
         }
     }
 
-    private async Task<PumpExit> PooledServerToClientAsync(ServerConnection server)
-    {
-        var input = server.Connection.Input;
-        while (true)
-        {
-            ReadResult result;
-            try
-            {
-                result = await input.ReadAsync().ConfigureAwait(false);
-            }
-            catch (Exception)
-            {
-                return Fail(server, PumpExit.ServerGone);
-            }
-
-            if (result.IsCanceled)
-            {
-                return PumpExit.Cancelled;
-            }
-
-            var buffer = result.Buffer;
-            bool valid = _scanner.ScanFromServer(buffer, server.Protocol, out long forward, out int transactions, out var stop);
-            NoteServerBatch(server.Protocol, transactions);
-            if (forward > 0)
-            {
-                try
-                {
-                    await _client.SendAsync(buffer.Slice(0, forward)).ConfigureAwait(false);
-                }
-                catch (Exception)
-                {
-                    input.AdvanceTo(buffer.GetPosition(forward));
-                    return Fail(server, PumpExit.ClientGone);
-                }
-
-                _traffic.AddOut(forward, transactions);
-            }
-
-            NoteActivity();
-            if (!valid)
-            {
-                input.AdvanceTo(buffer.GetPosition(forward));
-                return Fail(server, PumpExit.ServerProtocolViolation);
-            }
-
-            if (stop == ServerStop.TransactionBlock)
-            {
-                // Statement mode cannot keep a server for a transaction block: the client is told and closed, as
-                // PgBouncer does; the release path rolls the server back.
-                input.AdvanceTo(buffer.GetPosition(forward + 6));
-                _statementRefused = true;
-                await _context.SendErrorAsync(SqlState.FeatureNotSupported, "transaction blocks not allowed in statement pooling mode").ConfigureAwait(false);
-                return Fail(server, PumpExit.StatementModeTransaction);
-            }
-
-            if (stop == ServerStop.Idle)
-            {
-                var end = buffer.GetPosition(forward);
-                input.AdvanceTo(end, end);
-                if (TryDetach(server, more: forward < buffer.Length))
-                {
-                    server.Pool.Release(server);
-                    return PumpExit.Released;
-                }
-
-                continue;
-            }
-
-            input.AdvanceTo(buffer.GetPosition(forward), buffer.End);
-            if (result.IsCompleted)
-            {
-                return Fail(server, PumpExit.ServerGone);
-            }
-        }
-    }
-
     /// <summary>
     /// At the end of a transaction: takes in what the client changed in it, and detaches the server unless the
     /// client is pinned, sent more meanwhile, or the server already sent more (an asynchronous message).
     /// </summary>
-    private bool TryDetach(ServerConnection server, bool more)
+    private bool TryDetach(ServerConnection server, bool more, out long walFetch)
     {
+        walFetch = 0;
         lock (_swap!)
         {
             if (_server != server || !server.Protocol.AtMessageBoundary || server.TransactionStatus != TransactionStatus.Idle)
@@ -291,9 +424,12 @@ internal sealed partial class ClientSession
             CommitTransaction(server);
             if (more || _pinned != PinReasons.None || !_scanner.ClientAtBoundary || !_scanner.ServerAtBoundary)
             {
+                _idleNotDetached = true;
                 return false;
             }
 
+            // Taken with the server, under the lock: once it is null the client pump may attach the next one.
+            walFetch = TakeWrite();
             _server = null;
             return true;
         }
@@ -303,6 +439,7 @@ internal sealed partial class ClientSession
     private PumpExit Fail(ServerConnection server, PumpExit exit)
     {
         Volatile.Write(ref _serverFailure, (int)exit);
+        SignalHold();
         if (exit == PumpExit.ClientGone)
         {
             _client.Abort();
@@ -330,6 +467,7 @@ internal sealed partial class ClientSession
         {
             case PumpExit.ServerGone when server is not null:
                 server.Broken = true;
+                _ = _runtime.Health.SuspectAsync(Topology, server.Node, "a client session lost its server connection");
                 await _context.SendErrorAsync(SqlState.ConnectionFailure, "server conn crashed?", "FATAL",
                     $"the connection to the server {server.Node.Endpoint.Host}:{server.Node.Endpoint.Port} was lost").ConfigureAwait(false);
                 break;

@@ -40,9 +40,17 @@ internal sealed partial class ClientSession
             if (error is null && reset.Length > 0 && runReset)
             {
                 error = await MessageIo.RunQueryAsync(server, _context.Builder, reset, cts.Token).ConfigureAwait(false);
-                if ((SqlClassifier.Classify(System.Text.Encoding.UTF8.GetBytes(reset), out _) & QueryTraits.ResetAll) != 0)
+                var traits = SqlClassifier.Classify(System.Text.Encoding.UTF8.GetBytes(reset), out _);
+                if ((traits & QueryTraits.ResetAll) != 0)
                 {
                     server.AppliedSettings.Clear();
+                    server.AppliedSettingsChanged();
+                }
+
+                // The shared prepared statements are gone with it; otherwise they stay for the next clients.
+                if ((traits & (QueryTraits.DiscardAll | QueryTraits.DeallocateAll)) != 0)
+                {
+                    server.Protocol.ForgetPrepared();
                 }
             }
 

@@ -49,6 +49,14 @@ internal sealed partial class ClientSession : IQueryInspector
     private bool _pendingRolledBack;
     private PinReasons _pendingUnpin;
 
+    // SessionStateKey of _reported and _settings; null after either changed.
+    private string? _stateKey;
+
+    private string StateKey() => _stateKey ??= SessionStateKey.Build(_reported, _settings);
+
+    /// <summary>Whether the server already has exactly this client's settings and reported parameters.</summary>
+    private bool SameStateAs(ServerConnection server) => string.Equals(StateKey(), server.StateKey(), StringComparison.Ordinal);
+
     /// <summary>The pooling mode of this client's pool and, for the pooling modes, the client's startup settings.</summary>
     private void InitPooling(PoolMode mode)
     {
@@ -82,6 +90,8 @@ internal sealed partial class ClientSession : IQueryInspector
         {
             _settings[kv.Key] = kv.Value;
         }
+
+        _stateKey = null;
     }
 
     /// <summary>The reported values the client was welcomed with: what it believes its session has.</summary>
@@ -91,14 +101,21 @@ internal sealed partial class ClientSession : IQueryInspector
         {
             _reported[kv.Key] = kv.Value;
         }
+
+        _stateKey = null;
     }
 
     private static string SetConfig(string name, string value) =>
         "SELECT pg_catalog.set_config('" + name + "', '" + value.Replace("'", "''", StringComparison.Ordinal) + "', false)";
 
-    /// <summary>Runs on the client pump under the swap lock, for each Query and Parse (the scanner calls it).</summary>
-    public void Inspect(in ReadOnlySequence<byte> sql, bool namedStatement)
+    /// <summary>Runs on the client pump under the swap lock, for each Query and Parse (the scanner calls it); false holds it back (routing).</summary>
+    public bool Inspect(in ReadOnlySequence<byte> sql, bool namedStatement)
     {
+        if (!RouteCheck(sql, namedStatement))
+        {
+            return false;
+        }
+
         ReadOnlySpan<byte> text;
         if (sql.IsSingleSegment)
         {
@@ -129,7 +146,7 @@ internal sealed partial class ClientSession : IQueryInspector
 
         if (traits == QueryTraits.None)
         {
-            return;
+            return true;
         }
 
         if ((traits & QueryTraits.Rollback) != 0)
@@ -142,6 +159,12 @@ internal sealed partial class ClientSession : IQueryInspector
             _pendingUnpin |= PinReasons.All | PinReasons.Untracked;
         }
 
+        // The statement drops every prepared statement of the server's session, the shared ones included.
+        if ((traits & (QueryTraits.DiscardAll | QueryTraits.DeallocateAll)) != 0)
+        {
+            _prepared?.ForgetAll(_server!.Protocol);
+        }
+
         if ((traits & QueryTraits.UnlistenAll) != 0)
         {
             _pendingUnpin |= PinReasons.Listen;
@@ -149,7 +172,7 @@ internal sealed partial class ClientSession : IQueryInspector
 
         if ((traits & (QueryTraits.Setting | QueryTraits.ResetAll)) == 0)
         {
-            return;
+            return true;
         }
 
         var server = _server!;
@@ -175,6 +198,10 @@ internal sealed partial class ClientSession : IQueryInspector
 
             _pending.Add(change);
         }
+
+        server.AppliedSettingsChanged();
+
+        return true;
     }
 
     /// <summary>
@@ -186,6 +213,12 @@ internal sealed partial class ClientSession : IQueryInspector
     {
         bool ok = server.Protocol.Errors == _errorsAtStart && !_pendingRolledBack;
         bool resetAll = false;
+        if (ok && _pending.Count > 0)
+        {
+            _stateKey = null;
+            server.AppliedSettingsChanged();
+        }
+
         if (ok)
         {
             foreach (var change in _pending)
@@ -231,11 +264,18 @@ internal sealed partial class ClientSession : IQueryInspector
         _pendingRolledBack = false;
         _pendingUnpin = PinReasons.None;
         _errorsAtStart = server.Protocol.Errors;
+        if (!resetAll && SameStateAs(server))
+        {
+            // Nothing the server reported differs from what the client has seen (the usual transaction).
+            return;
+        }
+
         foreach (var kv in server.Parameters)
         {
             if (!_reported.TryGetValue(kv.Key, out var seen) || !string.Equals(seen, kv.Value, StringComparison.Ordinal))
             {
                 _reported[kv.Key] = kv.Value;
+                _stateKey = null;
             }
         }
 
@@ -247,6 +287,8 @@ internal sealed partial class ClientSession : IQueryInspector
             {
                 _reported[kv.Key] = kv.Value;
             }
+
+            _stateKey = null;
         }
     }
 
@@ -267,6 +309,11 @@ internal sealed partial class ClientSession : IQueryInspector
     /// </summary>
     private string? BuildPooledSettingsQuery(ServerConnection server)
     {
+        if (SameStateAs(server))
+        {
+            return null;
+        }
+
         StringBuilder? sql = null;
         bool select = false;
         foreach (var kv in server.Parameters)
@@ -313,6 +360,8 @@ internal sealed partial class ClientSession : IQueryInspector
         {
             server.AppliedSettings[kv.Key] = kv.Value;
         }
+
+        server.AppliedSettingsChanged();
     }
 
     /// <summary>A parameter name for RESET: dotted parts (custom.option) quoted one by one when needed.</summary>

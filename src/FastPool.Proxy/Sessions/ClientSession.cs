@@ -32,6 +32,10 @@ internal sealed partial class ClientSession
     private bool _acquireAbandoned;
     private bool _watchSawEof;
 
+    // Reused across acquisitions while nothing cancels it: the watch or a login's give-up cancels it, and the
+    // next acquisition then takes a fresh one.
+    private CancellationTokenSource? _acquireCts;
+
     public ClientSession(ClientContext context)
     {
         _context = context;
@@ -81,7 +85,7 @@ internal sealed partial class ClientSession
             // The login answer needs the server's ParameterStatus set: from the pool's last login when there
             // is one, so this client need not wait for a free server just to log in; otherwise from a server
             // taken now, which the session then keeps.
-            var firstPool = _runtime.Pools.GetPool(Database, DatabaseName, User, Topology.Nodes[0]);
+            var firstPool = _runtime.Pools.GetPool(Database, DatabaseName, User, Topology.Primary ?? Topology.Nodes[0]);
             var welcome = firstPool.WelcomeParameters;
             InitPooling(firstPool.Settings.Mode);
             ServerConnection? server = null;
@@ -178,26 +182,59 @@ internal sealed partial class ClientSession
     /// Takes a server through the query pipeline and applies the client's settings to it; null after telling the
     /// client why not, or (with <see cref="_acquireAbandoned"/> set) when <paramref name="giveUp"/> ended the wait.
     /// </summary>
-    private async Task<ServerConnection?> AcquireAsync(CancellationToken giveUp = default)
+    /// <remarks>
+    /// The common case in transaction pooling, an idle server whose settings already match, completes
+    /// synchronously: no client watch, no token source, no state machine. Only a client that really waits gets
+    /// the watch on its socket.
+    /// </remarks>
+    private ValueTask<ServerConnection?> AcquireAsync(CancellationToken giveUp = default)
     {
-        ServerConnection server;
         _acquireAbandoned = false;
-        using var clientGone = CancellationTokenSource.CreateLinkedTokenSource(giveUp);
-        var watch = WatchClientWhileWaitingAsync(clientGone);
         long waitStart = _runtime.Time.GetTimestamp();
         LastRequestTicks = waitStart;
         WaitingSinceTicks = waitStart;
+        if (_acquireCts is null || _acquireCts.IsCancellationRequested)
+        {
+            _acquireCts?.Dispose();
+            _acquireCts = new CancellationTokenSource();
+        }
+
+        _query.Reset();
+        _query.Aborted = _acquireCts.Token;
+        var pending = _runtime.QueryPipeline(_query);
+        if (pending.IsCompletedSuccessfully)
+        {
+            var server = _query.Server!;
+            _traffic.AddWait(_runtime.Time.GetElapsedTime(waitStart));
+            _server = server;
+            WaitingSinceTicks = 0;
+            var settings = _mode == PoolMode.Session ? BuildSettingsQuery(server) : BuildPooledSettingsQuery(server);
+            if (settings is null)
+            {
+                return ValueTask.FromResult<ServerConnection?>(server);
+            }
+
+            return ApplySettingsAsync(server, settings);
+        }
+
+        return AcquireSlowAsync(pending, _acquireCts, giveUp, waitStart);
+    }
+
+    private async ValueTask<ServerConnection?> AcquireSlowAsync(ValueTask pending, CancellationTokenSource clientGone, CancellationToken giveUp, long waitStart)
+    {
+        ServerConnection server;
+        var watch = pending.IsCompleted ? Task.CompletedTask : WatchClientWhileWaitingAsync(clientGone);
+        var giveUpRegistration = giveUp.UnsafeRegister(static state => ((CancellationTokenSource)state!).Cancel(), clientGone);
         try
         {
-            _query.Reset();
-            _query.Aborted = clientGone.Token;
-            await _runtime.QueryPipeline(_query).ConfigureAwait(false);
+            await pending.ConfigureAwait(false);
             server = _query.Server!;
             _traffic.AddWait(_runtime.Time.GetElapsedTime(waitStart));
         }
         catch (ServerException ex)
         {
             WaitingSinceTicks = 0;
+            await giveUpRegistration.DisposeAsync().ConfigureAwait(false);
             await StopWatchAsync(watch).ConfigureAwait(false);
             await _context.SendErrorAsync(ex.SqlState, ex.Message, ex.Severity == "ERROR" ? "FATAL" : ex.Severity, ex.Detail).ConfigureAwait(false);
             return null;
@@ -205,6 +242,7 @@ internal sealed partial class ClientSession
         catch (OperationCanceledException) when (clientGone.IsCancellationRequested)
         {
             WaitingSinceTicks = 0;
+            await giveUpRegistration.DisposeAsync().ConfigureAwait(false);
             await StopWatchAsync(watch).ConfigureAwait(false);
             if (giveUp.IsCancellationRequested && !_client.IsClosed && !_watchSawEof)
             {
@@ -216,27 +254,31 @@ internal sealed partial class ClientSession
             return null;
         }
 
+        await giveUpRegistration.DisposeAsync().ConfigureAwait(false);
         await StopWatchAsync(watch).ConfigureAwait(false);
 
         _server = server;
         WaitingSinceTicks = 0;
+        var settings = _mode == PoolMode.Session ? BuildSettingsQuery(server) : BuildPooledSettingsQuery(server);
+        return settings is null ? server : await ApplySettingsAsync(server, settings).ConfigureAwait(false);
+    }
+
+    /// <summary>Runs the statements that make a server match the client's session; null (and the server released) on failure.</summary>
+    private async ValueTask<ServerConnection?> ApplySettingsAsync(ServerConnection server, string settings)
+    {
         try
         {
-            var settings = _mode == PoolMode.Session ? BuildSettingsQuery(server) : BuildPooledSettingsQuery(server);
-            if (settings is not null)
+            var error = await MessageIo.RunQueryAsync(server, _context.Builder, settings, CancellationToken.None).ConfigureAwait(false);
+            if (error is null && _mode != PoolMode.Session)
             {
-                var error = await MessageIo.RunQueryAsync(server, _context.Builder, settings, CancellationToken.None).ConfigureAwait(false);
-                if (error is null && _mode != PoolMode.Session)
-                {
-                    SettingsApplied(server);
-                }
+                SettingsApplied(server);
+            }
 
-                if (error is not null)
-                {
-                    await _context.SendErrorAsync(error.Code, error.Message, "FATAL", error.Detail).ConfigureAwait(false);
-                    await ReleaseAsync(server).ConfigureAwait(false);
-                    return null;
-                }
+            if (error is not null)
+            {
+                await _context.SendErrorAsync(error.Code, error.Message, "FATAL", error.Detail).ConfigureAwait(false);
+                await ReleaseAsync(server).ConfigureAwait(false);
+                return null;
             }
 
             return server;
@@ -294,7 +336,9 @@ internal sealed partial class ClientSession
     {
         if (!watch.IsCompleted)
         {
-            _client.Input.CancelPendingRead();
+            // The watch only steps back on a cancel, so it may finish right here: the session then goes on on
+            // this thread instead of waiting for a thread-pool hop.
+            _client.CancelPendingReadInline();
         }
 
         await watch.ConfigureAwait(false);

@@ -23,6 +23,7 @@ internal struct ForwardingScanner
     private IQueryInspector? _inspector;
     private bool _stopAtIdle;
     private bool _statementMode;
+    private PreparedStatements? _prepared;
 
     // Where errors are counted by SQLSTATE class (/metrics); null counts nothing. The sniffer reads the class
     // from the ErrorResponse body while it is forwarded, so no error is held back for it.
@@ -44,6 +45,7 @@ internal struct ForwardingScanner
         _statementMode = false;
         _errors = null;
         _sniffer = default;
+        _prepared = null;
     }
 
     /// <summary>Counts every ErrorResponse the server sends by its SQLSTATE class.</summary>
@@ -61,8 +63,20 @@ internal struct ForwardingScanner
         _statementMode = statementMode;
     }
 
+    /// <summary>
+    /// Transaction pooling with max_prepared_statements: named statements are kept by <paramref name="prepared"/>,
+    /// which rewrites the messages that name them and takes out the replies to what it adds.
+    /// </summary>
+    public void EnablePreparedStatements(PreparedStatements prepared) => _prepared = prepared;
+
     /// <summary>Why the last client scan stopped with a protocol violation.</summary>
     public string? Violation { get; private set; }
+
+    /// <summary>The client stream is at a message boundary again (a replay of whole messages starts there).</summary>
+    public void ResetClientBoundary() => _clientRemaining = 0;
+
+    /// <summary>The last client scan stopped before a Query or Parse the inspector held back.</summary>
+    public bool Held { get; private set; }
 
     /// <summary>True when the client side is between messages (nothing half-forwarded).</summary>
     public readonly bool ClientAtBoundary => _clientRemaining == 0;
@@ -80,6 +94,7 @@ internal struct ForwardingScanner
         var reader = new SequenceReader<byte>(buffer);
         long remaining = _clientRemaining;
         queries = 0;
+        Held = false;
         PumpExit? exit = null;
         while (true)
         {
@@ -106,7 +121,23 @@ internal struct ForwardingScanner
                     break;
                 }
 
-                Inspect(reader.UnreadSequence.Slice(MessageHeader.Size, header.BodyLength), header.Code == (byte)FrontendCode.Parse);
+                if (!Inspect(reader.UnreadSequence.Slice(MessageHeader.Size, header.BodyLength), header.Code == (byte)FrontendCode.Parse))
+                {
+                    // Held back (routing: it needs another node): nothing of it is forwarded or consumed.
+                    Held = true;
+                    break;
+                }
+            }
+
+            // How many of the message's first bytes the prepared-statement rewrite replaced (0: none).
+            long replaced = 0;
+            if (_prepared is not null)
+            {
+                replaced = _prepared.OnClientMessage(ref reader, header, server);
+                if (replaced < 0)
+                {
+                    break;
+                }
             }
 
             switch ((FrontendCode)header.Code)
@@ -151,6 +182,13 @@ internal struct ForwardingScanner
                 break;
             }
 
+            if (replaced > 0)
+            {
+                reader.Advance(replaced);
+                remaining = header.TotalLength - replaced;
+                continue;
+            }
+
             reader.Advance(MessageHeader.Size);
             remaining = header.BodyLength;
         }
@@ -161,15 +199,34 @@ internal struct ForwardingScanner
     }
 
     /// <summary>Query (55.7: the text, a C string) or Parse (statement name, then the text) body to the inspector.</summary>
-    private readonly void Inspect(in ReadOnlySequence<byte> body, bool parse)
+    private readonly bool Inspect(in ReadOnlySequence<byte> body, bool parse)
+    {
+        if (!TryGetQueryText(body, parse, out var text, out bool named))
+        {
+            return true;
+        }
+
+        // With prepared statements kept by FastPool, a named statement no longer ties the client to its server, and
+        // its text is looked at when it is executed (Bind), not when it is prepared.
+        if (named && _prepared is not null)
+        {
+            return true;
+        }
+
+        return _inspector!.Inspect(text, named);
+    }
+
+    /// <summary>The query text of a Query or Parse body (55.7), and whether a Parse names its statement.</summary>
+    public static bool TryGetQueryText(in ReadOnlySequence<byte> body, bool parse, out ReadOnlySequence<byte> text, out bool named)
     {
         var reader = new SequenceReader<byte>(body);
-        bool named = false;
+        named = false;
+        text = default;
         if (parse)
         {
             if (!reader.TryAdvanceTo(0))
             {
-                return;
+                return false;
             }
 
             named = reader.Consumed > 1;
@@ -177,7 +234,8 @@ internal struct ForwardingScanner
 
         var rest = reader.UnreadSequence;
         long end = rest.PositionOf((byte)0) is { } nul ? rest.Slice(0, nul).Length : rest.Length;
-        _inspector!.Inspect(rest.Slice(0, end), named);
+        text = rest.Slice(0, end);
+        return true;
     }
 
     /// <summary>
@@ -236,6 +294,7 @@ internal struct ForwardingScanner
                 reader.Advance(MessageHeader.Size);
                 reader.TryRead(out byte status);
                 OnReadyForQuery(server, (TransactionStatus)status, ref transactions);
+                _prepared?.OnReadyForQuery(server);
                 if (_stopAtIdle)
                 {
                     if (_statementMode && status != (byte)TransactionStatus.Idle)
@@ -275,6 +334,20 @@ internal struct ForwardingScanner
                 {
                     _sniffer.Start();
                 }
+                _prepared?.OnError(server);
+            }
+
+            if (_prepared is not null && header.Code is (byte)BackendCode.ParseComplete or (byte)BackendCode.CloseComplete && header.Length == 4)
+            {
+                // The reply may be to a message FastPool added: it is looked at whole (5 bytes).
+                if (reader.Remaining < MessageHeader.Size)
+                {
+                    break;
+                }
+
+                _prepared.OnCompletion(header.Code, reader.Consumed, server);
+                reader.Advance(MessageHeader.Size);
+                continue;
             }
 
             reader.Advance(MessageHeader.Size);
@@ -345,5 +418,6 @@ internal interface IQueryInspector
 {
     /// <param name="sql">The query text (without its terminating zero byte).</param>
     /// <param name="namedStatement">A Parse that creates a named (session-level) prepared statement.</param>
-    void Inspect(in ReadOnlySequence<byte> sql, bool namedStatement);
+    /// <returns>False to hold the message back: the scan stops before it, forwarding nothing of it.</returns>
+    bool Inspect(in ReadOnlySequence<byte> sql, bool namedStatement);
 }

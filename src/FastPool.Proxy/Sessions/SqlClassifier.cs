@@ -22,6 +22,9 @@ internal enum QueryTraits : byte
 
     /// <summary>UNLISTEN *.</summary>
     UnlistenAll = 16,
+
+    /// <summary>DEALLOCATE [PREPARE] ALL: every prepared statement of the session is gone.</summary>
+    DeallocateAll = 32,
 }
 
 /// <summary>One session-level SET or RESET a client ran, as FastPool replays it on another server.</summary>
@@ -83,6 +86,24 @@ internal static class SqlClassifier
                 }
 
                 lexer.SkipStatement();
+            }
+            else if (lexer.Is("deallocate"u8))
+            {
+                var next = lexer.Next();
+                if (next == SqlToken.Word && lexer.Is("prepare"u8))
+                {
+                    next = lexer.Next();
+                }
+
+                if (next == SqlToken.Word && lexer.Is("all"u8))
+                {
+                    traits |= QueryTraits.DeallocateAll;
+                }
+
+                if (next is not (SqlToken.Semicolon or SqlToken.End))
+                {
+                    lexer.SkipStatement();
+                }
             }
             else if (lexer.Is("listen"u8))
             {

@@ -12,8 +12,17 @@ public enum NodeRole
 
 public enum NodeStatus
 {
+    /// <summary>Attached: clients may be sent to it.</summary>
     Up,
+
+    /// <summary>Health checks declared it unreachable; detached until it is back (and, for a former primary, rebuilt).</summary>
     Down,
+
+    /// <summary>Detached by DETACH NODE; only ATTACH NODE brings it back.</summary>
+    Detached,
+
+    /// <summary>Fenced: it claims to be a primary while another node is the primary; it must be rebuilt (RECOVER NODE).</summary>
+    NeedsRecovery,
 }
 
 /// <summary>
@@ -21,10 +30,12 @@ public enum NodeStatus
 /// snapshot; role and status are runtime facts that the failover and routing stages update, never through
 /// the config.
 /// </summary>
-public sealed class Node
+public sealed partial class Node
 {
     private volatile NodeRole _role;
     private volatile NodeStatus _status = NodeStatus.Up;
+    private long _selectCount;
+    private int _outstanding;
 
     public Node(int id, NodeEndpoint endpoint, NodeRole initialRole)
     {
@@ -57,21 +68,18 @@ public sealed class Node
 
     public string LastChangeReason { get; private set; } = "configured";
 
-    /// <summary>Records a check; role and status follow it, and a change is stamped with its reason.</summary>
-    public void Apply(NodeCheck check, DateTimeOffset now)
-    {
-        LastCheck = check;
-        var role = check.Reachable ? (check.InRecovery ? NodeRole.Standby : NodeRole.Primary) : _role;
-        var status = check.Reachable ? NodeStatus.Up : NodeStatus.Down;
-        if (role != _role || status != _status)
-        {
-            LastStatusChange = now;
-            LastChangeReason = check.Reachable ? $"check: {role.ToString().ToLowerInvariant()}" : $"check failed: {check.Error}";
-        }
+    /// <summary>Records a check without changing role or status: only the failover coordinator decides those.</summary>
+    public void Record(NodeCheck check) => LastCheck = check;
 
-        _role = role;
-        _status = status;
-    }
+    /// <summary>Reads the routing stage sent here (SHOW POOL_NODES select_cnt).</summary>
+    public long SelectCount => Interlocked.Read(ref _selectCount);
+
+    /// <summary>Server connections to this node in use by clients right now (least_outstanding).</summary>
+    public int Outstanding => Volatile.Read(ref _outstanding);
+
+    public void CountSelect(int delta = 1) => Interlocked.Add(ref _selectCount, delta);
+
+    public void AddOutstanding(int delta) => Interlocked.Add(ref _outstanding, delta);
 
     public override string ToString() => $"node {Id} ({Endpoint.Host}:{Endpoint.Port}, {Role}, {Status})";
 }
@@ -85,11 +93,20 @@ public sealed record NodeCheck(bool Reachable, bool InRecovery, ulong WalLsn, do
 {
     public long? DelayBytes { get; init; }
 
+    /// <summary>On a standby: the WAL it has received (flushed) from its upstream, which a promotion replays; 0 if none.</summary>
+    public ulong ReceivedLsn { get; init; }
+
+    /// <summary>On a standby: the server its WAL receiver is streaming from ("host:port"), null when it is not streaming.</summary>
+    public string? StreamingFrom { get; init; }
+
+    /// <summary>On a primary: the timeline it writes on; a promotion starts a new, higher one. 0 when unknown.</summary>
+    public uint Timeline { get; init; }
+
     public static NodeCheck Failed(string error) => new(false, false, 0, null, error);
 }
 
 /// <summary>The nodes of one database entry, in the order the entry lists them.</summary>
-public sealed class DatabaseTopology
+public sealed partial class DatabaseTopology
 {
     public DatabaseTopology(DatabaseConfig config)
     {
@@ -97,11 +114,15 @@ public sealed class DatabaseTopology
         var nodes = new Node[config.Nodes.Count];
         for (int i = 0; i < nodes.Length; i++)
         {
-            // Until role detection exists, node 0 is taken to be the primary, as PgBouncer takes its one host.
-            nodes[i] = new Node(i, config.Nodes[i], i == 0 ? NodeRole.Primary : NodeRole.Unknown);
+            // A single node is the primary, as PgBouncer takes its one host, and is never checked. With several,
+            // roles are unknown until a check sees them.
+            nodes[i] = new Node(i, config.Nodes[i], nodes.Length == 1 ? NodeRole.Primary : NodeRole.Unknown);
         }
 
         Nodes = nodes;
+        // With several nodes, no node takes writes before a check has seen it out of recovery: after a failover
+        // and a restart the node listed first may be an old primary that must not be written to.
+        _primary = nodes.Length == 1 ? nodes[0] : null;
     }
 
     public DatabaseConfig Config { get; }

@@ -16,12 +16,6 @@ namespace FastPool.Proxy.Topology;
 /// </summary>
 internal sealed class NodeMonitor
 {
-    // PostgreSQL docs 9.27.4: pg_is_in_recovery, pg_last_wal_replay_lsn, pg_current_wal_lsn, pg_last_xact_replay_timestamp.
-    private const string CheckQuery =
-        "SELECT pg_is_in_recovery(), " +
-        "CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, " +
-        "EXTRACT(EPOCH FROM (now() - pg_last_xact_replay_timestamp()))";
-
     private readonly ProxyRuntime _runtime;
     private int _running;
 
@@ -52,11 +46,12 @@ internal sealed class NodeMonitor
 
     public async Task CheckAsync(ProxyConfig config, DatabaseTopology topology, CancellationToken ct)
     {
-        var checks = await Task.WhenAll(topology.Nodes.Select(n => CheckNodeAsync(config, topology.Config, n, ct))).ConfigureAwait(false);
+        var stamps = topology.Nodes.Select(topology.Stamp).ToArray();
+        var probes = await Task.WhenAll(topology.Nodes.Select(n => CheckNodeAsync(config, topology.Config, n, ct))).ConfigureAwait(false);
+        var checks = probes.Select(p => p.Check).ToArray();
 
         // Delay in bytes is measured against the primary's current WAL position (the highest if, wrongly, two claim it).
         ulong primaryLsn = checks.Where(c => c.Reachable && !c.InRecovery).Select(c => c.WalLsn).DefaultIfEmpty(0UL).Max();
-        var now = _runtime.Time.GetUtcNow();
         for (int i = 0; i < checks.Length; i++)
         {
             var check = checks[i];
@@ -66,63 +61,25 @@ internal sealed class NodeMonitor
             }
 
             var node = topology.Nodes[i];
-            var before = (node.Role, node.Status);
-            node.Apply(check, now);
-            if (before != (node.Role, node.Status))
+            node.Record(check);
+
+            // Role and status are decided in one place: a reachable node's role goes to the coordinator, an
+            // unreachable one is only a suspicion until the health checks confirm it.
+            if (check.Reachable)
             {
-                Log.NodeChanged(_runtime.Logger, topology.Config.Name, node.Id, node.Endpoint.Host, node.Endpoint.Port,
-                    node.Role.ToString().ToLowerInvariant(), node.Status.ToString().ToLowerInvariant(), node.LastChangeReason);
+                await _runtime.Failover.OnReachableAsync(topology, node, check, stamps[i]).ConfigureAwait(false);
+            }
+            else
+            {
+                _ = _runtime.Health.SuspectAsync(topology, node, "replication check: " + check.Error);
             }
         }
     }
 
-    private async Task<NodeCheck> CheckNodeAsync(ProxyConfig config, DatabaseConfig database, Node node, CancellationToken ct)
+    private Task<ProbeResult> CheckNodeAsync(ProxyConfig config, DatabaseConfig database, Node node, CancellationToken ct)
     {
-        var settings = config.FastPool;
-        var user = settings.SrCheckUser ?? database.User ?? "postgres";
-        string? password = settings.SrCheckPassword ?? (database.User == user ? database.Password : null);
-        if (password is null && config.AuthFileUsers.TryGetValue(user, out var secret) && !secret.StartsWith("md5", StringComparison.Ordinal)
-            && !secret.StartsWith("SCRAM-SHA-256$", StringComparison.Ordinal))
-        {
-            password = secret;
-        }
-
-        var entry = database with { User = user, Password = password, DbName = settings.SrCheckDatabase };
-        var key = new PoolKey(entry, settings.SrCheckDatabase, user, password);
-        var pool = new ServerPool(_runtime.Pools, key, node, PoolSettings.From(config, entry, null), new LimitCounter(0), new LimitCounter(0), _runtime.Time, _runtime.Logger);
         var timeout = config.ServerConnectTimeout > TimeSpan.Zero ? config.ServerConnectTimeout : TimeSpan.FromSeconds(15);
-        ServerConnection? server = null;
-        try
-        {
-            server = await ServerConnector.OpenAsync(pool, node, 0, _runtime.Time.GetTimestamp(), timeout, ct).ConfigureAwait(false);
-            using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            cts.CancelAfter(timeout);
-            var row = await MessageIo.QueryFirstRowAsync(server, new MessageBuilder(), CheckQuery, cts.Token).ConfigureAwait(false);
-            bool inRecovery = row[0] == "t";
-            ulong lsn = TryParseLsn(row[1], out var parsed) ? parsed : 0;
-            double? delay = inRecovery && double.TryParse(row[2], NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) ? Math.Max(0, seconds) : null;
-            return new NodeCheck(true, inRecovery, lsn, delay, null);
-        }
-        catch (Exception ex)
-        {
-            // Whatever went wrong, the node did not answer the check; the monitor itself must keep running.
-            return NodeCheck.Failed(ex is OperationCanceledException ? "timed out" : ex.Message);
-        }
-        finally
-        {
-            if (server is not null)
-            {
-                try
-                {
-                    await server.Connection.SendAsync(Messages.Terminate, CancellationToken.None).ConfigureAwait(false);
-                }
-                catch (Exception ex) when (ex is IOException or System.Net.Sockets.SocketException)
-                {
-                }
-
-                await server.Connection.DisposeAsync().ConfigureAwait(false);
-            }
-        }
+        return NodeProbe.CheckAsync(_runtime, config, database, node, NodeProbe.CheckLogin(config, database), timeout, ct);
     }
 
     /// <summary>Parses a pg_lsn text value "X/Y" (two hexadecimal halves) into its 64-bit position.</summary>

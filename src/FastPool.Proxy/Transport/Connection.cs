@@ -28,6 +28,12 @@ internal abstract class Connection : IAsyncDisposable
     public abstract PipeReader Input { get; }
 
     /// <summary>
+    /// Cancels a pending read of <see cref="Input"/> whose continuation is known to be short and non-blocking, so
+    /// a transport that can may run it on the calling thread instead of the thread pool.
+    /// </summary>
+    public virtual void CancelPendingReadInline() => Input.CancelPendingRead();
+
+    /// <summary>
     /// The peer's address, read on first use: during a non-blocking connect, .NET's Socket.RemoteEndPoint
     /// consumes the pending SO_ERROR, which the epoll transport needs to see whether the connect failed.
     /// </summary>
@@ -42,7 +48,7 @@ internal abstract class Connection : IAsyncDisposable
     /// server, either means it must not be handed out (PostgreSQL sends nothing to an idle session except a
     /// FATAL before it exits, e.g. after pg_terminate_backend or a shutdown).
     /// </summary>
-    public bool HasUnexpectedInput()
+    public virtual bool HasUnexpectedInput()
     {
         try
         {

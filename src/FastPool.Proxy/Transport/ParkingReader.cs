@@ -84,7 +84,7 @@ internal abstract class ParkingReader : PipeReader, IValueTaskSource<ReadResult>
     }
 
     /// <summary>Completes a parked read with a cancel, the end of the stream (closed), or an error.</summary>
-    protected void CompleteParked(Exception? error)
+    protected void CompleteParked(Exception? error, bool inline = false)
     {
         if (Interlocked.CompareExchange(ref _state, Busy, Waiting) != Waiting)
         {
@@ -110,7 +110,7 @@ internal abstract class ParkingReader : PipeReader, IValueTaskSource<ReadResult>
             result = new ReadResult(Buffered, false, true);
         }
 
-        Finish(result, inline: false);
+        Finish(result, inline);
     }
 
     protected void Finish(in ReadResult result, bool inline)
@@ -160,10 +160,16 @@ internal abstract class ParkingReader : PipeReader, IValueTaskSource<ReadResult>
         }
     }
 
-    public override void CancelPendingRead()
+    public override void CancelPendingRead() => CancelPendingRead(inline: false);
+
+    /// <summary>
+    /// A cancel whose reader's continuation may run on the caller's thread (<paramref name="inline"/>): for a
+    /// caller that knows the reader only returns (the wait for a server's watch), so nothing hops to the thread pool.
+    /// </summary>
+    public void CancelPendingRead(bool inline)
     {
         Interlocked.Exchange(ref _cancelRequested, 1);
-        CompleteParked(null);
+        CompleteParked(null, inline);
     }
 
     public override void Complete(Exception? exception = null)

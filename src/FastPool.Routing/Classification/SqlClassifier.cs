@@ -9,9 +9,9 @@ public sealed class ClassifierOptions
     /// Functions that write or hold session state, so a SELECT calling them must run on the primary: sequence
     /// functions (currval/lastval read state that nextval left on one server), advisory locks, large-object
     /// writers, transaction-id assignment, NOTIFY. Pgpool-II leaves its list empty by default; FastPool's
-    /// default is the built-ins that would be misrouted otherwise.
+    /// default is the built-ins that would be misrouted otherwise (configurations add their own to these).
     /// </summary>
-    public static FunctionList DefaultWriteFunctions { get; } = new([
+    public static IReadOnlyList<string> DefaultWriteNames { get; } = [
         "nextval", "setval", "currval", "lastval",
         "pg_advisory_lock", "pg_advisory_lock_shared", "pg_try_advisory_lock", "pg_try_advisory_lock_shared",
         "pg_advisory_unlock", "pg_advisory_unlock_shared", "pg_advisory_unlock_all",
@@ -21,7 +21,10 @@ public sealed class ClassifierOptions
         "txid_current", "pg_current_xact_id", "pg_notify", "pg_switch_wal", "pg_create_restore_point",
         "pg_create_physical_replication_slot", "pg_create_logical_replication_slot", "pg_drop_replication_slot",
         "pg_terminate_backend", "pg_cancel_backend", "pg_reload_conf", "pg_rotate_logfile",
-    ]);
+    ];
+
+    /// <summary>The default write functions; declared after the names, as static initializers run in text order.</summary>
+    public static FunctionList DefaultWriteFunctions { get; } = new(DefaultWriteNames);
 
     public static ClassifierOptions Default { get; } = new();
 

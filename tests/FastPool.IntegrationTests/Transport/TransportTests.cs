@@ -102,7 +102,7 @@ public sealed class TransportTests
     {
         await using var proxy = ProxyHost.Start(_fixture.Primary, c => c with { FastPool = c.FastPool with { Transport = kind } });
 
-        // One client after another; a burst of logins on a cold pool is the (skipped) test below.
+        // One client after another; a burst of logins on a cold pool is the test below.
         for (int i = 0; i < 8; i++)
         {
             Assert.Equal(i, await ProxyChecks.OpenAndScalarAsync(proxy, "postgres", "postgres", $"select {i}"));
@@ -117,14 +117,25 @@ public sealed class TransportTests
         Assert.Contains(proxy.Logs, line => line.Contains(expected, StringComparison.Ordinal));
     }
 
-    [Theory(Skip = "Known bug, open in issue 3: eight clients logging in at once on a cold pool sometimes all hang until their login timeout (about 1 run in 5 on epoll and io_uring, rarer on sockets); this test reproduces it.")]
+    [Theory]
     [InlineData(TransportKind.Sockets)]
     [InlineData(TransportKind.Epoll)]
     [InlineData(TransportKind.IoUring)]
     public async Task BurstOfLoginsOnAColdPool_AllServed(TransportKind kind)
     {
         await using var proxy = ProxyHost.Start(_fixture.Primary, c => c with { FastPool = c.FastPool with { Transport = kind } });
-        var tasks = Enumerable.Range(0, 8).Select(i => ProxyChecks.OpenAndScalarAsync(proxy, "postgres", "postgres", $"select {i}"));
+        // Eight independent applications (one Npgsql data source each). Eight connections of ONE data source
+        // would test Npgsql, not the proxy: the data source loads its type catalog once, on whichever
+        // connection gets there first, and the others wait for it; in session mode with the test pool of 5 that
+        // loader may be one of the three clients still waiting for a server that the five waiting ones hold,
+        // a deadlock PgBouncer would show the same way.
+        var tasks = Enumerable.Range(0, 8).Select(async i =>
+        {
+            var cs = new Npgsql.NpgsqlConnectionStringBuilder(proxy.ConnectionString()) { ApplicationName = $"burst{i}" }.ConnectionString;
+            await using var conn = new Npgsql.NpgsqlConnection(cs);
+            await conn.OpenAsync();
+            return await ProxyChecks.ScalarAsync(conn, $"select {i}");
+        });
         var results = await Task.WhenAll(tasks);
         Assert.Equal(Enumerable.Range(0, 8).Cast<object?>(), results);
     }

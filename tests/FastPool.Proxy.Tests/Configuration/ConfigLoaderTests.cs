@@ -729,7 +729,7 @@ public class ConfigLoaderTests
     [InlineData("dns_max_ttl = 15")]
     [InlineData("dns_nxdomain_ttl = 15")]
     [InlineData("user = postgres")]
-    [InlineData("max_prepared_statements = 200")]
+    [InlineData("max_user_client_connections = 0")]
     [InlineData("track_extra_parameters = IntervalStyle")]
     [InlineData("server_round_robin = 1")]
     [InlineData("disable_pqexec = 0")]
@@ -1137,6 +1137,15 @@ public class ConfigLoaderTests
         var config = AssertLoaded(LoadText("[fastpool]\npin_listen = 0\npin_temp_tables = off\npin_prepare = yes\n"));
 
         Assert.Equal(PinReasons.All & ~(PinReasons.Listen | PinReasons.TempTables), config.FastPool.Pins);
+    }
+
+    [Fact]
+    public void Max_prepared_statements_defaults_to_200_and_0_turns_it_off()
+    {
+        Assert.Equal(200, AssertLoaded(LoadText("[pgbouncer]\n")).MaxPreparedStatements);
+        Assert.Equal(0, AssertLoaded(LoadText("[pgbouncer]\nmax_prepared_statements = 0\n")).MaxPreparedStatements);
+        Assert.Equal(2, AssertLoaded(LoadText("[pgbouncer]\nmax_prepared_statements = 2\n")).MaxPreparedStatements);
+        Assert.Contains("max_prepared_statements", AssertSingleError(LoadText("[pgbouncer]\nmax_prepared_statements = -1\n")).ToString(), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -18,6 +18,8 @@ public class ForwardingScannerTests
 
     private static ReadOnlySequence<byte> Seq(byte[] bytes) => new(bytes);
 
+    private static byte[] Query(string sql) => Msg('Q', System.Text.Encoding.UTF8.GetBytes(sql + "\0"));
+
     [Fact]
     public void Client_query_and_sync_are_counted_until_ready_for_query()
     {
@@ -146,8 +148,50 @@ public class ForwardingScannerTests
     {
         public List<(string Sql, bool Named)> Seen { get; } = [];
 
-        public void Inspect(in ReadOnlySequence<byte> sql, bool namedStatement) =>
-            Seen.Add((System.Text.Encoding.UTF8.GetString(sql.ToArray()), namedStatement));
+        /// <summary>Texts starting with this are held back (as routing holds a write that needs another node).</summary>
+        public string? HoldPrefix { get; set; }
+
+        public bool Inspect(in ReadOnlySequence<byte> sql, bool namedStatement)
+        {
+            var text = System.Text.Encoding.UTF8.GetString(sql.ToArray());
+            if (HoldPrefix is not null && text.StartsWith(HoldPrefix, StringComparison.Ordinal))
+            {
+                return false;
+            }
+
+            Seen.Add((text, namedStatement));
+            return true;
+        }
+    }
+
+    [Fact]
+    public void Pooling_client_scan_stops_before_a_held_query_and_forwards_nothing_of_it()
+    {
+        var inspector = new RecordingInspector { HoldPrefix = "insert" };
+        var scanner = new ForwardingScanner(int.MaxValue);
+        scanner.EnablePooling(inspector, statementMode: false);
+        var state = new ServerProtocolState();
+        var first = Query("select 1");
+        var held = Query("insert into t values (1)");
+        var buffer = Seq(Concat(first, held, Query("select 2")));
+
+        var exit = scanner.ScanFromClient(buffer, state, out long forward, out long consumed, out int queries);
+
+        Assert.Null(exit);
+        Assert.True(scanner.Held);
+        Assert.Equal(first.Length, forward);
+        Assert.Equal(first.Length, consumed);
+        Assert.Equal(1, queries);
+        Assert.Equal(1, state.PendingReadyForQuery);
+        Assert.Equal(["select 1"], inspector.Seen.Select(s => s.Sql));
+
+        // The next scan (once the held query may go) starts at the held message and clears the flag.
+        inspector.HoldPrefix = null;
+        exit = scanner.ScanFromClient(buffer.Slice(consumed), state, out forward, out _, out queries);
+        Assert.Null(exit);
+        Assert.False(scanner.Held);
+        Assert.Equal(buffer.Length - first.Length, forward);
+        Assert.Equal(2, queries);
     }
 
     private static byte[] Rfq(char status) => Msg('Z', (byte)status);

@@ -52,6 +52,10 @@ public class SqlClassifierTests
     [InlineData("discard all", (int)(QueryTraits.ResetAll | QueryTraits.DiscardAll))]
     [InlineData("rollback", (int)QueryTraits.Rollback)]
     [InlineData("UNLISTEN *", (int)QueryTraits.UnlistenAll)]
+    [InlineData("DEALLOCATE ALL", (int)QueryTraits.DeallocateAll)]
+    [InlineData("deallocate prepare all; set x = 1", (int)(QueryTraits.DeallocateAll | QueryTraits.Setting))]
+    [InlineData("DEALLOCATE stmt1", (int)QueryTraits.None)]
+    [InlineData("deallocate prepare \"all\"", (int)QueryTraits.None)]
     public void Traits(string sql, int expected) => Assert.Equal((QueryTraits)expected, Classify(sql).Traits);
 
     [Fact]

@@ -41,6 +41,11 @@ internal sealed class EpollConnection : Connection, IEpollRegistration, IValueTa
 
     public override PipeReader Input => _reader;
 
+    public override void CancelPendingReadInline() => _reader.CancelPendingRead(inline: true);
+
+    /// <summary>The pool asks this before every hand-out: answered from the loop's own records, no poll(2), when it can be.</summary>
+    public override bool HasUnexpectedInput() => IsClosed || (_reader.UnreadInput ?? base.HasUnexpectedInput());
+
     public ulong Token { get; set; }
 
     /// <summary>Wraps an accepted (client) or connected socket.</summary>

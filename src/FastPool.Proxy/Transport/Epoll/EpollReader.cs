@@ -35,6 +35,16 @@ internal sealed unsafe class EpollReader : ParkingReader
         _releaseWhenIdle = releaseWhenIdle;
     }
 
+    /// <summary>
+    /// Whether something arrived that no read took, known without a syscall: the loop records every EPOLLIN edge
+    /// and hang-up even when no read is parked. Null when only the socket can tell (the last receive filled its
+    /// space, so more may be waiting with no new edge).
+    /// </summary>
+    internal bool? UnreadInput =>
+        _peerClosed || Volatile.Read(ref _edge) != 0 || (_buffer is not null && _start < _end) ? true
+        : _mayHaveMore ? null
+        : false;
+
     public override ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
     {
         if (Volatile.Read(ref _state) == Completed)

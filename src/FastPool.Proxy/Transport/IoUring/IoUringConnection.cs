@@ -65,6 +65,8 @@ internal sealed class IoUringConnection : Connection, IValueTaskSource
 
     public override PipeReader Input => _reader;
 
+    public override void CancelPendingReadInline() => _reader.CancelPendingRead(inline: true);
+
     /// <summary>Generation and slot on the loop (the low 56 bits of every request's user_data).</summary>
     public ulong Token { get; }
 

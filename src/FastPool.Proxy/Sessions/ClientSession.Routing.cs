@@ -1,0 +1,363 @@
+using System.Buffers;
+using System.Text;
+using System.Text.RegularExpressions;
+using FastPool.Protocol;
+using FastPool.Proxy.Configuration;
+using FastPool.Proxy.Pipeline;
+using FastPool.Proxy.Pooling;
+using FastPool.Proxy.Topology;
+using RouteTraits = FastPool.Routing.Classification.QueryTraits;
+using StatementClassifier = FastPool.Routing.Classification.SqlClassifier;
+
+namespace FastPool.Proxy.Sessions;
+
+/// <summary>
+/// Replication-aware routing in the transaction-pooling modes, where a client takes a server per transaction:
+/// the first statement (a Query, or the Parses up to the first Sync of an extended batch) decides whether the
+/// transaction may run on a standby (<see cref="RoutingStage"/> picks which). A statement that needs the primary
+/// and arrives while the client's read still holds a standby is held back until that read's transaction ends and
+/// the standby goes back to the pool; it is then routed on its own. An explicit transaction (BEGIN without READ
+/// ONLY) runs on the primary as a whole: in transaction pooling a transaction is one server connection, and a
+/// transaction that starts by reading may write later. After a write commits, read_your_writes asks the primary
+/// for its WAL insert position (PostgreSQL docs 9.27.3 "Backup Control Functions"), and the client's reads go only
+/// to standbys that have replayed that far.
+/// </summary>
+internal sealed partial class ClientSession
+{
+    private const RouteTraits PrimaryTraits =
+        RouteTraits.Write | RouteTraits.NoLoadBalanceHint | RouteTraits.Prepare | RouteTraits.HoldCursor
+        | RouteTraits.SessionAuthorization | RouteTraits.Listen | RouteTraits.TemporaryObject | RouteTraits.AdvisoryLock;
+
+    // PostgreSQL docs 9.27.3: the insert position is at or past the end of every commit record already written.
+    private const string WalPositionQuery = "SELECT pg_catalog.pg_current_wal_insert_lsn()";
+
+    private RoutingSettings _routing = new();
+    private bool _balanced;
+    private bool _attachedForRead;
+    private bool _readOnlyBlock;
+    private bool _primaryBlock;
+    private bool _wroteInTransaction;
+    private bool _primaryOnly;
+    private bool _idleNotDetached;
+    private bool _bypassHold;
+    private TaskCompletionSource? _hold;
+    private Task? _walFetch;
+    private long _walFetchNumber;
+    private MessageBuilder? _walBuilder;
+    private byte[] _routeScratch = [];
+    private char[] _patternScratch = [];
+
+    /// <summary>The application_name the client logged in with (app_name_redirect_preference_list matches it, as Pgpool-II does).</summary>
+    public string? ApplicationName => _context.Startup?.GetParameter("application_name");
+
+    /// <summary>Outcome of looking at what a client sent before it has a server.</summary>
+    private enum Lookahead : byte
+    {
+        Decided,
+        NeedMore,
+    }
+
+    /// <summary>Reads the routing settings once per transaction (a reload may change them between transactions).</summary>
+    private void RefreshRouting()
+    {
+        _routing = _runtime.Config.FastPool.Routing;
+        _balanced = Topology.Nodes.Count > 1;
+    }
+
+    /// <summary>
+    /// Decides where the client's next transaction runs from the messages at the start of <paramref name="buffer"/>:
+    /// a Query, or Parse/Bind/Describe/Execute/Close up to a Sync or Flush. Reads need every statement of that unit
+    /// to be a read; anything else, or anything not seen whole, goes to the primary.
+    /// </summary>
+    private Lookahead DecideIntent(in ReadOnlySequence<byte> buffer, out RouteIntent intent)
+    {
+        intent = RouteIntent.Primary;
+        RefreshRouting();
+        if (!_balanced || !_routing.LoadBalanceMode || _primaryOnly)
+        {
+            return Lookahead.Decided;
+        }
+
+        var reader = new SequenceReader<byte>(buffer);
+        var traits = RouteTraits.None;
+        bool sawStatement = false;
+        while (true)
+        {
+            if (!MessageHeader.TryPeek(ref reader, out var header))
+            {
+                return buffer.Length < ForwardingScanner.InspectLimit ? Lookahead.NeedMore : Lookahead.Decided;
+            }
+
+            if (header.Length < 4 || header.TotalLength > ForwardingScanner.InspectLimit)
+            {
+                // Malformed (the scanner will say so) or too large to wait for: the primary.
+                return Lookahead.Decided;
+            }
+
+            if (reader.Remaining < header.TotalLength)
+            {
+                return buffer.Length < ForwardingScanner.InspectLimit ? Lookahead.NeedMore : Lookahead.Decided;
+            }
+
+            var code = (FrontendCode)header.Code;
+            switch (code)
+            {
+                case FrontendCode.Query:
+                case FrontendCode.Parse:
+                    var body = reader.UnreadSequence.Slice(MessageHeader.Size, header.BodyLength);
+                    if (!ForwardingScanner.TryGetQueryText(body, code == FrontendCode.Parse, out var text, out bool named) || named)
+                    {
+                        // A named statement lives on the server that parsed it; the client is pinned there, so the primary.
+                        return Lookahead.Decided;
+                    }
+
+                    traits |= ClassifyForRouting(text);
+                    sawStatement = true;
+                    if (code == FrontendCode.Query)
+                    {
+                        intent = sawStatement && !NeedsPrimary(traits) ? RouteIntent.Read : RouteIntent.Primary;
+                        return Lookahead.Decided;
+                    }
+
+                    break;
+                case FrontendCode.Bind:
+                case FrontendCode.Describe:
+                case FrontendCode.Execute:
+                case FrontendCode.Close:
+                    break;
+                case FrontendCode.Sync:
+                case FrontendCode.Flush:
+                    intent = sawStatement && !NeedsPrimary(traits) ? RouteIntent.Read : RouteIntent.Primary;
+                    return Lookahead.Decided;
+                default:
+                    // Function calls, COPY data, anything else: the primary.
+                    return Lookahead.Decided;
+            }
+
+            reader.Advance(header.TotalLength);
+        }
+    }
+
+    private static bool NeedsPrimary(RouteTraits traits) =>
+        (traits & PrimaryTraits) != 0
+        || ((traits & RouteTraits.TransactionStart) != 0 && (traits & RouteTraits.ReadOnlyTransaction) == 0);
+
+    /// <summary>The statement classifier with this configuration's function lists, plus primary_routing_query_pattern_list.</summary>
+    private RouteTraits ClassifyForRouting(in ReadOnlySequence<byte> sql)
+    {
+        ReadOnlySpan<byte> text;
+        if (sql.IsSingleSegment)
+        {
+            text = sql.FirstSpan;
+        }
+        else
+        {
+            if (_routeScratch.Length < sql.Length)
+            {
+                _routeScratch = new byte[Math.Max(sql.Length, 1024)];
+            }
+
+            sql.CopyTo(_routeScratch);
+            text = _routeScratch.AsSpan(0, (int)sql.Length);
+        }
+
+        return ClassifyForRouting(text);
+    }
+
+    private RouteTraits ClassifyForRouting(ReadOnlySpan<byte> text)
+    {
+        var traits = StatementClassifier.Classify(text, _routing.Classifier);
+        var patterns = _routing.PrimaryRoutingPatterns;
+        if (patterns.Count == 0 || NeedsPrimary(traits))
+        {
+            return traits;
+        }
+
+        // Regex needs characters: decoded into a scratch buffer kept by the session, so a match allocates nothing.
+        int max = Encoding.UTF8.GetMaxCharCount(text.Length);
+        if (_patternScratch.Length < max)
+        {
+            _patternScratch = new char[Math.Max(max, 1024)];
+        }
+
+        int chars = Encoding.UTF8.GetChars(text, _patternScratch);
+        var span = _patternScratch.AsSpan(0, chars);
+        try
+        {
+            for (int i = 0; i < patterns.Count; i++)
+            {
+                if (patterns[i].IsMatch(span))
+                {
+                    return traits | RouteTraits.Write;
+                }
+            }
+        }
+        catch (RegexMatchTimeoutException)
+        {
+            // A pattern that cannot decide in time decides for the primary.
+            return traits | RouteTraits.Write;
+        }
+
+        return traits;
+    }
+
+    /// <summary>
+    /// Called for each Query and Parse while the client has a server (under the swap lock, from the scanner):
+    /// false holds the message back because it needs the primary while the client's read holds a standby.
+    /// Also notes what later routing depends on: writes (read_your_writes, disable_load_balance_on_write) and
+    /// temporary tables.
+    /// </summary>
+    private bool RouteCheck(in ReadOnlySequence<byte> sql, bool namedStatement)
+    {
+        if (!_balanced)
+        {
+            return true;
+        }
+
+        var traits = ClassifyForRouting(sql);
+        bool needsPrimary = namedStatement || NeedsPrimary(traits);
+        if (_attachedForRead)
+        {
+            if (needsPrimary && !_bypassHold && !_readOnlyBlock && !_idleNotDetached && !_server!.Protocol.UnsyncedExtended)
+            {
+                // Wait for this standby's transaction to end; the server pump signals once it hands the standby back.
+                _hold ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                return false;
+            }
+
+            _bypassHold = false;
+            TrackBlock(traits, ref _readOnlyBlock);
+            return true;
+        }
+
+        bool inBlock = _primaryBlock || (traits & RouteTraits.TransactionStart) != 0;
+        TrackBlock(traits, ref _primaryBlock);
+        if ((traits & RouteTraits.Write) != 0)
+        {
+            _wroteInTransaction = true;
+            if (_routing.DisableLoadBalanceOnWrite == WriteStickiness.Always
+                || (_routing.DisableLoadBalanceOnWrite == WriteStickiness.TransTransaction && inBlock))
+            {
+                _primaryOnly = true;
+            }
+        }
+
+        if ((traits & RouteTraits.TemporaryObject) != 0)
+        {
+            // A temporary table exists only on the server that created it: from now on the client stays on the primary.
+            _primaryOnly = true;
+        }
+
+        return true;
+    }
+
+    private static void TrackBlock(RouteTraits traits, ref bool inBlock)
+    {
+        if ((traits & RouteTraits.TransactionEnd) != 0)
+        {
+            inBlock = false;
+        }
+        else if ((traits & RouteTraits.TransactionStart) != 0)
+        {
+            inBlock = true;
+        }
+    }
+
+    /// <summary>Before the pipeline runs: the intent, and (read_your_writes) the WAL position the client's reads need.</summary>
+    private async ValueTask PrepareRouteAsync(RouteIntent intent)
+    {
+        if (intent == RouteIntent.Read && _walFetch is { IsCompleted: false } fetch)
+        {
+            await fetch.ConfigureAwait(false);
+        }
+
+        _query.Intent = intent;
+    }
+
+    /// <summary>After the pipeline produced a server: what the scanner's route checks need to know about it.</summary>
+    private void Attached(ServerConnection server)
+    {
+        _attachedForRead = _balanced && server.Node.Role == NodeRole.Standby && _query.Intent == RouteIntent.Read;
+        _readOnlyBlock = false;
+        _primaryBlock = false;
+        _wroteInTransaction = false;
+        _idleNotDetached = false;
+        _bypassHold = false;
+        _replayLength = 0;
+        _replayable = _attachedForRead;
+    }
+
+    /// <summary>
+    /// The server pump handed <paramref name="server"/> back at the end of a transaction. After a write on the
+    /// primary (<paramref name="walFetch"/> is not 0), read_your_writes first asks it for its WAL position (the client
+    /// already has its answer, so it waits only if its next transaction is a read that starts before the answer
+    /// arrives), then releases it.
+    /// </summary>
+    private void ReleaseAfterTransaction(ServerConnection server, long walFetch)
+    {
+        if (walFetch == 0)
+        {
+            server.Pool.Release(server);
+            SignalHold();
+            return;
+        }
+
+        _walFetch = FetchWalPositionThenReleaseAsync(server, walFetch);
+        SignalHold();
+    }
+
+    /// <summary>
+    /// Under the swap lock, as the transaction's server is detached: 0, or the number of the WAL position fetch that
+    /// read_your_writes needs. Until that fetch answers, no standby is known to have the write, so the client's reads
+    /// go to the primary even if they start before the fetch does.
+    /// </summary>
+    private long TakeWrite()
+    {
+        bool fetch = _balanced && _wroteInTransaction && _routing.ReadYourWrites && !_attachedForRead;
+        _wroteInTransaction = false;
+        if (!fetch)
+        {
+            return 0;
+        }
+
+        _query.MinReplayLsn = ulong.MaxValue;
+        return Interlocked.Increment(ref _walFetchNumber);
+    }
+
+    private async Task FetchWalPositionThenReleaseAsync(ServerConnection server, long number)
+    {
+        var builder = _walBuilder ??= new MessageBuilder();
+        try
+        {
+            using var cts = new CancellationTokenSource(s_resetTimeout);
+            var row = await MessageIo.QueryFirstRowAsync(server, builder, WalPositionQuery, cts.Token).ConfigureAwait(false);
+            // Only the latest write's position counts: an older fetch answering late must not lower the bar.
+            if (Volatile.Read(ref _walFetchNumber) == number)
+            {
+                _query.MinReplayLsn = NodeMonitor.TryParseLsn(row[0], out var lsn) ? lsn : ulong.MaxValue;
+            }
+        }
+        catch (Exception ex)
+        {
+            // Not knowing how far the write went, no standby is known to have it: reads stay on the primary until
+            // the client's next write tells a position again.
+            _query.MinReplayLsn = ulong.MaxValue;
+            if (ex is not ServerException)
+            {
+                server.Broken = true;
+            }
+        }
+
+        server.Pool.Release(server);
+    }
+
+    /// <summary>Wakes the client pump if it holds a statement back (the standby was handed back, or failed).</summary>
+    private void SignalHold() => Interlocked.Exchange(ref _hold, null)?.TrySetResult();
+
+    /// <summary>The client pump held a statement back: waits until the standby's transaction is over.</summary>
+    private Task WaitForHoldAsync()
+    {
+        var hold = Volatile.Read(ref _hold);
+        return hold is null ? Task.CompletedTask : hold.Task;
+    }
+}

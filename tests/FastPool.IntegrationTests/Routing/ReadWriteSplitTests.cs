@@ -1,0 +1,298 @@
+using FastPool.IntegrationTests.Infrastructure;
+using FastPool.IntegrationTests.Resilience;
+using FastPool.Proxy.Configuration;
+using FastPool.Routing.Classification;
+using Npgsql;
+using static FastPool.IntegrationTests.Routing.RoutingSupport;
+
+namespace FastPool.IntegrationTests.Routing;
+
+/// <summary>
+/// Transaction pooling over a real primary and streaming standby: which node served each statement is what
+/// pg_is_in_recovery() says (true on the standby), and SHOW POOL_NODES counts the reads per node.
+/// </summary>
+[Collection(PostgresCollection.Name)]
+public sealed class ReadWriteSplitTests
+{
+    private readonly PostgresFixture _fixture;
+
+    public ReadWriteSplitTests(PostgresFixture fixture)
+    {
+        _fixture = fixture;
+    }
+
+    [Fact]
+    public async Task Reads_go_to_the_standby_and_writes_to_the_primary()
+    {
+        var primary = _fixture.Primary;
+        var standby = await _fixture.GetStandbyAsync();
+        await CreateOnPrimaryAsync(primary, standby, "create table if not exists rt_split (id int)", "rt_split");
+        await using var host = StartProxy(primary, [primary, standby]);
+        await WaitForBalancingAsync(host, 1);
+        long before = await SelectCountAsync(host, 1);
+
+        await using var conn = await OpenAsync(host);
+        for (int i = 0; i < 20; i++)
+        {
+            Assert.True(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
+        }
+
+        Assert.True(await OnStandbyAsync(conn, "(select pg_is_in_recovery() from rt_split limit 1) union all select pg_is_in_recovery()"));
+        Assert.True(await OnStandbyAsync(conn, "select pg_is_in_recovery() where 'for update' <> $$ insert $$"));
+
+        // Writes, and reads that lock rows or call write functions (read_your_writes keeps the reads after a
+        // write on the primary too, until the standby has replayed it).
+        Assert.False(await OnStandbyAsync(conn, "insert into rt_split values (1) returning pg_is_in_recovery()"));
+        Assert.False(await OnStandbyAsync(conn, "with w as (insert into rt_split values (2) returning id) select pg_is_in_recovery() from w"));
+        Assert.False(await OnStandbyAsync(conn, "select pg_is_in_recovery() from rt_split /* for update */ for\n  update"));
+        Assert.False(await OnStandbyAsync(conn, "select pg_is_in_recovery(), txid_current()"));
+        Assert.False(await OnStandbyAsync(conn, "/*NO LOAD BALANCE*/ select pg_is_in_recovery()"));
+
+        // A user sees the reads counted on the standby.
+        Assert.True(await SelectCountAsync(host, 1) - before >= 23);
+        ProxyChecks.AssertNoUnexpectedErrors(host);
+    }
+
+    [Fact]
+    public async Task An_explicit_transaction_runs_on_the_primary_unless_it_is_read_only()
+    {
+        var primary = _fixture.Primary;
+        var standby = await _fixture.GetStandbyAsync();
+        await using var host = StartProxy(primary, [primary, standby]);
+        await WaitForBalancingAsync(host, 1);
+        await using var conn = await OpenAsync(host);
+
+        await using (var tx = await conn.BeginTransactionAsync())
+        {
+            // Starts with a read, but BEGIN may be followed by writes: the whole transaction is on the primary.
+            Assert.False(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
+            Assert.False(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
+            await tx.CommitAsync();
+        }
+
+        await ExecAsync(conn, "begin read only");
+        Assert.True(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
+        var refused = await Assert.ThrowsAsync<PostgresException>(() => ExecAsync(conn, "create table rt_never (id int)"));
+        Assert.Equal("25006", refused.SqlState);
+        await ExecAsync(conn, "rollback");
+
+        // After the transaction, reads are balanced again.
+        Assert.True(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
+    }
+
+    [Fact]
+    public async Task A_write_pipelined_behind_a_read_waits_for_the_standby_and_runs_on_the_primary()
+    {
+        var primary = _fixture.Primary;
+        var standby = await _fixture.GetStandbyAsync();
+        await CreateOnPrimaryAsync(primary, standby, "create table if not exists rt_pipe (id int)", "rt_pipe");
+        await using var host = StartProxy(primary, [primary, standby]);
+        await WaitForBalancingAsync(host, 1);
+
+        // Simple protocol: three Query messages in one write, the second a write.
+        await using var raw = await RawPgClient.ConnectAsync(host.Port);
+        await raw.LoginAsync(Database);
+        await raw.SendAsync([
+            .. RawPgClient.Query("select pg_is_in_recovery()"),
+            .. RawPgClient.Query("insert into rt_pipe values (1) returning pg_is_in_recovery()"),
+            .. RawPgClient.Query("select pg_is_in_recovery()"),
+        ]);
+        var values = new List<string?>();
+        for (int i = 0; i < 3; i++)
+        {
+            var messages = await raw.ReadUntilAsync('Z', TimeSpan.FromSeconds(30));
+            Assert.DoesNotContain(messages, m => m.Type == 'E');
+            values.Add(Assert.Single(messages, m => m.Type == 'D').Columns()[0]);
+        }
+
+        // The read ran on the standby; the write and what was pipelined after it, on the primary.
+        Assert.Equal(["t", "f", "f"], values);
+
+        // Extended protocol: a batch whose statements are a read and a write goes to the primary as a whole.
+        await using var conn = await OpenAsync(host);
+        await using var batch = new NpgsqlBatch(conn)
+        {
+            BatchCommands =
+            {
+                new NpgsqlBatchCommand("select pg_is_in_recovery()"),
+                new NpgsqlBatchCommand("insert into rt_pipe values (2) returning pg_is_in_recovery()"),
+            },
+        };
+        await using var reader = await batch.ExecuteReaderAsync();
+        Assert.True(await reader.ReadAsync());
+        Assert.False(reader.GetBoolean(0));
+        Assert.True(await reader.NextResultAsync());
+        Assert.True(await reader.ReadAsync());
+        Assert.False(reader.GetBoolean(0));
+    }
+
+    [Fact]
+    public async Task Function_lists_and_query_patterns_send_matching_reads_to_the_primary()
+    {
+        var primary = _fixture.Primary;
+        var standby = await _fixture.GetStandbyAsync();
+        await CreateOnPrimaryAsync(primary, standby, "create or replace function rt_where() returns bool language sql as 'select pg_is_in_recovery()'", "rt_where");
+
+        await using (var plain = StartProxy(primary, [primary, standby]))
+        {
+            await WaitForBalancingAsync(plain, 1);
+            await using var conn = await OpenAsync(plain);
+            Assert.True(await OnStandbyAsync(conn, "select rt_where()"));
+        }
+
+        await using (var listed = StartProxy(primary, [primary, standby], r => r with
+        {
+            Classifier = new ClassifierOptions { WriteFunctions = new FunctionList([.. ClassifierOptions.DefaultWriteNames, "rt_where"]) },
+            PrimaryRoutingPatterns = [new System.Text.RegularExpressions.Regex(@"\brt_hot\b", System.Text.RegularExpressions.RegexOptions.IgnoreCase)],
+        }))
+        {
+            await WaitForBalancingAsync(listed, 1);
+            await using var conn = await OpenAsync(listed);
+            Assert.False(await OnStandbyAsync(conn, "select public.RT_WHERE()"));
+            Assert.False(await OnStandbyAsync(conn, "select pg_is_in_recovery() as rt_hot"));
+            Assert.True(await OnStandbyAsync(conn, "select pg_is_in_recovery() as rt_cold"));
+        }
+
+        await using (var readOnly = StartProxy(primary, [primary, standby], r => r with
+        {
+            Classifier = new ClassifierOptions { ReadOnlyFunctions = new FunctionList(["pg_is_in_recovery"]) },
+        }))
+        {
+            await WaitForBalancingAsync(readOnly, 1);
+            await using var conn = await OpenAsync(readOnly);
+            Assert.True(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
+            Assert.False(await OnStandbyAsync(conn, "select rt_where()"));
+        }
+    }
+
+    [Fact]
+    public async Task A_temporary_table_keeps_the_client_on_the_primary()
+    {
+        var primary = _fixture.Primary;
+        var standby = await _fixture.GetStandbyAsync();
+        await using var host = StartProxy(primary, [primary, standby]);
+        await WaitForBalancingAsync(host, 1);
+        await using var conn = await OpenAsync(host);
+
+        Assert.True(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
+        await ExecAsync(conn, "create temp table rt_tmp (id int)");
+        await ExecAsync(conn, "insert into rt_tmp values (7)");
+        await using var cmd = new NpgsqlCommand("select id, pg_is_in_recovery() from rt_tmp", conn);
+        await using var reader = await cmd.ExecuteReaderAsync();
+        Assert.True(await reader.ReadAsync());
+        Assert.Equal(7, reader.GetInt32(0));
+        Assert.False(reader.GetBoolean(1));
+        await reader.CloseAsync();
+        Assert.False(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
+    }
+
+    [Theory]
+    [InlineData(WriteStickiness.Off, true, true)]
+    [InlineData(WriteStickiness.Transaction, true, true)]
+    [InlineData(WriteStickiness.TransTransaction, true, false)]
+    [InlineData(WriteStickiness.Always, false, false)]
+    public async Task Disable_load_balance_on_write_decides_where_later_reads_go(WriteStickiness stickiness, bool afterAutocommitWrite, bool afterTransactionWrite)
+    {
+        var primary = _fixture.Primary;
+        var standby = await _fixture.GetStandbyAsync();
+        await CreateOnPrimaryAsync(primary, standby, "create table if not exists rt_sticky (id int)", "rt_sticky");
+
+        // read_your_writes off, so only disable_load_balance_on_write decides.
+        await using var host = StartProxy(primary, [primary, standby], r => r with { DisableLoadBalanceOnWrite = stickiness, ReadYourWrites = false });
+        await WaitForBalancingAsync(host, 1);
+        await using var conn = await OpenAsync(host);
+
+        Assert.True(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
+        await ExecAsync(conn, "insert into rt_sticky values (1)");
+        Assert.Equal(afterAutocommitWrite, await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
+        await using (var tx = await conn.BeginTransactionAsync())
+        {
+            await ExecAsync(conn, "insert into rt_sticky values (2)");
+            await tx.CommitAsync();
+        }
+
+        Assert.Equal(afterTransactionWrite, await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
+    }
+
+    [Fact]
+    public async Task Redirect_preferences_send_a_database_or_an_application_where_they_name()
+    {
+        var primary = _fixture.Primary;
+        var standby = await _fixture.GetStandbyAsync();
+        await using var host = StartProxy(primary, [primary, standby], r => r with
+        {
+            DatabaseRedirects = [new RedirectPreference(new System.Text.RegularExpressions.Regex("^(?:r.)$"), RedirectTarget.Primary, -1, 1)],
+            AppNameRedirects =
+            [
+                new RedirectPreference(new System.Text.RegularExpressions.Regex("^(?:reporting)$"), RedirectTarget.Standby, -1, 1),
+                new RedirectPreference(new System.Text.RegularExpressions.Regex("^(?:half)$"), RedirectTarget.Node, 1, 0.5),
+            ],
+        });
+        await WaitForBalancingAsync(host, 1);
+
+        await using (var plain = await OpenAsync(host))
+        {
+            Assert.False(await OnStandbyAsync(plain, "select pg_is_in_recovery()"));
+        }
+
+        await using (var reporting = await OpenWithApplicationAsync(host, "reporting"))
+        {
+            Assert.True(await OnStandbyAsync(reporting, "select pg_is_in_recovery()"));
+        }
+
+        await using var half = await OpenWithApplicationAsync(host, "half");
+        int onStandby = 0;
+        for (int i = 0; i < 200; i++)
+        {
+            onStandby += await OnStandbyAsync(half, "select pg_is_in_recovery()") ? 1 : 0;
+        }
+
+        Assert.InRange(onStandby, 60, 140);
+    }
+
+    private static async Task<NpgsqlConnection> OpenWithApplicationAsync(ProxyHost host, string applicationName)
+    {
+        var conn = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(host.ConnectionString(Database)) { ApplicationName = applicationName }.ConnectionString);
+        await conn.OpenAsync();
+        return conn;
+    }
+
+    [Fact]
+    public async Task Statement_pooling_routes_each_statement()
+    {
+        var primary = _fixture.Primary;
+        var standby = await _fixture.GetStandbyAsync();
+        await CreateOnPrimaryAsync(primary, standby, "create table if not exists rt_stmt (id int)", "rt_stmt");
+        await using var host = StartProxy(primary, [primary, standby], r => r with { ReadYourWrites = false }, PoolMode.Statement);
+        await WaitForBalancingAsync(host, 1);
+        await using var conn = await OpenAsync(host);
+        Assert.True(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
+        Assert.False(await OnStandbyAsync(conn, "insert into rt_stmt values (1) returning pg_is_in_recovery()"));
+        Assert.True(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
+    }
+
+    [Fact]
+    public async Task Session_pooling_serves_a_client_from_the_detected_primary_wherever_it_is_listed()
+    {
+        var primary = _fixture.Primary;
+        var standby = await _fixture.GetStandbyAsync();
+        await using var host = StartProxy(primary, [standby, primary], mode: PoolMode.Session);
+        await WaitForBalancingAsync(host, 0);
+        await using var conn = await OpenAsync(host);
+        Assert.False(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
+        Assert.False(await OnStandbyAsync(conn, "select pg_is_in_recovery(), txid_current()"));
+    }
+
+    [Fact]
+    public async Task Load_balance_mode_off_sends_everything_to_the_primary_even_when_it_is_listed_second()
+    {
+        var primary = _fixture.Primary;
+        var standby = await _fixture.GetStandbyAsync();
+        await using var host = StartProxy(primary, [standby, primary], r => r with { LoadBalanceMode = false });
+        var nodes = await WaitForBalancingAsync(host);
+        Assert.Equal("standby", nodes.Value(NodeRow(nodes, 0), "role"));
+        await using var conn = await OpenAsync(host);
+        Assert.False(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
+        Assert.False(await OnStandbyAsync(conn, "select pg_is_in_recovery(), txid_current()"));
+    }
+}

@@ -84,6 +84,31 @@ public static class Messages
     public static MessageBuilder Query(this MessageBuilder b, string sql) =>
         b.StartMessage((byte)FrontendCode.Query).WriteCString(sql).EndMessage();
 
+    /// <summary>
+    /// Parse, Bind, Execute and Sync for one unnamed statement with text parameters and text results
+    /// (55.2.3 "Extended Query"): values travel apart from the SQL, so no quoting can change the statement.
+    /// </summary>
+    public static MessageBuilder ExtendedQuery(this MessageBuilder b, string sql, ReadOnlySpan<string> parameters)
+    {
+        // Parse: unnamed statement, no parameter types given (the server infers them).
+        b.StartMessage((byte)FrontendCode.Parse).WriteCString(string.Empty).WriteCString(sql).WriteInt16(0).EndMessage();
+
+        // Bind: unnamed portal and statement; no format codes means all parameters and results in text.
+        b.StartMessage((byte)FrontendCode.Bind).WriteCString(string.Empty).WriteCString(string.Empty).WriteInt16(0)
+            .WriteInt16((short)parameters.Length);
+        foreach (var value in parameters)
+        {
+            var bytes = Encoding.UTF8.GetBytes(value);
+            b.WriteInt32(bytes.Length).WriteBytes(bytes);
+        }
+
+        b.WriteInt16(0).EndMessage();
+
+        // Execute the unnamed portal with no row limit, then Sync for ReadyForQuery.
+        b.StartMessage((byte)FrontendCode.Execute).WriteCString(string.Empty).WriteInt32(0).EndMessage();
+        return b.StartMessage((byte)FrontendCode.Sync).EndMessage();
+    }
+
     /// <summary>PasswordMessage (55.7), carrying a cleartext or md5 password.</summary>
     public static MessageBuilder PasswordMessage(this MessageBuilder b, string password) =>
         b.StartMessage((byte)FrontendCode.Password).WriteCString(password).EndMessage();

@@ -31,6 +31,7 @@ internal sealed partial class ProxyRuntime
         NodeMonitor = new NodeMonitor(this);
         Failover = new FailoverCoordinator(this);
         Health = new HealthChecker(this, Failover);
+        AuthQuery = new AuthQueryLookup(this);
         QueryPipeline = Pipeline.QueryPipeline.Build(Pools, Pipeline.QueryPipeline.DefaultStages(this));
     }
 
@@ -69,6 +70,9 @@ internal sealed partial class ProxyRuntime
 
     /// <summary>Salts for SCRAM exchanges without a stored SCRAM secret (plain passwords, unknown users).</summary>
     public Connections.ScramSalts ScramSalts { get; } = Connections.ScramSalts.CreateRandom();
+
+    /// <summary>auth_query answers (cached) for users not in the auth_file.</summary>
+    public AuthQueryLookup AuthQuery { get; }
 
     public QueryDelegate QueryPipeline { get; }
 

@@ -13,7 +13,8 @@ namespace FastPool.Protocol.Scram;
 /// </summary>
 public sealed class ScramClient
 {
-    private readonly string _password;
+    private readonly string? _password;
+    private readonly ScramKeys? _keys;
     private readonly string _clientNonce;
     private readonly string _gs2Header;
     private readonly byte[] _bindingData;
@@ -36,6 +37,17 @@ public sealed class ScramClient
         _gs2Header = gs2Header;
         _bindingData = bindingData;
         _clientNonce = clientNonce ?? ScramSha256.NewNonce();
+    }
+
+    /// <summary>
+    /// SCRAM passthrough: logs in with keys recovered from a client's own exchange instead of a password. The
+    /// server's salt and iteration count must be those of <paramref name="keys"/>' secret, or its StoredKey differs.
+    /// </summary>
+    public ScramClient(ScramKeys keys, string gs2Header, byte[] bindingData, string? clientNonce = null)
+        : this(string.Empty, gs2Header, bindingData, clientNonce)
+    {
+        _password = null;
+        _keys = keys;
     }
 
     public bool ServerVerified { get; private set; }
@@ -68,12 +80,31 @@ public sealed class ScramClient
 
         var withoutProof = ScramMessages.ClientFinalWithoutProof(nonce, _gs2Header, _bindingData);
         var authMessage = Encoding.UTF8.GetBytes(ClientFirstBare + "," + serverFirst + "," + withoutProof);
-        var salted = ScramSha256.SaltedPassword(_password, salt, iterations);
-        var clientKey = ScramSha256.ClientKey(salted);
-        var proof = ScramSha256.ClientProof(clientKey, ScramSha256.StoredKey(clientKey), authMessage);
-        _expectedServerSignature = ScramSha256.ServerSignature(ScramSha256.ServerKey(salted), authMessage);
-        CryptographicOperations.ZeroMemory(salted);
-        CryptographicOperations.ZeroMemory(clientKey);
+        byte[] proof;
+        if (_keys is not null)
+        {
+            // Keys belong to one salt and iteration count; the server's proof check would fail with any other,
+            // so say why here instead of letting it look like a wrong password.
+            if (iterations != _keys.Secret.Iterations || !CryptographicOperations.FixedTimeEquals(salt, _keys.Secret.Salt))
+            {
+                error = "the server's SCRAM secret for this user has another salt or iteration count than FastPool's "
+                    + "(SCRAM passthrough needs the secret exactly as the server stores it, e.g. copied from pg_authid)";
+                return false;
+            }
+
+            proof = ScramSha256.ClientProof(_keys.ClientKey, _keys.Secret.StoredKey, authMessage);
+            _expectedServerSignature = ScramSha256.ServerSignature(_keys.ServerKey, authMessage);
+        }
+        else
+        {
+            var salted = ScramSha256.SaltedPassword(_password!, salt, iterations);
+            var clientKey = ScramSha256.ClientKey(salted);
+            proof = ScramSha256.ClientProof(clientKey, ScramSha256.StoredKey(clientKey), authMessage);
+            _expectedServerSignature = ScramSha256.ServerSignature(ScramSha256.ServerKey(salted), authMessage);
+            CryptographicOperations.ZeroMemory(salted);
+            CryptographicOperations.ZeroMemory(clientKey);
+        }
+
         clientFinal = Encoding.UTF8.GetBytes(withoutProof + ",p=" + Convert.ToBase64String(proof));
         return true;
     }

@@ -1,4 +1,5 @@
 using System.Diagnostics.CodeAnalysis;
+using System.Security.Cryptography;
 using System.Text;
 
 namespace FastPool.Protocol.Scram;
@@ -24,6 +25,12 @@ public sealed class ScramServer
         _canSucceed = canSucceed;
         _serverNonce = serverNonce ?? ScramSha256.NewNonce();
     }
+
+    /// <summary>
+    /// Set once the client's proof verified: the keys it proved it holds, for logging in to a server that has the
+    /// same secret (SCRAM passthrough). Null before, and after a failed proof.
+    /// </summary>
+    public ScramKeys? VerifiedKeys { get; private set; }
 
     /// <summary>Reads client-first-message and answers with server-first-message. False: the message is malformed.</summary>
     public bool TryServerFirst(ReadOnlySpan<byte> clientFirstBytes, [NotNullWhen(true)] out byte[]? serverFirst, [NotNullWhen(false)] out string? error)
@@ -79,10 +86,16 @@ public sealed class ScramServer
         var authMessage = Encoding.UTF8.GetBytes(_clientFirst.Bare + "," + _serverFirst + "," + withoutProof);
 
         // The proof is checked even when the exchange cannot succeed, so both paths do the same work.
-        bool valid = ScramSha256.VerifyClientProof(proof, _secret.StoredKey, authMessage);
+        var clientKey = new byte[ScramSha256.KeyLength];
+        bool valid = ScramSha256.TryRecoverClientKey(proof, _secret.StoredKey, authMessage, clientKey);
         if (valid && _canSucceed)
         {
             serverFinal = Encoding.UTF8.GetBytes(ScramMessages.ServerFinal(ScramSha256.ServerSignature(_secret.ServerKey, authMessage)));
+            VerifiedKeys = new ScramKeys(_secret, clientKey);
+        }
+        else
+        {
+            CryptographicOperations.ZeroMemory(clientKey);
         }
 
         return true;

@@ -76,12 +76,25 @@ public static class ScramSha256
     /// </summary>
     public static bool VerifyClientProof(ReadOnlySpan<byte> proof, ReadOnlySpan<byte> storedKey, ReadOnlySpan<byte> authMessage)
     {
-        if (proof.Length != KeyLength || storedKey.Length != KeyLength)
+        Span<byte> clientKey = stackalloc byte[KeyLength];
+        bool valid = TryRecoverClientKey(proof, storedKey, authMessage, clientKey);
+        CryptographicOperations.ZeroMemory(clientKey);
+        return valid;
+    }
+
+    /// <summary>
+    /// The verification of <see cref="VerifyClientProof"/>, keeping the ClientKey it recovers in
+    /// <paramref name="clientKey"/> (KeyLength bytes). A verified ClientKey lets FastPool answer the server's own
+    /// SCRAM challenge for the same secret without knowing the password (RFC 5802 section 3: the proof is
+    /// ClientKey XOR HMAC(StoredKey, AuthMessage), and StoredKey = H(ClientKey)).
+    /// </summary>
+    public static bool TryRecoverClientKey(ReadOnlySpan<byte> proof, ReadOnlySpan<byte> storedKey, ReadOnlySpan<byte> authMessage, Span<byte> clientKey)
+    {
+        if (proof.Length != KeyLength || storedKey.Length != KeyLength || clientKey.Length != KeyLength)
         {
             return false;
         }
 
-        Span<byte> clientKey = stackalloc byte[KeyLength];
         HMACSHA256.HashData(storedKey, authMessage, clientKey);
         for (int i = 0; i < KeyLength; i++)
         {
@@ -90,7 +103,6 @@ public static class ScramSha256
 
         Span<byte> computed = stackalloc byte[KeyLength];
         SHA256.HashData(clientKey, computed);
-        CryptographicOperations.ZeroMemory(clientKey);
         return CryptographicOperations.FixedTimeEquals(computed, storedKey);
     }
 

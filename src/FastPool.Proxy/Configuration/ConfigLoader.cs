@@ -199,6 +199,9 @@ public static partial class ConfigLoader
                 case "auth_query":
                     _config = _config with { AuthQuery = v };
                     break;
+                case "auth_dbname":
+                    _config = _config with { AuthDbName = NullIfEmpty(v) };
+                    break;
                 case "admin_users":
                     _config = _config with { AdminUsers = SplitList(v) };
                     break;
@@ -480,6 +483,12 @@ public static partial class ConfigLoader
                 case "auth_user":
                     d.Config = d.Config with { AuthUser = value };
                     return true;
+                case "auth_query":
+                    d.Config = d.Config with { AuthQuery = value.Length > 0 ? value : null };
+                    return true;
+                case "auth_dbname":
+                    d.Config = d.Config with { AuthDbName = value.Length > 0 ? value : null };
+                    return true;
                 case "pool_mode":
                     if (!TryPoolMode(e, key, value, out var mode, where))
                     {
@@ -664,6 +673,9 @@ public static partial class ConfigLoader
                     break;
                 case "io_threads" when TryInt(e, key, 0, 1024, out var ioThreads):
                     _ioThreads = ioThreads;
+                    break;
+                case "auth_query_cache_ttl" when TryTime(e, key, e.Value, out var ttl):
+                    _fastPool = _fastPool with { AuthQueryCacheTtl = ttl };
                     break;
                 case "sr_check_period" when TryTime(e, key, e.Value, out var period):
                     _fastPool = _fastPool with { SrCheckPeriod = period };
@@ -1275,7 +1287,7 @@ internal static class PgBouncerKeys
     /// <summary>[pgbouncer] keys of PgBouncer (current and recent releases) that FastPool does not implement.</summary>
     public static readonly HashSet<string> NotImplemented = new(StringComparer.Ordinal)
     {
-        "auth_dbname", "auth_ident_file", "auth_ldap_options", "auth_pam_confdir",
+        "auth_ident_file", "auth_ldap_options", "auth_pam_confdir",
         "autodb_idle_timeout", "cancel_wait_timeout",
         "client_tls13_ciphers", "client_tls_dheparams", "client_tls_ecdhcurve",
         "conffile", "disable_pqexec",
@@ -1295,7 +1307,7 @@ internal static class PgBouncerKeys
     /// <summary>Connect-string parameters PgBouncer accepts in [databases] that FastPool does not implement.</summary>
     public static readonly HashSet<string> DatabaseNotImplemented = new(StringComparer.Ordinal)
     {
-        "auth_dbname", "auth_query", "load_balance_hosts", "max_db_client_connections",
+        "load_balance_hosts", "max_db_client_connections",
         "query_wait_timeout", "server_lifetime", "target_session_attrs",
     };
 

@@ -26,7 +26,10 @@ public sealed record ProxyConfig
     /// <summary>The rules of auth_hba_file, read when auth_type = hba (null otherwise).</summary>
     public Hba.HbaRules? HbaRules { get; init; }
     public string? AuthUser { get; init; }
+    /// <summary>auth_query: run as auth_user for a user not in the auth_file; $1 is the user name, the answer (name, secret).</summary>
     public string AuthQuery { get; init; } = "SELECT usename, passwd FROM pg_shadow WHERE usename=$1";
+    /// <summary>auth_dbname: the database auth_query runs in (default: the database the client asked for).</summary>
+    public string? AuthDbName { get; init; }
     /// <summary>Users and secrets from auth_file (userlist.txt): name -> secret (plain, md5..., SCRAM-SHA-256$...).</summary>
     public IReadOnlyDictionary<string, string> AuthFileUsers { get; init; } = new Dictionary<string, string>(StringComparer.Ordinal);
     public IReadOnlyList<string> AdminUsers { get; init; } = [];
@@ -189,6 +192,9 @@ public sealed record DatabaseConfig
     public string? User { get; init; }
     public string? Password { get; init; }
     public string? AuthUser { get; init; }
+    /// <summary>auth_query= / auth_dbname= for this entry; null: the [pgbouncer] setting.</summary>
+    public string? AuthQuery { get; init; }
+    public string? AuthDbName { get; init; }
     public PoolMode? PoolMode { get; init; }
     public int? PoolSize { get; init; }
     public int? MinPoolSize { get; init; }
@@ -225,6 +231,11 @@ public sealed record FastPoolSettings
     public string? SrCheckUser { get; init; }
     public string? SrCheckPassword { get; init; }
     public string SrCheckDatabase { get; init; } = "postgres";
+    /// <summary>
+    /// auth_query_cache_ttl: how long an auth_query answer is reused for the same database entry and user (0 = ask
+    /// every login). A failed login drops the user's entry at once, so a changed password is seen on the next try.
+    /// </summary>
+    public TimeSpan AuthQueryCacheTtl { get; init; } = TimeSpan.FromSeconds(5);
     /// <summary>io_threads: event-loop threads of the epoll transport (0 = half the cores, at least one).</summary>
     public int IoThreads { get; init; }
     /// <summary>

@@ -12,18 +12,17 @@ internal sealed partial class AuthStage
     /// md5, as PostgreSQL applies it: a user whose secret is a SCRAM secret is asked for SCRAM instead, since an
     /// md5 answer cannot be checked against it (21.5). Unknown users get the exchange most users get.
     /// </summary>
-    private static Task<bool> Md5OrScramAsync(ClientContext context, CancellationToken ct)
+    private static Task<bool> Md5OrScramAsync(ClientContext context, ClientCredentials credentials, bool authQuery, CancellationToken ct)
     {
-        var credentials = ClientCredentials.Lookup(context.Config, context.User);
-        bool scram = credentials.Kind == CredentialKind.Scram
-            || (credentials.Kind == CredentialKind.None && ClientCredentials.MostlyScram(context.Config));
-        return scram ? ScramAsync(context, credentials, ct) : PasswordAsync(context, md5: true, ct);
+        // With auth_query, the users FastPool knows are the server's: their secrets decide what most users get.
+        bool mostlyScram = authQuery ? context.Runtime.AuthQuery.MostlyScram : ClientCredentials.MostlyScram(context.Config);
+        bool scram = credentials.Kind == CredentialKind.Scram || (credentials.Kind == CredentialKind.None && mostlyScram);
+        return scram ? ScramAsync(context, credentials, ct) : PasswordAsync(context, credentials, md5: true, ct);
     }
 
     /// <summary>AuthenticationCleartextPassword or AuthenticationMD5Password, checked against the auth_file secret.</summary>
-    private static async Task<bool> PasswordAsync(ClientContext context, bool md5, CancellationToken ct)
+    private static async Task<bool> PasswordAsync(ClientContext context, ClientCredentials credentials, bool md5, CancellationToken ct)
     {
-        var credentials = ClientCredentials.Lookup(context.Config, context.User);
         var salt = RandomNumberGenerator.GetBytes(4);
         var builder = context.Builder;
         builder.Reset();

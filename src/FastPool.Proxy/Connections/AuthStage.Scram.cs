@@ -72,6 +72,13 @@ internal sealed partial class AuthStage
             return await FailPasswordAsync(context).ConfigureAwait(false);
         }
 
+        // The client proved it holds the ClientKey of the stored secret: keep it for server logins (passthrough).
+        // Only for a stored SCRAM secret: one derived from a plain password has FastPool's salt, not the server's.
+        if (credentials.Kind == CredentialKind.Scram && exchange.VerifiedKeys is { } keys)
+        {
+            context.Runtime.Pools.Secrets.RememberScramKeys(context.User, keys);
+        }
+
         // SASLFinal now; AuthenticationOk follows when the session starts (55.3.1 ends with it).
         context.Builder.Reset();
         context.Builder.AuthenticationSaslFinal(serverFinal);

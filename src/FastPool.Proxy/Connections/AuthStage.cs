@@ -76,11 +76,62 @@ internal sealed partial class AuthStage : IConnectionStage
             Method.Reject => await RejectAsync(context, address).ConfigureAwait(false),
             Method.Peer => await PeerAsync(context).ConfigureAwait(false),
             Method.Cert => await CertAsync(context).ConfigureAwait(false),
-            Method.Password => await PasswordAsync(context, md5: false, timeout.Token).ConfigureAwait(false),
-            Method.Md5 => await Md5OrScramAsync(context, timeout.Token).ConfigureAwait(false),
-            Method.ScramSha256 => await ScramAsync(context, ClientCredentials.Lookup(config, context.User), timeout.Token).ConfigureAwait(false),
+            Method.Password or Method.Md5 or Method.ScramSha256 => await PasswordMethodAsync(context, method.Value, timeout.Token).ConfigureAwait(false),
             _ => false,
         };
+    }
+
+    /// <summary>
+    /// The password methods: the secret comes from the auth_file or, for a user not in it, from auth_query when the
+    /// database entry has an auth_user. An auth_query answer is dropped from the cache when the login fails, and
+    /// an md5 secret it gave is kept for server logins once the client proved it knows the password.
+    /// </summary>
+    private static async Task<bool> PasswordMethodAsync(ClientContext context, Method method, CancellationToken ct)
+    {
+        var config = context.Config;
+        var credentials = ClientCredentials.Lookup(config, context.User);
+        var entry = context.Database;
+        bool authQuery = entry is not null && AuthQueryLookup.AuthUserFor(config, entry) is not null;
+        bool fromQuery = false;
+        if (credentials.Kind == CredentialKind.None && authQuery)
+        {
+            try
+            {
+                credentials = await context.Runtime.AuthQuery.LookupAsync(config, entry!, context.DatabaseName, context.User, ct).ConfigureAwait(false);
+                fromQuery = true;
+            }
+            catch (AuthQueryException)
+            {
+                // The same text whoever the user is: the reason (logged) is about the server, not about them.
+                await context.SendErrorAsync(SqlState.InvalidAuthorizationSpecification, "authentication failed: could not look up the user with auth_query").ConfigureAwait(false);
+                return false;
+            }
+            catch (OperationCanceledException)
+            {
+                await context.SendErrorAsync(SqlState.ProtocolViolation, "client_login_timeout (authentication not completed in time)").ConfigureAwait(false);
+                return false;
+            }
+        }
+
+        bool ok = method switch
+        {
+            Method.Password => await PasswordAsync(context, credentials, md5: false, ct).ConfigureAwait(false),
+            Method.Md5 => await Md5OrScramAsync(context, credentials, authQuery, ct).ConfigureAwait(false),
+            _ => await ScramAsync(context, credentials, ct).ConfigureAwait(false),
+        };
+        if (fromQuery)
+        {
+            if (ok)
+            {
+                context.Runtime.Pools.Secrets.Learn(context.User, credentials);
+            }
+            else
+            {
+                context.Runtime.AuthQuery.Forget(entry!, context.DatabaseName, context.User);
+            }
+        }
+
+        return ok;
     }
 
     private static async ValueTask<Method?> ChooseMethodAsync(ClientContext context, IPAddress? address)

@@ -34,11 +34,17 @@ internal sealed class ClientCredentials
 
     public ScramSecret? Scram { get; }
 
-    public static ClientCredentials Lookup(ProxyConfig config, string user)
+    public static ClientCredentials None { get; } = new(CredentialKind.None, null, null);
+
+    public static ClientCredentials Lookup(ProxyConfig config, string user) =>
+        FromSecret(config.AuthFileUsers.TryGetValue(user, out var secret) ? secret : null);
+
+    /// <summary>Classifies a secret as the auth_file or an auth_query result holds it (plain, "md5...", "SCRAM-SHA-256$...").</summary>
+    public static ClientCredentials FromSecret(string? secret)
     {
-        if (!config.AuthFileUsers.TryGetValue(user, out var secret) || secret.Length == 0)
+        if (string.IsNullOrEmpty(secret))
         {
-            return new ClientCredentials(CredentialKind.None, null, null);
+            return None;
         }
 
         if (ScramSecret.LooksLikeSecret(secret))
@@ -46,7 +52,7 @@ internal sealed class ClientCredentials
             // The loader rejects malformed SCRAM secrets; a config built in code may still hold one.
             return ScramSecret.TryParse(secret, out var scram)
                 ? new ClientCredentials(CredentialKind.Scram, null, scram)
-                : new ClientCredentials(CredentialKind.None, null, null);
+                : None;
         }
 
         return IsMd5Hash(secret)
@@ -69,7 +75,7 @@ internal sealed class ClientCredentials
     public override string ToString() => $"{Kind} credentials";
 
     /// <summary>"md5" + 32 lower-case hex digits, as PostgreSQL stores it; a password that merely starts with "md5" is plain.</summary>
-    private static bool IsMd5Hash(string secret) =>
+    internal static bool IsMd5Hash(string secret) =>
         secret.Length == 35 && secret.StartsWith("md5", StringComparison.Ordinal) && !secret.AsSpan(3).ContainsAnyExcept("0123456789abcdef");
 }
 

@@ -74,6 +74,9 @@ internal static partial class Log
     [LoggerMessage(23, LogLevel.Information, "SET {Key} = {Value} applied from the admin console")]
     public static partial void SettingChanged(ILogger logger, string key, string value);
 
+    [LoggerMessage(24, LogLevel.Warning, "database {Database}: auth_query as {AuthUser} gave no answer: {Reason}")]
+    public static partial void AuthQueryFailed(ILogger logger, string database, string authUser, string reason);
+
     [LoggerMessage(40, LogLevel.Information, "database {Database}: node {NodeId} ({Host}:{Port}) is now {Role}, {Status} ({Reason})")]
     public static partial void NodeChanged(ILogger logger, string database, int nodeId, string host, int port, string role, string status, string reason);
 

@@ -33,6 +33,9 @@ internal sealed class PoolManager
 
     public ConnectionTransport Transport { get; }
 
+    /// <summary>md5 secrets and SCRAM keys learned from clients and auth_query, for server logins without a password.</summary>
+    public LoginSecrets Secrets { get; } = new();
+
     /// <summary>The pools new clients are served from.</summary>
     public IEnumerable<ServerPool> Pools => _pools.Values;
 
@@ -74,7 +77,7 @@ internal sealed class PoolManager
     /// Only a plain-text auth_file secret can answer a server's password, md5 or SCRAM challenge; md5/SCRAM secrets are
     /// for client auth. An md5 secret is exactly "md5" + 32 hex digits: a password that merely starts with "md5" is plain.
     /// </summary>
-    private static string? ServerPassword(ProxyConfig config, DatabaseConfig database, string clientUser)
+    internal static string? ServerPassword(ProxyConfig config, DatabaseConfig database, string clientUser)
     {
         config.AuthFileUsers.TryGetValue(database.User ?? clientUser, out var secret);
         return secret is not null && !IsMd5Secret(secret) && !ScramSecret.LooksLikeSecret(secret)

@@ -9,9 +9,16 @@ namespace FastPool.Proxy.Pooling;
 internal static partial class ServerConnector
 {
     /// <summary>What one login remembers between authentication messages.</summary>
-    private sealed class LoginState
+    private sealed class LoginState(PoolKey key, PoolManager manager)
     {
+        public PoolKey Key { get; } = key;
+
+        public PoolManager Manager { get; } = manager;
+
         public ScramClient? Scram { get; set; }
+
+        /// <summary>Set when the SCRAM login uses keys recovered from a client's login instead of a password.</summary>
+        public ScramKeys? Passthrough { get; set; }
 
         /// <summary>The SASL mechanism chosen, for the log line.</summary>
         public string? Mechanism { get; set; }
@@ -23,7 +30,7 @@ internal static partial class ServerConnector
     /// Over TLS, SCRAM-SHA-256-PLUS is chosen when offered, bound to the server's certificate (tls-server-end-point),
     /// so a man in the middle holding another certificate cannot relay the exchange (55.3.1).
     /// </summary>
-    private static bool AnswerSasl(PoolKey key, AuthenticationCode code, ReadOnlySequence<byte> data, MessageBuilder builder, LoginState login, TlsConnection? tls)
+    private static bool AnswerSasl(AuthenticationCode code, ReadOnlySequence<byte> data, MessageBuilder builder, LoginState login, TlsConnection? tls)
     {
         switch (code)
         {
@@ -39,14 +46,14 @@ internal static partial class ServerConnector
                 if (binding is not null)
                 {
                     login.Mechanism = ScramPlusMechanism;
-                    login.Scram = new ScramClient(RequirePassword(key), ScramMessages.Gs2HeaderServerEndPoint, binding);
+                    login.Scram = NewScramClient(login, ScramMessages.Gs2HeaderServerEndPoint, binding);
                 }
                 else if (plain)
                 {
                     // "y": we could bind but the server offered no -PLUS; "n" over TLS when it did but the certificate's
                     // hash cannot be determined (the server would take "y" as a downgrade attack and refuse it).
                     login.Mechanism = ScramSha256.Mechanism;
-                    login.Scram = new ScramClient(RequirePassword(key), tls is not null && !plus ? ScramMessages.Gs2HeaderBindingNotOffered : ScramMessages.Gs2HeaderNoBinding, []);
+                    login.Scram = NewScramClient(login, tls is not null && !plus ? ScramMessages.Gs2HeaderBindingNotOffered : ScramMessages.Gs2HeaderNoBinding, []);
                 }
                 else
                 {
@@ -84,6 +91,21 @@ internal static partial class ServerConnector
 
                 return false;
         }
+    }
+
+    /// <summary>
+    /// With the password when one is configured; otherwise SCRAM passthrough, with the keys of the user's latest
+    /// verified client SCRAM login. Channel binding works either way: it is part of the AuthMessage the keys sign.
+    /// </summary>
+    private static ScramClient NewScramClient(LoginState login, string gs2Header, byte[] binding)
+    {
+        if (login.Key.Password is { } password)
+        {
+            return new ScramClient(password, gs2Header, binding);
+        }
+
+        login.Passthrough = login.Manager.Secrets.ScramKeysFor(login.Key.User);
+        return login.Passthrough is { } keys ? new ScramClient(keys, gs2Header, binding) : new ScramClient(RequirePassword(login.Key), gs2Header, binding);
     }
 
     private const string ScramPlusMechanism = "SCRAM-SHA-256-PLUS";

@@ -59,7 +59,7 @@ internal static partial class ServerConnector
     private static string Security(ServerConnection server, LoginState login)
     {
         var tls = server.Connection is TlsConnection t ? t.Description : "no TLS";
-        return login.Mechanism is null ? tls : tls + ", " + login.Mechanism;
+        return login.Mechanism is null ? tls : tls + ", " + login.Mechanism + (login.Passthrough is null ? string.Empty : " passthrough");
     }
 
     private static string ModeName(TlsMode mode) => mode switch

@@ -78,7 +78,7 @@ internal static partial class ServerConnector
             }
 
             var server = new ServerConnection(connection, node, pool, generation, now);
-            await LoginAsync(server, pool.Key, cts.Token).ConfigureAwait(false);
+            await LoginAsync(server, pool, cts.Token).ConfigureAwait(false);
             return server;
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
@@ -114,12 +114,13 @@ internal static partial class ServerConnector
         }
     }
 
-    private static async Task LoginAsync(ServerConnection server, PoolKey key, CancellationToken ct)
+    private static async Task LoginAsync(ServerConnection server, ServerPool pool, CancellationToken ct)
     {
+        var key = pool.Key;
         var builder = new MessageBuilder();
         builder.StartupMessage(key.StartupParameters);
         await server.Connection.SendAsync(builder.Written, ct).ConfigureAwait(false);
-        var login = new LoginState();
+        var login = new LoginState(key, pool.Manager);
         while (true)
         {
             var (code, body) = await MessageIo.ReadMessageAsync(server.Connection.Input, ct).ConfigureAwait(false);
@@ -127,7 +128,7 @@ internal static partial class ServerConnector
             switch ((BackendCode)code)
             {
                 case BackendCode.Authentication:
-                    await AnswerAuthenticationAsync(server, key, seq, builder, login, ct).ConfigureAwait(false);
+                    await AnswerAuthenticationAsync(server, seq, builder, login, ct).ConfigureAwait(false);
                     break;
                 case BackendCode.ParameterStatus:
                     server.RecordParameter(seq);
@@ -141,7 +142,15 @@ internal static partial class ServerConnector
 
                     break;
                 case BackendCode.ErrorResponse:
-                    throw ServerException.FromServer(BackendMessageReader.ReadErrorFields(seq));
+                    var error = BackendMessageReader.ReadErrorFields(seq);
+                    if (login.Passthrough is { } keys && error.Code == SqlState.InvalidPassword)
+                    {
+                        // The server no longer takes these keys (its secret changed): the next client SCRAM login
+                        // brings fresh ones; until then the login fails like any wrong password.
+                        pool.Manager.Secrets.Forget(key.User, keys);
+                    }
+
+                    throw ServerException.FromServer(error);
                 case BackendCode.NegotiateProtocolVersion:
                 case BackendCode.NoticeResponse:
                     break;
@@ -155,7 +164,7 @@ internal static partial class ServerConnector
         }
     }
 
-    private static async Task AnswerAuthenticationAsync(ServerConnection server, PoolKey key, ReadOnlySequence<byte> body, MessageBuilder builder, LoginState login, CancellationToken ct)
+    private static async Task AnswerAuthenticationAsync(ServerConnection server, ReadOnlySequence<byte> body, MessageBuilder builder, LoginState login, CancellationToken ct)
     {
         if (!BackendMessageReader.TryReadAuthentication(body, out var code, out var data))
         {
@@ -182,7 +191,7 @@ internal static partial class ServerConnector
                     await Task.Yield();
                 }
 
-                if (!AnswerSasl(key, code, data, builder, login, server.Connection as TlsConnection))
+                if (!AnswerSasl(code, data, builder, login, server.Connection as TlsConnection))
                 {
                     return;
                 }
@@ -190,11 +199,13 @@ internal static partial class ServerConnector
                 break;
             case AuthenticationCode.CleartextPassword:
                 builder.Reset();
-                builder.PasswordMessage(RequirePassword(key));
+                builder.PasswordMessage(RequirePassword(login.Key));
                 break;
             case AuthenticationCode.Md5Password:
                 builder.Reset();
-                builder.PasswordMessage(Messages.Md5Password(key.User, RequirePassword(key), data.Slice(0, 4).ToArray()));
+                // A plain password, or an md5 secret: md5(secret-without-prefix + salt) is what the password gives too.
+                var md5 = login.Key.Password ?? login.Manager.Secrets.Md5For(login.Manager.Config, login.Key.User) ?? RequirePassword(login.Key);
+                builder.PasswordMessage(Messages.Md5Password(login.Key.User, md5, data.Slice(0, 4).ToArray()));
                 break;
             default:
                 throw new ServerException(SqlState.InvalidAuthorizationSpecification,
@@ -206,7 +217,8 @@ internal static partial class ServerConnector
 
     private static string RequirePassword(PoolKey key) =>
         key.Password ?? throw new ServerException(SqlState.InvalidPassword,
-            $"server asked for a password for user \"{key.User}\" and none is configured (password= in [databases] or the auth_file)");
+            $"server asked for a password for user \"{key.User}\" and none is configured (password= in [databases] or the auth_file)"
+            + " and no client has logged in as this user with SCRAM yet (SCRAM passthrough)");
 
     internal static string Describe(Exception ex) => ex switch
     {

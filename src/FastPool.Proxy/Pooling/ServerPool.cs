@@ -32,6 +32,9 @@ internal sealed partial class ServerPool
     /// <summary>How this pool's server connections move bytes.</summary>
     public ConnectionTransport Transport => _manager.Transport;
 
+    /// <summary>The pools' shared state, for the login: the config snapshot and learned secrets.</summary>
+    internal PoolManager Manager => _manager;
+
     /// <summary>server_tls_* of the running configuration; new server connections use it.</summary>
     public Configuration.TlsSettings ServerTls => _manager.Config.ServerTls;
 

@@ -143,6 +143,12 @@ internal sealed partial class ClientSession
         || ((traits & RouteTraits.TransactionStart) != 0 && (traits & RouteTraits.ReadOnlyTransaction) == 0);
 
     /// <summary>The statement classifier with this configuration's function lists, plus primary_routing_query_pattern_list.</summary>
+    private const int LastRouteTextLimit = 4096;
+    private byte[] _lastRouteText = [];
+    private int _lastRouteLength = -1;
+    private RouteTraits _lastRouteTraits;
+    private object? _lastRouteSettings;
+
     private RouteTraits ClassifyForRouting(in ReadOnlySequence<byte> sql)
     {
         ReadOnlySpan<byte> text;
@@ -164,7 +170,36 @@ internal sealed partial class ClientSession
         return ClassifyForRouting(text);
     }
 
+    /// <remarks>
+    /// The first statement of a transaction is classified when it is routed and again when the scanner forwards
+    /// it: the last text and its traits are kept (compared byte for byte, under the same settings), so the second
+    /// look is a memcmp instead of a lex.
+    /// </remarks>
     private RouteTraits ClassifyForRouting(ReadOnlySpan<byte> text)
+    {
+        if (text.Length == _lastRouteLength && ReferenceEquals(_lastRouteSettings, _routing) && text.SequenceEqual(_lastRouteText.AsSpan(0, text.Length)))
+        {
+            return _lastRouteTraits;
+        }
+
+        var traits = ClassifyUncached(text);
+        if (text.Length <= LastRouteTextLimit)
+        {
+            if (_lastRouteText.Length < text.Length)
+            {
+                _lastRouteText = new byte[Math.Max(text.Length, 256)];
+            }
+
+            text.CopyTo(_lastRouteText);
+            _lastRouteLength = text.Length;
+            _lastRouteTraits = traits;
+            _lastRouteSettings = _routing;
+        }
+
+        return traits;
+    }
+
+    private RouteTraits ClassifyUncached(ReadOnlySpan<byte> text)
     {
         var traits = StatementClassifier.Classify(text, _routing.Classifier);
         var patterns = _routing.PrimaryRoutingPatterns;

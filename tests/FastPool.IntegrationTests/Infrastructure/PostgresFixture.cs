@@ -37,6 +37,9 @@ public sealed class PostgresFixture : IAsyncLifetime
 
     public const string Md5Password = "md5_pw";
 
+    /// <summary>auth_user of the auth_query tests: must log in with SCRAM over TCP; the tests create the role.</summary>
+    public const string AuthQueryUser = "fp_auth_lookup";
+
     private readonly SemaphoreSlim _standbyLock = new(1, 1);
     private PgCluster? _primary;
     private PgCluster? _standby;
@@ -63,6 +66,9 @@ public sealed class PostgresFixture : IAsyncLifetime
             [
                 $"host all {ScramUser} 127.0.0.1/32 scram-sha-256",
                 $"host all {Md5User} 127.0.0.1/32 md5",
+
+                // The auth_user of the auth_query tests (the role is created by them) logs in with its password.
+                $"host all {AuthQueryUser} 127.0.0.1/32 scram-sha-256",
             ],
         };
         _primary = await PgCluster.StartPrimaryAsync(_directory, options, cts.Token);

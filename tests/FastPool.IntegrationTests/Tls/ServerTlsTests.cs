@@ -66,6 +66,28 @@ public sealed class ServerTlsTests
     }
 
     [Fact]
+    public async Task ScramPassthrough_OverTls_BindsTheChannel_WithOnlyTheScramSecretStored()
+    {
+        // No password anywhere: the auth_file holds the secret from pg_authid, the client's proof gives the keys.
+        var user = TlsPostgresFixture.ScramUser;
+        var secret = await _fixture.Cluster.PsqlAsync($"select rolpassword from pg_authid where rolname = '{user}'");
+        await using var proxy = ProxyHost.Start(_fixture.Cluster, c => c with
+        {
+            AuthType = AuthType.ScramSha256,
+            AuthFileUsers = new Dictionary<string, string> { [user] = secret },
+            ServerTls = new TlsSettings { Mode = TlsMode.VerifyFull, CaFile = TestPki.Shared.CaFile },
+            Databases = [new DatabaseConfig { Name = "tlsdb", DbName = "postgres", Nodes = [new NodeEndpoint("127.0.0.1", _fixture.Cluster.Port)] }],
+        });
+
+        await using var conn = new NpgsqlConnection(proxy.ConnectionString("tlsdb", user, TlsPostgresFixture.ScramPassword));
+        await conn.OpenAsync();
+        await using var cmd = new NpgsqlCommand(SslOfMyBackend, conn);
+        Assert.Equal(true, await cmd.ExecuteScalarAsync());
+        Assert.Contains(proxy.Logs, line => line.Contains("new server connection", StringComparison.Ordinal) && line.Contains("SCRAM-SHA-256-PLUS passthrough)", StringComparison.Ordinal));
+        Assert.DoesNotContain(proxy.Logs, line => line.Contains(secret, StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Disable_IsPlaintext_WhichTheServerRejectsForThisUser()
     {
         await using var proxy = Start(TlsMode.Disable);

@@ -546,8 +546,6 @@ public class ConfigLoaderTests
     }
 
     [Theory]
-    [InlineData("auth_dbname=authdb")]
-    [InlineData("auth_query='SELECT 1'")]
     [InlineData("load_balance_hosts=disable")]
     [InlineData("max_db_client_connections=10")]
     [InlineData("server_lifetime=100")]
@@ -560,6 +558,35 @@ public class ConfigLoaderTests
         AssertLoaded(result);
         Assert.Empty(result.Warnings);
         Assert.Single(result.Notes);
+    }
+
+    [Fact]
+    public void Auth_query_settings_are_read_globally_and_per_database()
+    {
+        var result = LoadText(
+            "[pgbouncer]\nauth_user = lookup\nauth_dbname = authdb\n"
+            + "[databases]\nappdb = host=a auth_user=other auth_dbname=otherdb auth_query='SELECT u, p FROM f($1)'\n"
+            + "[fastpool]\nauth_query_cache_ttl = 500ms\n");
+
+        var config = AssertLoaded(result);
+        Assert.Empty(result.Warnings);
+        Assert.Equal("lookup", config.AuthUser);
+        Assert.Equal("authdb", config.AuthDbName);
+        var db = Assert.Single(config.Databases);
+        Assert.Equal("other", db.AuthUser);
+        Assert.Equal("otherdb", db.AuthDbName);
+        Assert.Equal("SELECT u, p FROM f($1)", db.AuthQuery);
+        Assert.Equal(TimeSpan.FromMilliseconds(500), config.FastPool.AuthQueryCacheTtl);
+    }
+
+    [Fact]
+    public void Auth_query_cache_ttl_defaults_to_five_seconds_and_rejects_a_bad_value()
+    {
+        Assert.Equal(TimeSpan.FromSeconds(5), AssertLoaded(LoadText("[pgbouncer]\n")).FastPool.AuthQueryCacheTtl);
+
+        var error = AssertSingleError(LoadText("[fastpool]\nauth_query_cache_ttl = soon\n"));
+        Assert.Equal(2, error.Line);
+        Assert.Contains("auth_query_cache_ttl", error.ToString(), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -734,7 +761,6 @@ public class ConfigLoaderTests
     [InlineData("server_round_robin = 1")]
     [InlineData("disable_pqexec = 0")]
     [InlineData("resolv_conf = /etc/resolv.conf")]
-    [InlineData("auth_dbname = postgres")]
     [InlineData("peer_id = 1")]
     [InlineData("listen_backlog = 128")]
     [InlineData("unix_socket_group = postgres")]

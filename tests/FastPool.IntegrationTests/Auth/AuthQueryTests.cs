@@ -1,0 +1,182 @@
+using FastPool.IntegrationTests.Infrastructure;
+using FastPool.IntegrationTests.Protocol;
+using FastPool.Proxy.Configuration;
+using Npgsql;
+using static FastPool.IntegrationTests.Auth.AuthTestSupport;
+
+namespace FastPool.IntegrationTests.Auth;
+
+/// <summary>
+/// auth_query: users not in the auth_file are looked up on the server as auth_user, through a SECURITY DEFINER
+/// function (as PgBouncer's docs recommend) or the default pg_shadow query as a superuser. The auth_file holds only
+/// auth_user's password; the md5 user's server login uses the md5 secret the query returned.
+/// </summary>
+[Collection(PostgresCollection.Name)]
+public sealed class AuthQueryTests
+{
+    public const string AuthUserPassword = "fp_auth_lookup_pw";
+    public const string LookupQuery = "SELECT usename, passwd FROM public.fp_user_lookup($1)";
+
+    private readonly PostgresFixture _fixture;
+
+    public AuthQueryTests(PostgresFixture fixture)
+    {
+        _fixture = fixture;
+    }
+
+    /// <summary>
+    /// Creates auth_user (a plain LOGIN role) and the lookup function, owned by the superuser and executable by
+    /// auth_user only. Idempotent: every test calls it.
+    /// </summary>
+    internal static async Task CreateLookupFunctionAsync(PostgresFixture fixture)
+    {
+        var user = PostgresFixture.AuthQueryUser;
+        await fixture.Primary.PsqlAsync(
+            $"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{user}') THEN CREATE ROLE {user} LOGIN; END IF; END $$; "
+            + $"ALTER ROLE {user} PASSWORD '{AuthUserPassword}'");
+        await fixture.Primary.PsqlAsync(
+            "CREATE OR REPLACE FUNCTION public.fp_user_lookup(p_user text, OUT usename name, OUT passwd text) RETURNS SETOF record "
+            + "LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog "
+            + "AS $$ SELECT usename, passwd FROM pg_catalog.pg_shadow WHERE usename = p_user $$; "
+            + "REVOKE ALL ON FUNCTION public.fp_user_lookup(text) FROM PUBLIC; "
+            + $"GRANT EXECUTE ON FUNCTION public.fp_user_lookup(text) TO {user}",
+            Database);
+    }
+
+    /// <summary>A proxy whose auth_file has only auth_user (plain password), looking other users up with the function.</summary>
+    internal static ProxyHost StartWithFunction(PostgresFixture fixture, AuthType authType, Func<ProxyConfig, ProxyConfig>? more = null) =>
+        StartProxy(fixture, authType, new Dictionary<string, string> { [PostgresFixture.AuthQueryUser] = AuthUserPassword }, more: c =>
+        {
+            c = c with { AuthUser = PostgresFixture.AuthQueryUser, AuthQuery = LookupQuery };
+            return more is null ? c : more(c);
+        });
+
+    [Fact]
+    public async Task SecurityDefinerFunction_Md5UserLogsIn_AndItsServerLoginUsesTheReturnedMd5Secret()
+    {
+        await CreateLookupFunctionAsync(_fixture);
+        await using var proxy = StartWithFunction(_fixture, AuthType.Md5);
+
+        // Twice: the second login is served from the cache, and the pooled server is reused or reopened alike.
+        Assert.Equal(PostgresFixture.Md5User, await CurrentUserAsync(proxy, PostgresFixture.Md5User, PostgresFixture.Md5Password));
+        Assert.Equal(PostgresFixture.Md5User, await CurrentUserAsync(proxy, PostgresFixture.Md5User, PostgresFixture.Md5Password));
+        await AssertPasswordFailureAsync(proxy, PostgresFixture.Md5User, "wrong");
+    }
+
+    [Theory]
+    [InlineData(AuthType.ScramSha256)]
+    [InlineData(AuthType.Md5)]
+    [InlineData(AuthType.Plain)]
+    public async Task SecurityDefinerFunction_ScramSecretChecksTheClient(AuthType authType)
+    {
+        // The server login here uses the entry's password, so only the client side of auth_query is under test.
+        await CreateLookupFunctionAsync(_fixture);
+        await using var proxy = StartWithFunction(_fixture, authType,
+            c => c with { Databases = [new DatabaseConfig { Name = Database, Nodes = c.FallbackDatabase!.Nodes, User = PostgresFixture.ScramUser, Password = PostgresFixture.ScramPassword }] });
+
+        Assert.Equal(PostgresFixture.ScramUser, await CurrentUserAsync(proxy, PostgresFixture.ScramUser, PostgresFixture.ScramPassword));
+        await AssertPasswordFailureAsync(proxy, PostgresFixture.ScramUser, "wrong");
+    }
+
+    [Fact]
+    public async Task DefaultPgShadowQuery_WithSuperuserAuthUser_LogsInTheMd5User()
+    {
+        // No auth_file at all: the superuser is trusted by the server, and auth_query is PgBouncer's default.
+        await using var proxy = StartProxy(_fixture, AuthType.Md5, new Dictionary<string, string>(), more: c => c with { AuthUser = "postgres" });
+        Assert.Equal("SELECT usename, passwd FROM pg_shadow WHERE usename=$1", proxy.Config.AuthQuery);
+
+        Assert.Equal(PostgresFixture.Md5User, await CurrentUserAsync(proxy, PostgresFixture.Md5User, PostgresFixture.Md5Password));
+    }
+
+    [Theory]
+    [InlineData(AuthType.ScramSha256)]
+    [InlineData(AuthType.Md5)]
+    [InlineData(AuthType.Plain)]
+    public async Task WrongPasswordAndUnknownUser_GetTheSame28P01(AuthType authType)
+    {
+        await CreateLookupFunctionAsync(_fixture);
+        await using var proxy = StartWithFunction(_fixture, authType);
+
+        var wrong = await AssertPasswordFailureAsync(proxy, PostgresFixture.ScramUser, "wrong");
+        var unknown = await AssertPasswordFailureAsync(proxy, "fp_no_such_user", "wrong");
+        Assert.Equal(wrong.SqlState, unknown.SqlState);
+        Assert.Equal(wrong.Severity, unknown.Severity);
+        Assert.Equal(wrong.MessageText.Replace(PostgresFixture.ScramUser, "U"), unknown.MessageText.Replace("fp_no_such_user", "U"));
+    }
+
+    [Fact]
+    public async Task ParameterIsNeverSplicedIntoTheQuery()
+    {
+        // A user name that would end the string literal if it were concatenated: it is just an unknown user.
+        await using var proxy = StartProxy(_fixture, AuthType.ScramSha256, new Dictionary<string, string>(), more: c => c with { AuthUser = "postgres" });
+
+        await AssertPasswordFailureAsync(proxy, "x' OR usename = 'scram_user", PostgresFixture.ScramPassword);
+    }
+
+    [Fact]
+    public async Task FailedLogin_DropsTheCachedSecret_SoANewPasswordWorksAtOnce()
+    {
+        // A role of its own (the server trusts it): changing its password must not disturb other tests.
+        const string user = "fp_aq_rotate";
+        await CreateLookupFunctionAsync(_fixture);
+        await _fixture.Primary.PsqlAsync(
+            $"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{user}') THEN CREATE ROLE {user} LOGIN; END IF; END $$; ALTER ROLE {user} PASSWORD 'one'");
+        await using var proxy = StartWithFunction(_fixture, AuthType.ScramSha256,
+            c => c with { FastPool = c.FastPool with { AuthQueryCacheTtl = TimeSpan.FromHours(1) } });
+
+        Assert.Equal(user, await CurrentUserAsync(proxy, user, "one"));
+        await _fixture.Primary.PsqlAsync($"ALTER ROLE {user} PASSWORD 'two'");
+
+        // The cache still holds the old secret: the new password fails once, which drops it; then it works.
+        // psql, because it tries exactly once (Npgsql may reconnect after a failure, which would hide the first one).
+        var first = await PsqlAsync(proxy, user, "two", "select current_user");
+        Assert.Equal(2, first.ExitCode);
+        Assert.Contains($"password authentication failed for user \"{user}\"", first.StandardError, StringComparison.Ordinal);
+        var second = await PsqlAsync(proxy, user, "two", "select current_user");
+        Assert.True(second.ExitCode == 0, second.ToString());
+        Assert.Equal(user, second.StandardOutput.Trim());
+        await AssertPasswordFailureAsync(proxy, user, "one");
+    }
+
+    private static Task<ToolResult> PsqlAsync(ProxyHost proxy, string user, string password, string sql) =>
+        ProtocolTestSupport.RunToolAsync(
+            "psql",
+            ["-X", "-Atc", sql, $"host=127.0.0.1 port={proxy.Port} dbname={Database} user={user} password={password} sslmode=disable gssencmode=disable"],
+            TimeSpan.FromSeconds(60));
+
+    [Fact]
+    public async Task AuthUserRefusedByTheServer_ClientGetsAnErrorThatNamesNoUser_AndTheLogSaysWhy()
+    {
+        await CreateLookupFunctionAsync(_fixture);
+        await using var proxy = StartProxy(_fixture, AuthType.ScramSha256, new Dictionary<string, string> { [PostgresFixture.AuthQueryUser] = "not-its-password" },
+            more: c => c with { AuthUser = PostgresFixture.AuthQueryUser, AuthQuery = LookupQuery });
+
+        await AssertLoginFailsAsync(proxy, PostgresFixture.ScramUser, PostgresFixture.ScramPassword, PostgresErrorCodes.InvalidAuthorizationSpecification,
+            "authentication failed: could not look up the user with auth_query");
+        Assert.Contains(proxy.Logs, l => l.Contains("auth_query as fp_auth_lookup gave no answer", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Logs_NeverContainTheSecretsAuthQueryReturned()
+    {
+        await CreateLookupFunctionAsync(_fixture);
+        await using (var proxy = StartWithFunction(_fixture, AuthType.Md5))
+        {
+            Assert.Equal(PostgresFixture.Md5User, await CurrentUserAsync(proxy, PostgresFixture.Md5User, PostgresFixture.Md5Password));
+            await AssertPasswordFailureAsync(proxy, PostgresFixture.ScramUser, "wrong");
+            await AssertPasswordFailureAsync(proxy, "fp_no_such_user", "wrong");
+
+            var secrets = new[]
+            {
+                await StoredSecretAsync(_fixture, PostgresFixture.Md5User),
+                await StoredSecretAsync(_fixture, PostgresFixture.ScramUser),
+                PostgresFixture.Md5Password,
+                AuthUserPassword,
+            };
+            foreach (var secret in secrets)
+            {
+                Assert.DoesNotContain(proxy.Logs, l => l.Contains(secret, StringComparison.Ordinal));
+            }
+        }
+    }
+}

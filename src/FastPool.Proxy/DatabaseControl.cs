@@ -10,6 +10,7 @@ internal sealed class DatabaseControl
     private readonly Dictionary<string, TaskCompletionSource> _paused = new(StringComparer.Ordinal);
     private readonly HashSet<string> _disabled = new(StringComparer.Ordinal);
     private TaskCompletionSource? _pausedAll;
+    private object? _suspended;
 
     // Read without the lock on every server acquisition: zero means nothing is paused, the common case.
     private volatile int _pauseCount;
@@ -22,6 +23,33 @@ internal sealed class DatabaseControl
             {
                 return _pausedAll is not null;
             }
+        }
+    }
+
+    /// <summary>SUSPEND is in effect: nothing new is accepted and every request for a server waits (until RESUME).</summary>
+    public bool IsSuspended => Volatile.Read(ref _suspended) is not null;
+
+    /// <summary>
+    /// SUSPEND: everything is paused at once (requests for servers wait in the pause gate until RESUME), without
+    /// waiting for servers in use to be released and without closing idle ones. False when already suspended.
+    /// </summary>
+    public bool Suspend()
+    {
+        lock (_lock)
+        {
+            if (_suspended is not null)
+            {
+                return false;
+            }
+
+            _suspended = new object();
+            if (_pausedAll is null)
+            {
+                _pausedAll = NewGate();
+                _pauseCount++;
+            }
+
+            return true;
         }
     }
 
@@ -79,6 +107,7 @@ internal sealed class DatabaseControl
     public bool Resume(string? database)
     {
         List<TaskCompletionSource> released = [];
+        bool suspendEnded = false;
         lock (_lock)
         {
             if (database is null)
@@ -87,6 +116,13 @@ internal sealed class DatabaseControl
                 {
                     released.Add(_pausedAll);
                     _pausedAll = null;
+                }
+
+                if (_suspended is not null)
+                {
+                    // Not a gate of its own (so not in _pauseCount): the pause of everything above is what holds requests.
+                    _suspended = null;
+                    suspendEnded = true;
                 }
 
                 released.AddRange(_paused.Values);
@@ -106,7 +142,7 @@ internal sealed class DatabaseControl
             tcs.TrySetResult();
         }
 
-        return released.Count > 0;
+        return released.Count > 0 || suspendEnded;
     }
 
     public bool Disable(string database)

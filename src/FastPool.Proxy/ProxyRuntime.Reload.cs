@@ -88,6 +88,16 @@ internal sealed partial class ProxyRuntime
             Log.ReloadNeedsRestart(Logger, "unix_socket_dir/unix_socket_mode");
         }
 
+        if (next.SoReuseport != current.SoReuseport)
+        {
+            Log.ReloadNeedsRestart(Logger, "so_reuseport");
+        }
+
+        if (next.FastPool.MetricsListen != current.FastPool.MetricsListen)
+        {
+            Log.ReloadNeedsRestart(Logger, "metrics_listen");
+        }
+
         if (next.LogFile != current.LogFile || next.PidFile != current.PidFile)
         {
             Log.ReloadNeedsRestart(Logger, "logfile/pidfile");
@@ -101,6 +111,8 @@ internal sealed partial class ProxyRuntime
             UnixSocketMode = current.UnixSocketMode,
             LogFile = current.LogFile,
             PidFile = current.PidFile,
+            SoReuseport = current.SoReuseport,
+            FastPool = next.FastPool with { MetricsListen = current.FastPool.MetricsListen },
         };
     }
 }

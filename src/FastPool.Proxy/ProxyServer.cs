@@ -22,6 +22,10 @@ public enum ShutdownMode
 /// </summary>
 public sealed class ProxyServer : IAsyncDisposable
 {
+    // How long a process handing its port over (so_reuseport) still accepts: the connections already queued on
+    // its listener, or half open when the steering started, need about one client round trip to arrive.
+    private static readonly TimeSpan s_handOverGrace = TimeSpan.FromSeconds(1);
+
     private readonly ProxyRuntime _runtime;
     private readonly ClientDelegate _pipeline;
     private readonly CancellationTokenSource _stopping = new();
@@ -30,9 +34,14 @@ public sealed class ProxyServer : IAsyncDisposable
     private readonly Lock _clientsLock = new();
     private readonly TaskCompletionSource _shutdownRequested = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private List<Socket> _listeners = [];
+
+    // The unix socket files this process created, with their time: a successor started with so_reuseport
+    // replaces the file, and this process must not delete the successor's file when it closes.
+    private readonly Dictionary<string, DateTime> _socketFiles = new(StringComparer.Ordinal);
     private ITimer? _maintenance;
     private ITimer? _statsTimer;
     private ITimer? _nodeChecks;
+    private Metrics.MetricsServer? _metrics;
     private TimeSpan _statsPeriod;
     private int _stopped;
     private Task? _stopTask;
@@ -64,6 +73,9 @@ public sealed class ProxyServer : IAsyncDisposable
 
     public IReadOnlyList<EndPoint> EndPoints { get; private set; } = [];
 
+    /// <summary>Where /metrics, /healthz and the status page are served (metrics_listen), or null.</summary>
+    public IPEndPoint? MetricsEndPoint => _metrics?.EndPoint;
+
     public int ClientCount => _runtime.Stats.Clients;
 
     /// <summary>Clients pinned to their server in transaction/statement pooling (LISTEN, temp tables, ...).</summary>
@@ -83,6 +95,30 @@ public sealed class ProxyServer : IAsyncDisposable
         }
 
         EndPoints = _listeners.Select(s => s.LocalEndPoint!).ToList();
+        foreach (var path in _listeners.Select(s => (s.LocalEndPoint as UnixDomainSocketEndPoint)?.ToString()).OfType<string>())
+        {
+            _socketFiles[path] = File.GetLastWriteTimeUtc(path);
+        }
+
+        if (config.FastPool.MetricsListen is { } metricsAt)
+        {
+            try
+            {
+                _metrics = Metrics.MetricsServer.Start(_runtime, metricsAt);
+            }
+            catch
+            {
+                foreach (var socket in _listeners)
+                {
+                    CloseListener(socket);
+                }
+
+                throw;
+            }
+
+            Log.MetricsListening(_runtime.Logger, Describe(_metrics.EndPoint));
+        }
+
         Log.TransportChosen(_runtime.Logger, _runtime.Transport.Name, _runtime.Transport.Reason);
         foreach (var socket in _listeners)
         {
@@ -274,7 +310,14 @@ public sealed class ProxyServer : IAsyncDisposable
     {
         await Task.Yield();
 
+        // First, so /healthz turns 503 while clients drain (load balancers stop sending new ones).
+        _runtime.MarkShuttingDown();
         Log.ShuttingDown(_runtime.Logger, mode == ShutdownMode.Safe ? "safe (waiting for clients to finish)" : "immediate");
+        if (mode == ShutdownMode.Safe && _runtime.Config.SoReuseport)
+        {
+            await HandOverListenersAsync().ConfigureAwait(false);
+        }
+
         _stopping.Cancel();
         foreach (var listener in _listeners)
         {
@@ -285,7 +328,10 @@ public sealed class ProxyServer : IAsyncDisposable
         {
             var wait = _runtime.Sessions.WhenEmptyAsync();
             var limit = waitTimeout ?? (_runtime.Config.ShutdownWaitTimeout > TimeSpan.Zero ? _runtime.Config.ShutdownWaitTimeout : Timeout.InfiniteTimeSpan);
-            await Task.WhenAny(wait, Task.Delay(limit)).ConfigureAwait(false);
+            if (await Task.WhenAny(wait, Task.Delay(limit)).ConfigureAwait(false) != wait)
+            {
+                await StopRemainingSessionsAsync(wait).ConfigureAwait(false);
+            }
         }
 
         AbortClients();
@@ -307,10 +353,56 @@ public sealed class ProxyServer : IAsyncDisposable
             await _nodeChecks.DisposeAsync().ConfigureAwait(false);
         }
 
+        if (_metrics is not null)
+        {
+            await _metrics.DisposeAsync().ConfigureAwait(false);
+        }
+
         await _runtime.Health.DisposeAsync().ConfigureAwait(false);
 
         // Last: pooled servers closed above may still have had reads parked on the loops.
         _runtime.Transport.Dispose();
+    }
+
+    /// <summary>
+    /// so_reuseport: before the listeners close, new connections are steered to the FastPool that shares the port,
+    /// and the accept loops go on for <see cref="s_handOverGrace"/> to take what was already queued or half
+    /// open here; closing a listener would reset those connections.
+    /// </summary>
+    private async Task HandOverListenersAsync()
+    {
+        bool steered = false;
+        foreach (var listener in _listeners)
+        {
+            if (listener.LocalEndPoint is IPEndPoint)
+            {
+                steered |= ReusePort.SteerToSuccessor(listener);
+            }
+        }
+
+        Log.HandingOver(_runtime.Logger, steered ? "new connections go to the next process on the port" : "the kernel refused to steer connections", s_handOverGrace.TotalSeconds);
+        await Task.Delay(s_handOverGrace, _runtime.Time).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The wait for clients timed out: each session still running is told 57P01 (as PostgreSQL's own shutdown
+    /// tells its clients) and ends; whatever has not ended shortly after is aborted by the caller.
+    /// </summary>
+    private async Task StopRemainingSessionsAsync(Task allEnded)
+    {
+        List<ClientContext> clients;
+        lock (_clientsLock)
+        {
+            clients = [.. _clients];
+        }
+
+        Log.ShutdownTimedOut(_runtime.Logger, clients.Count);
+        foreach (var client in clients)
+        {
+            client.Session?.StopForShutdown();
+        }
+
+        await Task.WhenAny(allEnded, Task.Delay(TimeSpan.FromSeconds(2))).ConfigureAwait(false);
     }
 
     /// <summary>Turns a pending safe shutdown into an immediate one (a second signal).</summary>
@@ -328,11 +420,11 @@ public sealed class ProxyServer : IAsyncDisposable
         }
     }
 
-    private static void CloseListener(Socket listener)
+    private void CloseListener(Socket listener)
     {
         var path = (listener.LocalEndPoint as UnixDomainSocketEndPoint)?.ToString();
         listener.Dispose();
-        if (!string.IsNullOrEmpty(path))
+        if (!string.IsNullOrEmpty(path) && _socketFiles.TryGetValue(path, out var created) && File.GetLastWriteTimeUtc(path) == created)
         {
             try
             {

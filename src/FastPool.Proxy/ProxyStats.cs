@@ -1,11 +1,12 @@
 using System.Collections.Concurrent;
+using FastPool.Proxy.Metrics;
 
 namespace FastPool.Proxy;
 
 /// <summary>
-/// Process-wide counters: the client count, and the traffic counters per database name (SHOW STATS is per
-/// database). A session bumps only its own database's counters, so the totals are sums taken when read,
-/// never a second Interlocked per batch on the hot path.
+/// Process-wide counters: the client count, and the traffic counters per database name and user (SHOW STATS
+/// sums a database's users; /metrics shows each pool). A session bumps only its own pool's counters, so the
+/// totals are sums taken when read, never a second Interlocked per batch on the hot path.
 /// </summary>
 internal sealed class ProxyStats
 {
@@ -26,6 +27,9 @@ internal sealed class ProxyStats
     /// <summary>The counters of one database name (as clients name it), created on first use.</summary>
     public DatabaseStats For(string database) =>
         _databases.TryGetValue(database, out var stats) ? stats : _databases.GetOrAdd(database, static name => new DatabaseStats(name));
+
+    /// <summary>The counters of one (database, user) pair as clients name them: what a session adds to.</summary>
+    public PoolTraffic For(string database, string user) => For(database).For(user);
 
     public IEnumerable<DatabaseStats> Databases => _databases.Values;
 
@@ -70,78 +74,93 @@ internal sealed class ProxyStats
 }
 
 /// <summary>
-/// Traffic of one database. Pumps add once per read batch, not per message, so the Interlocked traffic stays
-/// far below the message rate.
+/// Traffic of one database: the sum over its users' <see cref="PoolTraffic"/>, taken when read (SHOW STATS is
+/// per database), plus the per-period averages.
 /// </summary>
 internal sealed class DatabaseStats(string name)
 {
-    private long _transactions;
-    private long _queries;
-    private long _bytesIn;
-    private long _bytesOut;
-    private long _waitMicroseconds;
-    private long _assignments;
+    private readonly ConcurrentDictionary<string, PoolTraffic> _users = new(StringComparer.Ordinal);
     private StatsSnapshot _last;
 
     public string Name { get; } = name;
 
-    public long Transactions => Interlocked.Read(ref _transactions);
+    public PoolTraffic For(string user) =>
+        _users.TryGetValue(user, out var traffic) ? traffic : _users.GetOrAdd(user, static (u, db) => new PoolTraffic(db, u), Name);
 
-    public long Queries => Interlocked.Read(ref _queries);
+    public IEnumerable<PoolTraffic> Users => _users.Values;
 
-    public long BytesIn => Interlocked.Read(ref _bytesIn);
+    public long Transactions => Sum(static u => u.Transactions);
 
-    public long BytesOut => Interlocked.Read(ref _bytesOut);
+    public long Queries => Sum(static u => u.Queries);
+
+    public long BytesIn => Sum(static u => u.BytesIn);
+
+    public long BytesOut => Sum(static u => u.BytesOut);
 
     /// <summary>Total time clients waited for a server, in microseconds (PgBouncer's total_wait_time).</summary>
-    public long WaitMicroseconds => Interlocked.Read(ref _waitMicroseconds);
+    public long WaitMicroseconds => Sum(static u => u.WaitMicroseconds);
 
     /// <summary>How many times a client was given a server.</summary>
-    public long Assignments => Interlocked.Read(ref _assignments);
+    public long Assignments => Sum(static u => u.Assignments);
 
-    /// <summary>Per-second rates (and the mean wait) over the last completed stats_period.</summary>
+    /// <summary>Time spent in transactions, in microseconds (PgBouncer's total_xact_time).</summary>
+    public long TransactionMicroseconds => Sum(static u => u.TransactionTime.SumMicroseconds);
+
+    /// <summary>Time spent in queries, in microseconds (PgBouncer's total_query_time).</summary>
+    public long QueryMicroseconds => Sum(static u => u.QueryTime.SumMicroseconds);
+
+    /// <summary>Per-second rates (and the mean wait, transaction and query times) over the last completed stats_period.</summary>
     public StatsSnapshot Averages { get; private set; }
-
-    public void AddIn(long bytes, int queries)
-    {
-        Interlocked.Add(ref _bytesIn, bytes);
-        if (queries > 0)
-        {
-            Interlocked.Add(ref _queries, queries);
-        }
-    }
-
-    public void AddOut(long bytes, int transactions)
-    {
-        Interlocked.Add(ref _bytesOut, bytes);
-        if (transactions > 0)
-        {
-            Interlocked.Add(ref _transactions, transactions);
-        }
-    }
-
-    public void AddWait(TimeSpan waited)
-    {
-        Interlocked.Add(ref _waitMicroseconds, (long)waited.TotalMicroseconds);
-        Interlocked.Increment(ref _assignments);
-    }
 
     internal void Sample(TimeSpan period)
     {
-        var now = new StatsSnapshot(Transactions, Queries, BytesIn, BytesOut, WaitMicroseconds, Assignments);
+        var now = new StatsSnapshot(Transactions, Queries, BytesIn, BytesOut, WaitMicroseconds, Assignments)
+        {
+            TransactionMicroseconds = TransactionMicroseconds,
+            QueryMicroseconds = QueryMicroseconds,
+            TimedTransactions = Sum(static u => u.TransactionTime.Count),
+            TimedQueries = Sum(static u => u.QueryTime.Count),
+        };
         var last = _last;
         double secs = period.TotalSeconds > 0 ? period.TotalSeconds : 1;
         long assigned = now.Assignments - last.Assignments;
+        long xacts = now.TimedTransactions - last.TimedTransactions;
+        long queries = now.TimedQueries - last.TimedQueries;
         Averages = new StatsSnapshot(
             (long)((now.Transactions - last.Transactions) / secs),
             (long)((now.Queries - last.Queries) / secs),
             (long)((now.BytesIn - last.BytesIn) / secs),
             (long)((now.BytesOut - last.BytesOut) / secs),
             assigned > 0 ? (now.WaitMicroseconds - last.WaitMicroseconds) / assigned : 0,
-            (long)(assigned / secs));
+            (long)(assigned / secs))
+        {
+            // Like PgBouncer's avg_xact_time / avg_query_time: the mean duration, not a rate.
+            TransactionMicroseconds = xacts > 0 ? (now.TransactionMicroseconds - last.TransactionMicroseconds) / xacts : 0,
+            QueryMicroseconds = queries > 0 ? (now.QueryMicroseconds - last.QueryMicroseconds) / queries : 0,
+        };
         _last = now;
+    }
+
+    private long Sum(Func<PoolTraffic, long> value)
+    {
+        long total = 0;
+        foreach (var user in _users.Values)
+        {
+            total += value(user);
+        }
+
+        return total;
     }
 }
 
 /// <summary>One set of counter values: totals, or per-second averages over a stats_period.</summary>
-internal readonly record struct StatsSnapshot(long Transactions, long Queries, long BytesIn, long BytesOut, long WaitMicroseconds, long Assignments);
+internal readonly record struct StatsSnapshot(long Transactions, long Queries, long BytesIn, long BytesOut, long WaitMicroseconds, long Assignments)
+{
+    public long TransactionMicroseconds { get; init; }
+
+    public long QueryMicroseconds { get; init; }
+
+    public long TimedTransactions { get; init; }
+
+    public long TimedQueries { get; init; }
+}

@@ -13,7 +13,7 @@ internal sealed partial class AdminConsole
 
     private static readonly HashSet<string> s_controlVerbs = new(StringComparer.Ordinal)
     {
-        "PAUSE", "RESUME", "DISABLE", "ENABLE", "RECONNECT", "KILL", "KILL_CLIENT", "RELOAD", "SHUTDOWN", "SET", "SUSPEND",
+        "PAUSE", "RESUME", "DISABLE", "ENABLE", "RECONNECT", "KILL", "KILL_CLIENT", "RELOAD", "SHUTDOWN", "SET", "SUSPEND", "WAIT_CLOSE",
         "ATTACH", "DETACH", "PROMOTE", "RECOVER",
     };
 
@@ -29,6 +29,12 @@ internal sealed partial class AdminConsole
                 break;
             case "RESUME":
                 Resume(OptionalDatabase(command));
+                break;
+            case "SUSPEND":
+                Suspend(command);
+                break;
+            case "WAIT_CLOSE":
+                await WaitCloseAsync(OptionalDatabase(command)).ConfigureAwait(false);
                 break;
             case "DISABLE":
                 control.Disable(RequiredDatabase(command));
@@ -88,6 +94,58 @@ internal sealed partial class AdminConsole
         {
             throw new AdminException(SqlState.ObjectNotInPrerequisiteState, db is null ? "nothing is paused" : $"database \"{db}\" is not paused");
         }
+    }
+
+    /// <summary>
+    /// SUSPEND: no request gets a server until RESUME. Unlike PAUSE it returns at once: servers in use stay with
+    /// their clients (a transaction under way finishes; the client's next one waits) and idle servers stay open.
+    /// </summary>
+    private void Suspend(AdminCommand command)
+    {
+        if (command.Args.Count != 0)
+        {
+            throw new AdminException(SqlState.SyntaxError, "syntax: SUSPEND");
+        }
+
+        if (!_runtime.Control.Suspend())
+        {
+            throw new AdminException(SqlState.ObjectNotInPrerequisiteState, "already suspended");
+        }
+    }
+
+    /// <summary>
+    /// WAIT_CLOSE [db]: returns once no server of the database(s) still waits to be closed after a RECONNECT or a
+    /// reload that changed its server (SHOW SERVERS' close_needed), i.e. once the change is fully in effect.
+    /// </summary>
+    private async Task WaitCloseAsync(string? db)
+    {
+        while (CloseNeeded(db) && !_context.Connection.IsClosed)
+        {
+            await Task.Delay(s_pausePoll, _runtime.Time).ConfigureAwait(false);
+        }
+    }
+
+    private bool CloseNeeded(string? db)
+    {
+        foreach (var pool in PoolsOf(db))
+        {
+            if ((pool.Retired && pool.TotalCount > 0) || pool.IdleSnapshot().Any(s => s.Generation != pool.Generation))
+            {
+                return true;
+            }
+        }
+
+        // Servers in use are seen through the clients holding them.
+        foreach (var client in _runtime.Clients.Values)
+        {
+            if (client.Session?.CurrentServer is { } server && (db is null || server.Pool.Key.ClientDatabase == db)
+                && (server.Generation != server.Pool.Generation || server.Pool.Retired))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private void Reload()

@@ -15,6 +15,8 @@ internal sealed partial class AdminConsole
         RELOAD
         PAUSE [db]
         RESUME [db]
+        SUSPEND
+        WAIT_CLOSE [db]
         DISABLE db
         ENABLE db
         RECONNECT [db]
@@ -155,8 +157,6 @@ internal sealed partial class AdminConsole
     private void ShowPools()
     {
         var clients = LoggedInClients();
-        var sessions = clients.Where(c => c.Session is not null).Select(c => c.Session!).ToList();
-        long now = _runtime.Time.GetTimestamp();
         _result.Describe(
         [
             new("database", ColumnType.Text), new("user", ColumnType.Text), new("cl_active", ColumnType.Int4), new("cl_waiting", ColumnType.Int4),
@@ -166,22 +166,14 @@ internal sealed partial class AdminConsole
             new("maxwait_us", ColumnType.Int4), new("pool_mode", ColumnType.Text),
         ]);
 
-        // One row per (database, user), over all nodes and any pool a reload retired but that still drains.
-        foreach (var group in _runtime.Pools.AllPools.GroupBy(p => (Db: PoolName(p), p.Key.ClientUser)).OrderBy(g => g.Key.Db, StringComparer.Ordinal).ThenBy(g => g.Key.ClientUser, StringComparer.Ordinal))
+        foreach (var pool in Metrics.PoolGauges.Collect(_runtime))
         {
-            var mine = sessions.Where(s => s.DatabaseName == group.Key.Db && s.User == group.Key.ClientUser).ToList();
-            int waiting = mine.Count(s => s.WaitingSinceTicks != 0);
-            int active = mine.Count(s => s.CurrentServer is not null);
-            int total = group.Sum(p => p.TotalCount);
-            var idle = group.SelectMany(p => p.IdleSnapshot().Select(s => (Pool: p, Server: s))).ToList();
-            int used = idle.Count(x => x.Pool.NeedsCheckBeforeUse(x.Server));
-            long oldest = mine.Where(s => s.WaitingSinceTicks != 0).Select(s => s.WaitingSinceTicks).DefaultIfEmpty(0).Min();
-            var maxWait = oldest == 0 ? TimeSpan.Zero : _runtime.Time.GetElapsedTime(oldest, now);
+            var maxWait = pool.MaxWait;
             _result.Row()
-                .Add(group.Key.Db).Add(group.Key.ClientUser).Add(mine.Count - waiting).Add(waiting).Add(0L).Add(0L)
-                .Add(active).Add(0L).Add(0L).Add(idle.Count - used).Add(used).Add(0L).Add(Math.Max(0, total - idle.Count - active))
+                .Add(pool.Database).Add(pool.User).Add(pool.ClientsActive).Add(pool.ClientsWaiting).Add(0L).Add(0L)
+                .Add(pool.ServersActive).Add(0L).Add(0L).Add(pool.ServersIdle).Add(pool.ServersUsed).Add(pool.ServersTested).Add(pool.ServersLogin)
                 .Add((long)maxWait.TotalSeconds).Add(maxWait.Microseconds + (maxWait.Milliseconds * 1000L))
-                .Add(group.First().Settings.Mode.ToString().ToLowerInvariant());
+                .Add(pool.Mode.ToString().ToLowerInvariant());
         }
 
         var consoles = clients.Where(c => c.IsConsole).GroupBy(c => c.User).OrderBy(g => g.Key, StringComparer.Ordinal);
@@ -286,8 +278,8 @@ internal sealed partial class AdminConsole
     }
 
     /// <summary>
-    /// SHOW STATS and its two subsets. Times spent in transactions and queries are not measured yet (that would
-    /// cost the forwarding path a clock read per message), so those columns are 0.
+    /// SHOW STATS and its two subsets. Transaction and query times are measured per round trip (see
+    /// ClientSession.Timing): a pipelined batch counts as one query.
     /// </summary>
     private void ShowStats(bool totals, bool averages, bool prefixed)
     {
@@ -314,13 +306,15 @@ internal sealed partial class AdminConsole
             _result.Row().Add(db.Name);
             if (totals)
             {
-                _result.Add(db.Transactions).Add(db.Queries).Add(db.BytesIn).Add(db.BytesOut).Add(0L).Add(0L).Add(db.WaitMicroseconds);
+                _result.Add(db.Transactions).Add(db.Queries).Add(db.BytesIn).Add(db.BytesOut).Add(db.TransactionMicroseconds).Add(db.QueryMicroseconds)
+                    .Add(db.WaitMicroseconds);
             }
 
             if (averages)
             {
                 var a = db.Averages;
-                _result.Add(a.Transactions).Add(a.Queries).Add(a.BytesIn).Add(a.BytesOut).Add(0L).Add(0L).Add(a.WaitMicroseconds);
+                _result.Add(a.Transactions).Add(a.Queries).Add(a.BytesIn).Add(a.BytesOut).Add(a.TransactionMicroseconds).Add(a.QueryMicroseconds)
+                    .Add(a.WaitMicroseconds);
             }
         }
 
@@ -371,7 +365,7 @@ internal sealed partial class AdminConsole
         _result.Describe([new("key", ColumnType.Text), new("value", ColumnType.Text)]);
         _result.Row().Add("active").Add(paused ? "no" : "yes");
         _result.Row().Add("paused").Add(paused ? "yes" : "no");
-        _result.Row().Add("suspended").Add("no");
+        _result.Row().Add("suspended").Add(_runtime.Control.IsSuspended ? "yes" : "no");
         _result.Complete("SHOW");
     }
 

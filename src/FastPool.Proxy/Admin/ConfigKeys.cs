@@ -60,6 +60,7 @@ internal static class ConfigKeys
         new("server_reset_query", c => c.ServerResetQuery, static (c, v) => c with { ServerResetQuery = v.ServerResetQuery }),
         new("server_reset_query_always", c => Bool(c.ServerResetQueryAlways)),
         new("shutdown_wait_timeout", c => Time(c.ShutdownWaitTimeout), static (c, v) => c with { ShutdownWaitTimeout = v.ShutdownWaitTimeout }),
+        new("so_reuseport", c => Bool(c.SoReuseport)),
         new("stats_period", c => Time(c.StatsPeriod), static (c, v) => c with { StatsPeriod = v.StatsPeriod }),
         new("stats_users", c => List(c.StatsUsers), static (c, v) => c with { StatsUsers = v.StatsUsers }),
         new("unix_socket_dir", c => c.UnixSocketDir),

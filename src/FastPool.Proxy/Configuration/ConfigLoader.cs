@@ -329,6 +329,13 @@ public static partial class ConfigLoader
                     }
 
                     break;
+                case "so_reuseport":
+                    if (TryBool(e, key, out var reusePort))
+                    {
+                        _config = _config with { SoReuseport = reusePort };
+                    }
+
+                    break;
                 case "log_stats":
                     if (TryBool(e, key, out var logStats))
                     {
@@ -672,6 +679,21 @@ public static partial class ConfigLoader
                     break;
                 case "sr_check_period" when TryTime(e, key, e.Value, out var period):
                     _fastPool = _fastPool with { SrCheckPeriod = period };
+                    break;
+                case "metrics_listen":
+                    if (e.Value.Trim().Length == 0)
+                    {
+                        _fastPool = _fastPool with { MetricsListen = null };
+                    }
+                    else if (ListenEndpoint.TryParse(e.Value.Trim(), out var metrics))
+                    {
+                        _fastPool = _fastPool with { MetricsListen = metrics };
+                    }
+                    else
+                    {
+                        Error(e, key, $"metrics_listen \"{e.Value}\" is not valid; expected HOST:PORT (e.g. 127.0.0.1:9127, *:9127, [::1]:9127)");
+                    }
+
                     break;
                 case "sr_check_user":
                     _fastPool = _fastPool with { SrCheckUser = e.Value.Length > 0 ? e.Value : null };
@@ -1275,7 +1297,7 @@ internal static class PgBouncerKeys
         "peer_id", "pool_idle_timeout", "query_wait_notify", "resolv_conf", "sbuf_loopcnt", "scram_iterations",
         "server_fast_close", "server_round_robin",
         "server_tls13_ciphers",
-        "service_name", "so_reuseport", "suspend_timeout",
+        "service_name", "suspend_timeout",
         "syslog", "syslog_facility", "syslog_ident",
         "tcp_defer_accept", "tcp_keepalive", "tcp_keepcnt", "tcp_keepidle", "tcp_keepintvl",
         "tcp_socket_buffer", "tcp_user_timeout",

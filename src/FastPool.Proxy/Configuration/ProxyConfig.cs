@@ -90,6 +90,8 @@ public sealed record ProxyConfig
     public TimeSpan StatsPeriod { get; init; } = TimeSpan.FromSeconds(60);
     public int Verbose { get; init; }
     public TimeSpan ShutdownWaitTimeout { get; init; } = TimeSpan.Zero;
+    /// <summary>so_reuseport: listen with SO_REUSEPORT, so a second FastPool can take over the port (rolling restart).</summary>
+    public bool SoReuseport { get; init; }
 
     // ---- databases and users ---------------------------------------------------------------------
     /// <summary>[databases] entries except "*", in file order.</summary>
@@ -241,6 +243,8 @@ public sealed record FastPoolSettings
     /// session-level features that keep a client on its server in transaction and statement pooling (all on by default).
     /// </summary>
     public PinReasons Pins { get; init; } = PinReasons.All;
+    /// <summary>metrics_listen = HOST:PORT: where /metrics, /healthz and the status page are served (null: nowhere).</summary>
+    public ListenEndpoint? MetricsListen { get; init; }
     /// <summary>Health checks and failover (health_check_*, failover*, auto_failback, ...).</summary>
     public FailoverSettings Failover { get; init; } = new();
 

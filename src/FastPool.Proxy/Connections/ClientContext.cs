@@ -82,6 +82,14 @@ internal sealed class ClientContext
     public async ValueTask SendErrorAsync(string sqlState, string message, string severity = "FATAL", string? detail = null)
     {
         CloseReason = message;
+
+        // Errors of logged-in clients count in their pool's errors by class (/metrics). Not before login: the
+        // names are not checked yet, and counting them would let anyone add label values.
+        if (LoggedIn && !IsConsole)
+        {
+            Runtime.Stats.For(DatabaseName, User).CountError(sqlState);
+        }
+
         Builder.Reset();
         Builder.ErrorResponse(severity, sqlState, message, detail);
         try

@@ -85,4 +85,14 @@ internal static partial class Log
 
     [LoggerMessage(42, LogLevel.Warning, "database {Database}: node {NodeId} ({Host}:{Port}) failed before answering a read ({Reason}); marked down until it answers a check, the read is sent again elsewhere")]
     public static partial void ReadRetried(ILogger logger, string database, int nodeId, string host, int port, string reason);
+
+    // 60-69: operations (metrics endpoint, shutdown, rolling restart).
+    [LoggerMessage(60, LogLevel.Information, "metrics on http://{Endpoint}/metrics, health check on /healthz, status page on /")]
+    public static partial void MetricsListening(ILogger logger, string endpoint);
+
+    [LoggerMessage(61, LogLevel.Information, "shutdown: {Count} client(s) still connected after shutdown_wait_timeout; closing them with 57P01")]
+    public static partial void ShutdownTimedOut(ILogger logger, int count);
+
+    [LoggerMessage(62, LogLevel.Information, "so_reuseport: handing the port over ({Outcome}); accepting for {GraceSeconds} s more")]
+    public static partial void HandingOver(ILogger logger, string outcome, double graceSeconds);
 }

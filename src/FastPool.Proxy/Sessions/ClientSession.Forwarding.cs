@@ -42,6 +42,9 @@ internal enum PumpExit
 
     /// <summary>Pooling modes: a standby failed before answering a read; the read is sent again elsewhere.</summary>
     RetryRead,
+
+    /// <summary>A safe shutdown's shutdown_wait_timeout passed with the client still connected.</summary>
+    AdminShutdown,
 }
 
 /// <summary>
@@ -148,6 +151,7 @@ internal sealed partial class ClientSession
 
             var buffer = result.Buffer;
             var exit = _scanner.ScanFromClient(buffer, server.Protocol, out long forward, out long consumed, out int queries);
+            NoteQueriesSent(queries);
             if (forward > 0)
             {
                 try
@@ -199,6 +203,7 @@ internal sealed partial class ClientSession
 
             var buffer = result.Buffer;
             bool valid = _scanner.ScanFromServer(buffer, server.Protocol, out long forward, out int transactions);
+            NoteServerBatch(server.Protocol, transactions);
             if (forward > 0)
             {
                 try

@@ -140,6 +140,8 @@ internal sealed partial class ClientSession
                 }
             }
 
+            NoteQueriesSent(queries);
+
             if (server is null)
             {
                 if (buffer.IsEmpty && result.IsCompleted)
@@ -342,6 +344,7 @@ internal sealed partial class ClientSession
                 }
 
                 bool valid = ScanFromServer(buffer, server.Protocol, out long forward, out int transactions, out var stop);
+                NoteServerBatch(server.Protocol, transactions);
                 if (forward > 0)
                 {
                     _replayable = false;
@@ -484,6 +487,9 @@ internal sealed partial class ClientSession
                 break;
             case PumpExit.IdleTransactionTimeout:
                 await _context.SendErrorAsync(SqlState.ProtocolViolation, "idle transaction timeout").ConfigureAwait(false);
+                break;
+            case PumpExit.AdminShutdown:
+                await _context.SendErrorAsync(SqlState.AdminShutdown, "terminating connection because FastPool is shutting down (shutdown_wait_timeout)").ConfigureAwait(false);
                 break;
             case PumpExit.Terminate:
                 _context.CloseReason = "client close request";

@@ -25,7 +25,7 @@ internal sealed partial class ClientSession
     private readonly ProxyRuntime _runtime;
     private readonly Connection _client;
     private readonly QueryContext _query;
-    private readonly DatabaseStats _traffic;
+    private readonly Metrics.PoolTraffic _traffic;
     private int _processId;
     private int _secretKey;
     private volatile ServerConnection? _server;
@@ -44,7 +44,8 @@ internal sealed partial class ClientSession
         Topology = _runtime.GetTopology(context.Database!);
         _query = new QueryContext(this);
         _scanner = new ForwardingScanner(context.Config.MaxPacketSize);
-        _traffic = _runtime.Stats.For(context.DatabaseName);
+        _traffic = _runtime.Stats.For(context.DatabaseName, context.User);
+        _scanner.CountErrorsIn(_traffic);
         context.Session = this;
     }
 

@@ -16,6 +16,7 @@ internal struct ForwardingScanner
     /// <summary>Largest Query/Parse FastPool waits for whole to look at its text in the transaction-pooling modes.</summary>
     public const int InspectLimit = 1 << 20;
 
+
     private readonly int _maxPacketSize;
 
     // Transaction and statement pooling: who looks at query texts, and where the server scan stops.
@@ -23,6 +24,11 @@ internal struct ForwardingScanner
     private bool _stopAtIdle;
     private bool _statementMode;
     private PreparedStatements? _prepared;
+
+    // Where errors are counted by SQLSTATE class (/metrics); null counts nothing. The sniffer reads the class
+    // from the ErrorResponse body while it is forwarded, so no error is held back for it.
+    private Metrics.IErrorClassCounter? _errors;
+    private Metrics.ErrorClassSniffer _sniffer;
 
     // Bytes of the current message body still to pass through, per direction.
     private long _clientRemaining;
@@ -37,8 +43,13 @@ internal struct ForwardingScanner
         _inspector = null;
         _stopAtIdle = false;
         _statementMode = false;
+        _errors = null;
+        _sniffer = default;
         _prepared = null;
     }
+
+    /// <summary>Counts every ErrorResponse the server sends by its SQLSTATE class.</summary>
+    public void CountErrorsIn(Metrics.IErrorClassCounter errors) => _errors = errors;
 
     /// <summary>
     /// Transaction pooling (or statement pooling with <paramref name="statementMode"/>): query texts go to
@@ -249,6 +260,11 @@ internal struct ForwardingScanner
         bool valid = true;
         while (true)
         {
+            if (_sniffer.Active)
+            {
+                SniffErrorBody(ref reader, remaining);
+            }
+
             if (!SkipBody(ref reader, ref remaining) || !MessageHeader.TryPeek(ref reader, out var header))
             {
                 break;
@@ -314,6 +330,10 @@ internal struct ForwardingScanner
             if (header.Code == (byte)BackendCode.ErrorResponse)
             {
                 server.Errors++;
+                if (_errors is not null)
+                {
+                    _sniffer.Start();
+                }
                 _prepared?.OnError(server);
             }
 
@@ -337,6 +357,21 @@ internal struct ForwardingScanner
         _serverRemaining = remaining;
         forward = reader.Consumed;
         return valid;
+    }
+
+    /// <summary>Shows the error body bytes at hand (before they are skipped) to the sniffer; ends it with the body.</summary>
+    private void SniffErrorBody(ref SequenceReader<byte> reader, long remaining)
+    {
+        long available = Math.Min(remaining, reader.Remaining);
+        if (available > 0)
+        {
+            _sniffer.Feed(reader.UnreadSequence.Slice(0, Math.Min(available, Metrics.ErrorClassSniffer.Limit)), _errors!);
+        }
+
+        if (_sniffer.Active && available == remaining)
+        {
+            _sniffer.End(_errors!);
+        }
     }
 
     /// <summary>Passes over the rest of a body already being forwarded; false when the buffer ends inside it.</summary>

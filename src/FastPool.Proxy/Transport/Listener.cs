@@ -18,6 +18,10 @@ internal static class Listener
                 {
                     var socket = new Socket(ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
                     socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+                    if (config.SoReuseport)
+                    {
+                        ReusePort.Enable(socket);
+                    }
                     if (ip.AddressFamily == AddressFamily.InterNetworkV6)
                     {
                         socket.DualMode = false;

@@ -20,6 +20,7 @@ internal sealed class PgBouncerStyleLoggerProvider : ILoggerProvider
     private readonly ManualResetEventSlim _wake = new(false);
     private readonly TextWriter _writer;
     private readonly bool _ownsWriter;
+    private readonly FileStream? _file;
     private readonly LogLevel _minimum;
     private readonly Thread _thread;
     private readonly string _pid = Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
@@ -36,8 +37,8 @@ internal sealed class PgBouncerStyleLoggerProvider : ILoggerProvider
         }
         else
         {
-            var stream = new FileStream(logFile, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
-            _writer = new StreamWriter(stream, new UTF8Encoding(false)) { AutoFlush = false };
+            _file = new FileStream(logFile, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
+            _writer = new StreamWriter(_file, new UTF8Encoding(false)) { AutoFlush = false };
             _ownsWriter = true;
         }
 
@@ -78,10 +79,26 @@ internal sealed class PgBouncerStyleLoggerProvider : ILoggerProvider
         }
     }
 
+    private void SeekToEndQuietly()
+    {
+        try
+        {
+            _file?.Seek(0, SeekOrigin.End);
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException)
+        {
+            // Nothing to do about a log file that went away; the writes report nothing either.
+        }
+    }
+
     private void WriteLoop()
     {
         while (true)
         {
+            // FileMode.Append only seeks to the end once, at open (.NET does not open with O_APPEND): another
+            // process writing the same logfile (the successor in a rolling restart) would have its lines
+            // overwritten. Each batch starts at the end as it is now; the writer's buffer is empty here.
+            SeekToEndQuietly();
             bool wrote = false;
             while (_lines.TryDequeue(out var line))
             {

@@ -119,6 +119,18 @@ internal static class ProxyRunner
         return ExitCodes.Ok;
     }
 
+    private static bool IsOurs(string path)
+    {
+        try
+        {
+            return File.ReadAllText(path).Trim() == Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
     private static void WritePidFile(string? path)
     {
         if (!string.IsNullOrEmpty(path))
@@ -127,9 +139,13 @@ internal static class ProxyRunner
         }
     }
 
+    /// <summary>
+    /// Removes the pid file if it is still this process's: in a rolling restart (so_reuseport) the successor has
+    /// already written its own pid there, and the file must stay for it.
+    /// </summary>
     private static void DeletePidFile(string? path)
     {
-        if (!string.IsNullOrEmpty(path))
+        if (!string.IsNullOrEmpty(path) && IsOurs(path))
         {
             try
             {

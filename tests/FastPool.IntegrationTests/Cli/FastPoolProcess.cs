@@ -329,6 +329,9 @@ internal sealed class FastPoolProcess : IAsyncDisposable
     }
 
     /// <summary>A TCP port nobody listens on right now (bound to 0 and released).</summary>
+    /// <summary>How fastpool is run here: the apphost, or the host with the dll (for scripts that start it themselves).</summary>
+    public static (string FileName, string[] Prefix) Command => _command.Value;
+
     public static int GetFreePort()
     {
         using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);

@@ -751,7 +751,6 @@ public class ConfigLoaderTests
     [InlineData("tcp_user_timeout = 0")]
     [InlineData("tcp_defer_accept = 45")]
     [InlineData("tcp_socket_buffer = 0")]
-    [InlineData("so_reuseport = 1")]
     [InlineData("syslog = 1")]
     [InlineData("syslog_facility = daemon")]
     [InlineData("dns_max_ttl = 15")]

@@ -1,0 +1,162 @@
+using System.Text;
+using FastPool.Proxy.Topology;
+
+namespace FastPool.Proxy.Metrics;
+
+/// <summary>What /metrics serves: the process, every pool (gauges now, counters and histograms since start) and every node.</summary>
+internal static class MetricsReport
+{
+    public static string Render(ProxyRuntime runtime)
+    {
+        var text = new StringBuilder(8192);
+        var w = new PrometheusWriter(text);
+        WriteProcess(w, runtime);
+        WritePools(w, PoolGauges.Collect(runtime));
+        WriteTraffic(w, [.. runtime.Stats.Databases.SelectMany(d => d.Users).OrderBy(t => t.Database, StringComparer.Ordinal).ThenBy(t => t.User, StringComparer.Ordinal)]);
+        WriteNodes(w, runtime);
+        return text.ToString();
+    }
+
+    private static void WriteProcess(PrometheusWriter w, ProxyRuntime runtime)
+    {
+        w.Family("fastpool_info", "gauge", "FastPool's version; always 1.");
+        w.Sample("fastpool_info", 1, ("version", Admin.AdminConsole.ProductVersion));
+        w.Family("fastpool_start_time_seconds", "gauge", "When this FastPool process started, in seconds since the Unix epoch.");
+        w.Sample("fastpool_start_time_seconds", runtime.StartedAt.ToUnixTimeMilliseconds() / 1000.0);
+        w.Family("fastpool_accepting", "gauge", "1 while FastPool takes new work (what /healthz reports), 0 while paused, suspended or shutting down.");
+        w.Sample("fastpool_accepting", runtime.NotAcceptingReason is null ? 1 : 0);
+        w.Family("fastpool_paused", "gauge", "1 while PAUSE (without a database) is in effect.");
+        w.Sample("fastpool_paused", runtime.Control.AllPaused ? 1 : 0);
+        w.Family("fastpool_suspended", "gauge", "1 while SUSPEND is in effect.");
+        w.Sample("fastpool_suspended", runtime.Control.IsSuspended ? 1 : 0);
+        w.Family("fastpool_shutting_down", "gauge", "1 once a shutdown has started.");
+        w.Sample("fastpool_shutting_down", runtime.ShuttingDown ? 1 : 0);
+        w.Family("fastpool_clients", "gauge", "Client connections, logging in or logged in, the admin console's included.");
+        w.Sample("fastpool_clients", runtime.Clients.Count);
+        w.Family("fastpool_servers", "gauge", "Server connections over all pools.");
+        w.Sample("fastpool_servers", runtime.Pools.AllPools.Sum(p => p.TotalCount));
+    }
+
+    private static void WritePools(PrometheusWriter w, List<PoolGauges> pools)
+    {
+        Gauge(w, pools, "fastpool_pool_clients_active", "Clients holding a server or idle between transactions (SHOW POOLS cl_active).", p => p.ClientsActive);
+        Gauge(w, pools, "fastpool_pool_clients_waiting", "Clients waiting for a server (cl_waiting).", p => p.ClientsWaiting);
+        Gauge(w, pools, "fastpool_pool_servers_active", "Servers linked to a client (sv_active).", p => p.ServersActive);
+        Gauge(w, pools, "fastpool_pool_servers_idle", "Idle servers ready for use (sv_idle).", p => p.ServersIdle);
+        Gauge(w, pools, "fastpool_pool_servers_used", "Idle servers that are checked before their next use (sv_used).", p => p.ServersUsed);
+        Gauge(w, pools, "fastpool_pool_servers_tested", "Servers running server_check_query or a reset (sv_tested).", p => p.ServersTested);
+        Gauge(w, pools, "fastpool_pool_servers_login", "Servers logging in (sv_login).", p => p.ServersLogin);
+        Gauge(w, pools, "fastpool_pool_max_wait_seconds", "How long the oldest waiting client has waited (maxwait).", p => p.MaxWait.TotalSeconds);
+        Gauge(w, pools, "fastpool_pool_pinned_clients", "Clients pinned to their server by session state in transaction/statement pooling.", p => p.PinnedClients);
+    }
+
+    private static void Gauge(PrometheusWriter w, List<PoolGauges> pools, string name, string help, Func<PoolGauges, double> value)
+    {
+        w.Family(name, "gauge", help);
+        foreach (var p in pools)
+        {
+            w.Sample(name, value(p), ("database", p.Database), ("user", p.User));
+        }
+    }
+
+    private static void WriteTraffic(PrometheusWriter w, List<PoolTraffic> pools)
+    {
+        Counter(w, pools, "fastpool_transactions_total", "Transactions completed (ReadyForQuery idle), as SHOW STATS xact_count.", t => t.Transactions);
+        Counter(w, pools, "fastpool_queries_total", "Queries sent to servers (Query, Execute, FunctionCall), as SHOW STATS query_count.", t => t.Queries);
+        Counter(w, pools, "fastpool_received_bytes_total", "Bytes received from clients and forwarded to servers.", t => t.BytesIn);
+        Counter(w, pools, "fastpool_sent_bytes_total", "Bytes received from servers and forwarded to clients.", t => t.BytesOut);
+        Counter(w, pools, "fastpool_server_assignments_total", "Times a client was given a server.", t => t.Assignments);
+
+        w.Family("fastpool_errors_total", "counter", "Errors clients were sent, by SQLSTATE class (first two characters; ?? when unreadable).");
+        foreach (var t in pools)
+        {
+            foreach (var (sqlClass, count) in t.ErrorsByClass())
+            {
+                w.Sample("fastpool_errors_total", count, ("database", t.Database), ("user", t.User), ("class", sqlClass));
+            }
+        }
+
+        Histogram(w, pools, "fastpool_wait_seconds", "How long clients waited for a server.", t => t.WaitTime);
+        Histogram(w, pools, "fastpool_query_duration_seconds", "Query round trips: from the client's query until the server is ready again (a pipelined batch counts once).", t => t.QueryTime);
+        Histogram(w, pools, "fastpool_transaction_duration_seconds", "Transactions: from the client's first query until the server is idle again.", t => t.TransactionTime);
+    }
+
+    private static void Counter(PrometheusWriter w, List<PoolTraffic> pools, string name, string help, Func<PoolTraffic, long> value)
+    {
+        w.Family(name, "counter", help);
+        foreach (var t in pools)
+        {
+            w.Sample(name, value(t), ("database", t.Database), ("user", t.User));
+        }
+    }
+
+    private static void Histogram(PrometheusWriter w, List<PoolTraffic> pools, string name, string help, Func<PoolTraffic, LatencyHistogram> histogram)
+    {
+        w.Family(name, "histogram", help);
+        foreach (var t in pools)
+        {
+            w.Histogram(name, histogram(t), ("database", t.Database), ("user", t.User));
+        }
+    }
+
+    private static void WriteNodes(PrometheusWriter w, ProxyRuntime runtime)
+    {
+        var nodes = NodeRows(runtime);
+        w.Family("fastpool_node_up", "gauge", "1 when the node answered its last check (or was never checked), 0 when it is down.");
+        foreach (var (db, node) in nodes)
+        {
+            w.Sample("fastpool_node_up", node.Status == NodeStatus.Up ? 1 : 0, NodeLabels(db, node));
+        }
+
+        w.Family("fastpool_node_role", "gauge", "1 for the node's current role (primary, standby or unknown, as SHOW POOL_NODES shows it).");
+        foreach (var (db, node) in nodes)
+        {
+            var labels = NodeLabels(db, node);
+            w.Sample("fastpool_node_role", 1, labels[0], labels[1], labels[2], labels[3], ("role", RoleName(node.Role)));
+        }
+
+        w.Family("fastpool_node_replication_delay_bytes", "gauge", "WAL bytes a standby is behind its primary (0 for a primary), from the last check.");
+        foreach (var (db, node) in nodes)
+        {
+            if (node.LastCheck?.DelayBytes is { } bytes)
+            {
+                w.Sample("fastpool_node_replication_delay_bytes", bytes, NodeLabels(db, node));
+            }
+        }
+
+        w.Family("fastpool_node_replication_delay_seconds", "gauge", "Seconds since the last replayed transaction on a standby, from the last check.");
+        foreach (var (db, node) in nodes)
+        {
+            if (node.LastCheck?.ReplayDelaySeconds is { } seconds)
+            {
+                w.Sample("fastpool_node_replication_delay_seconds", seconds, NodeLabels(db, node));
+            }
+        }
+    }
+
+    /// <summary>Every node of every database entry (the "*" entry's included), as SHOW POOL_NODES lists them.</summary>
+    internal static List<(string Database, Node Node)> NodeRows(ProxyRuntime runtime)
+    {
+        var config = runtime.Config;
+        var entries = config.Databases.AsEnumerable();
+        if (config.FallbackDatabase is { } fallback)
+        {
+            entries = entries.Append(fallback);
+        }
+
+        return [.. entries.SelectMany(e => runtime.GetTopology(e).Nodes.Select(n => (e.Name, n)))];
+    }
+
+    internal static string RoleName(NodeRole role) => role switch
+    {
+        NodeRole.Primary => "primary",
+        NodeRole.Standby => "standby",
+        _ => "unknown",
+    };
+
+    private static (string, string)[] NodeLabels(string database, Node node) =>
+    [
+        ("database", database), ("node", node.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+        ("host", node.Endpoint.Host), ("port", node.Endpoint.Port.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+    ];
+}

@@ -12,7 +12,7 @@ namespace FastPool.Proxy.Transport.Epoll;
 /// system call holds a reference on the socket's SafeHandle, so a concurrent Abort can never close the
 /// descriptor under it (and a reused descriptor number can never be read by mistake).
 /// </summary>
-internal sealed class EpollConnection : Connection, IEpollRegistration, IValueTaskSource
+internal sealed class EpollConnection : Connection, IEpollRegistration, IValueTaskSource, INonBlockingConnect
 {
     private const int Idle = 0;
     private const int Ready = 1;
@@ -52,41 +52,8 @@ internal sealed class EpollConnection : Connection, IEpollRegistration, IValueTa
     public static EpollConnection Wrap(Socket socket, EpollLoop loop, bool idleMostly) => new(socket, loop, idleMostly);
 
     /// <summary>A non-blocking connect(2) whose completion is the socket's first EPOLLOUT edge; SO_ERROR says how it went.</summary>
-    public static async ValueTask<Connection> ConnectAsync(Socket socket, EndPoint remote, EpollLoop loop, CancellationToken ct)
-    {
-        socket.Blocking = false;
-        bool pending = false;
-        try
-        {
-            socket.Connect(remote);
-        }
-        catch (SocketException ex) when (ex.SocketErrorCode is SocketError.WouldBlock or SocketError.InProgress or SocketError.AlreadyInProgress)
-        {
-            pending = true;
-        }
-
-        var connection = new EpollConnection(socket, loop, idleMostly: false);
-        try
-        {
-            if (pending)
-            {
-                await connection.WaitWritableAsync(ct).ConfigureAwait(false);
-                int error = connection.PendingError();
-
-                if (error != 0)
-                {
-                    throw new SocketException((int)Errno.ToSocketError(error));
-                }
-            }
-
-            return connection;
-        }
-        catch
-        {
-            connection.Abort();
-            throw;
-        }
-    }
+    public static ValueTask<Connection> ConnectAsync(Socket socket, EndPoint remote, EpollLoop loop, CancellationToken ct) =>
+        NonBlockingConnect.ConnectAsync(socket, remote, s => new EpollConnection(s, loop, idleMostly: false), ct);
 
     void IEpollRegistration.OnEvents(uint events)
     {
@@ -226,7 +193,7 @@ internal sealed class EpollConnection : Connection, IEpollRegistration, IValueTa
         new((int)(errno == Errno.EPIPE ? SocketError.ConnectionAborted : Errno.ToSocketError(errno)));
 
     /// <summary>Waits for the next EPOLLOUT edge (room in the socket buffer, or connect(2) finished).</summary>
-    private ValueTask WaitWritableAsync(CancellationToken ct)
+    public ValueTask WaitWritableAsync(CancellationToken ct)
     {
         // An edge since the last attempt means there may be room again: try at once rather than wait.
         if (Interlocked.Exchange(ref _sendState, Idle) == Ready)
@@ -285,7 +252,7 @@ internal sealed class EpollConnection : Connection, IEpollRegistration, IValueTa
         }
     }
 
-    private unsafe int PendingError()
+    public unsafe int PendingError()
     {
         int value = 0;
         int length = sizeof(int);

@@ -23,7 +23,7 @@ namespace FastPool.Proxy.Transport.IoUring;
 /// IORING_OP_ASYNC_CANCEL for the descriptor ends any other (a connect's poll).
 /// </para>
 /// </summary>
-internal sealed class IoUringConnection : Connection, IValueTaskSource
+internal sealed class IoUringConnection : Connection, IValueTaskSource, INonBlockingConnect
 {
     private readonly IoUringLoop _loop;
     private readonly SafeSocketHandle _handle;
@@ -81,40 +81,8 @@ internal sealed class IoUringConnection : Connection, IValueTaskSource
     public static IoUringConnection Wrap(Socket socket, IoUringLoop loop, bool idleMostly) => new(socket, loop, idleMostly);
 
     /// <summary>A non-blocking connect(2) whose completion is a POLLOUT poll in the ring; SO_ERROR says how it went.</summary>
-    public static async ValueTask<Connection> ConnectAsync(Socket socket, EndPoint remote, IoUringLoop loop, CancellationToken ct)
-    {
-        socket.Blocking = false;
-        bool pending = false;
-        try
-        {
-            socket.Connect(remote);
-        }
-        catch (SocketException ex) when (ex.SocketErrorCode is SocketError.WouldBlock or SocketError.InProgress or SocketError.AlreadyInProgress)
-        {
-            pending = true;
-        }
-
-        var connection = new IoUringConnection(socket, loop, idleMostly: false);
-        try
-        {
-            if (pending)
-            {
-                await connection.WaitWritableAsync(ct).ConfigureAwait(false);
-                int error = connection.PendingError();
-                if (error != 0)
-                {
-                    throw new SocketException((int)Errno.ToSocketError(error));
-                }
-            }
-
-            return connection;
-        }
-        catch
-        {
-            connection.Abort();
-            throw;
-        }
-    }
+    public static ValueTask<Connection> ConnectAsync(Socket socket, EndPoint remote, IoUringLoop loop, CancellationToken ct) =>
+        NonBlockingConnect.ConnectAsync(socket, remote, s => new IoUringConnection(s, loop, idleMostly: false), ct);
 
     /// <summary>The user_data of a request of this connection.</summary>
     internal ulong UserData(IoUringOp op) => Token | ((ulong)op << 56);
@@ -328,7 +296,7 @@ internal sealed class IoUringConnection : Connection, IValueTaskSource
     }
 
     /// <summary>Waits until the socket is writable (connect(2) finished) through a POLLOUT poll in the ring.</summary>
-    private ValueTask WaitWritableAsync(CancellationToken ct)
+    public ValueTask WaitWritableAsync(CancellationToken ct)
     {
         _sendCore.Reset();
         _sendData = default;
@@ -372,7 +340,7 @@ internal sealed class IoUringConnection : Connection, IValueTaskSource
         }
     }
 
-    private unsafe int PendingError()
+    public unsafe int PendingError()
     {
         int value = 0;
         int length = sizeof(int);

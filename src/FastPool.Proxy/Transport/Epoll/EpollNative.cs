@@ -48,11 +48,46 @@ internal static unsafe partial class EpollNative
     [LibraryImport("libc", SetLastError = true)]
     public static partial int epoll_wait(int epfd, byte* events, int maxevents, int timeout);
 
-    [LibraryImport("libc", SetLastError = true)]
-    public static partial nint recv(nint fd, byte* buf, nint len, int flags);
+    [LibraryImport("libc", EntryPoint = "recv", SetLastError = true)]
+    private static partial nint LibcRecv(nint fd, byte* buf, nint len, int flags);
 
-    [LibraryImport("libc", SetLastError = true)]
-    public static partial nint send(nint fd, byte* buf, nint len, int flags);
+    [LibraryImport("libc", EntryPoint = "send", SetLastError = true)]
+    private static partial nint LibcSend(nint fd, byte* buf, nint len, int flags);
+
+    // syscall(2) itself, for the two calls on the forwarding path. glibc's recv and send are thread
+    // cancellation points (pthreads(7), "Cancellation points"): each call switches asynchronous cancellation on
+    // and off around the system call. FastPool never cancels a thread, and in a profile of pgbench's extended
+    // protocol through the proxy that switching was 6% of the proxy's user time. The variadic declaration in
+    // unistd.h takes integer arguments in the same registers as a fixed one on x86-64 and arm64 Linux.
+    // Only non-blocking calls go through here (MSG_DONTWAIT on non-blocking sockets), so they can also skip the
+    // runtime's GC-mode transition: they return in microseconds and never call back into managed code.
+    [SuppressGCTransition]
+    [LibraryImport("libc", EntryPoint = "syscall", SetLastError = true)]
+    private static partial nint Syscall6(nint number, nint a1, nint a2, nint a3, nint a4, nint a5, nint a6);
+
+    // recvfrom and sendto (recv and send are these with no address) from the kernel's syscall tables:
+    // arch/x86/entry/syscalls/syscall_64.tbl and include/uapi/asm-generic/unistd.h (arm64).
+    private static readonly nint SysRecvfrom = RuntimeInformation.ProcessArchitecture switch
+    {
+        Architecture.X64 => 45,
+        Architecture.Arm64 => 207,
+        _ => -1,
+    };
+
+    private static readonly nint SysSendto = RuntimeInformation.ProcessArchitecture switch
+    {
+        Architecture.X64 => 44,
+        Architecture.Arm64 => 206,
+        _ => -1,
+    };
+
+    /// <summary>recv(2); -1 with the error in the last P/Invoke error.</summary>
+    public static nint recv(nint fd, byte* buf, nint len, int flags) =>
+        SysRecvfrom >= 0 ? Syscall6(SysRecvfrom, fd, (nint)buf, len, flags, 0, 0) : LibcRecv(fd, buf, len, flags);
+
+    /// <summary>send(2); -1 with the error in the last P/Invoke error.</summary>
+    public static nint send(nint fd, byte* buf, nint len, int flags) =>
+        SysSendto >= 0 ? Syscall6(SysSendto, fd, (nint)buf, len, flags, 0, 0) : LibcSend(fd, buf, len, flags);
 
     [LibraryImport("libc", SetLastError = true)]
     public static partial int eventfd(uint initval, int flags);

@@ -33,6 +33,18 @@ internal abstract class ParkingReader : PipeReader, IValueTaskSource<ReadResult>
     protected CancellationTokenRegistration _waitCancel;
 #pragma warning restore SA1401, CA1051
 
+    private readonly Connection _owner;
+    private readonly bool _releaseWhenIdle;
+
+    /// <param name="owner">The connection whose closing ends the stream.</param>
+    /// <param name="releaseWhenIdle">Give the buffer back whenever a read parks with nothing buffered (clients:
+    /// idle connections then pin no memory); otherwise only a buffer grown past the usual size goes back.</param>
+    protected ParkingReader(Connection owner, bool releaseWhenIdle)
+    {
+        _owner = owner;
+        _releaseWhenIdle = releaseWhenIdle;
+    }
+
     protected ReadOnlySequence<byte> Buffered => _buffer is null ? ReadOnlySequence<byte>.Empty : new(_buffer, _start, _end - _start);
 
     /// <summary>
@@ -74,6 +86,62 @@ internal abstract class ParkingReader : PipeReader, IValueTaskSource<ReadResult>
 
         _start = 0;
         _end = live;
+    }
+
+    /// <summary>
+    /// The start of every read, the same for each transport: what is buffered and not yet examined, a pending
+    /// cancel or the end of the stream is answered at once (true); false means the read has to wait for input.
+    /// </summary>
+    protected bool TryReadWithoutWaiting(CancellationToken cancellationToken, out ValueTask<ReadResult> read)
+    {
+        if (Volatile.Read(ref _state) == Completed)
+        {
+            throw new InvalidOperationException("Reading is not allowed after the reader was completed.");
+        }
+
+        if (TryRead(out var ready))
+        {
+            read = new ValueTask<ReadResult>(ready);
+            return true;
+        }
+
+        if (cancellationToken.IsCancellationRequested)
+        {
+            read = ValueTask.FromCanceled<ReadResult>(cancellationToken);
+            return true;
+        }
+
+        read = default;
+        return false;
+    }
+
+    public override bool TryRead(out ReadResult result)
+    {
+        // Read before exchanging: a cancel is rare, and an interlocked operation on every read is not free.
+        if (Volatile.Read(ref _cancelRequested) != 0 && Interlocked.Exchange(ref _cancelRequested, 0) != 0)
+        {
+            result = new ReadResult(Buffered, isCanceled: true, isCompleted: false);
+            return true;
+        }
+
+        if ((_end > _start && !_examinedAll) || _eof || _owner.IsClosed)
+        {
+            _eof |= _owner.IsClosed;
+            result = new ReadResult(Buffered, false, _eof);
+            return true;
+        }
+
+        result = default;
+        return false;
+    }
+
+    /// <summary>Before a read parks with nothing buffered: the buffer goes back when idle reads should pin no memory, or when it grew.</summary>
+    protected void ReleaseIdleBuffer()
+    {
+        if (_buffer is not null && _start == _end && (_releaseWhenIdle || _buffer.Length > SegmentSize))
+        {
+            ReturnBuffer();
+        }
     }
 
     protected void ReturnBuffer()

@@ -134,59 +134,15 @@ internal sealed class EpollConnection : Connection, IEpollRegistration, IValueTa
     }
 
     /// <summary>send(2) until done or the socket is full (EAGAIN) or failed; returns the bytes sent.</summary>
-    private unsafe int SendNow(ReadOnlySpan<byte> data, out int errno)
+    private int SendNow(ReadOnlySpan<byte> data, out int errno)
     {
-        errno = 0;
-        if (data.IsEmpty)
+        if (data.IsEmpty || IsClosed)
         {
+            errno = data.IsEmpty ? 0 : Errno.EPIPE;
             return 0;
         }
 
-        bool added = false;
-        int total = 0;
-        try
-        {
-            if (IsClosed)
-            {
-                errno = Errno.EPIPE;
-                return 0;
-            }
-
-            _handle.DangerousAddRef(ref added);
-            nint fd = _handle.DangerousGetHandle();
-            fixed (byte* p = data)
-            {
-                while (total < data.Length)
-                {
-                    nint n = EpollNative.send(fd, p + total, data.Length - total, EpollNative.MSG_NOSIGNAL | EpollNative.MSG_DONTWAIT);
-                    if (n > 0)
-                    {
-                        total += (int)n;
-                        continue;
-                    }
-
-                    errno = Marshal.GetLastPInvokeError();
-                    if (errno != EpollNative.EINTR)
-                    {
-                        break;
-                    }
-                }
-            }
-
-            return total;
-        }
-        catch (ObjectDisposedException)
-        {
-            errno = Errno.EPIPE;
-            return total;
-        }
-        finally
-        {
-            if (added)
-            {
-                _handle.DangerousRelease();
-            }
-        }
+        return NonBlockingSend.Send(_handle, data, out errno);
     }
 
     private static SocketException SendError(int errno) =>

@@ -24,15 +24,14 @@ internal sealed unsafe class EpollReader : ParkingReader
     private const int MinimumReadSize = 4 * 1024;
 
     private readonly EpollConnection _connection;
-    private readonly bool _releaseWhenIdle;
     private bool _mayHaveMore = true;
     private volatile bool _peerClosed;
     private int _edge;
 
     public EpollReader(EpollConnection connection, bool releaseWhenIdle)
+        : base(connection, releaseWhenIdle)
     {
         _connection = connection;
-        _releaseWhenIdle = releaseWhenIdle;
     }
 
     /// <summary>
@@ -47,19 +46,9 @@ internal sealed unsafe class EpollReader : ParkingReader
 
     public override ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
     {
-        if (Volatile.Read(ref _state) == Completed)
+        if (TryReadWithoutWaiting(cancellationToken, out var read))
         {
-            throw new InvalidOperationException("Reading is not allowed after the reader was completed.");
-        }
-
-        if (TryRead(out var ready))
-        {
-            return new ValueTask<ReadResult>(ready);
-        }
-
-        if (cancellationToken.IsCancellationRequested)
-        {
-            return ValueTask.FromCanceled<ReadResult>(cancellationToken);
+            return read;
         }
 
         while (true)
@@ -74,10 +63,7 @@ internal sealed unsafe class EpollReader : ParkingReader
                 }
             }
 
-            if (_buffer is not null && _start == _end && (_releaseWhenIdle || _buffer.Length > SegmentSize))
-            {
-                ReturnBuffer();
-            }
+            ReleaseIdleBuffer();
 
             _core.Reset();
             if (Interlocked.CompareExchange(ref _state, Waiting, Idle) != Idle)
@@ -108,26 +94,6 @@ internal sealed unsafe class EpollReader : ParkingReader
 
             return new ValueTask<ReadResult>(this, _core.Version);
         }
-    }
-
-    public override bool TryRead(out ReadResult result)
-    {
-        // Read before exchanging: a cancel is rare, and an interlocked operation on every read is not free.
-        if (Volatile.Read(ref _cancelRequested) != 0 && Interlocked.Exchange(ref _cancelRequested, 0) != 0)
-        {
-            result = new ReadResult(Buffered, isCanceled: true, isCompleted: false);
-            return true;
-        }
-
-        if ((_end > _start && !_examinedAll) || _eof || _connection.IsClosed)
-        {
-            _eof |= _connection.IsClosed;
-            result = new ReadResult(Buffered, false, _eof);
-            return true;
-        }
-
-        result = default;
-        return false;
     }
 
     /// <summary>One recv(2) into the free space; true when it produced data or the end of the stream.</summary>

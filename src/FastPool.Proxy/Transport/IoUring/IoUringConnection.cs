@@ -251,49 +251,7 @@ internal sealed class IoUringConnection : Connection, IValueTaskSource, INonBloc
     }, this);
 
     /// <summary>send(2) until done, full (EAGAIN) or failed, holding the socket's handle so Abort cannot close it meanwhile.</summary>
-    private unsafe int SendNow(ReadOnlySpan<byte> data, out int errno)
-    {
-        errno = 0;
-        bool added = false;
-        int total = 0;
-        try
-        {
-            _handle.DangerousAddRef(ref added);
-            nint fd = _handle.DangerousGetHandle();
-            fixed (byte* p = data)
-            {
-                while (total < data.Length)
-                {
-                    nint n = send(fd, p + total, data.Length - total, MSG_NOSIGNAL | MSG_DONTWAIT);
-                    if (n > 0)
-                    {
-                        total += (int)n;
-                        continue;
-                    }
-
-                    errno = Marshal.GetLastPInvokeError();
-                    if (errno != EINTR)
-                    {
-                        break;
-                    }
-                }
-            }
-
-            return total;
-        }
-        catch (ObjectDisposedException)
-        {
-            errno = EPIPE;
-            return total;
-        }
-        finally
-        {
-            if (added)
-            {
-                _handle.DangerousRelease();
-            }
-        }
-    }
+    private int SendNow(ReadOnlySpan<byte> data, out int errno) => NonBlockingSend.Send(_handle, data, out errno);
 
     /// <summary>Waits until the socket is writable (connect(2) finished) through a POLLOUT poll in the ring.</summary>
     public ValueTask WaitWritableAsync(CancellationToken ct)

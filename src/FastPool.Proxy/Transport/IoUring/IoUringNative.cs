@@ -115,9 +115,6 @@ internal static unsafe partial class IoUringNative
     [LibraryImport("libc", SetLastError = true)]
     public static partial nint write(int fd, byte* buf, nint count);
 
-    /// <summary>send(2), through the epoll transport's cancellation-free binding.</summary>
-    public static nint send(nint fd, byte* buf, nint len, int flags) => Epoll.EpollNative.send(fd, buf, len, flags);
-
     [LibraryImport("libc", SetLastError = true)]
     public static partial int getsockopt(nint fd, int level, int optname, int* optval, int* optlen);
 

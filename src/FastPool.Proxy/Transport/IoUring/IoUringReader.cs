@@ -24,7 +24,6 @@ internal sealed class IoUringReader : ParkingReader
 {
 
     private readonly IoUringConnection _connection;
-    private readonly bool _releaseWhenIdle;
 
     // Loop-thread state: the receive in flight and what a receive brought while nobody waited.
     private bool _recvArmed;
@@ -35,9 +34,9 @@ internal sealed class IoUringReader : ParkingReader
     private volatile bool _hasStash;
 
     public IoUringReader(IoUringConnection connection, bool releaseWhenIdle)
+        : base(connection, releaseWhenIdle)
     {
         _connection = connection;
-        _releaseWhenIdle = releaseWhenIdle;
     }
 
     /// <summary>A receive completed while nobody was reading (bytes or the end of the stream).</summary>
@@ -45,25 +44,12 @@ internal sealed class IoUringReader : ParkingReader
 
     public override ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
     {
-        if (Volatile.Read(ref _state) == Completed)
+        if (TryReadWithoutWaiting(cancellationToken, out var read))
         {
-            throw new InvalidOperationException("Reading is not allowed after the reader was completed.");
+            return read;
         }
 
-        if (TryRead(out var ready))
-        {
-            return new ValueTask<ReadResult>(ready);
-        }
-
-        if (cancellationToken.IsCancellationRequested)
-        {
-            return ValueTask.FromCanceled<ReadResult>(cancellationToken);
-        }
-
-        if (_buffer is not null && _start == _end && (_releaseWhenIdle || _buffer.Length > SegmentSize))
-        {
-            ReturnBuffer();
-        }
+        ReleaseIdleBuffer();
 
         _core.Reset();
         Volatile.Write(ref _state, Waiting);
@@ -87,26 +73,6 @@ internal sealed class IoUringReader : ParkingReader
         }
 
         return new ValueTask<ReadResult>(this, _core.Version);
-    }
-
-    public override bool TryRead(out ReadResult result)
-    {
-        // Read before exchanging: a cancel is rare, and an interlocked operation on every read is not free.
-        if (Volatile.Read(ref _cancelRequested) != 0 && Interlocked.Exchange(ref _cancelRequested, 0) != 0)
-        {
-            result = new ReadResult(Buffered, isCanceled: true, isCompleted: false);
-            return true;
-        }
-
-        if ((_end > _start && !_examinedAll) || _eof || _connection.IsClosed)
-        {
-            _eof |= _connection.IsClosed;
-            result = new ReadResult(Buffered, false, _eof);
-            return true;
-        }
-
-        result = default;
-        return false;
     }
 
     /// <summary>Loop thread: serves a parked read from the stash, or queues its receive.</summary>

@@ -11,13 +11,26 @@ namespace FastPool.Proxy.Sessions;
 /// </summary>
 internal static class SessionStateKey
 {
+    // Most clients of a pool have the same settings, so most keys are equal. Equal keys are handed out as one
+    // string object, and the comparison before every transaction ends at the reference check instead of walking
+    // a few hundred characters. Bounded: clients with unique settings (an application_name per client, say) stop
+    // being interned once the table is full, and are compared character by character as before.
+    private const int InternLimit = 4096;
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> s_interned = new(StringComparer.Ordinal);
+
     public static string Build(IEnumerable<KeyValuePair<string, string>> reported, IEnumerable<KeyValuePair<string, string>> settings)
     {
         var sb = new StringBuilder(512);
         Append(sb, reported, foldNames: true);
         sb.Append('\u0001');
         Append(sb, settings, foldNames: false);
-        return sb.ToString();
+        var key = sb.ToString();
+        if (s_interned.TryGetValue(key, out var shared))
+        {
+            return shared;
+        }
+
+        return s_interned.Count < InternLimit ? s_interned.GetOrAdd(key, key) : key;
     }
 
     private static void Append(StringBuilder sb, IEnumerable<KeyValuePair<string, string>> pairs, bool foldNames)

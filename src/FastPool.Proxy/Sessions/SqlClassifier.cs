@@ -46,6 +46,14 @@ internal static class SqlClassifier
     {
         var traits = QueryTraits.None;
         pins = PinReasons.None;
+        return MentionsAnyKeyword(sql) ? ClassifyByLexer(sql, out pins) : traits;
+    }
+
+    /// <summary><see cref="Classify"/> without the keyword pre-check: every text is walked (tests compare the two).</summary>
+    internal static QueryTraits ClassifyByLexer(ReadOnlySpan<byte> sql, out PinReasons pins)
+    {
+        var traits = QueryTraits.None;
+        pins = PinReasons.None;
         var lexer = new SqlLexer(sql);
         while (true)
         {
@@ -142,6 +150,42 @@ internal static class SqlClassifier
             }
         }
     }
+
+    /// <summary>
+    /// Whether the text holds, in any case, one of the words <see cref="Classify"/> acts on. A keyword is never split
+    /// by a comment, a quote or an escape (PostgreSQL docs 4.1.1), so a text without any of them has no traits and no
+    /// pins, and most statements (plain SELECTs, INSERTs) are answered by this one pass instead of a lexer walk that
+    /// also checks every word. "set" also covers RESET, "listen" UNLISTEN, "temp" TEMPORARY; the false positives
+    /// (OFFSET, an identifier like "holder") only mean the lexer decides.
+    /// </summary>
+    private static bool MentionsAnyKeyword(ReadOnlySpan<byte> sql)
+    {
+        for (int i = 0; i < sql.Length; i++)
+        {
+            var rest = sql[i..];
+            bool found = (sql[i] | 0x20) switch
+            {
+                's' => StartsWithIgnoreCase(rest, "set"u8),
+                'd' => StartsWithIgnoreCase(rest, "discard"u8) || StartsWithIgnoreCase(rest, "deallocate"u8),
+                'l' => StartsWithIgnoreCase(rest, "listen"u8),
+                'p' => StartsWithIgnoreCase(rest, "prepare"u8),
+                'r' => StartsWithIgnoreCase(rest, "rollback"u8),
+                'a' => StartsWithIgnoreCase(rest, "abort"u8) || StartsWithIgnoreCase(rest, "advisory_lock"u8),
+                't' => StartsWithIgnoreCase(rest, "temp"u8),
+                'h' => StartsWithIgnoreCase(rest, "hold"u8),
+                _ => false,
+            };
+            if (found)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private static bool StartsWithIgnoreCase(ReadOnlySpan<byte> text, ReadOnlySpan<byte> lowerAscii) =>
+        text.Length >= lowerAscii.Length && SqlLexer.EqualsIgnoreCase(text[..lowerAscii.Length], lowerAscii);
 
     private static QueryTraits ClassifySet(ref SqlLexer lexer, ref PinReasons pins)
     {

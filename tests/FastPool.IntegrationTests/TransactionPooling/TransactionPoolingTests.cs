@@ -234,9 +234,11 @@ public sealed class TransactionPoolingTests
         Assert.Equal("1", await raw.QueryScalarAsync("select 1"));
 
         await using var sleeper = await OpenAsync(proxy);
-        await using var sleepCmd = new NpgsqlCommand("select 'slept' from pg_sleep(1)", sleeper);
+        // Long enough that the psql polls below see it running even on a loaded machine (a 1 s sleep was
+        // sometimes over before the first poll got through).
+        await using var sleepCmd = new NpgsqlCommand("select 'slept' from pg_sleep(4)", sleeper);
         var sleeping = sleepCmd.ExecuteScalarAsync();
-        await WaitUntilActiveAsync(_fixture.Primary, await BackendPidOfAsync(proxy), "pg_sleep(1)");
+        await WaitUntilActiveAsync(_fixture.Primary, await BackendPidOfAsync(proxy), "pg_sleep(4)");
         await using (var canceller = await RawPgClient.ConnectAsync(proxy.Port))
         {
             await canceller.SendAsync(RawPgClient.CancelRequest(key.Int32At(0), key.Int32At(4)));

@@ -39,12 +39,13 @@ public sealed class ReadsDuringFailoverTests
         var standbys = cluster.Primary.Standbys.ToList();
         Assert.Equal(2, standbys.Count);
         await cluster.Primary.PsqlAsync($"CREATE TABLE reads (id int PRIMARY KEY, v int); INSERT INTO reads SELECT g, g * 2 FROM generate_series(1, {Rows}) g; CREATE TABLE writes (id int)");
+        var written = await cluster.Primary.PsqlAsync("SELECT pg_current_wal_lsn()");
         foreach (var standby in standbys)
         {
             await Wait.UntilAsync(
-                async () => await standby.PsqlAsync("SELECT count(*) FROM reads") == Rows.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                async () => await standby.PsqlAsync($"SELECT pg_last_wal_replay_lsn() >= '{written}'") == "t",
                 TimeSpan.FromSeconds(60),
-                $"the table replicated to {standby.Name}");
+                $"the tables replicated to {standby.Name}");
         }
 
         await using var proxy = cluster.StartProxy(c => c with

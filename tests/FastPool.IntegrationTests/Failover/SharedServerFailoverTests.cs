@@ -1,5 +1,5 @@
-using FastPool.IntegrationTests.Admin;
 using FastPool.IntegrationTests.Infrastructure;
+using FastPool.IntegrationTests.Metrics;
 using FastPool.Proxy.Configuration;
 using Npgsql;
 using static FastPool.IntegrationTests.Failover.FailoverChecks;
@@ -25,6 +25,8 @@ public sealed class SharedServerFailoverTests
             Databases = [FailoverCluster.Entry("app", cluster.Primary, cluster.Standby), FailoverCluster.Entry("app_ro", cluster.Standby, cluster.Primary)],
             FastPool = c.FastPool with
             {
+                MetricsListen = new ListenEndpoint("127.0.0.1", 0),
+
                 // One round of checks at start (roles), then none: neither health checks nor replication checks.
                 SrCheckPeriod = TimeSpan.Zero,
                 Failover = FailoverCluster.FastHealthChecks with { HealthCheckPeriod = TimeSpan.Zero },
@@ -65,6 +67,12 @@ public sealed class SharedServerFailoverTests
         var decided = proxy.Logs.Where(l => l.Contains("is the primary now", StringComparison.Ordinal)).ToList();
         Assert.True(decided.Count == 2, "expected one failover and one entry following it:\n" + string.Join('\n', proxy.Logs));
         Assert.Single(decided, l => l.Contains("as the failover of database", StringComparison.Ordinal));
+
+        // /metrics shows the same states.
+        var metrics = await MetricsSupport.ScrapeAsync(proxy);
+        Assert.Equal(1, metrics.Value("fastpool_node_status", "fastpool_node_status", ("database", "app_ro"), ("node", "1"), ("status", "down")));
+        Assert.Equal(1, metrics.Value("fastpool_node_role", "fastpool_node_role", ("database", "app_ro"), ("node", "0"), ("role", "primary")));
+        Assert.True(metrics.Value("fastpool_node_last_change_timestamp_seconds", "fastpool_node_last_change_timestamp_seconds", ("database", "app_ro"), ("node", "1")) > 0);
 
         // New sessions of both entries write, on the promoted standby.
         foreach (var entry in new[] { "app", "app_ro" })

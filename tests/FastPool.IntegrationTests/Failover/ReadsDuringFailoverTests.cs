@@ -3,6 +3,7 @@ using System.Diagnostics;
 using FastPool.IntegrationTests.Admin;
 using FastPool.IntegrationTests.Infrastructure;
 using FastPool.IntegrationTests.Resilience;
+using FastPool.Proxy.Configuration;
 using FastPool.Routing.Balancing;
 using Npgsql;
 using Xunit.Abstractions;
@@ -20,6 +21,9 @@ public sealed class ReadsDuringFailoverTests
 {
     private const int Readers = 6;
     private const int Rows = 1000;
+
+    // The write waits through the whole (held) failover: a loaded machine must not turn that wait into an error.
+    private static readonly FailoverSettings Generous = FailoverCluster.FastHealthChecks with { FailoverWaitTimeout = TimeSpan.FromSeconds(120) };
     private readonly ITestOutputHelper _output;
 
     public ReadsDuringFailoverTests(ITestOutputHelper output)
@@ -27,10 +31,18 @@ public sealed class ReadsDuringFailoverTests
         _output = output;
     }
 
-    [Fact]
-    public async Task ReadLoad_LosesNoRead_WhileThePrimaryAndThenAStandbyAreKilled_AndWritesMoveToThePromotedStandby()
+    /// <summary>
+    /// With <paramref name="holdFailover"/>, failover = command and the command waits for the test's go before it
+    /// promotes: the failover lasts as long as the test wants, and reads are watched for the whole of it, over
+    /// several replication checks that find no primary (delay_threshold set, so they must still measure the delay).
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task ReadLoad_LosesNoRead_WhileThePrimaryAndThenAStandbyAreKilled_AndWritesMoveToThePromotedStandby(bool holdFailover)
     {
         await using var cluster = await FailoverCluster.StartAsync(synchronous: false);
+        var gate = Path.Combine(cluster.Primary.BaseDirectory, "promote-now");
         using (var cts = new CancellationTokenSource(TimeSpan.FromMinutes(3)))
         {
             await cluster.Primary.AddStandbyAsync(cts.Token);
@@ -53,7 +65,21 @@ public sealed class ReadsDuringFailoverTests
             Databases = [FailoverCluster.Entry("app", [cluster.Primary, .. standbys])],
             FastPool = c.FastPool with
             {
-                Routing = c.FastPool.Routing with { LoadBalanceMode = true, Policy = LoadBalancePolicyKind.RoundRobin, StatementLevelLoadBalance = true },
+                Routing = c.FastPool.Routing with
+                {
+                    LoadBalanceMode = true,
+                    Policy = LoadBalancePolicyKind.RoundRobin,
+                    StatementLevelLoadBalance = true,
+                    DelayThresholdBytes = 1L << 30,
+                },
+                Failover = !holdFailover ? Generous : Generous with
+                {
+                    Mode = FailoverMode.Command,
+
+                    // Only for the lost primary (%d = %P); a lost standby needs nothing.
+                    FailoverCommand = $"[ \"%d\" = \"%P\" ] || exit 0; while [ ! -f {gate} ]; do sleep 0.05; done; "
+                        + "psql -X -h %H -p %r -U postgres -d postgres -Atc 'SELECT pg_promote()'",
+                },
             },
         });
         await WaitForNodeAsync(proxy, 0, "primary", "up");
@@ -79,11 +105,31 @@ public sealed class ReadsDuringFailoverTests
         // The primary dies; a write through the same port waits for the promotion and lands on the new primary.
         long killAt = Stopwatch.GetTimestamp();
         await cluster.Primary.KillAsync();
-        await using (var writer = await proxy.OpenAsync("app"))
+        var write = Task.Run(async () =>
         {
+            await using var writer = await proxy.OpenAsync("app");
             await using var insert = new NpgsqlCommand("INSERT INTO writes VALUES (1)", writer);
-            Assert.Equal(1, await insert.ExecuteNonQueryAsync());
+            return await insert.ExecuteNonQueryAsync();
+        });
+        if (holdFailover)
+        {
+            // The failover is under way (the primary is down, the command waits): reads go on on both standbys
+            // meanwhile, through several replication checks that reach no primary, and the write waits.
+            await WaitForNodeAsync(proxy, 0, "primary", "down");
+            long heldAt = Stopwatch.GetTimestamp();
+            await Task.Delay(TimeSpan.FromSeconds(3));
+            long checkedAt = Stopwatch.GetTimestamp();
+            await Wait.UntilAsync(
+                () => Task.FromResult(standbys.All(s => reads.Count(r => r.Started > checkedAt && r.Port == s.Port) >= 50)),
+                TimeSpan.FromSeconds(60),
+                "reads on both standbys while the failover waits");
+            Assert.False(write.IsCompleted, "the write did not wait for the new primary");
+            Assert.True(failures.IsEmpty, $"{failures.Count} reads failed while the failover waited, e.g.:\n{string.Join('\n', failures.Take(5))}");
+            _output.WriteLine($"reads during the held failover: {reads.Count(r => r.Started > heldAt)}");
+            await File.WriteAllTextAsync(gate, "go");
         }
+
+        Assert.Equal(1, await write);
 
         long writtenAt = Stopwatch.GetTimestamp();
         var promotedId = await WaitForPromotionAsync(proxy);

@@ -23,6 +23,9 @@ internal static partial class Log
     [LoggerMessage(85, LogLevel.Error, "{What} \"{Command}\" failed: {Reason}")]
     public static partial void CommandFailed(ILogger logger, string what, string command, string reason);
 
+    [LoggerMessage(87, LogLevel.Information, "database {Database}: failover from node {FailedId}: node {NewId} ({Host}:{Port}) is the primary now, as the failover of database {Leader} over the same servers decided")]
+    public static partial void FailoverFollowed(ILogger logger, string database, int failedId, int newId, string host, int port, string leader);
+
     [LoggerMessage(86, LogLevel.Error, "database {Database}: node {NodeId} ({Host}:{Port}) fenced: {Reason}")]
     public static partial void NodeFenced(ILogger logger, string database, int nodeId, string host, int port, string reason);
 }

@@ -6,7 +6,8 @@ namespace FastPool.Proxy.Metrics;
 /// Reads the SQLSTATE class of an ErrorResponse as its body streams past the forwarding scanner, a few bytes
 /// at a time if need be, so nothing has to be held back to classify an error. Fields are a type byte and a C
 /// string each (PostgreSQL docs 55.7, ErrorResponse); PostgreSQL sends S, V and C first, so the code comes
-/// within the first bytes, and the sniffer gives up after <see cref="Limit"/> of them.
+/// within the first bytes, and the sniffer gives up after <see cref="Limit"/> of them. On the way it notes whether
+/// the non-localized severity (V) is FATAL or PANIC: the server closes the connection after such an error (55.8, 55.2.9).
 /// </summary>
 internal struct ErrorClassSniffer
 {
@@ -17,9 +18,14 @@ internal struct ErrorClassSniffer
     private bool _atType;
     private bool _inCode;
     private byte _first;
+    private bool _severityStart;
+    private bool _fatal;
 
     /// <summary>True between the start of an ErrorResponse body and the moment its class is known (or given up).</summary>
     public readonly bool Active => _active;
+
+    /// <summary>The error read last said FATAL or PANIC (its V field came before its code, as PostgreSQL sends them).</summary>
+    public readonly bool Fatal => _fatal;
 
     public void Start()
     {
@@ -28,6 +34,8 @@ internal struct ErrorClassSniffer
         _atType = true;
         _inCode = false;
         _first = 0;
+        _severityStart = false;
+        _fatal = false;
     }
 
     /// <summary>Looks at the next bytes of the body (the caller stops calling once <see cref="Active"/> is false).</summary>
@@ -73,6 +81,8 @@ internal struct ErrorClassSniffer
 
             _atType = false;
             _inCode = b == (byte)'C';
+            // The value's first byte is next: enough to tell FATAL and PANIC from the rest.
+            _severityStart = b == (byte)'V';
             _first = 0;
             return true;
         }
@@ -92,6 +102,12 @@ internal struct ErrorClassSniffer
 
         if (!_inCode)
         {
+            if (_severityStart)
+            {
+                _severityStart = false;
+                _fatal = b is (byte)'F' or (byte)'P';
+            }
+
             return true;
         }
 

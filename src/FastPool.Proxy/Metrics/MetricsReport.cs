@@ -115,6 +115,20 @@ internal static class MetricsReport
             w.Sample("fastpool_node_role", 1, labels[0], labels[1], labels[2], labels[3], ("role", RoleName(node.Role)));
         }
 
+        w.Family("fastpool_node_status", "gauge", "1 for the node's current status (up, down, detached or needs_recovery, as SHOW POOL_NODES shows it).");
+        foreach (var (db, node) in nodes)
+        {
+            var labels = NodeLabels(db, node);
+            w.Sample("fastpool_node_status", 1, labels[0], labels[1], labels[2], labels[3], ("status", Topology.FailoverCoordinator.StatusText(node.Status)));
+        }
+
+        // The reason itself is free text, so it stays in SHOW POOL_NODES and the log; here is when it changed.
+        w.Family("fastpool_node_last_change_timestamp_seconds", "gauge", "Unix time of the node's last role or status change (SHOW POOL_NODES last_status_change).");
+        foreach (var (db, node) in nodes)
+        {
+            w.Sample("fastpool_node_last_change_timestamp_seconds", node.LastStatusChange.ToUnixTimeMilliseconds() / 1000.0, NodeLabels(db, node));
+        }
+
         w.Family("fastpool_node_replication_delay_bytes", "gauge", "WAL bytes a standby is behind its primary (0 for a primary), from the last check.");
         foreach (var (db, node) in nodes)
         {

@@ -20,6 +20,12 @@ internal sealed class ServerProtocolState
     /// <summary>ErrorResponses seen from this server (only the server-to-client pump writes it).</summary>
     public int Errors;
 
+    /// <summary>
+    /// The server sent a FATAL (or PANIC) error: it ends this connection (PostgreSQL docs 55.2.9 "Termination", 55.8);
+    /// only the server-to-client pump writes it.
+    /// </summary>
+    public bool EndingWithFatal;
+
     private Sessions.PreparedStatementCache? _prepared;
 
     /// <summary>Status byte of the last ReadyForQuery.</summary>

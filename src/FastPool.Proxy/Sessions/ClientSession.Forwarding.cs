@@ -193,6 +193,7 @@ internal sealed partial class ClientSession
             }
             catch (Exception)
             {
+                SuspectLostServer(server);
                 return PumpExit.ServerGone;
             }
 
@@ -204,6 +205,7 @@ internal sealed partial class ClientSession
             var buffer = result.Buffer;
             bool valid = _scanner.ScanFromServer(buffer, server.Protocol, out long forward, out int transactions);
             NoteServerBatch(server.Protocol, transactions);
+            SuspectIfEnding(server);
             if (forward > 0)
             {
                 try
@@ -229,6 +231,7 @@ internal sealed partial class ClientSession
             input.AdvanceTo(buffer.GetPosition(forward), buffer.End);
             if (result.IsCompleted)
             {
+                SuspectLostServer(server);
                 return PumpExit.ServerGone;
             }
         }

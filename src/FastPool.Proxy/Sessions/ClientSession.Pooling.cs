@@ -345,6 +345,7 @@ internal sealed partial class ClientSession
 
                 bool valid = ScanFromServer(buffer, server.Protocol, out long forward, out int transactions, out var stop);
                 NoteServerBatch(server.Protocol, transactions);
+                SuspectIfEnding(server);
                 if (forward > 0)
                 {
                     _replayable = false;
@@ -438,6 +439,11 @@ internal sealed partial class ClientSession
     /// <summary>The server pump ended abnormally: the client pump is told, and ends the session.</summary>
     private PumpExit Fail(ServerConnection server, PumpExit exit)
     {
+        if (exit == PumpExit.ServerGone)
+        {
+            SuspectLostServer(server);
+        }
+
         Volatile.Write(ref _serverFailure, (int)exit);
         SignalHold();
         if (exit == PumpExit.ClientGone)
@@ -466,8 +472,8 @@ internal sealed partial class ClientSession
         switch (exit)
         {
             case PumpExit.ServerGone when server is not null:
+                SuspectServer(server, "a client session lost its server connection");
                 server.Broken = true;
-                _ = _runtime.Health.SuspectAsync(Topology, server.Node, "a client session lost its server connection");
                 await _context.SendErrorAsync(SqlState.ConnectionFailure, "server conn crashed?", "FATAL",
                     $"the connection to the server {server.Node.Endpoint.Host}:{server.Node.Endpoint.Port} was lost").ConfigureAwait(false);
                 break;

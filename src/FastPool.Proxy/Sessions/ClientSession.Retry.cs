@@ -125,7 +125,7 @@ internal sealed partial class ClientSession
     private PumpExit RetryRead(ServerConnection server, string reason)
     {
         var node = server.Node;
-        _ = _runtime.Health.SuspectAsync(Topology, node, reason);
+        SuspectServer(server, reason);
         Log.ReadRetried(_runtime.Logger, Topology.Config.Name, node.Id, node.Endpoint.Host, node.Endpoint.Port, reason);
         server.Broken = true;
         server.Connection.Abort();

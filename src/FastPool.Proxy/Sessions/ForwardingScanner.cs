@@ -263,6 +263,10 @@ internal struct ForwardingScanner
             if (_sniffer.Active)
             {
                 SniffErrorBody(ref reader, remaining);
+                if (_sniffer.Fatal)
+                {
+                    server.EndingWithFatal = true;
+                }
             }
 
             if (!SkipBody(ref reader, ref remaining) || !MessageHeader.TryPeek(ref reader, out var header))

@@ -18,6 +18,9 @@ public sealed partial class DatabaseTopology
     /// </summary>
     internal bool PrimaryConfirmed { get; set; }
 
+    /// <summary>The primary's WAL position at the last replication check that reached one (only the node monitor uses it).</summary>
+    internal ulong LastPrimaryLsn { get; set; }
+
     /// <summary>Serialises every role and status decision of this entry's nodes (checks, failover, admin commands).</summary>
     internal SemaphoreSlim Gate { get; } = new(1, 1);
 

@@ -34,7 +34,7 @@ internal sealed partial class FailoverCoordinator
                 topology.SetPrimary(null, confirmed: false);
                 if (confirmed)
                 {
-                    after = await FailoverAsync(topology, node).ConfigureAwait(false);
+                    after = FollowPrimary(topology, node, await FailoverAsync(topology, node).ConfigureAwait(false));
                 }
             }
         }

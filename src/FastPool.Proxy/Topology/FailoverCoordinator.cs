@@ -18,18 +18,21 @@ internal sealed partial class FailoverCoordinator(ProxyRuntime runtime)
 {
     private static readonly TimeSpan s_promotePoll = TimeSpan.FromMilliseconds(50);
 
+    // Serialises node losses across entries: the entries that list a lost server are all updated in one decision.
+    private readonly SemaphoreSlim _downGate = new(1, 1);
+
     private ILogger Logger => runtime.Logger;
 
-    /// <summary>A check reached the node and learnt its role.</summary>
-    public async Task OnReachableAsync(DatabaseTopology topology, Node node, NodeCheck check, CheckStamp stamp)
+    /// <summary>A check reached the node and learnt its role; false when the check was stale and nothing was applied.</summary>
+    public async Task<bool> OnReachableAsync(DatabaseTopology topology, Node node, NodeCheck check, CheckStamp stamp)
     {
         await topology.Gate.WaitAsync().ConfigureAwait(false);
         try
         {
-            // Stale: the world changed while the check was under way; the next check will see the new one.
+            // Stale: the world changed while the check was under way; a later check will see the new one.
             if (stamp != topology.Stamp(node))
             {
-                return;
+                return false;
             }
 
             if (!check.InRecovery && (topology.Primary is null || !topology.PrimaryConfirmed) && node.Status is NodeStatus.Up or NodeStatus.Down)
@@ -40,6 +43,8 @@ internal sealed partial class FailoverCoordinator(ProxyRuntime runtime)
             {
                 ApplyReachable(topology, node, check);
             }
+
+            return true;
         }
         finally
         {
@@ -154,54 +159,171 @@ internal sealed partial class FailoverCoordinator(ProxyRuntime runtime)
         }
     }
 
-    /// <summary>The health checks confirmed the node down (retries exhausted, or the connection refused).</summary>
+    /// <summary>
+    /// The health checks confirmed the node down (retries exhausted, or the connection refused). A server is one
+    /// server however many entries list it (node identity is host:port): every entry that lists it takes it out
+    /// in this one decision, and a primary lost by several entries is replaced once, by one promotion that all of
+    /// them follow. Two entries failing over on their own could promote two different standbys.
+    /// </summary>
     public async Task OnDownAsync(DatabaseTopology topology, Node node, string reason)
     {
-        List<Func<Task>>? after = null;
-        await topology.Gate.WaitAsync().ConfigureAwait(false);
+        var followUps = new Dictionary<NodeEndpoint, Func<Task>>();
+        await _downGate.WaitAsync().ConfigureAwait(false);
         try
         {
-            if (node.Status != NodeStatus.Up)
+            // The entries that saw the node as their confirmed primary first: the first of them chooses and promotes.
+            var members = NodesAt(topology, node)
+                .OrderByDescending(m => m.Topology.Primary == m.Node && m.Topology.PrimaryConfirmed)
+                .ToList();
+            var loss = new Loss();
+            foreach (var (entry, member) in members)
             {
-                return;
-            }
-
-            bool wasPrimary = topology.Primary == node;
-            bool confirmed = topology.PrimaryConfirmed;
-            Change(topology, node, node.Role, NodeStatus.Down, reason, notify: !wasPrimary);
-            Detach(node, $"node {node.Id} ({node.Endpoint.Host}:{node.Endpoint.Port}) is down: {reason}");
-            if (wasPrimary)
-            {
-                topology.SetPrimary(null, confirmed: false);
-                if (confirmed)
+                await entry.Gate.WaitAsync().ConfigureAwait(false);
+                try
                 {
-                    after = await FailoverAsync(topology, node).ConfigureAwait(false);
+                    await MarkDownAsync(entry, member, reason, loss, followUps).ConfigureAwait(false);
                 }
-                else
+                finally
                 {
-                    Log.FailoverProblem(Logger, topology.Config.Name, node.Id, "it was never seen as the primary by a check; nothing is promoted, writes wait for a check to find the primary");
+                    entry.Gate.Release();
                 }
-            }
-            else if (runtime.Config.FastPool.Failover is { Mode: FailoverMode.Command, FailoverCommand: { } command })
-            {
-                // As Pgpool-II does, failover_command runs for a lost standby too (%m is then the unchanged primary).
-                after = [() => RunCommandAsync("failover_command", command, Values(topology, node, topology.Primary, topology.Primary))];
             }
         }
         finally
         {
-            topology.Gate.Release();
+            _downGate.Release();
         }
 
-        // Outside the gate: a slow follow_primary_command must not hold up checks and clients.
-        foreach (var run in after ?? [])
+        // Outside the gates: a slow follow_primary_command must not hold up checks and clients.
+        foreach (var run in followUps.Values)
         {
             await run().ConfigureAwait(false);
         }
     }
 
-    /// <summary>The primary is lost: pick and promote the standby with the most WAL; the follow-up commands to run after.</summary>
-    private async Task<List<Func<Task>>?> FailoverAsync(DatabaseTopology topology, Node failed)
+    /// <summary>Every (entry, node) that is the server at <paramref name="node"/>'s host:port, <paramref name="topology"/>'s first.</summary>
+    internal List<(DatabaseTopology Topology, Node Node)> NodesAt(DatabaseTopology topology, Node node)
+    {
+        var members = new List<(DatabaseTopology, Node)> { (topology, node) };
+        var config = runtime.Config;
+        foreach (var database in config.Databases.Append(config.FallbackDatabase))
+        {
+            if (database is null || database.Nodes.Count < 2 || !database.Nodes.Contains(node.Endpoint))
+            {
+                continue;
+            }
+
+            var other = runtime.GetTopology(database);
+            if (other == topology)
+            {
+                continue;
+            }
+
+            foreach (var candidate in other.Nodes)
+            {
+                if (candidate.Endpoint == node.Endpoint)
+                {
+                    members.Add((other, candidate));
+                }
+            }
+        }
+
+        return members;
+    }
+
+    /// <summary>What one node loss decided so far, across the entries that list the node.</summary>
+    private sealed class Loss
+    {
+        /// <summary>A failover was tried (once is enough: the other entries follow its outcome).</summary>
+        public bool FailoverTried { get; set; }
+
+        /// <summary>The server the failover made the primary; null when none.</summary>
+        public NodeEndpoint? NewPrimary { get; set; }
+
+        /// <summary>The entry whose failover decided (for the log of the entries that follow it).</summary>
+        public string? Leader { get; set; }
+
+        /// <summary>failover_command ran for a lost standby already.</summary>
+        public bool StandbyCommandQueued { get; set; }
+    }
+
+    /// <summary>Under the entry's gate: takes the node out of one entry and, if it was its primary, fails over or follows the failover.</summary>
+    private async Task MarkDownAsync(DatabaseTopology topology, Node node, string reason, Loss loss, Dictionary<NodeEndpoint, Func<Task>> followUps)
+    {
+        if (node.Status != NodeStatus.Up)
+        {
+            return;
+        }
+
+        bool wasPrimary = topology.Primary == node;
+        bool confirmed = topology.PrimaryConfirmed;
+        Change(topology, node, node.Role, NodeStatus.Down, reason, notify: !wasPrimary);
+        Detach(node, $"node {node.Id} ({node.Endpoint.Host}:{node.Endpoint.Port}) is down: {reason}");
+        if (wasPrimary)
+        {
+            topology.SetPrimary(null, confirmed: false);
+            Node? primary = null;
+            if (loss.FailoverTried)
+            {
+                primary = Adopt(topology, node, loss);
+            }
+            else if (confirmed)
+            {
+                loss.FailoverTried = true;
+                loss.Leader = topology.Config.Name;
+                primary = await FailoverAsync(topology, node).ConfigureAwait(false);
+                loss.NewPrimary = primary?.Endpoint;
+            }
+            else
+            {
+                Log.FailoverProblem(Logger, topology.Config.Name, node.Id, "it was never seen as the primary by a check; nothing is promoted, writes wait for a check to find the primary");
+            }
+
+            if (primary is not null && runtime.Config.FastPool.Failover.FollowPrimaryCommand is { } follow)
+            {
+                foreach (var other in topology.Nodes)
+                {
+                    if (other != node && other != primary && !followUps.ContainsKey(other.Endpoint))
+                    {
+                        followUps[other.Endpoint] = () => RunCommandAsync("follow_primary_command", follow, Values(topology, other, primary, node));
+                    }
+                }
+            }
+        }
+        else if (!loss.StandbyCommandQueued && runtime.Config.FastPool.Failover is { Mode: FailoverMode.Command, FailoverCommand: { } command })
+        {
+            // As Pgpool-II does, failover_command runs for a lost standby too (%m is then the unchanged primary); once per server.
+            loss.StandbyCommandQueued = true;
+            var current = topology.Primary;
+            followUps[node.Endpoint] = () => RunCommandAsync("failover_command", command, Values(topology, node, current, current));
+        }
+    }
+
+    /// <summary>
+    /// Another entry listing the same lost primary already failed over: this one takes the server that entry
+    /// promoted, when it lists it too; otherwise writes wait (promoting another standby would make two primaries).
+    /// </summary>
+    private Node? Adopt(DatabaseTopology topology, Node failed, Loss loss)
+    {
+        var promoted = loss.NewPrimary;
+        var node = promoted is null ? null : topology.Nodes.FirstOrDefault(n => n.Endpoint == promoted);
+        if (node is null || node.Status is NodeStatus.Detached or NodeStatus.NeedsRecovery)
+        {
+            Log.FailoverProblem(Logger, topology.Config.Name, failed.Id, promoted is null
+                ? "the failover for another entry listing the same server promoted nothing; writes wait until a primary is back"
+                : $"the server promoted for another entry ({promoted.Host}:{promoted.Port}) is not usable in this entry; writes wait until a check finds a primary");
+            return null;
+        }
+
+        Change(topology, node, NodeRole.Primary, NodeStatus.Up, $"promoted: replaces node {failed.Id}", notify: false);
+        ForgetLoginErrors(node);
+        topology.SetPrimary(node, confirmed: true);
+        Log.FailoverFollowed(Logger, topology.Config.Name, failed.Id, node.Id, node.Endpoint.Host, node.Endpoint.Port, loss.Leader ?? "?");
+        return node;
+    }
+
+    /// <summary>The primary is lost: picks and promotes the standby with the most WAL; the new primary, or null.</summary>
+    private async Task<Node?> FailoverAsync(DatabaseTopology topology, Node failed)
     {
         var config = runtime.Config;
         var settings = config.FastPool.Failover;
@@ -264,8 +386,13 @@ internal sealed partial class FailoverCoordinator(ProxyRuntime runtime)
         ForgetLoginErrors(primary);
         topology.SetPrimary(primary, confirmed: true);
         Log.FailoverDone(Logger, db, failed.Id, primary.Id, primary.Endpoint.Host, primary.Endpoint.Port, (long)runtime.Time.GetElapsedTime(started).TotalMilliseconds);
+        return primary;
+    }
 
-        if (settings.FollowPrimaryCommand is not { } follow)
+    /// <summary>follow_primary_command for every node of the entry but the failed one and the new primary.</summary>
+    private List<Func<Task>>? FollowPrimary(DatabaseTopology topology, Node failed, Node? primary)
+    {
+        if (primary is null || runtime.Config.FastPool.Failover.FollowPrimaryCommand is not { } follow)
         {
             return null;
         }

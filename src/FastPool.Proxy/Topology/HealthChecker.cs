@@ -6,11 +6,19 @@ namespace FastPool.Proxy.Topology;
 /// connection. A node is declared down only when a probe is refused (nothing listens: the postmaster is gone)
 /// or when health_check_max_retries further probes, health_check_retry_delay apart, got no answer either. An
 /// error from a live server (a terminated backend, a refused login) is never a reason: the probe then succeeds.
+/// A server is identified by host:port: entries that list the same one share its probe and its verdict.
 /// </summary>
 internal sealed class HealthChecker(ProxyRuntime runtime, FailoverCoordinator failover) : IAsyncDisposable
 {
+    // How many times in a row a probe whose answer came stale is taken again before the next round is left to it.
+    private const int MaxStaleRetries = 3;
+
     private readonly CancellationTokenSource _stopping = new();
     private readonly Lock _timerLock = new();
+    private readonly Lock _probeLock = new();
+
+    // The probe sequence running for each server (host:port), so concurrent suspicions join it.
+    private readonly Dictionary<Configuration.NodeEndpoint, Task> _probes = [];
     private ITimer? _timer;
     private TimeSpan _period;
 
@@ -43,6 +51,7 @@ internal sealed class HealthChecker(ProxyRuntime runtime, FailoverCoordinator fa
     private void CheckAll()
     {
         var config = runtime.Config;
+        var probed = new HashSet<Configuration.NodeEndpoint>();
         foreach (var database in config.Databases.Append(config.FallbackDatabase))
         {
             if (database is null || database.Nodes.Count < 2)
@@ -53,7 +62,11 @@ internal sealed class HealthChecker(ProxyRuntime runtime, FailoverCoordinator fa
             var topology = runtime.GetTopology(database);
             foreach (var node in topology.Nodes)
             {
-                _ = ConfirmAsync(topology, node, null);
+                // A server listed by several entries is probed once; the verdict goes to each of them.
+                if (probed.Add(node.Endpoint))
+                {
+                    _ = ConfirmAsync(topology, node, null);
+                }
             }
         }
     }
@@ -85,34 +98,78 @@ internal sealed class HealthChecker(ProxyRuntime runtime, FailoverCoordinator fa
         }
 
         Log.NodeSuspected(runtime.Logger, topology.Config.Name, node.Id, node.Endpoint.Host, node.Endpoint.Port, reason);
-        node.Suspected = true;
         return ConfirmAsync(topology, node, reason);
     }
 
-    /// <summary>Probes a node (one sequence per node at a time) and hands the verdict to the coordinator.</summary>
-    public Task ConfirmAsync(DatabaseTopology topology, Node node, string? suspicion) =>
-        node.JoinOrStartProbe(() => Task.Run(() => ProbeSequenceAsync(topology, node, suspicion)));
-
-    private async Task ProbeSequenceAsync(DatabaseTopology topology, Node node, string? suspicion)
+    /// <summary>
+    /// Probes a server (one sequence per host:port at a time, however many entries list it and however many
+    /// sessions see it fail at once) and hands the verdict to the coordinator for every entry that lists it.
+    /// </summary>
+    public Task ConfirmAsync(DatabaseTopology topology, Node node, string? suspicion)
     {
+        var members = failover.NodesAt(topology, node);
+        if (suspicion is not null)
+        {
+            // Reads go elsewhere until the probe decides, in every entry.
+            foreach (var (_, member) in members)
+            {
+                member.Suspected = true;
+            }
+        }
+
+        lock (_probeLock)
+        {
+            if (_probes.TryGetValue(node.Endpoint, out var running) && !running.IsCompleted)
+            {
+                return running;
+            }
+
+            var probe = Task.Run(() => ProbeSequenceAsync(members, suspicion));
+            _probes[node.Endpoint] = probe;
+            return probe;
+        }
+    }
+
+    private async Task ProbeSequenceAsync(List<(DatabaseTopology Topology, Node Node)> members, string? suspicion)
+    {
+        var (topology, node) = members[0];
         var config = runtime.Config;
         var settings = config.FastPool.Failover;
         var login = FailoverCoordinator.HealthLogin(config, topology.Config);
         int attempts = settings.HealthCheckMaxRetries + 1;
         try
         {
+            int stale = 0;
             for (int attempt = 1; ; attempt++)
             {
-                var stamp = topology.Stamp(node);
+                var stamps = members.Select(m => m.Topology.Stamp(m.Node)).ToArray();
                 var probe = await NodeProbe.CheckAsync(runtime, config, topology.Config, node, login, settings.HealthCheckTimeout, _stopping.Token).ConfigureAwait(false);
                 switch (probe.Failure)
                 {
                     case ProbeFailure.None:
-                        await failover.OnReachableAsync(topology, node, probe.Check, stamp).ConfigureAwait(false);
+                        bool applied = true;
+                        for (int i = 0; i < members.Count; i++)
+                        {
+                            applied &= await failover.OnReachableAsync(members[i].Topology, members[i].Node, probe.Check, stamps[i]).ConfigureAwait(false);
+                        }
+
+                        // A check overtaken by a decision (the first round of checks finds a standby while another
+                        // node's check makes the primary known) is taken again at once: with health_check_period = 0
+                        // no later round would.
+                        if (!applied && ++stale <= MaxStaleRetries)
+                        {
+                            attempt--;
+                            continue;
+                        }
+
                         return;
                     case ProbeFailure.Answered:
                         // Alive, but our login or query was refused: nothing to fail over.
-                        await failover.OnUncheckableAsync(topology, node, probe.Check.Error ?? "?").ConfigureAwait(false);
+                        foreach (var (entry, member) in members)
+                        {
+                            await failover.OnUncheckableAsync(entry, member, probe.Check.Error ?? "?").ConfigureAwait(false);
+                        }
+
                         return;
                     case ProbeFailure.Refused:
                         await failover.OnDownAsync(topology, node, "health check: " + probe.Check.Error).ConfigureAwait(false);
@@ -146,7 +203,10 @@ internal sealed class HealthChecker(ProxyRuntime runtime, FailoverCoordinator fa
         finally
         {
             // Decided (up, down or uncheckable): the node's status speaks for it from now on.
-            node.Suspected = false;
+            foreach (var (_, member) in members)
+            {
+                member.Suspected = false;
+            }
         }
     }
 

@@ -2,8 +2,6 @@ namespace FastPool.Proxy.Topology;
 
 public sealed partial class Node
 {
-    private readonly Lock _probeLock = new();
-    private Task? _probe;
     private volatile bool _suspected;
 
     /// <summary>
@@ -42,24 +40,6 @@ public sealed partial class Node
         {
             LastChangeReason = reason;
             LastStatusChange = now;
-        }
-    }
-
-    /// <summary>
-    /// Joins the confirming probe sequence running for this node, or starts one: however many sessions see the
-    /// node fail at once, it is probed by one sequence at a time.
-    /// </summary>
-    internal Task JoinOrStartProbe(Func<Task> start)
-    {
-        lock (_probeLock)
-        {
-            if (_probe is { IsCompleted: false } running)
-            {
-                return running;
-            }
-
-            _probe = start();
-            return _probe;
         }
     }
 }

@@ -35,7 +35,7 @@ internal sealed class NodeMonitor
         try
         {
             var config = _runtime.Config;
-            var entries = config.Databases.Where(d => d.Nodes.Count > 1).ToList();
+            var entries = config.Databases.Append(config.FallbackDatabase).OfType<DatabaseConfig>().Where(d => d.Nodes.Count > 1).ToList();
             await Task.WhenAll(entries.Select(d => CheckAsync(config, _runtime.GetTopology(d), ct))).ConfigureAwait(false);
         }
         finally
@@ -51,7 +51,17 @@ internal sealed class NodeMonitor
         var checks = probes.Select(p => p.Check).ToArray();
 
         // Delay in bytes is measured against the primary's current WAL position (the highest if, wrongly, two claim it).
+        // With no primary reachable (a failover under way) it is measured against the last position seen: the
+        // standbys' delay is what it was, and a delay_threshold must not stop their reads for want of a primary.
         ulong primaryLsn = checks.Where(c => c.Reachable && !c.InRecovery).Select(c => c.WalLsn).DefaultIfEmpty(0UL).Max();
+        if (primaryLsn > 0)
+        {
+            topology.LastPrimaryLsn = primaryLsn;
+        }
+        else
+        {
+            primaryLsn = topology.LastPrimaryLsn;
+        }
         for (int i = 0; i < checks.Length; i++)
         {
             var check = checks[i];

@@ -88,11 +88,14 @@ internal sealed class FailoverCluster : IAsyncDisposable
         FailoverWaitTimeout = TimeSpan.FromSeconds(30),
     };
 
-    public static DatabaseConfig Entry(PgCluster first, PgCluster second) => new()
+    public static DatabaseConfig Entry(PgCluster first, PgCluster second) => Entry("app", first, second);
+
+    /// <summary>An entry <paramref name="name"/> (on the servers' postgres database) listing <paramref name="nodes"/> in this order.</summary>
+    public static DatabaseConfig Entry(string name, params PgCluster[] nodes) => new()
     {
-        Name = "app",
+        Name = name,
         DbName = "postgres",
-        Nodes = [new NodeEndpoint(first.Host, first.Port), new NodeEndpoint(second.Host, second.Port)],
+        Nodes = [.. nodes.Select(n => new NodeEndpoint(n.Host, n.Port))],
     };
 
     public ValueTask DisposeAsync() => Primary.DisposeAsync();
@@ -101,27 +104,33 @@ internal sealed class FailoverCluster : IAsyncDisposable
 internal static class FailoverChecks
 {
     /// <summary>Waits until SHOW POOL_NODES shows node <paramref name="id"/> of "app" with the role and status given.</summary>
-    public static async Task<ConsoleTable> WaitForNodeAsync(ProxyHost proxy, int id, string role, string status, TimeSpan? timeout = null)
+    public static Task<ConsoleTable> WaitForNodeAsync(ProxyHost proxy, int id, string role, string status, TimeSpan? timeout = null) =>
+        WaitForNodeAsync(proxy, "app", id, role, status, timeout);
+
+    /// <summary>Waits until SHOW POOL_NODES shows node <paramref name="id"/> of <paramref name="database"/> with the role and status given.</summary>
+    public static async Task<ConsoleTable> WaitForNodeAsync(ProxyHost proxy, string database, int id, string role, string status, TimeSpan? timeout = null)
     {
         var limit = timeout ?? TimeSpan.FromSeconds(30);
         var sw = System.Diagnostics.Stopwatch.StartNew();
         while (true)
         {
             var nodes = await AdminSupport.ShowAsync(proxy.Port, "SHOW POOL_NODES");
-            var row = Row(nodes, id);
+            var row = Row(nodes, database, id);
             if (nodes.Value(row, "role") == role && nodes.Value(row, "status") == status)
             {
                 return nodes;
             }
 
             // The proxy's log says why the node is not there yet; without it a failure here is a riddle.
-            Assert.True(sw.Elapsed < limit, $"timed out after {limit.TotalSeconds:0} s waiting for node {id} shown as {role}, {status}:\n{nodes}\n{string.Join('\n', proxy.Logs)}");
+            Assert.True(sw.Elapsed < limit, $"timed out after {limit.TotalSeconds:0} s waiting for node {id} of {database} shown as {role}, {status}:\n{nodes}\n{string.Join('\n', proxy.Logs)}");
             await Task.Delay(50);
         }
     }
 
-    public static string[] Row(ConsoleTable nodes, int id) =>
-        Assert.Single(nodes.Where("database", "app"), r => nodes.Value(r, "node_id") == id.ToString(CultureInfo.InvariantCulture));
+    public static string[] Row(ConsoleTable nodes, int id) => Row(nodes, "app", id);
+
+    public static string[] Row(ConsoleTable nodes, string database, int id) =>
+        Assert.Single(nodes.Where("database", database), r => nodes.Value(r, "node_id") == id.ToString(CultureInfo.InvariantCulture));
 
     /// <summary>The port of the server that answered, as the server itself reports it.</summary>
     public static async Task<int> ServerPortAsync(NpgsqlConnection conn)

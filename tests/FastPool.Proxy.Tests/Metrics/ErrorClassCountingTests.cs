@@ -56,6 +56,38 @@ public class ErrorClassCountingTests
         Assert.Equal(3, state.Errors);
     }
 
+    [Fact]
+    public void A_fatal_error_is_noticed_for_every_split_of_the_reads_and_an_ordinary_one_is_not()
+    {
+        // The localized S says nothing to FastPool: V (never localized) does.
+        var fatal = Msg('E', "SSCHWERWIEGEND\0VFATAL\0C57P01\0Mterminating connection due to administrator command\0\0");
+        byte[] stream = [.. Msg('E', "SERROR\0VERROR\0C22012\0Mdivision by zero\0\0"), .. Msg('Z', "I"), .. fatal];
+        int fatalAt = stream.Length - fatal.Length;
+
+        // Every split, including one inside the V field's value.
+        for (int split = 1; split < stream.Length; split++)
+        {
+            var state = ScanInTwo(stream, split, out var before);
+            Assert.True(state.EndingWithFatal, $"split at {split}: the FATAL error was not noticed");
+            Assert.False(split <= fatalAt && before, $"split at {split}: noticed before the FATAL error came");
+        }
+
+        Assert.False(ScanInTwo(s_stream, s_stream.Length / 2, out _).EndingWithFatal, "ERROR responses do not end the connection");
+    }
+
+    /// <summary>Scans <paramref name="stream"/> in two reads split at <paramref name="split"/>; <paramref name="afterFirst"/> is the flag after the first.</summary>
+    private static ServerProtocolState ScanInTwo(byte[] stream, int split, out bool afterFirst)
+    {
+        var scanner = new ForwardingScanner(int.MaxValue);
+        scanner.CountErrorsIn(new PoolTraffic("db", "user"));
+        var state = new ServerProtocolState();
+        Assert.True(scanner.ScanFromServer(new ReadOnlySequence<byte>(stream[..split]), state, out long forward, out _));
+        afterFirst = state.EndingWithFatal;
+        Assert.True(scanner.ScanFromServer(new ReadOnlySequence<byte>(stream[(int)forward..]), state, out long rest, out _));
+        Assert.Equal(stream.Length, forward + rest);
+        return state;
+    }
+
     /// <summary>Feeds the reads as a pump does: what the scanner did not forward is scanned again with the next read.</summary>
     private static (string Class, long Count)[] Run(byte[][] reads)
     {

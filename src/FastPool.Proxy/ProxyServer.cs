@@ -26,6 +26,10 @@ public sealed class ProxyServer : IAsyncDisposable
     // its listener, or half open when the steering started, need about one client round trip to arrive.
     private static readonly TimeSpan s_handOverGrace = TimeSpan.FromSeconds(1);
 
+    // How long clients told 57P01 get to go before they are aborted, and how often the drain looks at who is left.
+    private static readonly TimeSpan s_stopGrace = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan s_drainPoll = TimeSpan.FromMilliseconds(50);
+
     private readonly ProxyRuntime _runtime;
     private readonly ClientDelegate _pipeline;
     private readonly CancellationTokenSource _stopping = new();
@@ -326,12 +330,10 @@ public sealed class ProxyServer : IAsyncDisposable
 
         if (mode == ShutdownMode.Safe)
         {
-            var wait = _runtime.Sessions.WhenEmptyAsync();
+            var wait = WhenClientsGoneAsync();
             var limit = waitTimeout ?? (_runtime.Config.ShutdownWaitTimeout > TimeSpan.Zero ? _runtime.Config.ShutdownWaitTimeout : Timeout.InfiniteTimeSpan);
-            if (await Task.WhenAny(wait, Task.Delay(limit)).ConfigureAwait(false) != wait)
-            {
-                await StopRemainingSessionsAsync(wait).ConfigureAwait(false);
-            }
+            bool timedOut = await Task.WhenAny(wait, Task.Delay(limit)).ConfigureAwait(false) != wait;
+            await StopRemainingClientsAsync(timedOut).ConfigureAwait(false);
         }
 
         AbortClients();
@@ -385,10 +387,35 @@ public sealed class ProxyServer : IAsyncDisposable
     }
 
     /// <summary>
-    /// The wait for clients timed out: each session still running is told 57P01 (as PostgreSQL's own shutdown
-    /// tells its clients) and ends; whatever has not ended shortly after is aborted by the caller.
+    /// A safe shutdown waits for every client to leave: those with a session, and those still logging in (the
+    /// listeners are closed, so no new ones come, and a client half logged in must not be cut off because the
+    /// sessions happened to end first). Admin console clients are not waited for: a monitoring connection would
+    /// hold the shutdown forever.
     /// </summary>
-    private async Task StopRemainingSessionsAsync(Task allEnded)
+    private async Task WhenClientsGoneAsync()
+    {
+        while (true)
+        {
+            await _runtime.Sessions.WhenEmptyAsync().ConfigureAwait(false);
+            lock (_clientsLock)
+            {
+                if (_clients.All(c => c.IsConsole && c.LoggedIn))
+                {
+                    return;
+                }
+            }
+
+            await Task.Delay(s_drainPoll, _runtime.Time).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// The wait for clients ended: each client still connected is told 57P01 (as PostgreSQL's own shutdown tells
+    /// its clients) and closed, whatever it is doing: a session through its pump (so the error never lands in the
+    /// middle of a server message), a client still logging in or on the admin console where it waits (<see
+    /// cref="ProxyRuntime.DrainOver"/>). Whatever has not ended shortly after is aborted by the caller.
+    /// </summary>
+    private async Task StopRemainingClientsAsync(bool timedOut)
     {
         List<ClientContext> clients;
         lock (_clientsLock)
@@ -396,13 +423,35 @@ public sealed class ProxyServer : IAsyncDisposable
             clients = [.. _clients];
         }
 
-        Log.ShutdownTimedOut(_runtime.Logger, clients.Count);
+        if (clients.Count == 0)
+        {
+            return;
+        }
+
+        if (timedOut)
+        {
+            Log.ShutdownTimedOut(_runtime.Logger, clients.Count);
+        }
+
+        _runtime.EndDrain();
         foreach (var client in clients)
         {
             client.Session?.StopForShutdown();
         }
 
-        await Task.WhenAny(allEnded, Task.Delay(TimeSpan.FromSeconds(2))).ConfigureAwait(false);
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        while (sw.Elapsed < s_stopGrace)
+        {
+            lock (_clientsLock)
+            {
+                if (_clients.Count == 0)
+                {
+                    return;
+                }
+            }
+
+            await Task.Delay(s_drainPoll).ConfigureAwait(false);
+        }
     }
 
     /// <summary>Turns a pending safe shutdown into an immediate one (a second signal).</summary>

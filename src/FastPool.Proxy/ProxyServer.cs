@@ -12,8 +12,18 @@ public enum ShutdownMode
     /// <summary>Close every client and server connection now.</summary>
     Immediate,
 
-    /// <summary>Stop accepting; wait for clients to finish (bounded by shutdown_wait_timeout when set), then close.</summary>
+    /// <summary>
+    /// PgBouncer's WAIT_FOR_CLIENTS (SIGTERM): stop accepting; wait for clients to leave (bounded by
+    /// shutdown_wait_timeout when set); whoever is left then gets 57P01.
+    /// </summary>
     Safe,
+
+    /// <summary>
+    /// PgBouncer's WAIT_FOR_SERVERS (SIGINT): stop accepting and pause; clients asking for a server get 57P01 at once;
+    /// once no server is in use any more (transactions under way have finished; in session mode, clients have
+    /// left), every client left gets 57P01. Bounded by shutdown_wait_timeout when set.
+    /// </summary>
+    WaitForServers,
 }
 
 /// <summary>
@@ -36,7 +46,7 @@ public sealed class ProxyServer : IAsyncDisposable
     private readonly List<Task> _acceptLoops = [];
     private readonly HashSet<ClientContext> _clients = [];
     private readonly Lock _clientsLock = new();
-    private readonly TaskCompletionSource _shutdownRequested = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource<ShutdownMode> _shutdownRequested = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private List<Socket> _listeners = [];
 
     // The unix socket files this process created, with their time: a successor started with so_reuseport
@@ -66,8 +76,8 @@ public sealed class ProxyServer : IAsyncDisposable
         };
     }
 
-    /// <summary>Completes when an admin ran SHUTDOWN (the server is then already stopping).</summary>
-    public Task ShutdownRequested => _shutdownRequested.Task;
+    /// <summary>Completes, with the mode asked for, when an admin ran SHUTDOWN (the server is then already stopping).</summary>
+    public Task<ShutdownMode> ShutdownRequested => _shutdownRequested.Task;
 
     /// <summary>The configuration in effect right now (it changes with a reload or an admin SET).</summary>
     public ProxyConfig Config => _runtime.Config;
@@ -274,10 +284,10 @@ public sealed class ProxyServer : IAsyncDisposable
         }
     }
 
-    private void OnShutdownCommand()
+    private void OnShutdownCommand(ShutdownMode mode)
     {
-        _shutdownRequested.TrySetResult();
-        _ = StopAsync(ShutdownMode.Immediate);
+        _shutdownRequested.TrySetResult(mode);
+        _ = StopAsync(mode);
     }
 
     private void LogStats(TimeSpan period)
@@ -316,8 +326,13 @@ public sealed class ProxyServer : IAsyncDisposable
 
         // First, so /healthz turns 503 while clients drain (load balancers stop sending new ones).
         _runtime.MarkShuttingDown();
-        Log.ShuttingDown(_runtime.Logger, mode == ShutdownMode.Safe ? "safe (waiting for clients to finish)" : "immediate");
-        if (mode == ShutdownMode.Safe && _runtime.Config.SoReuseport)
+        Log.ShuttingDown(_runtime.Logger, mode switch
+        {
+            ShutdownMode.Safe => "safe (waiting for clients to finish)",
+            ShutdownMode.WaitForServers => "safe (waiting for servers to be released)",
+            _ => "immediate",
+        });
+        if (mode != ShutdownMode.Immediate && _runtime.Config.SoReuseport)
         {
             await HandOverListenersAsync().ConfigureAwait(false);
         }
@@ -328,11 +343,19 @@ public sealed class ProxyServer : IAsyncDisposable
             CloseListener(listener);
         }
 
-        if (mode == ShutdownMode.Safe)
+        if (mode != ShutdownMode.Immediate)
         {
-            var wait = WhenClientsGoneAsync();
+            if (mode == ShutdownMode.WaitForServers)
+            {
+                // New transactions must not start: the pause holds them, and the wait below turns them away.
+                _runtime.Control.Pause(null);
+            }
+
+            using var waitEnded = new CancellationTokenSource();
+            var wait = mode == ShutdownMode.Safe ? WhenClientsGoneAsync() : WhenServersReleasedAsync(waitEnded.Token);
             var limit = waitTimeout ?? (_runtime.Config.ShutdownWaitTimeout > TimeSpan.Zero ? _runtime.Config.ShutdownWaitTimeout : Timeout.InfiniteTimeSpan);
             bool timedOut = await Task.WhenAny(wait, Task.Delay(limit)).ConfigureAwait(false) != wait;
+            await waitEnded.CancelAsync().ConfigureAwait(false);
             await StopRemainingClientsAsync(timedOut).ConfigureAwait(false);
         }
 
@@ -403,6 +426,49 @@ public sealed class ProxyServer : IAsyncDisposable
                 {
                     return;
                 }
+            }
+
+            await Task.Delay(s_drainPoll, _runtime.Time).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// WAIT_FOR_SERVERS: completes once no session holds a server. Meanwhile every client that asks for a server is
+    /// told 57P01 at once (PgBouncer disconnects such clients eagerly), so no new transaction starts; a transaction
+    /// under way finishes and its server goes back to the pool, and a session-mode client keeps its server until it
+    /// leaves.
+    /// </summary>
+    private async Task WhenServersReleasedAsync(CancellationToken stop)
+    {
+        while (!stop.IsCancellationRequested)
+        {
+            List<ClientContext> clients;
+            lock (_clientsLock)
+            {
+                clients = [.. _clients];
+            }
+
+            bool inUse = false;
+            foreach (var client in clients)
+            {
+                if (client.Session is not { } session)
+                {
+                    continue;
+                }
+
+                if (session.WaitingSinceTicks != 0)
+                {
+                    session.StopForShutdown();
+                }
+                else
+                {
+                    inUse |= session.CurrentServer is not null;
+                }
+            }
+
+            if (!inUse)
+            {
+                return;
             }
 
             await Task.Delay(s_drainPoll, _runtime.Time).ConfigureAwait(false);

@@ -62,7 +62,8 @@ internal sealed partial class AdminConsole
                 Reload();
                 break;
             case "SHUTDOWN":
-                _afterReply = _runtime.ShutdownRequested;
+                var mode = ShutdownModeOf(command);
+                _afterReply = () => _runtime.ShutdownRequested?.Invoke(mode);
                 break;
             case "SET":
                 Set(command.Args[0], command.Args[1]);
@@ -96,8 +97,23 @@ internal sealed partial class AdminConsole
         await WaitForServersReleasedAsync(db).ConfigureAwait(false);
     }
 
+    /// <summary>SHUTDOWN: at once; WAIT_FOR_CLIENTS and WAIT_FOR_SERVERS as SIGTERM and SIGINT (PgBouncer 1.23+).</summary>
+    private static ShutdownMode ShutdownModeOf(AdminCommand command) => command.Args.Count switch
+    {
+        0 => ShutdownMode.Immediate,
+        1 when command.Args[0].Equals("WAIT_FOR_CLIENTS", StringComparison.OrdinalIgnoreCase) => ShutdownMode.Safe,
+        1 when command.Args[0].Equals("WAIT_FOR_SERVERS", StringComparison.OrdinalIgnoreCase) => ShutdownMode.WaitForServers,
+        _ => throw new AdminException(SqlState.SyntaxError, "syntax: SHUTDOWN [WAIT_FOR_CLIENTS|WAIT_FOR_SERVERS]"),
+    };
+
     private void Resume(string? db)
     {
+        if (_runtime.ShuttingDown)
+        {
+            // A shutdown waiting for servers relies on the pause; undoing it would let new transactions start.
+            throw new AdminException(SqlState.ObjectNotInPrerequisiteState, "pooler is shutting down");
+        }
+
         if (!_runtime.Control.Resume(db))
         {
             throw new AdminException(SqlState.ObjectNotInPrerequisiteState, db is null ? "nothing is paused" : $"database \"{db}\" is not paused");

@@ -7,7 +7,8 @@ internal sealed partial class ClientSession
     private volatile bool _stoppedForShutdown;
 
     /// <summary>
-    /// shutdown_wait_timeout passed: ends the session the way the idle timeouts do, through the client pump, so
+    /// A safe shutdown's wait ended (shutdown_wait_timeout, or WAIT_FOR_SERVERS turning away a client that asks
+    /// for a server): ends the session the way the idle timeouts do, through the client pump, so
     /// the 57P01 error is written only after forwarding stopped (never into the middle of a server message). A
     /// server caught inside a transaction is closed, and PostgreSQL rolls it back. A client waiting for a server
     /// (at login, or for its next transaction) stops waiting and is told the same.
@@ -30,7 +31,7 @@ internal sealed partial class ClientSession
         }
     }
 
-    /// <summary>The wait for a server ended because of <see cref="StopForShutdown"/>: tells the client so.</summary>
+    /// <summary>The session ended because of <see cref="StopForShutdown"/>: tells the client so.</summary>
     private ValueTask SendShutdownErrorAsync() =>
-        _context.SendErrorAsync(SqlState.AdminShutdown, Connections.ClientContext.ShutdownMessage + " (shutdown_wait_timeout)");
+        _context.SendErrorAsync(SqlState.AdminShutdown, Connections.ClientContext.ShutdownMessage);
 }

@@ -103,6 +103,39 @@ public sealed class ShutdownWaitTimeoutTests
         Assert.Equal("57P01", (holderEx as PostgresException ?? holderEx.InnerException as PostgresException)?.SqlState);
     }
 
+    /// <summary>
+    /// SHUTDOWN WAIT_FOR_SERVERS (SIGINT's mode, PgBouncer 1.23+) in transaction pooling: a transaction under way
+    /// finishes, a client asking for a server for a new one is told 57P01 at once, and once no server is in use
+    /// every client left is told 57P01 and FastPool stops, without waiting for the idle clients to leave.
+    /// </summary>
+    [Fact]
+    public async Task WaitForServers_LetsTransactionsFinish_TurnsNewOnesAway()
+    {
+        await using var host = Admin.AdminSupport.StartProxy(_fixture.Primary, c => c with { PoolMode = PoolMode.Transaction });
+        await using var inTransaction = await host.OpenAsync();
+        await ExecAsync(inTransaction, "begin");
+        Assert.Equal(1, await ScalarAsync<int>(inTransaction, "select 1"));
+        await using var idle = await host.OpenAsync();
+        Assert.Equal(2, await ScalarAsync<int>(idle, "select 2"));
+
+        await Admin.AdminSupport.RunAsync(host.Port, "SHUTDOWN WAIT_FOR_SERVERS");
+        Assert.Equal(ShutdownMode.WaitForServers, await host.Server.ShutdownRequested.WaitAsync(TimeSpan.FromSeconds(10)));
+        var stopping = host.Server.StopAsync(ShutdownMode.WaitForServers);
+
+        var turnedAway = await Assert.ThrowsAnyAsync<NpgsqlException>(() => ScalarAsync<int>(idle, "select 3").WaitAsync(TimeSpan.FromSeconds(20)));
+        Assert.Equal("57P01", SqlStateOf(turnedAway));
+
+        Assert.False(stopping.IsCompleted, "the shutdown did not wait for the transaction under way");
+        Assert.Equal(4, await ScalarAsync<int>(inTransaction, "select 4"));
+        await ExecAsync(inTransaction, "commit");
+        await stopping.WaitAsync(TimeSpan.FromSeconds(20));
+
+        var closed = await Assert.ThrowsAnyAsync<NpgsqlException>(() => ScalarAsync<int>(inTransaction, "select 5"));
+        Assert.Equal("57P01", SqlStateOf(closed));
+    }
+
+    private static string? SqlStateOf(NpgsqlException ex) => (ex as PostgresException ?? ex.InnerException as PostgresException)?.SqlState;
+
     private static async Task<System.Net.Sockets.Socket> ConnectRawAsync(int port)
     {
         var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);

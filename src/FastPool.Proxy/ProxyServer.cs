@@ -352,7 +352,7 @@ public sealed class ProxyServer : IAsyncDisposable
             }
 
             using var waitEnded = new CancellationTokenSource();
-            var wait = mode == ShutdownMode.Safe ? WhenClientsGoneAsync() : WhenServersReleasedAsync(waitEnded.Token);
+            var wait = mode == ShutdownMode.Safe ? WhenClientsGoneAsync(waitEnded.Token) : WhenServersReleasedAsync(waitEnded.Token);
             var limit = waitTimeout ?? (_runtime.Config.ShutdownWaitTimeout > TimeSpan.Zero ? _runtime.Config.ShutdownWaitTimeout : Timeout.InfiniteTimeSpan);
             bool timedOut = await Task.WhenAny(wait, Task.Delay(limit)).ConfigureAwait(false) != wait;
             await waitEnded.CancelAsync().ConfigureAwait(false);
@@ -415,11 +415,11 @@ public sealed class ProxyServer : IAsyncDisposable
     /// sessions happened to end first). Admin console clients are not waited for: a monitoring connection would
     /// hold the shutdown forever.
     /// </summary>
-    private async Task WhenClientsGoneAsync()
+    private async Task WhenClientsGoneAsync(CancellationToken stop)
     {
-        while (true)
+        while (!stop.IsCancellationRequested)
         {
-            await _runtime.Sessions.WhenEmptyAsync().ConfigureAwait(false);
+            await _runtime.Sessions.WhenEmptyAsync().WaitAsync(stop).ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
             lock (_clientsLock)
             {
                 if (_clients.All(c => c.IsConsole && c.LoggedIn))
@@ -428,7 +428,7 @@ public sealed class ProxyServer : IAsyncDisposable
                 }
             }
 
-            await Task.Delay(s_drainPoll, _runtime.Time).ConfigureAwait(false);
+            await Task.Delay(s_drainPoll).ConfigureAwait(false);
         }
     }
 
@@ -471,7 +471,7 @@ public sealed class ProxyServer : IAsyncDisposable
                 return;
             }
 
-            await Task.Delay(s_drainPoll, _runtime.Time).ConfigureAwait(false);
+            await Task.Delay(s_drainPoll).ConfigureAwait(false);
         }
     }
 

@@ -56,8 +56,9 @@ public sealed class SuspendWaitCloseTests
         Assert.Equal(HttpStatusCode.ServiceUnavailable, health.Status);
         Assert.Equal("suspended\n", health.Body);
 
-        // The client in the middle of its transaction, and the next transaction of the idle one.
+        // The client in the middle of its transaction, the next transaction of the idle one, and a new client.
         var inTransaction = RowsAsync(busy, "select generate_series(1, 3)");
+        var opening = host.OpenAsync();
         var next = ScalarAsync<int>(idle, "select 42");
         if (mode == PoolMode.Transaction)
         {
@@ -75,6 +76,7 @@ public sealed class SuspendWaitCloseTests
         Assert.False(inTransaction.IsCompleted, "a query inside a transaction completed while suspended");
         Assert.False(unlocked.IsCompleted, "an answer reached its client while suspended");
         Assert.False(next.IsCompleted, "a new transaction got a server while suspended");
+        Assert.False(opening.IsCompleted, "a new client logged in while suspended");
 
         var again = await PsqlAsync(host.Port, "SUSPEND");
         Assert.NotEqual(0, again.ExitCode);
@@ -88,6 +90,11 @@ public sealed class SuspendWaitCloseTests
         Assert.Equal(new[] { 1, 2, 3 }, rows);
         Assert.Equal(7, await unlocked.WaitAsync(TimeSpan.FromSeconds(30)));
         Assert.Equal(42, await next.WaitAsync(TimeSpan.FromSeconds(30)));
+        await using (var opened = await opening.WaitAsync(TimeSpan.FromSeconds(30)))
+        {
+            Assert.Equal(8, await ScalarAsync<int>(opened, "select 8"));
+        }
+
         await ExecAsync(busy, "commit");
         Assert.Equal(6, await ScalarAsync<int>(busy, "select 6"));
 

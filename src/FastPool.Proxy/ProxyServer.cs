@@ -286,8 +286,9 @@ public sealed class ProxyServer : IAsyncDisposable
 
     private void OnShutdownCommand(ShutdownMode mode)
     {
-        _shutdownRequested.TrySetResult(mode);
+        // Stop first: once SHUTDOWN WAIT_FOR_SERVERS is acknowledged, no new transaction may start.
         _ = StopAsync(mode);
+        _shutdownRequested.TrySetResult(mode);
     }
 
     private void LogStats(TimeSpan period)
@@ -306,6 +307,13 @@ public sealed class ProxyServer : IAsyncDisposable
         {
             if (Interlocked.Exchange(ref _stopped, 1) == 0)
             {
+                if (mode == ShutdownMode.WaitForServers)
+                {
+                    // Before this returns, so no transaction starts after the shutdown was asked for: the pause holds
+                    // new ones, and the wait for servers turns them away.
+                    _runtime.Control.Pause(null);
+                }
+
                 _stopTask = StopCoreAsync(mode, waitTimeout);
                 return _stopTask;
             }
@@ -345,12 +353,6 @@ public sealed class ProxyServer : IAsyncDisposable
 
         if (mode != ShutdownMode.Immediate)
         {
-            if (mode == ShutdownMode.WaitForServers)
-            {
-                // New transactions must not start: the pause holds them, and the wait below turns them away.
-                _runtime.Control.Pause(null);
-            }
-
             using var waitEnded = new CancellationTokenSource();
             var wait = mode == ShutdownMode.Safe ? WhenClientsGoneAsync(waitEnded.Token) : WhenServersReleasedAsync(waitEnded.Token);
             var limit = waitTimeout ?? (_runtime.Config.ShutdownWaitTimeout > TimeSpan.Zero ? _runtime.Config.ShutdownWaitTimeout : Timeout.InfiniteTimeSpan);

@@ -10,7 +10,9 @@ internal sealed class DatabaseControl
     private readonly Dictionary<string, TaskCompletionSource> _paused = new(StringComparer.Ordinal);
     private readonly HashSet<string> _disabled = new(StringComparer.Ordinal);
     private TaskCompletionSource? _pausedAll;
-    private object? _suspended;
+
+    // Set while SUSPEND is in effect; forwarding waits for it (see ClientSession.Suspend).
+    private volatile TaskCompletionSource? _suspended;
 
     // Read without the lock on every server acquisition: zero means nothing is paused, the common case.
     private volatile int _pauseCount;
@@ -26,30 +28,47 @@ internal sealed class DatabaseControl
         }
     }
 
-    /// <summary>SUSPEND is in effect: nothing new is accepted and every request for a server waits (until RESUME).</summary>
-    public bool IsSuspended => Volatile.Read(ref _suspended) is not null;
+    /// <summary>SUSPEND is in effect: no bytes are forwarded either way and every request for a server waits (until RESUME).</summary>
+    public bool IsSuspended => _suspended is not null;
+
+    /// <summary>Null while not suspended; otherwise completes at RESUME. Read on every forward: one volatile read.</summary>
+    public Task? WhenUnsuspended => _suspended?.Task;
+
+    /// <summary>PAUSE is in effect for everything (not SUSPEND, which pauses everything too).</summary>
+    public bool IsPausedAll
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _pausedAll is not null && _suspended is null;
+            }
+        }
+    }
 
     /// <summary>
-    /// SUSPEND: everything is paused at once (requests for servers wait in the pause gate until RESUME), without
-    /// waiting for servers in use to be released and without closing idle ones. False when already suspended.
+    /// SUSPEND: everything is paused at once (requests for servers wait in the pause gate until RESUME) and
+    /// forwarding stops, without waiting for servers in use to be released and without closing idle ones. Refused,
+    /// as PgBouncer refuses it, while anything is paused or suspended: RESUME would not know what to undo.
     /// </summary>
-    public bool Suspend()
+    public SuspendOutcome Suspend()
     {
         lock (_lock)
         {
-            if (_suspended is not null)
+            if (_suspended is not null || _pausedAll is not null)
             {
-                return false;
+                return SuspendOutcome.AlreadyPaused;
             }
 
-            _suspended = new object();
-            if (_pausedAll is null)
+            if (_paused.Count > 0)
             {
-                _pausedAll = NewGate();
-                _pauseCount++;
+                return SuspendOutcome.DatabasesPaused;
             }
 
-            return true;
+            _suspended = NewGate();
+            _pausedAll = NewGate();
+            _pauseCount++;
+            return SuspendOutcome.Suspended;
         }
     }
 
@@ -107,7 +126,7 @@ internal sealed class DatabaseControl
     public bool Resume(string? database)
     {
         List<TaskCompletionSource> released = [];
-        bool suspendEnded = false;
+        TaskCompletionSource? suspendEnded = null;
         lock (_lock)
         {
             if (database is null)
@@ -120,9 +139,9 @@ internal sealed class DatabaseControl
 
                 if (_suspended is not null)
                 {
-                    // Not a gate of its own (so not in _pauseCount): the pause of everything above is what holds requests.
+                    // Not in _pauseCount: the pause of everything above is what holds requests; this one holds forwarding.
+                    suspendEnded = _suspended;
                     _suspended = null;
-                    suspendEnded = true;
                 }
 
                 released.AddRange(_paused.Values);
@@ -142,7 +161,8 @@ internal sealed class DatabaseControl
             tcs.TrySetResult();
         }
 
-        return released.Count > 0 || suspendEnded;
+        suspendEnded?.TrySetResult();
+        return released.Count > 0 || suspendEnded is not null;
     }
 
     public bool Disable(string database)
@@ -170,4 +190,15 @@ internal sealed class DatabaseControl
     }
 
     private static TaskCompletionSource NewGate() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+}
+
+internal enum SuspendOutcome
+{
+    Suspended,
+
+    /// <summary>PAUSE (of everything) or SUSPEND is already in effect.</summary>
+    AlreadyPaused,
+
+    /// <summary>Some databases are paused.</summary>
+    DatabasesPaused,
 }

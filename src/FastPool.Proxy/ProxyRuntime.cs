@@ -83,7 +83,7 @@ internal sealed partial class ProxyRuntime
     public ConcurrentDictionary<long, ClientContext> Clients { get; } = new();
 
     /// <summary>Set by the server: what the admin SHUTDOWN command does.</summary>
-    public Action? ShutdownRequested { get; set; }
+    public Action<ShutdownMode>? ShutdownRequested { get; set; }
 
     /// <summary>Set by the server: runs after a new snapshot is in place (e.g. to retime the stats timer).</summary>
     public Action<ProxyConfig>? ConfigApplied { get; set; }

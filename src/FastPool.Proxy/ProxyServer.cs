@@ -12,8 +12,18 @@ public enum ShutdownMode
     /// <summary>Close every client and server connection now.</summary>
     Immediate,
 
-    /// <summary>Stop accepting; wait for clients to finish (bounded by shutdown_wait_timeout when set), then close.</summary>
+    /// <summary>
+    /// PgBouncer's WAIT_FOR_CLIENTS (SIGTERM): stop accepting; wait for clients to leave (bounded by
+    /// shutdown_wait_timeout when set); whoever is left then gets 57P01.
+    /// </summary>
     Safe,
+
+    /// <summary>
+    /// PgBouncer's WAIT_FOR_SERVERS (SIGINT): stop accepting and pause; clients asking for a server get 57P01 at once;
+    /// once no server is in use any more (transactions under way have finished; in session mode, clients have
+    /// left), every client left gets 57P01. Bounded by shutdown_wait_timeout when set.
+    /// </summary>
+    WaitForServers,
 }
 
 /// <summary>
@@ -26,13 +36,17 @@ public sealed class ProxyServer : IAsyncDisposable
     // its listener, or half open when the steering started, need about one client round trip to arrive.
     private static readonly TimeSpan s_handOverGrace = TimeSpan.FromSeconds(1);
 
+    // How long clients told 57P01 get to go before they are aborted, and how often the drain looks at who is left.
+    private static readonly TimeSpan s_stopGrace = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan s_drainPoll = TimeSpan.FromMilliseconds(50);
+
     private readonly ProxyRuntime _runtime;
     private readonly ClientDelegate _pipeline;
     private readonly CancellationTokenSource _stopping = new();
     private readonly List<Task> _acceptLoops = [];
     private readonly HashSet<ClientContext> _clients = [];
     private readonly Lock _clientsLock = new();
-    private readonly TaskCompletionSource _shutdownRequested = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource<ShutdownMode> _shutdownRequested = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private List<Socket> _listeners = [];
 
     // The unix socket files this process created, with their time: a successor started with so_reuseport
@@ -62,8 +76,8 @@ public sealed class ProxyServer : IAsyncDisposable
         };
     }
 
-    /// <summary>Completes when an admin ran SHUTDOWN (the server is then already stopping).</summary>
-    public Task ShutdownRequested => _shutdownRequested.Task;
+    /// <summary>Completes, with the mode asked for, when an admin ran SHUTDOWN (the server is then already stopping).</summary>
+    public Task<ShutdownMode> ShutdownRequested => _shutdownRequested.Task;
 
     /// <summary>The configuration in effect right now (it changes with a reload or an admin SET).</summary>
     public ProxyConfig Config => _runtime.Config;
@@ -270,10 +284,11 @@ public sealed class ProxyServer : IAsyncDisposable
         }
     }
 
-    private void OnShutdownCommand()
+    private void OnShutdownCommand(ShutdownMode mode)
     {
-        _shutdownRequested.TrySetResult();
-        _ = StopAsync(ShutdownMode.Immediate);
+        // Stop first: once SHUTDOWN WAIT_FOR_SERVERS is acknowledged, no new transaction may start.
+        _ = StopAsync(mode);
+        _shutdownRequested.TrySetResult(mode);
     }
 
     private void LogStats(TimeSpan period)
@@ -292,6 +307,13 @@ public sealed class ProxyServer : IAsyncDisposable
         {
             if (Interlocked.Exchange(ref _stopped, 1) == 0)
             {
+                if (mode == ShutdownMode.WaitForServers)
+                {
+                    // Before this returns, so no transaction starts after the shutdown was asked for: the pause holds
+                    // new ones, and the wait for servers turns them away.
+                    _runtime.Control.Pause(null);
+                }
+
                 _stopTask = StopCoreAsync(mode, waitTimeout);
                 return _stopTask;
             }
@@ -312,8 +334,13 @@ public sealed class ProxyServer : IAsyncDisposable
 
         // First, so /healthz turns 503 while clients drain (load balancers stop sending new ones).
         _runtime.MarkShuttingDown();
-        Log.ShuttingDown(_runtime.Logger, mode == ShutdownMode.Safe ? "safe (waiting for clients to finish)" : "immediate");
-        if (mode == ShutdownMode.Safe && _runtime.Config.SoReuseport)
+        Log.ShuttingDown(_runtime.Logger, mode switch
+        {
+            ShutdownMode.Safe => "safe (waiting for clients to finish)",
+            ShutdownMode.WaitForServers => "safe (waiting for servers to be released)",
+            _ => "immediate",
+        });
+        if (mode != ShutdownMode.Immediate && _runtime.Config.SoReuseport)
         {
             await HandOverListenersAsync().ConfigureAwait(false);
         }
@@ -324,14 +351,14 @@ public sealed class ProxyServer : IAsyncDisposable
             CloseListener(listener);
         }
 
-        if (mode == ShutdownMode.Safe)
+        if (mode != ShutdownMode.Immediate)
         {
-            var wait = _runtime.Sessions.WhenEmptyAsync();
+            using var waitEnded = new CancellationTokenSource();
+            var wait = mode == ShutdownMode.Safe ? WhenClientsGoneAsync(waitEnded.Token) : WhenServersReleasedAsync(waitEnded.Token);
             var limit = waitTimeout ?? (_runtime.Config.ShutdownWaitTimeout > TimeSpan.Zero ? _runtime.Config.ShutdownWaitTimeout : Timeout.InfiniteTimeSpan);
-            if (await Task.WhenAny(wait, Task.Delay(limit)).ConfigureAwait(false) != wait)
-            {
-                await StopRemainingSessionsAsync(wait).ConfigureAwait(false);
-            }
+            bool timedOut = await Task.WhenAny(wait, Task.Delay(limit)).ConfigureAwait(false) != wait;
+            await waitEnded.CancelAsync().ConfigureAwait(false);
+            await StopRemainingClientsAsync(timedOut).ConfigureAwait(false);
         }
 
         AbortClients();
@@ -385,10 +412,78 @@ public sealed class ProxyServer : IAsyncDisposable
     }
 
     /// <summary>
-    /// The wait for clients timed out: each session still running is told 57P01 (as PostgreSQL's own shutdown
-    /// tells its clients) and ends; whatever has not ended shortly after is aborted by the caller.
+    /// A safe shutdown waits for every client to leave: those with a session, and those still logging in (the
+    /// listeners are closed, so no new ones come, and a client half logged in must not be cut off because the
+    /// sessions happened to end first). Admin console clients are not waited for: a monitoring connection would
+    /// hold the shutdown forever.
     /// </summary>
-    private async Task StopRemainingSessionsAsync(Task allEnded)
+    private async Task WhenClientsGoneAsync(CancellationToken stop)
+    {
+        while (!stop.IsCancellationRequested)
+        {
+            await _runtime.Sessions.WhenEmptyAsync().WaitAsync(stop).ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
+            lock (_clientsLock)
+            {
+                if (_clients.All(c => c.IsConsole && c.LoggedIn))
+                {
+                    return;
+                }
+            }
+
+            await Task.Delay(s_drainPoll).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// WAIT_FOR_SERVERS: completes once no session holds a server. Meanwhile every client that asks for a server is
+    /// told 57P01 at once (PgBouncer disconnects such clients eagerly), so no new transaction starts; a transaction
+    /// under way finishes and its server goes back to the pool, and a session-mode client keeps its server until it
+    /// leaves.
+    /// </summary>
+    private async Task WhenServersReleasedAsync(CancellationToken stop)
+    {
+        while (!stop.IsCancellationRequested)
+        {
+            List<ClientContext> clients;
+            lock (_clientsLock)
+            {
+                clients = [.. _clients];
+            }
+
+            bool inUse = false;
+            foreach (var client in clients)
+            {
+                if (client.Session is not { } session)
+                {
+                    continue;
+                }
+
+                if (session.WaitingSinceTicks != 0)
+                {
+                    session.StopForShutdown();
+                }
+                else
+                {
+                    inUse |= session.CurrentServer is not null;
+                }
+            }
+
+            if (!inUse)
+            {
+                return;
+            }
+
+            await Task.Delay(s_drainPoll).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// The wait for clients ended: each client still connected is told 57P01 (as PostgreSQL's own shutdown tells
+    /// its clients) and closed, whatever it is doing: a session through its pump (so the error never lands in the
+    /// middle of a server message), a client still logging in or on the admin console where it waits (<see
+    /// cref="ProxyRuntime.DrainOver"/>). Whatever has not ended shortly after is aborted by the caller.
+    /// </summary>
+    private async Task StopRemainingClientsAsync(bool timedOut)
     {
         List<ClientContext> clients;
         lock (_clientsLock)
@@ -396,13 +491,35 @@ public sealed class ProxyServer : IAsyncDisposable
             clients = [.. _clients];
         }
 
-        Log.ShutdownTimedOut(_runtime.Logger, clients.Count);
+        if (clients.Count == 0)
+        {
+            return;
+        }
+
+        if (timedOut)
+        {
+            Log.ShutdownTimedOut(_runtime.Logger, clients.Count);
+        }
+
+        _runtime.EndDrain();
         foreach (var client in clients)
         {
             client.Session?.StopForShutdown();
         }
 
-        await Task.WhenAny(allEnded, Task.Delay(TimeSpan.FromSeconds(2))).ConfigureAwait(false);
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        while (sw.Elapsed < s_stopGrace)
+        {
+            lock (_clientsLock)
+            {
+                if (_clients.Count == 0)
+                {
+                    return;
+                }
+            }
+
+            await Task.Delay(s_drainPoll).ConfigureAwait(false);
+        }
     }
 
     /// <summary>Turns a pending safe shutdown into an immediate one (a second signal).</summary>

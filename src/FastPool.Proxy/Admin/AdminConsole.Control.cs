@@ -11,6 +11,9 @@ internal sealed partial class AdminConsole
     // How often PAUSE looks whether the servers it waits for are back; a console command, not a hot path.
     private static readonly TimeSpan s_pausePoll = TimeSpan.FromMilliseconds(50);
 
+    // How often SUSPEND looks whether the sends under way have finished.
+    private static readonly TimeSpan s_suspendSettle = TimeSpan.FromMilliseconds(20);
+
     private static readonly HashSet<string> s_controlVerbs = new(StringComparer.Ordinal)
     {
         "PAUSE", "RESUME", "DISABLE", "ENABLE", "RECONNECT", "KILL", "KILL_CLIENT", "RELOAD", "SHUTDOWN", "SET", "SUSPEND", "WAIT_CLOSE",
@@ -31,7 +34,7 @@ internal sealed partial class AdminConsole
                 Resume(OptionalDatabase(command));
                 break;
             case "SUSPEND":
-                Suspend(command);
+                await SuspendAsync(command).ConfigureAwait(false);
                 break;
             case "WAIT_CLOSE":
                 await WaitCloseAsync(OptionalDatabase(command)).ConfigureAwait(false);
@@ -59,7 +62,8 @@ internal sealed partial class AdminConsole
                 Reload();
                 break;
             case "SHUTDOWN":
-                _afterReply = _runtime.ShutdownRequested;
+                var mode = ShutdownModeOf(command);
+                _afterReply = () => _runtime.ShutdownRequested?.Invoke(mode);
                 break;
             case "SET":
                 Set(command.Args[0], command.Args[1]);
@@ -80,16 +84,36 @@ internal sealed partial class AdminConsole
 
     private async Task PauseAsync(string? db)
     {
+        if (_runtime.Control.IsSuspended)
+        {
+            throw new AdminException(SqlState.ObjectNotInPrerequisiteState, "already suspended/paused");
+        }
+
         if (!_runtime.Control.Pause(db))
         {
-            throw new AdminException(SqlState.ObjectNotInPrerequisiteState, db is null ? "already paused" : $"database \"{db}\" is already paused");
+            throw new AdminException(SqlState.ObjectNotInPrerequisiteState, db is null ? "already suspended/paused" : $"database \"{db}\" is already paused");
         }
 
         await WaitForServersReleasedAsync(db).ConfigureAwait(false);
     }
 
+    /// <summary>SHUTDOWN: at once; WAIT_FOR_CLIENTS and WAIT_FOR_SERVERS as SIGTERM and SIGINT (PgBouncer 1.23+).</summary>
+    private static ShutdownMode ShutdownModeOf(AdminCommand command) => command.Args.Count switch
+    {
+        0 => ShutdownMode.Immediate,
+        1 when command.Args[0].Equals("WAIT_FOR_CLIENTS", StringComparison.OrdinalIgnoreCase) => ShutdownMode.Safe,
+        1 when command.Args[0].Equals("WAIT_FOR_SERVERS", StringComparison.OrdinalIgnoreCase) => ShutdownMode.WaitForServers,
+        _ => throw new AdminException(SqlState.SyntaxError, "syntax: SHUTDOWN [WAIT_FOR_CLIENTS|WAIT_FOR_SERVERS]"),
+    };
+
     private void Resume(string? db)
     {
+        if (_runtime.ShuttingDown)
+        {
+            // A shutdown waiting for servers relies on the pause; undoing it would let new transactions start.
+            throw new AdminException(SqlState.ObjectNotInPrerequisiteState, "pooler is shutting down");
+        }
+
         if (!_runtime.Control.Resume(db))
         {
             throw new AdminException(SqlState.ObjectNotInPrerequisiteState, db is null ? "nothing is paused" : $"database \"{db}\" is not paused");
@@ -97,19 +121,48 @@ internal sealed partial class AdminConsole
     }
 
     /// <summary>
-    /// SUSPEND: no request gets a server until RESUME. Unlike PAUSE it returns at once: servers in use stay with
-    /// their clients (a transaction under way finishes; the client's next one waits) and idle servers stay open.
+    /// SUSPEND, as PgBouncer documents it: forwarding stops in every session, those holding a server included, and
+    /// the command returns once the sends under way have finished (the socket buffers are flushed). Connections
+    /// that cannot finish within suspend_timeout are dropped, as PgBouncer drops them. No request gets a server
+    /// until RESUME; idle servers stay open. The console itself keeps working, so RESUME can be given.
     /// </summary>
-    private void Suspend(AdminCommand command)
+    private async Task SuspendAsync(AdminCommand command)
     {
         if (command.Args.Count != 0)
         {
             throw new AdminException(SqlState.SyntaxError, "syntax: SUSPEND");
         }
 
-        if (!_runtime.Control.Suspend())
+        switch (_runtime.Control.Suspend())
         {
-            throw new AdminException(SqlState.ObjectNotInPrerequisiteState, "already suspended");
+            case SuspendOutcome.AlreadyPaused:
+                throw new AdminException(SqlState.ObjectNotInPrerequisiteState, "already suspended/paused");
+            case SuspendOutcome.DatabasesPaused:
+                throw new AdminException(SqlState.ObjectNotInPrerequisiteState, "cannot suspend with paused databases", "RESUME them first.");
+        }
+
+        // A pump may have read the gate as open just before it closed: give its mark time to become visible.
+        await Task.Delay(s_suspendSettle, _runtime.Time).ConfigureAwait(false);
+        long start = _runtime.Time.GetTimestamp();
+        while (true)
+        {
+            var sending = _runtime.Clients.Values.Where(c => c.Session?.IsForwarding == true).ToList();
+            if (sending.Count == 0 || _context.Connection.IsClosed)
+            {
+                return;
+            }
+
+            if (_runtime.Time.GetElapsedTime(start) >= _runtime.Config.SuspendTimeout)
+            {
+                foreach (var client in sending)
+                {
+                    client.Kill("suspend_timeout: its buffers could not be flushed");
+                }
+
+                return;
+            }
+
+            await Task.Delay(s_suspendSettle, _runtime.Time).ConfigureAwait(false);
         }
     }
 

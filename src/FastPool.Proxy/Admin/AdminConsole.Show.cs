@@ -10,7 +10,7 @@ namespace FastPool.Proxy.Admin;
 internal sealed partial class AdminConsole
 {
     private const string Help = """
-        SHOW HELP|VERSION|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|USERS|STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS|LISTS|STATE|MEM|POOL_NODES
+        SHOW HELP|VERSION|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|SOCKETS|ACTIVE_SOCKETS|USERS|STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS|LISTS|STATE|MEM|POOL_NODES
         SET key = value
         RELOAD
         PAUSE [db]
@@ -23,7 +23,7 @@ internal sealed partial class AdminConsole
         KILL db
         KILL_CLIENT id
         ATTACH|DETACH|PROMOTE|RECOVER NODE n [db]
-        SHUTDOWN
+        SHUTDOWN [WAIT_FOR_CLIENTS|WAIT_FOR_SERVERS]
         """;
 
     private static readonly Column[] s_statsTotals =
@@ -65,6 +65,12 @@ internal sealed partial class AdminConsole
                 break;
             case "SERVERS":
                 ShowServers();
+                break;
+            case "SOCKETS":
+                ShowSockets(activeOnly: false);
+                break;
+            case "ACTIVE_SOCKETS":
+                ShowSockets(activeOnly: true);
                 break;
             case "USERS":
                 ShowUsers();
@@ -194,8 +200,9 @@ internal sealed partial class AdminConsole
         new("close_needed", ColumnType.Int4), new("ptr", ColumnType.Text), new("link", ColumnType.Text), new("remote_pid", ColumnType.Int4),
         new("tls", ColumnType.Text), new("application_name", ColumnType.Text),
 
-        // Not in PgBouncer 1.18: the number KILL_CLIENT takes (PgBouncer added the same column later).
-        new("id", ColumnType.Int8),
+        // Not in PgBouncer 1.18, in the place later PgBouncers put them: the protocol-level prepared statements the
+        // connection holds (1.21), and the number KILL_CLIENT takes.
+        new("prepared_statements", ColumnType.Int4), new("id", ColumnType.Int8),
     ];
 
     private void ShowClients()
@@ -204,33 +211,56 @@ internal sealed partial class AdminConsole
         _result.Describe(ConnectionColumns());
         foreach (var client in LoggedInClients())
         {
-            var session = client.Session;
-            long waitingSince = session?.WaitingSinceTicks ?? 0;
-            var wait = waitingSince == 0 ? TimeSpan.Zero : _runtime.Time.GetElapsedTime(waitingSince, now);
-            long requested = session?.LastRequestTicks ?? 0;
-            var (addr, port) = Endpoint(client.Connection.Socket, remote: true);
-            var (localAddr, localPort) = Endpoint(client.Connection.Socket, remote: false);
-            _result.Row()
-                .Add("C").Add(client.User).Add(client.IsConsole ? "pgbouncer" : client.DatabaseName).Add(waitingSince != 0 ? "waiting" : "active")
-                .Add(addr).Add(port).Add(localAddr).Add(localPort)
-                .Add(client.ConnectedAt).Add(requested == 0 ? client.ConnectedAt : WallClock(requested, now))
-                .Add((long)wait.TotalSeconds).Add(wait.Microseconds + (wait.Milliseconds * 1000L)).Add(0L)
-                .Add("C-" + client.Id).Add(session?.CurrentServer is { } server ? "S-" + server.Id : null).Add(0L).Add(string.Empty)
-                .Add(client.Startup?.GetParameter("application_name") ?? string.Empty).Add(client.Id);
+            ClientRow(client, ClientState(client), now);
         }
 
         _result.Complete("SHOW");
+    }
+
+    private static string ClientState(ClientContext client) =>
+        !client.LoggedIn ? "login" : client.Session?.WaitingSinceTicks is > 0 ? "waiting" : "active";
+
+    private void ClientRow(ClientContext client, string state, long now)
+    {
+        var session = client.Session;
+        long waitingSince = session?.WaitingSinceTicks ?? 0;
+        var wait = waitingSince == 0 ? TimeSpan.Zero : _runtime.Time.GetElapsedTime(waitingSince, now);
+        long requested = session?.LastRequestTicks ?? 0;
+        var (addr, port) = Endpoint(client.Connection.Socket, remote: true);
+        var (localAddr, localPort) = Endpoint(client.Connection.Socket, remote: false);
+
+        // Before its startup packet a client has no user or database yet: PgBouncer's placeholders then.
+        string? user = client.Startup is null ? "(nouser)" : client.User;
+        string? database = client.Startup is null ? "(nodb)" : client.IsConsole ? "pgbouncer" : client.DatabaseName;
+        _result.Row()
+            .Add("C").Add(user).Add(database).Add(state)
+            .Add(addr).Add(port).Add(localAddr).Add(localPort)
+            .Add(client.ConnectedAt).Add(requested == 0 ? client.ConnectedAt : WallClock(requested, now))
+            .Add((long)wait.TotalSeconds).Add(wait.Microseconds + (wait.Milliseconds * 1000L)).Add(0L)
+            .Add("C-" + client.Id).Add(session?.CurrentServer is { } server ? "S-" + server.Id : null).Add(0L).Add(TlsInfo(client.Connection))
+            .Add(client.Startup?.GetParameter("application_name") ?? string.Empty).Add(session?.PreparedStatementCount ?? 0).Add(client.Id);
     }
 
     private void ShowServers()
     {
         long now = _runtime.Time.GetTimestamp();
         _result.Describe(ConnectionColumns());
+        foreach (var (server, state, client) in Servers())
+        {
+            ServerRow(server, state, client, now);
+        }
+
+        _result.Complete("SHOW");
+    }
+
+    /// <summary>Servers held by clients ("active"), then each pool's idle ones ("used" when they need a check first).</summary>
+    private IEnumerable<(ServerConnection Server, string State, ClientContext? Client)> Servers()
+    {
         foreach (var client in LoggedInClients())
         {
             if (client.Session?.CurrentServer is { } server)
             {
-                ServerRow(server, "active", client, now);
+                yield return (server, "active", client);
             }
         }
 
@@ -238,11 +268,9 @@ internal sealed partial class AdminConsole
         {
             foreach (var server in pool.IdleSnapshot())
             {
-                ServerRow(server, pool.NeedsCheckBeforeUse(server) ? "used" : "idle", null, now);
+                yield return (server, pool.NeedsCheckBeforeUse(server) ? "used" : "idle", null);
             }
         }
-
-        _result.Complete("SHOW");
     }
 
     private void ServerRow(ServerConnection server, string state, ClientContext? client, long now)
@@ -254,8 +282,8 @@ internal sealed partial class AdminConsole
             .Add(server.Node.Endpoint.Host).Add(server.Node.Endpoint.Port).Add(localAddr).Add(localPort)
             .Add(WallClock(server.CreatedTicks, now)).Add(WallClock(server.LastUsedTicks, now))
             .Add(0L).Add(0L).Add(server.Generation != pool.Generation || pool.Retired)
-            .Add("S-" + server.Id).Add(client is null ? null : "C-" + client.Id).Add(server.BackendProcessId).Add(string.Empty)
-            .Add(client?.Startup?.GetParameter("application_name") ?? string.Empty).Add(server.Id);
+            .Add("S-" + server.Id).Add(client is null ? null : "C-" + client.Id).Add(server.BackendProcessId).Add(TlsInfo(server.Connection))
+            .Add(client?.Startup?.GetParameter("application_name") ?? string.Empty).Add(server.Protocol.PreparedCount).Add(server.Id);
     }
 
     private void ShowUsers()
@@ -361,10 +389,11 @@ internal sealed partial class AdminConsole
 
     private void ShowState()
     {
-        bool paused = _runtime.Control.AllPaused;
+        // As PgBouncer: one of the three modes; SUSPEND is not reported as paused too.
+        var control = _runtime.Control;
         _result.Describe([new("key", ColumnType.Text), new("value", ColumnType.Text)]);
-        _result.Row().Add("active").Add(paused ? "no" : "yes");
-        _result.Row().Add("paused").Add(paused ? "yes" : "no");
+        _result.Row().Add("active").Add(control.AllPaused ? "no" : "yes");
+        _result.Row().Add("paused").Add(control.IsPausedAll ? "yes" : "no");
         _result.Row().Add("suspended").Add(_runtime.Control.IsSuspended ? "yes" : "no");
         _result.Complete("SHOW");
     }
@@ -421,6 +450,20 @@ internal sealed partial class AdminConsole
         long used = GC.GetTotalMemory(forceFullCollection: false);
         _result.Row().Add("managed_heap").Add(1L).Add(used).Add(Math.Max(0, gc.HeapSizeBytes - used)).Add(gc.HeapSizeBytes);
         _result.Complete("SHOW");
+    }
+
+    /// <summary>PgBouncer's tls column: protocol and cipher, empty without TLS.</summary>
+    private static string TlsInfo(Transport.Connection connection)
+    {
+        try
+        {
+            return connection is Transport.TlsConnection tls ? tls.Description : string.Empty;
+        }
+        catch (Exception ex) when (ex is ObjectDisposedException or InvalidOperationException)
+        {
+            // The connection closed while the list was being written.
+            return string.Empty;
+        }
     }
 
     private List<ClientContext> LoggedInClients() => [.. _runtime.Clients.Values.Where(c => c.LoggedIn).OrderBy(c => c.Id)];

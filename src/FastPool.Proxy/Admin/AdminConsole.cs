@@ -61,7 +61,13 @@ internal sealed partial class AdminConsole
             byte[] body;
             try
             {
-                (code, body) = await MessageIo.ReadMessageAsync(_context.Connection.Input, CancellationToken.None).ConfigureAwait(false);
+                // A safe shutdown does not wait for console clients; when it ends, one waiting here is told 57P01.
+                (code, body) = await MessageIo.ReadMessageAsync(_context.Connection.Input, _runtime.DrainOver).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (_runtime.DrainOver.IsCancellationRequested)
+            {
+                await _context.SendErrorAsync(SqlState.AdminShutdown, ClientContext.ShutdownMessage).ConfigureAwait(false);
+                return;
             }
             catch (Exception)
             {

@@ -21,6 +21,11 @@ internal sealed class AdminStage : IConnectionStage
             return RunConsoleAsync(context);
         }
 
+        if (context.Runtime.Control.WhenUnsuspended is { } resumed)
+        {
+            return WaitForResumeAsync(context, resumed, next);
+        }
+
         if (context.Runtime.Control.IsDisabled(context.DatabaseName))
         {
             // PostgreSQL's own answer for a database with ALLOW_CONNECTIONS false uses the same code.
@@ -29,6 +34,26 @@ internal sealed class AdminStage : IConnectionStage
         }
 
         return next(context);
+    }
+
+    /// <summary>
+    /// SUSPEND: as PgBouncer documents, a new client waits until RESUME before its login completes (the console is
+    /// not held: RESUME comes through it). A shutdown's end of waiting tells it 57P01 instead.
+    /// </summary>
+    private async Task WaitForResumeAsync(ClientContext context, Task resumed, ClientDelegate next)
+    {
+        try
+        {
+            await resumed.WaitAsync(context.Runtime.DrainOver).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            await context.SendErrorAsync(SqlState.AdminShutdown, ClientContext.ShutdownMessage).ConfigureAwait(false);
+            return;
+        }
+
+        // Checked again: another SUSPEND may have come, or the database been disabled meanwhile.
+        await InvokeAsync(context, next).ConfigureAwait(false);
     }
 
     private static async Task RunConsoleAsync(ClientContext context)

@@ -61,6 +61,7 @@ internal static class ConfigKeys
         new("server_reset_query_always", c => Bool(c.ServerResetQueryAlways)),
         new("shutdown_wait_timeout", c => Time(c.ShutdownWaitTimeout), static (c, v) => c with { ShutdownWaitTimeout = v.ShutdownWaitTimeout }),
         new("so_reuseport", c => Bool(c.SoReuseport)),
+        new("suspend_timeout", c => Time(c.SuspendTimeout), static (c, v) => c with { SuspendTimeout = v.SuspendTimeout }),
         new("stats_period", c => Time(c.StatsPeriod), static (c, v) => c with { StatsPeriod = v.StatsPeriod }),
         new("stats_users", c => List(c.StatsUsers), static (c, v) => c with { StatsUsers = v.StatsUsers }),
         new("unix_socket_dir", c => c.UnixSocketDir),

@@ -387,6 +387,7 @@ public static partial class ConfigLoader
                 "idle_transaction_timeout" => static (c, t) => c with { IdleTransactionTimeout = t },
                 "stats_period" => static (c, t) => c with { StatsPeriod = t },
                 "shutdown_wait_timeout" => static (c, t) => c with { ShutdownWaitTimeout = t },
+                "suspend_timeout" => static (c, t) => c with { SuspendTimeout = t },
                 _ => null,
             };
             if (set is null)
@@ -1297,7 +1298,7 @@ internal static class PgBouncerKeys
         "peer_id", "pool_idle_timeout", "query_wait_notify", "resolv_conf", "sbuf_loopcnt", "scram_iterations",
         "server_fast_close", "server_round_robin",
         "server_tls13_ciphers",
-        "service_name", "suspend_timeout",
+        "service_name",
         "syslog", "syslog_facility", "syslog_ident",
         "tcp_defer_accept", "tcp_keepalive", "tcp_keepcnt", "tcp_keepidle", "tcp_keepintvl",
         "tcp_socket_buffer", "tcp_user_timeout",

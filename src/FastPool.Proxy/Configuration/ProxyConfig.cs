@@ -90,6 +90,9 @@ public sealed record ProxyConfig
     public TimeSpan StatsPeriod { get; init; } = TimeSpan.FromSeconds(60);
     public int Verbose { get; init; }
     public TimeSpan ShutdownWaitTimeout { get; init; } = TimeSpan.Zero;
+
+    /// <summary>How long SUSPEND waits for the sends under way to finish; connections still sending then are dropped (PgBouncer's default).</summary>
+    public TimeSpan SuspendTimeout { get; init; } = TimeSpan.FromSeconds(10);
     /// <summary>so_reuseport: listen with SO_REUSEPORT, so a second FastPool can take over the port (rolling restart).</summary>
     public bool SoReuseport { get; init; }
 

@@ -61,7 +61,8 @@ internal sealed partial class AuthStage : IConnectionStage
     /// </summary>
     private async Task<bool> AuthenticateAsync(ClientContext context, ProxyConfig config)
     {
-        using var timeout = new CancellationTokenSource();
+        // Linked to the end of a safe shutdown's wait: a client still authenticating then is told 57P01.
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.Runtime.DrainOver);
         if (config.ClientLoginTimeout > TimeSpan.Zero)
         {
             timeout.CancelAfter(config.ClientLoginTimeout);
@@ -108,7 +109,7 @@ internal sealed partial class AuthStage : IConnectionStage
             }
             catch (OperationCanceledException)
             {
-                await context.SendErrorAsync(SqlState.ProtocolViolation, "client_login_timeout (authentication not completed in time)").ConfigureAwait(false);
+                await context.SendLoginStoppedAsync("client_login_timeout (authentication not completed in time)").ConfigureAwait(false);
                 return false;
             }
         }
@@ -261,7 +262,7 @@ internal sealed partial class AuthStage : IConnectionStage
         }
         catch (OperationCanceledException)
         {
-            await context.SendErrorAsync(SqlState.ProtocolViolation, "client_login_timeout (authentication not completed in time)").ConfigureAwait(false);
+            await context.SendLoginStoppedAsync("client_login_timeout (authentication not completed in time)").ConfigureAwait(false);
             return null;
         }
         catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)

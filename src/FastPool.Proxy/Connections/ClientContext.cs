@@ -78,6 +78,18 @@ internal sealed class ClientContext
     /// <summary>Counted in max_client_conn; the server gives the slot back when the connection ends.</summary>
     public bool HoldsClientSlot { get; set; }
 
+    /// <summary>What a client still connected when a safe shutdown stops waiting is told, as PostgreSQL's own shutdown tells it.</summary>
+    public const string ShutdownMessage = "terminating connection because FastPool is shutting down";
+
+    /// <summary>
+    /// A login step's wait was cancelled: by client_login_timeout (<paramref name="timeoutMessage"/>, 08P01) or by
+    /// the end of a safe shutdown's wait for clients (57P01, which the client may retry elsewhere).
+    /// </summary>
+    public ValueTask SendLoginStoppedAsync(string timeoutMessage) =>
+        Runtime.DrainOver.IsCancellationRequested
+            ? SendErrorAsync(SqlState.AdminShutdown, ShutdownMessage)
+            : SendErrorAsync(SqlState.ProtocolViolation, timeoutMessage);
+
     /// <summary>Sends a FATAL error (or another severity) to the client, ignoring a client that is already gone.</summary>
     public async ValueTask SendErrorAsync(string sqlState, string message, string severity = "FATAL", string? detail = null)
     {

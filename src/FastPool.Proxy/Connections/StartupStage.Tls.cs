@@ -36,7 +36,10 @@ internal sealed partial class StartupStage
         }
         catch (OperationCanceledException)
         {
-            context.CloseReason = "client_login_timeout (TLS handshake not completed in time)";
+            // No PostgreSQL error can be sent in the middle of a TLS handshake.
+            context.CloseReason = context.Runtime.DrainOver.IsCancellationRequested
+                ? ClientContext.ShutdownMessage
+                : "client_login_timeout (TLS handshake not completed in time)";
             return false;
         }
 

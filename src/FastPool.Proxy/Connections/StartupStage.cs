@@ -55,7 +55,9 @@ internal sealed partial class StartupStage : IConnectionStage
     private static async Task<StartupPacket?> ReadWithinLoginTimeoutAsync(ClientContext context)
     {
         var timeout = context.Config.ClientLoginTimeout;
-        using var cts = new CancellationTokenSource();
+
+        // Linked to the end of a safe shutdown's wait: a client that has not logged in by then is told 57P01.
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(context.Runtime.DrainOver);
         if (timeout > TimeSpan.Zero)
         {
             cts.CancelAfter(timeout);
@@ -67,7 +69,7 @@ internal sealed partial class StartupStage : IConnectionStage
         }
         catch (OperationCanceledException)
         {
-            await context.SendErrorAsync(SqlState.ProtocolViolation, "client_login_timeout (no startup packet received in time)").ConfigureAwait(false);
+            await context.SendLoginStoppedAsync("client_login_timeout (no startup packet received in time)").ConfigureAwait(false);
             return null;
         }
     }

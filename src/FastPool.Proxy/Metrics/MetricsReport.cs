@@ -26,7 +26,7 @@ internal static class MetricsReport
         w.Family("fastpool_accepting", "gauge", "1 while FastPool takes new work (what /healthz reports), 0 while paused, suspended or shutting down.");
         w.Sample("fastpool_accepting", runtime.NotAcceptingReason is null ? 1 : 0);
         w.Family("fastpool_paused", "gauge", "1 while PAUSE (without a database) is in effect.");
-        w.Sample("fastpool_paused", runtime.Control.AllPaused ? 1 : 0);
+        w.Sample("fastpool_paused", runtime.Control.IsPausedAll ? 1 : 0);
         w.Family("fastpool_suspended", "gauge", "1 while SUSPEND is in effect.");
         w.Sample("fastpool_suspended", runtime.Control.IsSuspended ? 1 : 0);
         w.Family("fastpool_shutting_down", "gauge", "1 once a shutdown has started.");

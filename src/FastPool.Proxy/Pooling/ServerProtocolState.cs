@@ -43,6 +43,9 @@ internal sealed class ServerProtocolState
     /// </summary>
     public Sessions.PreparedStatementCache Prepared => _prepared ??= new();
 
+    /// <summary>How many shared prepared statements this server holds, for SHOW SERVERS (read without creating the cache).</summary>
+    public int PreparedCount => _prepared?.Count ?? 0;
+
     /// <summary>The server dropped its prepared statements (DISCARD ALL or DEALLOCATE ALL ran).</summary>
     public void ForgetPrepared()
     {

@@ -154,16 +154,19 @@ internal sealed partial class ClientSession
             NoteQueriesSent(queries);
             if (forward > 0)
             {
+                await BeginClientForwardAsync(output).ConfigureAwait(false);
                 try
                 {
                     await output.SendAsync(buffer.Slice(0, forward)).ConfigureAwait(false);
                 }
                 catch (Exception)
                 {
+                    EndClientForward();
                     input.AdvanceTo(buffer.Start);
                     return PumpExit.ServerGone;
                 }
 
+                EndClientForward();
                 _traffic.AddIn(forward, queries);
             }
 
@@ -208,16 +211,19 @@ internal sealed partial class ClientSession
             SuspectIfEnding(server);
             if (forward > 0)
             {
+                await BeginServerForwardAsync(server.Connection).ConfigureAwait(false);
                 try
                 {
                     await _client.SendAsync(buffer.Slice(0, forward)).ConfigureAwait(false);
                 }
                 catch (Exception)
                 {
+                    EndServerForward();
                     input.AdvanceTo(buffer.GetPosition(forward));
                     return PumpExit.ClientGone;
                 }
 
+                EndServerForward();
                 _traffic.AddOut(forward, transactions);
             }
 

@@ -210,12 +210,14 @@ internal sealed partial class ClientSession
 
             if (forward > 0)
             {
+                await BeginClientForwardAsync(server.Connection).ConfigureAwait(false);
                 try
                 {
                     await SendToServerAsync(server.Connection, buffer, forward).ConfigureAwait(false);
                 }
                 catch (Exception)
                 {
+                    EndClientForward();
                     input.AdvanceTo(buffer.Start);
                     switch (await SendFailedOnReadAsync(server, replayMark).ConfigureAwait(false))
                     {
@@ -230,6 +232,7 @@ internal sealed partial class ClientSession
                     }
                 }
 
+                EndClientForward();
                 _traffic.AddIn(forward, queries);
             }
 
@@ -254,15 +257,18 @@ internal sealed partial class ClientSession
             return true;
         }
 
+        await BeginClientForwardAsync(server.Connection).ConfigureAwait(false);
         try
         {
             await server.Connection.SendAsync(buffer.Slice(0, forward)).ConfigureAwait(false);
         }
         catch (Exception)
         {
+            EndClientForward();
             return false;
         }
 
+        EndClientForward();
         _traffic.AddIn(forward, queries);
         return true;
     }
@@ -349,16 +355,19 @@ internal sealed partial class ClientSession
                 if (forward > 0)
                 {
                     _replayable = false;
+                    await BeginServerForwardAsync(server.Connection).ConfigureAwait(false);
                     try
                     {
                         await SendToClientAsync(buffer, forward).ConfigureAwait(false);
                     }
                     catch (Exception)
                     {
+                        EndServerForward();
                         input.AdvanceTo(buffer.GetPosition(forward));
                         return Fail(server, PumpExit.ClientGone);
                     }
 
+                    EndServerForward();
                     _traffic.AddOut(forward, transactions);
                 }
 
@@ -495,7 +504,7 @@ internal sealed partial class ClientSession
                 await _context.SendErrorAsync(SqlState.ProtocolViolation, "idle transaction timeout").ConfigureAwait(false);
                 break;
             case PumpExit.AdminShutdown:
-                await _context.SendErrorAsync(SqlState.AdminShutdown, "terminating connection because FastPool is shutting down (shutdown_wait_timeout)").ConfigureAwait(false);
+                await SendShutdownErrorAsync().ConfigureAwait(false);
                 break;
             case PumpExit.Terminate:
                 _context.CloseReason = "client close request";

@@ -14,6 +14,9 @@ internal sealed partial class ClientSession : IStatementOwner
 {
     private PreparedStatements? _prepared;
 
+    /// <summary>The client's protocol-level prepared statements FastPool keeps (SHOW CLIENTS); 0 when the server keeps them.</summary>
+    public int PreparedStatementCount => _prepared?.Count ?? 0;
+
     public string? SearchPath =>
         _settings.TryGetValue("search_path", out var set) ? set : _reported.GetValueOrDefault("search_path");
 
@@ -59,6 +62,9 @@ internal sealed partial class ClientSession : IStatementOwner
         }
 
         input.AdvanceTo(buffer.GetPosition(consumed));
+
+        // Answered here, but an answer all the same: SUSPEND holds it like one from a server.
+        await BeginClientForwardAsync(null).ConfigureAwait(false);
         try
         {
             await _client.SendAsync(_prepared.LocalReply).ConfigureAwait(false);
@@ -66,6 +72,10 @@ internal sealed partial class ClientSession : IStatementOwner
         catch (Exception)
         {
             return LocalAnswer.ClientGone;
+        }
+        finally
+        {
+            EndClientForward();
         }
 
         return answer;

@@ -66,6 +66,12 @@ internal sealed partial class ClientSession
     /// <summary>When the client last asked for a server (TimeProvider timestamp), for SHOW CLIENTS' request_time.</summary>
     public long LastRequestTicks { get; private set; }
 
+    /// <summary>Bytes of the client's message being forwarded still to come (SHOW SOCKETS; read from another thread, for display).</summary>
+    public long ClientPacketRemaining => _scanner.ClientRemaining;
+
+    /// <summary>Bytes of the server's message being forwarded to this client still to come.</summary>
+    public long ServerPacketRemaining => _scanner.ServerRemaining;
+
     /// <summary>The key of the pool this client takes servers from, as PoolManager names pools.</summary>
     public string PoolDatabase => Database.Name == "*" ? "*" + DatabaseName : Database.Name;
 
@@ -244,6 +250,12 @@ internal sealed partial class ClientSession
             WaitingSinceTicks = 0;
             await giveUpRegistration.DisposeAsync().ConfigureAwait(false);
             await StopWatchAsync(watch).ConfigureAwait(false);
+            if (_stoppedForShutdown && !_watchSawEof)
+            {
+                await SendShutdownErrorAsync().ConfigureAwait(false);
+                return null;
+            }
+
             if (giveUp.IsCancellationRequested && !_client.IsClosed && !_watchSawEof)
             {
                 _acquireAbandoned = true;
@@ -342,6 +354,11 @@ internal sealed partial class ClientSession
         }
 
         await watch.ConfigureAwait(false);
+        if (_stoppedForShutdown)
+        {
+            // The watch took the cancel that was meant for the client pump: ask again, so the pump sees the stop.
+            _client.Input.CancelPendingRead();
+        }
     }
 
     /// <summary>AuthenticationOk, the ParameterStatus set, FastPool's own BackendKeyData, ReadyForQuery (55.2.1).</summary>

@@ -84,6 +84,12 @@ internal struct ForwardingScanner
     /// <summary>True when the server side is between messages.</summary>
     public readonly bool ServerAtBoundary => _serverRemaining == 0;
 
+    /// <summary>Bytes of the client message being forwarded that have not arrived yet (SHOW SOCKETS' pkt_remain).</summary>
+    public readonly long ClientRemaining => _clientRemaining;
+
+    /// <summary>Bytes of the server message being forwarded that have not arrived yet.</summary>
+    public readonly long ServerRemaining => _serverRemaining;
+
     /// <summary>
     /// Walks client messages: counts what expects a ReadyForQuery, stops at Terminate (which is not forwarded:
     /// it ends the client, not the pooled server), and rejects bad frames. <paramref name="forward"/> bytes go to

@@ -82,10 +82,11 @@ internal static class ProxyRunner
         }
 
         // Handlers go in before the listener opens: a SIGTERM sent as soon as the port accepts must be a clean stop.
-        // SIGTERM: wait for clients to disconnect ("super safe"); SIGINT: wait for servers to be released,
-        // which in session mode is the same; SIGQUIT: immediate. PgBouncer 1.23+ semantics.
+        // SIGTERM: wait for clients to disconnect ("super safe", SHUTDOWN WAIT_FOR_CLIENTS); SIGINT: wait for the
+        // transactions under way, then close everyone (SHUTDOWN WAIT_FOR_SERVERS; in session mode clients hold
+        // their servers, so it waits for them to leave); SIGQUIT: immediate. PgBouncer 1.23+ semantics.
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => OnStopSignal(ctx, ShutdownMode.Safe));
-        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => OnStopSignal(ctx, ShutdownMode.Safe));
+        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => OnStopSignal(ctx, ShutdownMode.WaitForServers));
         using var quit = PosixSignalRegistration.Create(PosixSignal.SIGQUIT, ctx => OnStopSignal(ctx, ShutdownMode.Immediate));
         // SIGHUP: re-read the config file, as PgBouncer does. Off the signal thread: the reload reads files and
         // logs; a broken file is rejected (and logged) by the reload itself, and the running config stays.
@@ -95,8 +96,9 @@ internal static class ProxyRunner
             _ = Task.Run(server.Reload);
         });
 
-        // The admin console's SHUTDOWN stops the server itself; this only ends the wait below.
-        _ = server.ShutdownRequested.ContinueWith(_ => stop.TrySetResult(ShutdownMode.Immediate), TaskScheduler.Default);
+        // The admin console's SHUTDOWN stops the server itself; this only ends the wait below (with the same mode, so
+        // joining that stop does not cut a graceful one short).
+        _ = server.ShutdownRequested.ContinueWith(t => stop.TrySetResult(t.Result), TaskScheduler.Default);
 
         try
         {

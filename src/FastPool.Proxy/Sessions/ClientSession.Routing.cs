@@ -197,7 +197,9 @@ internal sealed partial class ClientSession
         }
 
         int chars = Encoding.UTF8.GetChars(text, _patternScratch);
-        var span = _patternScratch.AsSpan(0, chars);
+
+        // The patterns match the whole statement (anchored, as in Pgpool-II), without the blanks and the ';' around it.
+        var span = _patternScratch.AsSpan(0, chars).Trim().TrimEnd(';').TrimEnd();
         try
         {
             for (int i = 0; i < patterns.Count; i++)

@@ -200,6 +200,10 @@ public static class SqlClassifier
     {
         var traits = QueryTraits.None;
         int depth = 0;
+
+        // Where the dotted name the current identifier ends (schema.function) starts; -1 after anything else.
+        int chainStart = -1;
+        bool afterDot = false;
         while (true)
         {
             var t = s.Peek();
@@ -210,33 +214,49 @@ public static class SqlClassifier
                     return traits;
                 case SqlTokenKind.OpenParen:
                     depth++;
+                    chainStart = -1;
                     s.Next();
                     continue;
                 case SqlTokenKind.CloseParen:
                     depth--;
+                    chainStart = -1;
                     s.Next();
                     continue;
                 case SqlTokenKind.QuotedIdentifier:
                     s.Next();
+                    chainStart = afterDot ? chainStart : t.Start;
+                    afterDot = false;
                     if (s.Peek().Kind == SqlTokenKind.OpenParen)
                     {
                         var quoted = s.TextOf(t);
-                        traits |= FunctionCall(quoted[1..^1], options);
+                        traits |= FunctionCall(quoted[1..^1], Qualified(ref s, chainStart, t), options);
                     }
 
                     continue;
                 case SqlTokenKind.Word:
                     break;
+                case SqlTokenKind.Symbol:
+                    s.Next();
+                    afterDot = chainStart >= 0 && !afterDot && s.TextOf(t) is [(byte)'.'];
+                    if (!afterDot)
+                    {
+                        chainStart = -1;
+                    }
+
+                    continue;
                 default:
+                    chainStart = -1;
                     s.Next();
                     continue;
             }
 
             s.Next();
+            chainStart = afterDot ? chainStart : t.Start;
+            afterDot = false;
             var w = s.TextOf(t);
             if (s.Peek().Kind == SqlTokenKind.OpenParen)
             {
-                traits |= FunctionCall(w, options);
+                traits |= FunctionCall(w, Qualified(ref s, chainStart, t), options);
                 continue;
             }
 
@@ -262,9 +282,16 @@ public static class SqlClassifier
         }
     }
 
-    private static QueryTraits FunctionCall(ReadOnlySpan<byte> name, ClassifierOptions options)
+    /// <summary>The text of a schema-qualified name ending with <paramref name="name"/>; empty when it is not qualified.</summary>
+    private static ReadOnlySpan<byte> Qualified(ref TokenStream s, int chainStart, SqlToken name) =>
+        chainStart >= 0 && chainStart < name.Start
+            ? s.TextOf(new SqlToken(SqlTokenKind.Word, chainStart, name.Start + name.Length - chainStart))
+            : default;
+
+    private static QueryTraits FunctionCall(ReadOnlySpan<byte> name, ReadOnlySpan<byte> qualified, ClassifierOptions options)
     {
-        if (options.WriteFunctions.Contains(name))
+        // An entry that cannot be decided (a pattern timing out) takes the safe side: the primary.
+        if (options.WriteFunctions.Match(name, qualified) != FunctionMatch.No)
         {
             var traits = QueryTraits.Write;
             Span<byte> lower = stackalloc byte[Math.Min(name.Length, 64)];
@@ -283,7 +310,7 @@ public static class SqlClassifier
             return QueryTraits.SessionSetting;
         }
 
-        if (options.ReadOnlyFunctions.Count > 0 && !options.ReadOnlyFunctions.Contains(name) && !IsParenthesizedKeyword(name))
+        if (options.ReadOnlyFunctions.Count > 0 && !IsParenthesizedKeyword(name) && options.ReadOnlyFunctions.Match(name, qualified) != FunctionMatch.Yes)
         {
             return QueryTraits.Write;
         }

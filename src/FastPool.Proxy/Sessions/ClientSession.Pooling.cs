@@ -256,7 +256,8 @@ internal sealed partial class ClientSession
 
         try
         {
-            await server.Connection.SendAsync(buffer.Slice(0, forward)).ConfigureAwait(false);
+            // As rewritten: a Bind of a kept statement before the held one names it as the server knows it.
+            await SendToServerAsync(server.Connection, buffer, forward).ConfigureAwait(false);
         }
         catch (Exception)
         {

@@ -105,9 +105,10 @@ internal sealed partial class ClientSession
                 case FrontendCode.Query:
                 case FrontendCode.Parse:
                     var body = reader.UnreadSequence.Slice(MessageHeader.Size, header.BodyLength);
-                    if (!ForwardingScanner.TryGetQueryText(body, code == FrontendCode.Parse, out var text, out bool named) || named)
+                    if (!ForwardingScanner.TryGetQueryText(body, code == FrontendCode.Parse, out var text, out bool named) || (named && _prepared is null))
                     {
-                        // A named statement lives on the server that parsed it; the client is pinned there, so the primary.
+                        // Without max_prepared_statements a named statement lives on the server that parsed it, and
+                        // the client is pinned there: the primary. With it, FastPool prepares it wherever it runs.
                         return Lookahead.Decided;
                     }
 
@@ -121,6 +122,23 @@ internal sealed partial class ClientSession
 
                     break;
                 case FrontendCode.Bind:
+                    if (_prepared is not null)
+                    {
+                        // A kept named statement executed without its Parse in this batch: routed as its text was.
+                        _prepared.TryFindBound(reader, header, out var bound, out bool boundNamed);
+                        if (bound is not null)
+                        {
+                            traits |= TraitsOf(bound);
+                            sawStatement = true;
+                        }
+                        else if (boundNamed && !ParsedInBatch(buffer, reader.Consumed))
+                        {
+                            // Not a statement of this client's: the server says so, from the primary.
+                            return Lookahead.Decided;
+                        }
+                    }
+
+                    break;
                 case FrontendCode.Describe:
                 case FrontendCode.Execute:
                 case FrontendCode.Close:
@@ -136,6 +154,23 @@ internal sealed partial class ClientSession
 
             reader.Advance(header.TotalLength);
         }
+    }
+
+    /// <summary>Whether a named Parse comes before <paramref name="end"/> in <paramref name="buffer"/> (its text was classified with the batch).</summary>
+    private static bool ParsedInBatch(in ReadOnlySequence<byte> buffer, long end)
+    {
+        var reader = new SequenceReader<byte>(buffer.Slice(0, end));
+        while (MessageHeader.TryPeek(ref reader, out var header) && reader.Remaining >= header.TotalLength)
+        {
+            if (header.Code == (byte)FrontendCode.Parse && header.BodyLength > 0 && reader.TryPeek(MessageHeader.Size, out byte first) && first != 0)
+            {
+                return true;
+            }
+
+            reader.Advance(header.TotalLength);
+        }
+
+        return false;
     }
 
     private static bool NeedsPrimary(RouteTraits traits) =>
@@ -232,7 +267,39 @@ internal sealed partial class ClientSession
             return true;
         }
 
-        var traits = ClassifyForRouting(sql);
+        return RouteCheck(ClassifyForRouting(sql), namedStatement);
+    }
+
+    /// <summary>
+    /// A Bind of a named statement FastPool keeps (max_prepared_statements): routed by the classification of its
+    /// Parse, made once and kept with the statement. A read may run on a standby (the statement is prepared there
+    /// first if that server lacks it); anything else is held back while the client holds a standby, like a Query.
+    /// </summary>
+    public bool InspectBind(PreparedStatements.ClientStatement? statement)
+    {
+        if (!_balanced || statement is null)
+        {
+            // A name the client never prepared: the server answers for it (26000), wherever it is.
+            return true;
+        }
+
+        return RouteCheck(TraitsOf(statement), namedStatement: false);
+    }
+
+    /// <summary>A kept statement's routing classification, made again only when the routing settings changed (reload).</summary>
+    private RouteTraits TraitsOf(PreparedStatements.ClientStatement statement)
+    {
+        if (!ReferenceEquals(statement.RouteFor, _routing))
+        {
+            statement.RouteTraits = ClassifyUncached(statement.Text);
+            statement.RouteFor = _routing;
+        }
+
+        return statement.RouteTraits;
+    }
+
+    private bool RouteCheck(RouteTraits traits, bool namedStatement)
+    {
         bool needsPrimary = namedStatement || NeedsPrimary(traits);
         if (_attachedForRead)
         {

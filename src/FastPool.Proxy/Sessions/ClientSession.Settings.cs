@@ -128,11 +128,25 @@ internal sealed partial class ClientSession : IQueryInspector
     /// <summary>Runs on the client pump under the swap lock, for each Query and Parse (the scanner calls it); false holds it back (routing).</summary>
     public bool Inspect(in ReadOnlySequence<byte> sql, bool namedStatement)
     {
+        if (namedStatement && _prepared is not null)
+        {
+            // A statement FastPool keeps: routed by its text here (a write is not prepared on a standby the client holds
+            // for a read), its effects on the session followed when it runs (InspectStatement, at its Bind).
+            return RouteCheck(sql, namedStatement: false);
+        }
+
         if (!RouteCheck(sql, namedStatement))
         {
             return false;
         }
 
+        InspectState(sql, namedStatement);
+        return true;
+    }
+
+    /// <summary>What a statement text does to the session's state (settings, pins, prepared statements); routing aside.</summary>
+    private void InspectState(in ReadOnlySequence<byte> sql, bool namedStatement)
+    {
         var text = Contiguous(sql, ref _inspectScratch);
         var traits = SqlClassifier.Classify(text, out var pins);
         if (namedStatement)
@@ -148,7 +162,7 @@ internal sealed partial class ClientSession : IQueryInspector
 
         if (traits == QueryTraits.None)
         {
-            return true;
+            return;
         }
 
         if ((traits & QueryTraits.Rollback) != 0)
@@ -174,7 +188,7 @@ internal sealed partial class ClientSession : IQueryInspector
 
         if ((traits & (QueryTraits.Setting | QueryTraits.ResetAll)) == 0)
         {
-            return true;
+            return;
         }
 
         var server = _server!;
@@ -202,8 +216,6 @@ internal sealed partial class ClientSession : IQueryInspector
         }
 
         server.AppliedSettingsChanged();
-
-        return true;
     }
 
     /// <summary>

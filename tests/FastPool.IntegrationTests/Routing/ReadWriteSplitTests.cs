@@ -148,8 +148,9 @@ public sealed class ReadWriteSplitTests
         {
             await WaitForBalancingAsync(listed, 1);
             await using var conn = await OpenAsync(listed);
-            Assert.False(await OnStandbyAsync(conn, "select public.RT_WHERE()"));
+            // Reads first: a statement sent to the primary counts as a write for read_your_writes.
             Assert.True(await OnStandbyAsync(conn, "select pg_is_in_recovery() as rt_where"));
+            Assert.False(await OnStandbyAsync(conn, "select public.RT_WHERE()"));
         }
 
         // primary_routing_query_pattern_list as configured: anchored, so a pattern matches the whole statement.
@@ -160,10 +161,10 @@ public sealed class ReadWriteSplitTests
         {
             await WaitForBalancingAsync(patterned, 1);
             await using var conn = await OpenAsync(patterned);
-            Assert.False(await OnStandbyAsync(conn, "select pg_is_in_recovery() as rt_hot"));
-            Assert.False(await OnStandbyAsync(conn, "SELECT pg_is_in_recovery() AS rt_exact;"));
             Assert.True(await OnStandbyAsync(conn, "select pg_is_in_recovery() as rt_exact_not"));
             Assert.True(await OnStandbyAsync(conn, "select pg_is_in_recovery() as rt_cold"));
+            Assert.False(await OnStandbyAsync(conn, "select pg_is_in_recovery() as rt_hot"));
+            Assert.False(await OnStandbyAsync(conn, "SELECT pg_is_in_recovery() AS rt_exact;"));
         }
 
         await using (var readOnly = StartProxy(primary, [primary, standby], r => r with

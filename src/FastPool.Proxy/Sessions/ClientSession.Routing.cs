@@ -356,6 +356,11 @@ internal sealed partial class ClientSession
             await fetch.ConfigureAwait(false);
         }
 
+        if (intent == RouteIntent.Read && _walFetchWanted)
+        {
+            await FetchWalPositionOnReservedAsync().ConfigureAwait(false);
+        }
+
         _query.Intent = intent;
     }
 
@@ -380,6 +385,13 @@ internal sealed partial class ClientSession
     /// </summary>
     private void ReleaseAfterTransaction(ServerConnection server, long walFetch)
     {
+        if (_reserving)
+        {
+            // Parked for the client (TryDetach), not released.
+            SignalHold();
+            return;
+        }
+
         if (walFetch == 0)
         {
             server.Pool.Release(server);
@@ -396,7 +408,7 @@ internal sealed partial class ClientSession
     /// read_your_writes needs. Until that fetch answers, no standby is known to have the write, so the client's reads
     /// go to the primary even if they start before the fetch does.
     /// </summary>
-    private long TakeWrite()
+    private long TakeWrite(ServerConnection server)
     {
         bool fetch = _balanced && _wroteInTransaction && _routing.ReadYourWrites && !_attachedForRead;
         _wroteInTransaction = false;
@@ -406,6 +418,14 @@ internal sealed partial class ClientSession
         }
 
         _query.MinReplayLsn = ulong.MaxValue;
+        if (_reserving)
+        {
+            // Session pooling: the client keeps this server, so the position is asked for before its next read.
+            _walFetchWanted = true;
+            _walFetchNode = server.Node.Id;
+            return 0;
+        }
+
         return Interlocked.Increment(ref _walFetchNumber);
     }
 

@@ -61,8 +61,11 @@ internal sealed partial class ClientSession : IQueryInspector
     private void InitPooling(PoolMode mode)
     {
         _mode = mode;
-        _pinMask = _context.Config.FastPool.Pins | PinReasons.Untracked;
-        if (mode == PoolMode.Session)
+        InitReserving(mode);
+
+        // In session pooling the client owns its servers: state that cannot follow it pins it, whatever pin_* say.
+        _pinMask = _reserving ? PinReasons.All | PinReasons.Untracked : _context.Config.FastPool.Pins | PinReasons.Untracked;
+        if (!PerTransaction)
         {
             return;
         }

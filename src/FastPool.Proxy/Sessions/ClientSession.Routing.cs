@@ -12,15 +12,17 @@ using StatementClassifier = FastPool.Routing.Classification.SqlClassifier;
 namespace FastPool.Proxy.Sessions;
 
 /// <summary>
-/// Replication-aware routing in the transaction-pooling modes, where a client takes a server per transaction:
-/// the first statement (a Query, or the Parses up to the first Sync of an extended batch) decides whether the
-/// transaction may run on a standby (<see cref="RoutingStage"/> picks which). A statement that needs the primary
-/// and arrives while the client's read still holds a standby is held back until that read's transaction ends and
-/// the standby goes back to the pool; it is then routed on its own. An explicit transaction (BEGIN without READ
-/// ONLY) runs on the primary as a whole: in transaction pooling a transaction is one server connection, and a
-/// transaction that starts by reading may write later. After a write commits, read_your_writes asks the primary
-/// for its WAL insert position (PostgreSQL docs 9.27.3 "Backup Control Functions"), and the client's reads go only
-/// to standbys that have replayed that far.
+/// Replication-aware routing in the transaction-pooling modes, where a client takes a server per transaction, and
+/// in session pooling over several nodes, where it keeps one per node (ClientSession.Reserving.cs): the first
+/// statement (a Query, or the Parses and Binds of kept named statements up to the first Sync of an extended batch)
+/// decides whether the transaction may run on a standby (<see cref="RoutingStage"/> picks which). A statement that
+/// needs the primary and arrives while the client's read still holds a standby is held back until that read's
+/// transaction ends and the standby is handed back; it is then routed on its own. An explicit transaction (BEGIN
+/// without READ ONLY) runs on the primary as a whole, including reads before its first write (Pgpool-II would
+/// balance those): a transaction is one server connection here, and splitting it would need BEGIN, SAVEPOINT,
+/// SET LOCAL, cursors and the aborted state kept in step on two servers. After a write commits, read_your_writes
+/// asks the primary for its WAL insert position (PostgreSQL docs 9.27.3 "Backup Control Functions"), and the
+/// client's reads go only to standbys that have replayed that far.
 /// </summary>
 internal sealed partial class ClientSession
 {

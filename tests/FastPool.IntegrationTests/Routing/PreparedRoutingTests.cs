@@ -87,7 +87,7 @@ public sealed class PreparedRoutingTests
     }
 
     [Fact]
-    public async Task Pgbench_prepared_select_only_runs_on_the_standby_and_tpcb_prepared_loses_nothing()
+    public async Task Pgbench_prepared_select_only_runs_on_the_standby_and_tpcb_prepared_loses_nothing_in_transaction_and_session_pooling()
     {
         var primary = _fixture.Primary;
         var standby = await _fixture.GetStandbyAsync();
@@ -117,6 +117,16 @@ public sealed class PreparedRoutingTests
             // TPC-B: explicit transactions of prepared writes and reads, on the primary.
             await PgbenchAsync(host, "-M", "prepared", "-c", "2", "-j", "2", "-t", "50");
             ProxyChecks.AssertNoUnexpectedErrors(host);
+
+            // The same in session pooling, where each client keeps a server on each node.
+            await using var session = StartProxy(primary, [primary, standby], mode: FastPool.Proxy.Configuration.PoolMode.Session, dbName: database);
+            await WaitForBalancingAsync(session, 1);
+            standbyBefore = await SelectCountAsync(session, 1);
+            await PgbenchAsync(session, "-S", "-M", "prepared", "-c", "2", "-j", "2", "-t", "200");
+            Assert.True(await SelectCountAsync(session, 1) - standbyBefore >= 400, "session-pooled pgbench -S -M prepared reads on the standby");
+            await PgbenchAsync(session, "-M", "prepared", "-c", "2", "-j", "2", "-t", "50");
+            await PgbenchAsync(session, "-S", "-M", "extended", "-c", "2", "-j", "2", "-t", "100");
+            ProxyChecks.AssertNoUnexpectedErrors(session);
         }
         finally
         {

@@ -150,6 +150,13 @@ public static class SqlClassifier
                 {
                     return QueryTraits.SessionSetting | QueryTraits.SessionAuthorization;
                 }
+
+                if (Is(after, "characteristics"u8))
+                {
+                    // Session defaults FastPool does not carry between servers: the client is pinned where this
+                    // runs, so it runs on the primary (pinned to a standby, the client's writes would be refused).
+                    return QueryTraits.SessionSetting | QueryTraits.Write;
+                }
             }
 
             return QueryTraits.SessionSetting;

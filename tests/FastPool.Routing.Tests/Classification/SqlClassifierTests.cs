@@ -180,6 +180,10 @@ public sealed class SqlClassifierTests
     }
 
     [Fact]
+    public void Set_session_characteristics_needs_the_primary() =>
+        Assert.True(Classify("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE").HasFlag(QueryTraits.Write));
+
+    [Fact]
     public void Classification_with_pattern_lists_allocates_nothing()
     {
         var options = new ClassifierOptions

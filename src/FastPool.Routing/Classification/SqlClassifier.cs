@@ -208,12 +208,14 @@ public static class SqlClassifier
         var traits = QueryTraits.None;
         int depth = 0;
 
-        // Where the dotted name the current identifier ends (schema.function) starts; -1 after anything else.
-        int chainStart = -1;
-        bool afterDot = false;
+        // The two tokens before the current one: a function call's schema (schema . name) is read from them only
+        // when a call is found, so the common token costs two copies and nothing else.
+        SqlToken t = default, previous = default, beforePrevious = default;
         while (true)
         {
-            var t = s.Peek();
+            beforePrevious = previous;
+            previous = t;
+            t = s.Peek();
             switch (t.Kind)
             {
                 case SqlTokenKind.End:
@@ -221,49 +223,33 @@ public static class SqlClassifier
                     return traits;
                 case SqlTokenKind.OpenParen:
                     depth++;
-                    chainStart = -1;
                     s.Next();
                     continue;
                 case SqlTokenKind.CloseParen:
                     depth--;
-                    chainStart = -1;
                     s.Next();
                     continue;
                 case SqlTokenKind.QuotedIdentifier:
                     s.Next();
-                    chainStart = afterDot ? chainStart : t.Start;
-                    afterDot = false;
                     if (s.Peek().Kind == SqlTokenKind.OpenParen)
                     {
                         var quoted = s.TextOf(t);
-                        traits |= FunctionCall(quoted[1..^1], Qualified(ref s, chainStart, t), options);
+                        traits |= FunctionCall(quoted[1..^1], Qualified(ref s, beforePrevious, previous, t), options);
                     }
 
                     continue;
                 case SqlTokenKind.Word:
                     break;
-                case SqlTokenKind.Symbol:
-                    s.Next();
-                    afterDot = chainStart >= 0 && !afterDot && s.TextOf(t) is [(byte)'.'];
-                    if (!afterDot)
-                    {
-                        chainStart = -1;
-                    }
-
-                    continue;
                 default:
-                    chainStart = -1;
                     s.Next();
                     continue;
             }
 
             s.Next();
-            chainStart = afterDot ? chainStart : t.Start;
-            afterDot = false;
             var w = s.TextOf(t);
             if (s.Peek().Kind == SqlTokenKind.OpenParen)
             {
-                traits |= FunctionCall(w, Qualified(ref s, chainStart, t), options);
+                traits |= FunctionCall(w, Qualified(ref s, beforePrevious, previous, t), options);
                 continue;
             }
 
@@ -289,10 +275,11 @@ public static class SqlClassifier
         }
     }
 
-    /// <summary>The text of a schema-qualified name ending with <paramref name="name"/>; empty when it is not qualified.</summary>
-    private static ReadOnlySpan<byte> Qualified(ref TokenStream s, int chainStart, SqlToken name) =>
-        chainStart >= 0 && chainStart < name.Start
-            ? s.TextOf(new SqlToken(SqlTokenKind.Word, chainStart, name.Start + name.Length - chainStart))
+    /// <summary>The text of <c>schema.name</c> when <paramref name="name"/> is qualified so; empty otherwise.</summary>
+    private static ReadOnlySpan<byte> Qualified(ref TokenStream s, SqlToken schema, SqlToken dot, SqlToken name) =>
+        dot.Kind == SqlTokenKind.Symbol && dot.Length == 1 && s.TextOf(dot)[0] == (byte)'.'
+        && schema.Kind is SqlTokenKind.Word or SqlTokenKind.QuotedIdentifier
+            ? s.TextOf(new SqlToken(SqlTokenKind.Word, schema.Start, name.Start + name.Length - schema.Start))
             : default;
 
     private static QueryTraits FunctionCall(ReadOnlySpan<byte> name, ReadOnlySpan<byte> qualified, ClassifierOptions options)

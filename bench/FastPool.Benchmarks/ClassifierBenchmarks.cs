@@ -22,6 +22,17 @@ public class ClassifierBenchmarks
         _ => "WITH moved AS (DELETE FROM queue WHERE id = $1 RETURNING *) INSERT INTO done SELECT * FROM moved",
     });
 
-    [Benchmark]
+    // Pgpool-II style lists with regular expressions (write_function_list / read_only_function_list): what a
+    // configuration that sets them pays on top of the default.
+    private static readonly ClassifierOptions s_patternLists = new()
+    {
+        WriteFunctions = new FunctionList([.. ClassifierOptions.DefaultWriteNames, "audit_.*", "log_(event|change)"]),
+        ReadOnlyFunctions = new FunctionList(["count", "lower", "upper", "now", "pg_.*"]),
+    };
+
+    [Benchmark(Baseline = true)]
     public QueryTraits Classify() => SqlClassifier.Classify(_sql);
+
+    [Benchmark]
+    public QueryTraits ClassifyWithPatternLists() => SqlClassifier.Classify(_sql, s_patternLists);
 }

@@ -129,6 +129,8 @@ public class ForwardingBenchmarks
             Pins += (int)pins + (int)traits;
             return true;
         }
+
+        public bool InspectBind(PreparedStatements.ClientStatement? statement) => true;
     }
 
     private static ReadOnlySequence<byte>[] Reads(Func<int, byte[]> read)

@@ -105,5 +105,7 @@ public class PreparedStatementBenchmarks
         }
 
         public bool Inspect(in ReadOnlySequence<byte> sql, bool namedStatement) => true;
+
+        public bool InspectBind(PreparedStatements.ClientStatement? statement) => true;
     }
 }

@@ -102,24 +102,24 @@ public static partial class ConfigLoader
                     break;
                 case "write_function_list":
                     // Added to FastPool's built-in writers (nextval, advisory locks, ...): a standby refuses those anyway.
-                    routing = routing with
+                    if (TryFunctionList(e, key, ClassifierOptions.DefaultWriteNames.Concat(SplitList(value, ',')), out var writers))
                     {
-                        Classifier = new ClassifierOptions
+                        routing = routing with
                         {
-                            WriteFunctions = new FunctionList(ClassifierOptions.DefaultWriteNames.Concat(SplitList(value, ','))),
-                            ReadOnlyFunctions = routing.Classifier.ReadOnlyFunctions,
-                        },
-                    };
+                            Classifier = new ClassifierOptions { WriteFunctions = writers, ReadOnlyFunctions = routing.Classifier.ReadOnlyFunctions },
+                        };
+                    }
+
                     break;
                 case "read_only_function_list":
-                    routing = routing with
+                    if (TryFunctionList(e, key, SplitList(value, ','), out var readers))
                     {
-                        Classifier = new ClassifierOptions
+                        routing = routing with
                         {
-                            WriteFunctions = routing.Classifier.WriteFunctions,
-                            ReadOnlyFunctions = new FunctionList(SplitList(value, ',')),
-                        },
-                    };
+                            Classifier = new ClassifierOptions { WriteFunctions = routing.Classifier.WriteFunctions, ReadOnlyFunctions = readers },
+                        };
+                    }
+
                     break;
                 case "primary_routing_query_pattern_list":
                     if (TryPatterns(e, key, value, out var patterns))
@@ -243,7 +243,15 @@ public static partial class ConfigLoader
             {
                 try
                 {
-                    patterns[i] = new Regex(parts[i], RegexOptions.IgnoreCase | RegexOptions.CultureInvariant, s_patternTimeout);
+                    // Checked alone first: an unbalanced ')' must not escape the group it is put in below.
+                    _ = new Regex(parts[i], RegexOptions.CultureInvariant);
+
+                    // Anchored as Pgpool-II anchors them (^ and $ around each): the pattern must match the whole
+                    // statement. '.' crosses line breaks, as in the POSIX expressions Pgpool-II uses.
+                    patterns[i] = new Regex(
+                        "^(?:" + parts[i] + ")$",
+                        RegexOptions.IgnoreCase | RegexOptions.CultureInvariant | RegexOptions.Singleline | RegexOptions.Compiled,
+                        s_patternTimeout);
                 }
                 catch (ArgumentException ex)
                 {
@@ -253,6 +261,22 @@ public static partial class ConfigLoader
             }
 
             return true;
+        }
+
+        /// <summary>write_function_list / read_only_function_list: names or regular expressions matching whole function names.</summary>
+        private bool TryFunctionList(IniEntry e, string key, IEnumerable<string> entries, out FunctionList list)
+        {
+            try
+            {
+                list = new FunctionList(entries);
+                return true;
+            }
+            catch (ArgumentException ex)
+            {
+                Error(e, key, $"invalid regular expression in {key}: {ex.Message}");
+                list = FunctionList.Empty;
+                return false;
+            }
         }
 
         /// <summary>Pgpool-II's configuration quotes string values; PgBouncer's does not. Both are accepted.</summary>

@@ -8,7 +8,9 @@ internal sealed class PauseStage(DatabaseControl control) : IQueryStage
 {
     public ValueTask InvokeAsync(QueryContext context, QueryDelegate next)
     {
-        var resumed = control.WhenResumed(context.Session.DatabaseName);
+        // A session-pooled client that keeps servers is between its own transactions, not asking for a new server:
+        // as in plain session pooling, PAUSE waits for it to leave rather than stopping it midway.
+        var resumed = context.HoldsReserved ? null : control.WhenResumed(context.Session.DatabaseName);
         return resumed is null ? next(context) : WaitThenContinueAsync(resumed, context, next);
     }
 

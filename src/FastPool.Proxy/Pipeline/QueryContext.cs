@@ -55,6 +55,30 @@ internal sealed class QueryContext
     /// </summary>
     public ServerPool?[] PoolsByNode { get; set; } = [];
 
+    /// <summary>
+    /// Session pooling over several nodes: the server connections the client keeps between its transactions, by node
+    /// id (null where it has none). The terminal stage takes the one for the routed node instead of asking the pool.
+    /// Empty for every other client.
+    /// </summary>
+    public ServerConnection?[] Reserved { get; set; } = [];
+
+    /// <summary>Whether the client keeps any server connection between transactions (session pooling over several nodes).</summary>
+    public bool HoldsReserved
+    {
+        get
+        {
+            foreach (var server in Reserved)
+            {
+                if (server is not null)
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
+    }
+
     public void Reset()
     {
         TargetNode = null;

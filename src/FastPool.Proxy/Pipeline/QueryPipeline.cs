@@ -52,6 +52,21 @@ internal static class QueryPipeline
             known[node.Id] = pool;
         }
 
+        var reserved = ctx.Reserved;
+        if (node.Id < reserved.Length && reserved[node.Id] is { } kept)
+        {
+            // The session's own connection to this node (session pooling): still its, unless a reload or failover
+            // retired the pool it came from, or it broke.
+            reserved[node.Id] = null;
+            if (kept.Pool == pool && !kept.Broken)
+            {
+                ctx.Server = kept;
+                return ValueTask.CompletedTask;
+            }
+
+            kept.Pool.Close(kept);
+        }
+
         var acquire = pool.AcquireAsync(ctx.Aborted);
         if (acquire.IsCompletedSuccessfully)
         {

@@ -29,17 +29,42 @@ internal sealed partial class ClientSession
         _swap = new Lock();
         _scanner.EnablePooling(this, _mode == PoolMode.Statement);
         InitPreparedStatements();
+        if (_reserving && first is null)
+        {
+            // Session pooling over several nodes: the client's primary connection is taken with its first message,
+            // as in plain session pooling; a standby's only when a read is balanced.
+            if (!await WaitForFirstMessageAsync().ConfigureAwait(false))
+            {
+                return;
+            }
+
+            _query.Intent = Pipeline.RouteIntent.Primary;
+            first = await AcquireAsync().ConfigureAwait(false);
+            if (first is null)
+            {
+                return;
+            }
+        }
+
         if (first is not null)
         {
-            // The server taken at login (for its ParameterStatus set) is clean: straight back to the pool.
+            // The server taken at login (for its ParameterStatus set) is clean: straight back to the pool, or kept
+            // for the client's transactions in session pooling.
             lock (_swap)
             {
                 _server = null;
                 _errorsAtStart = first.Protocol.Errors;
                 CommitTransaction(first);
+                if (_reserving)
+                {
+                    Park(first);
+                }
             }
 
-            first.Pool.Release(first);
+            if (!_reserving)
+            {
+                first.Pool.Release(first);
+            }
         }
 
         StartIdleTimer();
@@ -70,6 +95,11 @@ internal sealed partial class ClientSession
         if (server is not null)
         {
             await ReleaseAsync(server).ConfigureAwait(false);
+        }
+
+        if (_reserving)
+        {
+            await ReleaseReservedAsync().ConfigureAwait(false);
         }
 
         SetPinned(PinReasons.None);
@@ -260,7 +290,8 @@ internal sealed partial class ClientSession
         await BeginClientForwardAsync(server.Connection).ConfigureAwait(false);
         try
         {
-            await server.Connection.SendAsync(buffer.Slice(0, forward)).ConfigureAwait(false);
+            // As rewritten: a Bind of a kept statement before the held one names it as the server knows it.
+            await SendToServerAsync(server.Connection, buffer, forward).ConfigureAwait(false);
         }
         catch (Exception)
         {
@@ -439,7 +470,13 @@ internal sealed partial class ClientSession
             }
 
             // Taken with the server, under the lock: once it is null the client pump may attach the next one.
-            walFetch = TakeWrite();
+            walFetch = TakeWrite(server);
+            if (_reserving)
+            {
+                // Session pooling: the server stays the client's, ready for its next transaction on that node.
+                Park(server);
+            }
+
             _server = null;
             return true;
         }

@@ -28,7 +28,8 @@ internal sealed partial class ClientSession : IStatementOwner
         }
     }
 
-    public void InspectStatement(in ReadOnlySequence<byte> text) => Inspect(text, namedStatement: false);
+    /// <remarks>Routing already saw the statement at its Bind (<see cref="InspectBind"/>): only its effect on the session is followed.</remarks>
+    public void InspectStatement(in ReadOnlySequence<byte> text) => InspectState(text, namedStatement: false);
 
     /// <summary>max_prepared_statements = 0 keeps named statements on the client's server, which then pins it.</summary>
     private void InitPreparedStatements()
@@ -39,6 +40,10 @@ internal sealed partial class ClientSession : IStatementOwner
             _prepared = new PreparedStatements(this, max);
             _prepared.UseKnown(KnownStatements.For(_runtime.Pools.GetPool(Database, DatabaseName, User, Topology.Nodes[0])));
             _scanner.EnablePreparedStatements(_prepared);
+            if (Topology.Nodes.Count > 1)
+            {
+                _scanner.EnableBindRouting();
+            }
         }
     }
 

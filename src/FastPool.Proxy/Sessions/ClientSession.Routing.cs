@@ -12,15 +12,17 @@ using StatementClassifier = FastPool.Routing.Classification.SqlClassifier;
 namespace FastPool.Proxy.Sessions;
 
 /// <summary>
-/// Replication-aware routing in the transaction-pooling modes, where a client takes a server per transaction:
-/// the first statement (a Query, or the Parses up to the first Sync of an extended batch) decides whether the
-/// transaction may run on a standby (<see cref="RoutingStage"/> picks which). A statement that needs the primary
-/// and arrives while the client's read still holds a standby is held back until that read's transaction ends and
-/// the standby goes back to the pool; it is then routed on its own. An explicit transaction (BEGIN without READ
-/// ONLY) runs on the primary as a whole: in transaction pooling a transaction is one server connection, and a
-/// transaction that starts by reading may write later. After a write commits, read_your_writes asks the primary
-/// for its WAL insert position (PostgreSQL docs 9.27.3 "Backup Control Functions"), and the client's reads go only
-/// to standbys that have replayed that far.
+/// Replication-aware routing in the transaction-pooling modes, where a client takes a server per transaction, and
+/// in session pooling over several nodes, where it keeps one per node (ClientSession.Reserving.cs): the first
+/// statement (a Query, or the Parses and Binds of kept named statements up to the first Sync of an extended batch)
+/// decides whether the transaction may run on a standby (<see cref="RoutingStage"/> picks which). A statement that
+/// needs the primary and arrives while the client's read still holds a standby is held back until that read's
+/// transaction ends and the standby is handed back; it is then routed on its own. An explicit transaction (BEGIN
+/// without READ ONLY) runs on the primary as a whole, including reads before its first write (Pgpool-II would
+/// balance those): a transaction is one server connection here, and splitting it would need BEGIN, SAVEPOINT,
+/// SET LOCAL, cursors and the aborted state kept in step on two servers. After a write commits, read_your_writes
+/// asks the primary for its WAL insert position (PostgreSQL docs 9.27.3 "Backup Control Functions"), and the
+/// client's reads go only to standbys that have replayed that far.
 /// </summary>
 internal sealed partial class ClientSession
 {
@@ -105,9 +107,10 @@ internal sealed partial class ClientSession
                 case FrontendCode.Query:
                 case FrontendCode.Parse:
                     var body = reader.UnreadSequence.Slice(MessageHeader.Size, header.BodyLength);
-                    if (!ForwardingScanner.TryGetQueryText(body, code == FrontendCode.Parse, out var text, out bool named) || named)
+                    if (!ForwardingScanner.TryGetQueryText(body, code == FrontendCode.Parse, out var text, out bool named) || (named && _prepared is null))
                     {
-                        // A named statement lives on the server that parsed it; the client is pinned there, so the primary.
+                        // Without max_prepared_statements a named statement lives on the server that parsed it, and
+                        // the client is pinned there: the primary. With it, FastPool prepares it wherever it runs.
                         return Lookahead.Decided;
                     }
 
@@ -121,6 +124,23 @@ internal sealed partial class ClientSession
 
                     break;
                 case FrontendCode.Bind:
+                    if (_prepared is not null)
+                    {
+                        // A kept named statement executed without its Parse in this batch: routed as its text was.
+                        _prepared.TryFindBound(reader, header, out var bound, out bool boundNamed);
+                        if (bound is not null)
+                        {
+                            traits |= TraitsOf(bound);
+                            sawStatement = true;
+                        }
+                        else if (boundNamed && !ParsedInBatch(buffer, reader.Consumed))
+                        {
+                            // Not a statement of this client's: the server says so, from the primary.
+                            return Lookahead.Decided;
+                        }
+                    }
+
+                    break;
                 case FrontendCode.Describe:
                 case FrontendCode.Execute:
                 case FrontendCode.Close:
@@ -136,6 +156,23 @@ internal sealed partial class ClientSession
 
             reader.Advance(header.TotalLength);
         }
+    }
+
+    /// <summary>Whether a named Parse comes before <paramref name="end"/> in <paramref name="buffer"/> (its text was classified with the batch).</summary>
+    private static bool ParsedInBatch(in ReadOnlySequence<byte> buffer, long end)
+    {
+        var reader = new SequenceReader<byte>(buffer.Slice(0, end));
+        while (MessageHeader.TryPeek(ref reader, out var header) && reader.Remaining >= header.TotalLength)
+        {
+            if (header.Code == (byte)FrontendCode.Parse && header.BodyLength > 0 && reader.TryPeek(MessageHeader.Size, out byte first) && first != 0)
+            {
+                return true;
+            }
+
+            reader.Advance(header.TotalLength);
+        }
+
+        return false;
     }
 
     private static bool NeedsPrimary(RouteTraits traits) =>
@@ -197,7 +234,9 @@ internal sealed partial class ClientSession
         }
 
         int chars = Encoding.UTF8.GetChars(text, _patternScratch);
-        var span = _patternScratch.AsSpan(0, chars);
+
+        // The patterns match the whole statement (anchored, as in Pgpool-II), without the blanks and the ';' around it.
+        var span = _patternScratch.AsSpan(0, chars).Trim().TrimEnd(';').TrimEnd();
         try
         {
             for (int i = 0; i < patterns.Count; i++)
@@ -230,7 +269,39 @@ internal sealed partial class ClientSession
             return true;
         }
 
-        var traits = ClassifyForRouting(sql);
+        return RouteCheck(ClassifyForRouting(sql), namedStatement);
+    }
+
+    /// <summary>
+    /// A Bind of a named statement FastPool keeps (max_prepared_statements): routed by the classification of its
+    /// Parse, made once and kept with the statement. A read may run on a standby (the statement is prepared there
+    /// first if that server lacks it); anything else is held back while the client holds a standby, like a Query.
+    /// </summary>
+    public bool InspectBind(PreparedStatements.ClientStatement? statement)
+    {
+        if (!_balanced || statement is null)
+        {
+            // A name the client never prepared: the server answers for it (26000), wherever it is.
+            return true;
+        }
+
+        return RouteCheck(TraitsOf(statement), namedStatement: false);
+    }
+
+    /// <summary>A kept statement's routing classification, made again only when the routing settings changed (reload).</summary>
+    private RouteTraits TraitsOf(PreparedStatements.ClientStatement statement)
+    {
+        if (!ReferenceEquals(statement.RouteFor, _routing))
+        {
+            statement.RouteTraits = ClassifyUncached(statement.Text);
+            statement.RouteFor = _routing;
+        }
+
+        return statement.RouteTraits;
+    }
+
+    private bool RouteCheck(RouteTraits traits, bool namedStatement)
+    {
         bool needsPrimary = namedStatement || NeedsPrimary(traits);
         if (_attachedForRead)
         {
@@ -287,6 +358,11 @@ internal sealed partial class ClientSession
             await fetch.ConfigureAwait(false);
         }
 
+        if (intent == RouteIntent.Read && _walFetchWanted)
+        {
+            await FetchWalPositionOnReservedAsync().ConfigureAwait(false);
+        }
+
         _query.Intent = intent;
     }
 
@@ -311,6 +387,13 @@ internal sealed partial class ClientSession
     /// </summary>
     private void ReleaseAfterTransaction(ServerConnection server, long walFetch)
     {
+        if (_reserving)
+        {
+            // Parked for the client (TryDetach), not released.
+            SignalHold();
+            return;
+        }
+
         if (walFetch == 0)
         {
             server.Pool.Release(server);
@@ -327,7 +410,7 @@ internal sealed partial class ClientSession
     /// read_your_writes needs. Until that fetch answers, no standby is known to have the write, so the client's reads
     /// go to the primary even if they start before the fetch does.
     /// </summary>
-    private long TakeWrite()
+    private long TakeWrite(ServerConnection server)
     {
         bool fetch = _balanced && _wroteInTransaction && _routing.ReadYourWrites && !_attachedForRead;
         _wroteInTransaction = false;
@@ -337,6 +420,14 @@ internal sealed partial class ClientSession
         }
 
         _query.MinReplayLsn = ulong.MaxValue;
+        if (_reserving)
+        {
+            // Session pooling: the client keeps this server, so the position is asked for before its next read.
+            _walFetchWanted = true;
+            _walFetchNode = server.Node.Id;
+            return 0;
+        }
+
         return Interlocked.Increment(ref _walFetchNumber);
     }
 

@@ -61,8 +61,11 @@ internal sealed partial class ClientSession : IQueryInspector
     private void InitPooling(PoolMode mode)
     {
         _mode = mode;
-        _pinMask = _context.Config.FastPool.Pins | PinReasons.Untracked;
-        if (mode == PoolMode.Session)
+        InitReserving(mode);
+
+        // In session pooling the client owns its servers: state that cannot follow it pins it, whatever pin_* say.
+        _pinMask = _reserving ? PinReasons.All | PinReasons.Untracked : _context.Config.FastPool.Pins | PinReasons.Untracked;
+        if (!PerTransaction)
         {
             return;
         }
@@ -128,11 +131,25 @@ internal sealed partial class ClientSession : IQueryInspector
     /// <summary>Runs on the client pump under the swap lock, for each Query and Parse (the scanner calls it); false holds it back (routing).</summary>
     public bool Inspect(in ReadOnlySequence<byte> sql, bool namedStatement)
     {
+        if (namedStatement && _prepared is not null)
+        {
+            // A statement FastPool keeps: routed by its text here (a write is not prepared on a standby the client holds
+            // for a read), its effects on the session followed when it runs (InspectStatement, at its Bind).
+            return RouteCheck(sql, namedStatement: false);
+        }
+
         if (!RouteCheck(sql, namedStatement))
         {
             return false;
         }
 
+        InspectState(sql, namedStatement);
+        return true;
+    }
+
+    /// <summary>What a statement text does to the session's state (settings, pins, prepared statements); routing aside.</summary>
+    private void InspectState(in ReadOnlySequence<byte> sql, bool namedStatement)
+    {
         var text = Contiguous(sql, ref _inspectScratch);
         var traits = SqlClassifier.Classify(text, out var pins);
         if (namedStatement)
@@ -148,7 +165,7 @@ internal sealed partial class ClientSession : IQueryInspector
 
         if (traits == QueryTraits.None)
         {
-            return true;
+            return;
         }
 
         if ((traits & QueryTraits.Rollback) != 0)
@@ -174,7 +191,7 @@ internal sealed partial class ClientSession : IQueryInspector
 
         if ((traits & (QueryTraits.Setting | QueryTraits.ResetAll)) == 0)
         {
-            return true;
+            return;
         }
 
         var server = _server!;
@@ -202,8 +219,6 @@ internal sealed partial class ClientSession : IQueryInspector
         }
 
         server.AppliedSettingsChanged();
-
-        return true;
     }
 
     /// <summary>

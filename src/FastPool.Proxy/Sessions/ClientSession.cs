@@ -114,7 +114,7 @@ internal sealed partial class ClientSession
             }
 
             var welcomeSet = server?.Parameters ?? (IEnumerable<KeyValuePair<string, string>>)welcome!;
-            if (_mode != PoolMode.Session)
+            if (PerTransaction)
             {
                 AddWelcome(server is null ? WelcomeValues(welcomeSet) : welcomeSet);
             }
@@ -129,7 +129,7 @@ internal sealed partial class ClientSession
                 return;
             }
 
-            if (_mode != PoolMode.Session)
+            if (PerTransaction)
             {
                 await RunPooledAsync(server).ConfigureAwait(false);
                 return;
@@ -214,7 +214,7 @@ internal sealed partial class ClientSession
             _traffic.AddWait(_runtime.Time.GetElapsedTime(waitStart));
             _server = server;
             WaitingSinceTicks = 0;
-            var settings = _mode == PoolMode.Session ? BuildSettingsQuery(server) : BuildPooledSettingsQuery(server);
+            var settings = PerTransaction ? BuildPooledSettingsQuery(server) : BuildSettingsQuery(server);
             if (settings is null)
             {
                 return ValueTask.FromResult<ServerConnection?>(server);
@@ -271,7 +271,7 @@ internal sealed partial class ClientSession
 
         _server = server;
         WaitingSinceTicks = 0;
-        var settings = _mode == PoolMode.Session ? BuildSettingsQuery(server) : BuildPooledSettingsQuery(server);
+        var settings = PerTransaction ? BuildPooledSettingsQuery(server) : BuildSettingsQuery(server);
         return settings is null ? server : await ApplySettingsAsync(server, settings).ConfigureAwait(false);
     }
 
@@ -281,7 +281,7 @@ internal sealed partial class ClientSession
         try
         {
             var error = await MessageIo.RunQueryAsync(server, _context.Builder, settings, CancellationToken.None).ConfigureAwait(false);
-            if (error is null && _mode != PoolMode.Session)
+            if (error is null && PerTransaction)
             {
                 SettingsApplied(server);
             }

@@ -24,6 +24,7 @@ internal struct ForwardingScanner
     private bool _stopAtIdle;
     private bool _statementMode;
     private PreparedStatements? _prepared;
+    private bool _routeBinds;
 
     // Where errors are counted by SQLSTATE class (/metrics); null counts nothing. The sniffer reads the class
     // from the ErrorResponse body while it is forwarded, so no error is held back for it.
@@ -46,6 +47,7 @@ internal struct ForwardingScanner
         _errors = null;
         _sniffer = default;
         _prepared = null;
+        _routeBinds = false;
     }
 
     /// <summary>Counts every ErrorResponse the server sends by its SQLSTATE class.</summary>
@@ -68,6 +70,12 @@ internal struct ForwardingScanner
     /// which rewrites the messages that name them and takes out the replies to what it adds.
     /// </summary>
     public void EnablePreparedStatements(PreparedStatements prepared) => _prepared = prepared;
+
+    /// <summary>
+    /// Replication routing with kept prepared statements: a Bind of a named statement goes to the inspector, which
+    /// may hold it back (the statement needs the primary and the client holds a standby), as a Query or Parse.
+    /// </summary>
+    public void EnableBindRouting() => _routeBinds = _prepared is not null && _inspector is not null;
 
     /// <summary>Why the last client scan stopped with a protocol violation.</summary>
     public string? Violation { get; private set; }
@@ -130,6 +138,20 @@ internal struct ForwardingScanner
                 if (!Inspect(reader.UnreadSequence.Slice(MessageHeader.Size, header.BodyLength), header.Code == (byte)FrontendCode.Parse))
                 {
                     // Held back (routing: it needs another node): nothing of it is forwarded or consumed.
+                    Held = true;
+                    break;
+                }
+            }
+
+            if (_routeBinds && header.Code == (byte)FrontendCode.Bind)
+            {
+                if (!_prepared!.TryFindBound(reader, header, out var bound, out bool boundNamed))
+                {
+                    break;
+                }
+
+                if (boundNamed && !_inspector!.InspectBind(bound))
+                {
                     Held = true;
                     break;
                 }
@@ -212,13 +234,8 @@ internal struct ForwardingScanner
             return true;
         }
 
-        // With prepared statements kept by FastPool, a named statement no longer ties the client to its server, and
-        // its text is looked at when it is executed (Bind), not when it is prepared.
-        if (named && _prepared is not null)
-        {
-            return true;
-        }
-
+        // With prepared statements kept by FastPool a named statement no longer ties the client to its server: the
+        // inspector routes it by its text, and follows what it does to the session when it is executed (Bind).
         return _inspector!.Inspect(text, named);
     }
 
@@ -430,4 +447,7 @@ internal interface IQueryInspector
     /// <param name="namedStatement">A Parse that creates a named (session-level) prepared statement.</param>
     /// <returns>False to hold the message back: the scan stops before it, forwarding nothing of it.</returns>
     bool Inspect(in ReadOnlySequence<byte> sql, bool namedStatement);
+
+    /// <summary>A Bind of a named statement FastPool keeps (null: one the client never prepared); false holds it back.</summary>
+    bool InspectBind(PreparedStatements.ClientStatement? statement);
 }

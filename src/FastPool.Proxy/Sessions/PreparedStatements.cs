@@ -69,6 +69,48 @@ internal sealed class PreparedStatements
     /// <summary>The client's statements (for tests and the admin console).</summary>
     public int Count => _statements.Count;
 
+    /// <summary>The client's statement named <paramref name="name"/>, or null.</summary>
+    public ClientStatement? Find(ReadOnlySpan<byte> name) => _byName.TryGetValue(name, out var statement) ? statement : null;
+
+    /// <summary>
+    /// The statement a Bind (55.7: portal name, statement name, ...) at <paramref name="reader"/> executes: false when
+    /// the names are not all in the buffer yet; <paramref name="statement"/> null for the unnamed statement or a name
+    /// the client has not prepared (<paramref name="named"/> tells which).
+    /// </summary>
+    public bool TryFindBound(in SequenceReader<byte> reader, in MessageHeader header, out ClientStatement? statement, out bool named)
+    {
+        statement = null;
+        named = false;
+        long available = Math.Min(reader.Remaining - MessageHeader.Size, header.BodyLength);
+        if (available < 0)
+        {
+            return false;
+        }
+
+        var names = new SequenceReader<byte>(reader.UnreadSequence.Slice(MessageHeader.Size, available));
+        if (!names.TryAdvanceTo(0))
+        {
+            return available == header.BodyLength;
+        }
+
+        long portalEnd = names.Consumed;
+        if (!names.TryAdvanceTo(0))
+        {
+            return available == header.BodyLength;
+        }
+
+        long nameLength = names.Consumed - portalEnd - 1;
+        if (nameLength == 0)
+        {
+            return true;
+        }
+
+        named = true;
+        var prefix = Contiguous(reader.UnreadSequence.Slice(MessageHeader.Size, names.Consumed));
+        statement = Find(prefix.Slice((int)portalEnd, (int)nameLength));
+        return true;
+    }
+
     /// <summary>The statements known to be valid in the client's pool, before any server is attached.</summary>
     public void UseKnown(KnownStatements known) => _known = known;
 
@@ -694,8 +736,16 @@ internal sealed class PreparedStatements
     }
 
     /// <summary>One of the client's statements: its own name, its key, and the Parse body after the name.</summary>
-    private sealed class ClientStatement(byte[] name, ulong key, byte[] body, int textLength, bool hasEffects)
+    internal sealed class ClientStatement(byte[] name, ulong key, byte[] body, int textLength, bool hasEffects)
     {
+        /// <summary>Replication routing: the statement's classification, made once per routing settings (<see cref="RouteFor"/>).</summary>
+        public FastPool.Routing.Classification.QueryTraits RouteTraits { get; set; }
+
+        /// <summary>The routing settings <see cref="RouteTraits"/> were made under; null until the statement is first routed.</summary>
+        public object? RouteFor { get; set; }
+
+        public ReadOnlySpan<byte> Text => Body.AsSpan(0, TextLength);
+
         public byte[] Name { get; } = name;
 
         public ulong Key { get; } = key;

@@ -150,6 +150,13 @@ public static class SqlClassifier
                 {
                     return QueryTraits.SessionSetting | QueryTraits.SessionAuthorization;
                 }
+
+                if (Is(after, "characteristics"u8))
+                {
+                    // Session defaults FastPool does not carry between servers: the client is pinned where this
+                    // runs, so it runs on the primary (pinned to a standby, the client's writes would be refused).
+                    return QueryTraits.SessionSetting | QueryTraits.Write;
+                }
             }
 
             return QueryTraits.SessionSetting;
@@ -200,9 +207,15 @@ public static class SqlClassifier
     {
         var traits = QueryTraits.None;
         int depth = 0;
+
+        // The two tokens before the current one: a function call's schema (schema . name) is read from them only
+        // when a call is found, so the common token costs two copies and nothing else.
+        SqlToken t = default, previous = default, beforePrevious = default;
         while (true)
         {
-            var t = s.Peek();
+            beforePrevious = previous;
+            previous = t;
+            t = s.Peek();
             switch (t.Kind)
             {
                 case SqlTokenKind.End:
@@ -221,7 +234,7 @@ public static class SqlClassifier
                     if (s.Peek().Kind == SqlTokenKind.OpenParen)
                     {
                         var quoted = s.TextOf(t);
-                        traits |= FunctionCall(quoted[1..^1], options);
+                        traits |= FunctionCall(quoted[1..^1], Qualified(ref s, beforePrevious, previous, t), options);
                     }
 
                     continue;
@@ -236,7 +249,7 @@ public static class SqlClassifier
             var w = s.TextOf(t);
             if (s.Peek().Kind == SqlTokenKind.OpenParen)
             {
-                traits |= FunctionCall(w, options);
+                traits |= FunctionCall(w, Qualified(ref s, beforePrevious, previous, t), options);
                 continue;
             }
 
@@ -262,9 +275,17 @@ public static class SqlClassifier
         }
     }
 
-    private static QueryTraits FunctionCall(ReadOnlySpan<byte> name, ClassifierOptions options)
+    /// <summary>The text of <c>schema.name</c> when <paramref name="name"/> is qualified so; empty otherwise.</summary>
+    private static ReadOnlySpan<byte> Qualified(ref TokenStream s, SqlToken schema, SqlToken dot, SqlToken name) =>
+        dot.Kind == SqlTokenKind.Symbol && dot.Length == 1 && s.TextOf(dot)[0] == (byte)'.'
+        && schema.Kind is SqlTokenKind.Word or SqlTokenKind.QuotedIdentifier
+            ? s.TextOf(new SqlToken(SqlTokenKind.Word, schema.Start, name.Start + name.Length - schema.Start))
+            : default;
+
+    private static QueryTraits FunctionCall(ReadOnlySpan<byte> name, ReadOnlySpan<byte> qualified, ClassifierOptions options)
     {
-        if (options.WriteFunctions.Contains(name))
+        // An entry that cannot be decided (a pattern timing out) takes the safe side: the primary.
+        if (options.WriteFunctions.Match(name, qualified) != FunctionMatch.No)
         {
             var traits = QueryTraits.Write;
             Span<byte> lower = stackalloc byte[Math.Min(name.Length, 64)];
@@ -283,7 +304,7 @@ public static class SqlClassifier
             return QueryTraits.SessionSetting;
         }
 
-        if (options.ReadOnlyFunctions.Count > 0 && !options.ReadOnlyFunctions.Contains(name) && !IsParenthesizedKeyword(name))
+        if (options.ReadOnlyFunctions.Count > 0 && !IsParenthesizedKeyword(name) && options.ReadOnlyFunctions.Match(name, qualified) != FunctionMatch.Yes)
         {
             return QueryTraits.Write;
         }

@@ -142,15 +142,29 @@ public sealed class ReadWriteSplitTests
 
         await using (var listed = StartProxy(primary, [primary, standby], r => r with
         {
-            Classifier = new ClassifierOptions { WriteFunctions = new FunctionList([.. ClassifierOptions.DefaultWriteNames, "rt_where"]) },
-            PrimaryRoutingPatterns = [new System.Text.RegularExpressions.Regex(@"\brt_hot\b", System.Text.RegularExpressions.RegexOptions.IgnoreCase)],
+            // Regular expressions matching whole function names, as in Pgpool-II.
+            Classifier = new ClassifierOptions { WriteFunctions = new FunctionList([.. ClassifierOptions.DefaultWriteNames, "rt_wh.*"]) },
         }))
         {
             await WaitForBalancingAsync(listed, 1);
             await using var conn = await OpenAsync(listed);
+            // Reads first: a statement sent to the primary counts as a write for read_your_writes.
+            Assert.True(await OnStandbyAsync(conn, "select pg_is_in_recovery() as rt_where"));
             Assert.False(await OnStandbyAsync(conn, "select public.RT_WHERE()"));
-            Assert.False(await OnStandbyAsync(conn, "select pg_is_in_recovery() as rt_hot"));
+        }
+
+        // primary_routing_query_pattern_list as configured: anchored, so a pattern matches the whole statement.
+        await using (var patterned = StartProxy(primary, [primary, standby], r => r with
+        {
+            PrimaryRoutingPatterns = PatternsFromConfig("""primary_routing_query_pattern_list = '.*\brt_hot\b.*;select pg_is_in_recovery\(\) as rt_exact'"""),
+        }))
+        {
+            await WaitForBalancingAsync(patterned, 1);
+            await using var conn = await OpenAsync(patterned);
+            Assert.True(await OnStandbyAsync(conn, "select pg_is_in_recovery() as rt_exact_not"));
             Assert.True(await OnStandbyAsync(conn, "select pg_is_in_recovery() as rt_cold"));
+            Assert.False(await OnStandbyAsync(conn, "select pg_is_in_recovery() as rt_hot"));
+            Assert.False(await OnStandbyAsync(conn, "SELECT pg_is_in_recovery() AS rt_exact;"));
         }
 
         await using (var readOnly = StartProxy(primary, [primary, standby], r => r with
@@ -272,14 +286,14 @@ public sealed class ReadWriteSplitTests
     }
 
     [Fact]
-    public async Task Session_pooling_serves_a_client_from_the_detected_primary_wherever_it_is_listed()
+    public async Task Session_pooling_balances_reads_and_writes_on_the_detected_primary_wherever_it_is_listed()
     {
         var primary = _fixture.Primary;
         var standby = await _fixture.GetStandbyAsync();
         await using var host = StartProxy(primary, [standby, primary], mode: PoolMode.Session);
         await WaitForBalancingAsync(host, 0);
         await using var conn = await OpenAsync(host);
-        Assert.False(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
+        Assert.True(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
         Assert.False(await OnStandbyAsync(conn, "select pg_is_in_recovery(), txid_current()"));
     }
 
@@ -294,5 +308,13 @@ public sealed class ReadWriteSplitTests
         await using var conn = await OpenAsync(host);
         Assert.False(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
         Assert.False(await OnStandbyAsync(conn, "select pg_is_in_recovery(), txid_current()"));
+    }
+
+    /// <summary>primary_routing_query_pattern_list read as a configuration file gives it.</summary>
+    private static IReadOnlyList<System.Text.RegularExpressions.Regex> PatternsFromConfig(string line)
+    {
+        var result = ConfigLoader.LoadFromText($"[databases]\n[pgbouncer]\n[fastpool]\n{line}\n", "pgbouncer.ini", Path.GetTempPath());
+        Assert.True(result.Success, string.Join(Environment.NewLine, result.Errors));
+        return result.Config!.FastPool.Routing.PrimaryRoutingPatterns;
     }
 }

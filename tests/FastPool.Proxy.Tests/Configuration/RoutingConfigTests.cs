@@ -66,6 +66,20 @@ public class RoutingConfigTests
     }
 
     [Fact]
+    public void Query_patterns_are_anchored_to_the_whole_statement()
+    {
+        var r = Routing("primary_routing_query_pattern_list = 'select .* from accounts.*;.*for\\s+update.*;(a)|(b)'");
+        Assert.Equal(3, r.PrimaryRoutingPatterns.Count);
+        Assert.Matches(r.PrimaryRoutingPatterns[0], "SELECT id FROM accounts WHERE id = 1");
+        Assert.DoesNotMatch(r.PrimaryRoutingPatterns[0], "with x as (select 1) select id from accounts");
+        Assert.Matches(r.PrimaryRoutingPatterns[1], "select 1\nfrom t for\n update");
+
+        // Each pattern is one group: an alternation inside it is anchored on both sides too.
+        Assert.DoesNotMatch(r.PrimaryRoutingPatterns[2], "ab");
+        Assert.Matches(r.PrimaryRoutingPatterns[2], "b");
+    }
+
+    [Fact]
     public void Redirect_preference_lists_match_whole_names_in_order()
     {
         var r = Routing(
@@ -93,6 +107,9 @@ public class RoutingConfigTests
     [InlineData("load_balance_mode = maybe", "load_balance_mode", "on, off")]
     [InlineData("delay_threshold = -5", "delay_threshold", "delay_threshold")]
     [InlineData("primary_routing_query_pattern_list = 'select (('", "primary_routing_query_pattern_list", "invalid regular expression")]
+    [InlineData("primary_routing_query_pattern_list = 'a)|(b'", "primary_routing_query_pattern_list", "invalid regular expression")]
+    [InlineData("write_function_list = 'audit_(('", "write_function_list", "invalid regular expression")]
+    [InlineData("read_only_function_list = '[a-'", "read_only_function_list", "invalid regular expression")]
     [InlineData("database_redirect_preference_list = 'mydb:replica'", "database_redirect_preference_list", "primary, standby or a node id")]
     [InlineData("app_name_redirect_preference_list = 'app:standby(1.5)'", "app_name_redirect_preference_list", "ratio between 0 and 1")]
     [InlineData("database_redirect_preference_list = 'mydb'", "database_redirect_preference_list", "pattern:target")]

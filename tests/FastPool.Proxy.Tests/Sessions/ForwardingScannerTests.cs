@@ -162,6 +162,8 @@ public class ForwardingScannerTests
             Seen.Add((text, namedStatement));
             return true;
         }
+
+        public bool InspectBind(PreparedStatements.ClientStatement? statement) => true;
     }
 
     [Fact]

@@ -35,6 +35,25 @@ public class PreparedStatementsTests
     }
 
     [Fact]
+    public void With_routing_a_bind_is_shown_its_statement_and_a_held_one_forwards_nothing_of_itself()
+    {
+        byte[] parses = [.. s_parseS1, .. Parse("w", "insert into t values ($1)", 23), .. Sync()];
+        byte[] batch = [.. Bind("s1"), .. Execute(), .. Sync(), .. Bind("w"), .. Execute(), .. Sync()];
+        for (int split = 0; split <= batch.Length; split++)
+        {
+            var session = new Session { HoldBindsOf = "insert" };
+            session.RouteBinds();
+            session.FromClient(parses, parses.Length);
+            var sent = Messages(session.FromClient(batch, split, mayHold: true));
+
+            // The read goes on (as the server knows it); the write's Bind and what follows it stay with the client.
+            Assert.Equal("BES", Codes(sent));
+            Assert.Equal(["select $1::int"], session.Bound);
+            Assert.True(session.Held);
+        }
+    }
+
+    [Fact]
     public void A_server_without_the_statement_gets_it_before_the_bind_and_its_parse_complete_is_taken_out()
     {
         byte[] replies = [.. Msg('1'), .. Msg('2'), .. Msg('C', "SELECT 1\0"u8.ToArray()), .. Ready('I')];
@@ -204,10 +223,32 @@ public class PreparedStatementsTests
 
         public bool Inspect(in ReadOnlySequence<byte> sql, bool namedStatement) => true;
 
+        /// <summary>Replication routing: Binds of statements whose text starts with this are held back.</summary>
+        public string? HoldBindsOf { get; set; }
+
+        public List<string> Bound { get; } = [];
+
+        public bool InspectBind(PreparedStatements.ClientStatement? statement)
+        {
+            var text = statement is null ? "?" : Encoding.UTF8.GetString(statement.Text);
+            if (HoldBindsOf is not null && text.StartsWith(HoldBindsOf, StringComparison.Ordinal))
+            {
+                return false;
+            }
+
+            Bound.Add(text);
+            return true;
+        }
+
+        public void RouteBinds() => _scanner.EnableBindRouting();
+
+        public bool Held => _scanner.Held;
+
         public void Attach(ServerProtocolState server) => Server = server;
 
-        public byte[] FromClient(byte[] input, int split) =>
-            Pump(input, split, buffer => (_scanner.ScanFromClient(buffer, Server, out long forward, out long consumed, out _), forward, consumed), Prepared.ToServer);
+        /// <param name="mayHold">Routing may hold a message back: what follows it stays unconsumed.</param>
+        public byte[] FromClient(byte[] input, int split, bool mayHold = false) =>
+            Pump(input, split, buffer => (_scanner.ScanFromClient(buffer, Server, out long forward, out long consumed, out _), forward, consumed), Prepared.ToServer, mayHold);
 
         public byte[] FromServer(byte[] input, int split)
         {
@@ -218,7 +259,7 @@ public class PreparedStatementsTests
             }, Prepared.ToClient);
         }
 
-        private static byte[] Pump(byte[] input, int split, Func<ReadOnlySequence<byte>, (PumpExit? Exit, long Forward, long Consumed)> scan, OutputBatch batch)
+        private static byte[] Pump(byte[] input, int split, Func<ReadOnlySequence<byte>, (PumpExit? Exit, long Forward, long Consumed)> scan, OutputBatch batch, bool mayHold = false)
         {
             var output = new List<byte>();
             byte[] pending = [];
@@ -239,7 +280,11 @@ public class PreparedStatementsTests
                 pending = buffer.Slice(consumed).ToArray();
             }
 
-            Assert.Empty(pending);
+            if (!mayHold)
+            {
+                Assert.Empty(pending);
+            }
+
             return output.ToArray();
         }
     }

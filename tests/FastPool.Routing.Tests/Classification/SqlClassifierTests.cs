@@ -155,6 +155,60 @@ public sealed class SqlClassifierTests
     }
 
     [Fact]
+    public void Function_lists_are_regular_expressions_matching_whole_names()
+    {
+        var writers = new ClassifierOptions { WriteFunctions = new FunctionList(["audit_.*", "log(ged|ging)", "billing\\.charge"]) };
+        Assert.True(Classify("select audit_insert(1)", writers).HasFlag(QueryTraits.Write));
+        Assert.True(Classify("select AUDIT_x()", writers).HasFlag(QueryTraits.Write));
+        Assert.True(Classify("select logged(), 1", writers).HasFlag(QueryTraits.Write));
+
+        // Anchored: a name that merely contains a match is not in the list.
+        Assert.False(Classify("select my_audit_insert(1)", writers).HasFlag(QueryTraits.Write));
+        Assert.False(Classify("select logged_in(1)", writers).HasFlag(QueryTraits.Write));
+
+        // A pattern with a schema matches the call as written with that schema.
+        Assert.True(Classify("select billing.charge(1)", writers).HasFlag(QueryTraits.Write));
+        Assert.False(Classify("select charge(1)", writers).HasFlag(QueryTraits.Write));
+        Assert.False(Classify("select other.charge(1)", writers).HasFlag(QueryTraits.Write));
+
+        var readers = new ClassifierOptions { ReadOnlyFunctions = new FunctionList(["count", "pg_.*", "public\\.safe_.*"]) };
+        Assert.False(Classify("select count(*), pg_is_in_recovery(), pg_backend_pid() from t", readers).HasFlag(QueryTraits.Write));
+        Assert.False(Classify("select public.safe_read(1)", readers).HasFlag(QueryTraits.Write));
+        Assert.True(Classify("select safe_read(1)", readers).HasFlag(QueryTraits.Write));
+        Assert.True(Classify("select xpg_is_in_recovery()", readers).HasFlag(QueryTraits.Write));
+        Assert.True(Classify("select counter(1)", readers).HasFlag(QueryTraits.Write));
+    }
+
+    [Fact]
+    public void Set_session_characteristics_needs_the_primary() =>
+        Assert.True(Classify("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE").HasFlag(QueryTraits.Write));
+
+    [Fact]
+    public void Classification_with_pattern_lists_allocates_nothing()
+    {
+        var options = new ClassifierOptions
+        {
+            WriteFunctions = new FunctionList([.. ClassifierOptions.DefaultWriteNames, "audit_.*"]),
+            ReadOnlyFunctions = new FunctionList(["count", "pg_.*", "lower"]),
+        };
+        var sql = "select count(*), lower(name), public.pg_x(1) from t where id = $1"u8.ToArray();
+        var traits = SqlClassifier.Classify(sql, options);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 100; i++)
+        {
+            traits |= SqlClassifier.Classify(sql, options);
+        }
+
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Equal(QueryTraits.None, traits);
+        Assert.Equal(0, allocated);
+    }
+
+    [Fact]
+    public void A_function_list_with_a_bad_pattern_is_refused() =>
+        Assert.ThrowsAny<ArgumentException>(() => new FunctionList(["ok", "bad(("]));
+
+    [Fact]
     public void Unterminated_constructs_do_not_throw_and_stay_conservative()
     {
         Assert.False(Classify("select 'unterminated").HasFlag(QueryTraits.Write));

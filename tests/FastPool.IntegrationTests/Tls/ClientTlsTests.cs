@@ -1,3 +1,4 @@
+using System.Net.Security;
 using System.Net.Sockets;
 using System.Text;
 using FastPool.IntegrationTests.Infrastructure;
@@ -52,12 +53,15 @@ public sealed class ClientTlsTests
             "pg_hba.conf rejects connection for host \"127.0.0.1\", user \"app\", database \"appdb\", no encryption");
     }
 
-    [Fact]
-    public async Task Prefer_PlaintextClientsStillLogIn()
+    [Theory]
+    [InlineData(TlsMode.Allow)]
+    [InlineData(TlsMode.Prefer)]
+    public async Task AllowAndPrefer_PlaintextAndTlsClientsLogIn(TlsMode mode)
     {
-        await using var proxy = Start(ClientTls(TlsMode.Prefer));
+        await using var proxy = Start(ClientTls(mode));
         Assert.Equal("app", await ScalarAsync(Client(proxy, SslMode.Disable)));
         Assert.Equal("app", await ScalarAsync(Client(proxy, SslMode.Prefer)));
+        Assert.Equal("app", await ScalarAsync(Client(proxy, SslMode.VerifyFull)));
     }
 
     [Fact]
@@ -110,6 +114,19 @@ public sealed class ClientTlsTests
         var plain = await PsqlAsync(proxy, "disable", "select 1");
         Assert.NotEqual(0, plain.ExitCode);
         Assert.Contains("SSL required", plain.StandardError);
+    }
+
+    [Theory]
+    [InlineData(TlsCipherSuite.TLS_CHACHA20_POLY1305_SHA256)]
+    [InlineData(TlsCipherSuite.TLS_AES_128_GCM_SHA256)]
+    public async Task Tls13Ciphers_AreWhatTheClientGets(TlsCipherSuite suite)
+    {
+        // client_tls13_ciphers with one suite: psql (OpenSSL, which prefers AES-256-GCM) reports that one.
+        await using var proxy = Start(ClientTls(TlsMode.Require) with { Tls13CipherSuites = [suite] });
+
+        var psql = await PsqlAsync(proxy, "require", "\\conninfo");
+        Assert.True(psql.ExitCode == 0, psql.ToString());
+        Assert.Contains($"protocol: TLSv1.3, cipher: {suite}", psql.StandardOutput, StringComparison.Ordinal);
     }
 
     [Fact]

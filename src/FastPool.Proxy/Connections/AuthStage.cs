@@ -118,7 +118,7 @@ internal sealed partial class AuthStage : IConnectionStage
 
         bool ok = method switch
         {
-            Method.Password => await PasswordAsync(context, credentials, md5: false, ct).ConfigureAwait(false),
+            Method.Password => await PasswordAsync(context, credentials, md5: false, ct, authQuery).ConfigureAwait(false),
             Method.Md5 => await Md5OrScramAsync(context, credentials, authQuery, ct).ConfigureAwait(false),
             _ => await ScramAsync(context, credentials, ct).ConfigureAwait(false),
         };

@@ -351,14 +351,40 @@ public static partial class ConfigLoader
 
                     break;
                 case "client_tls_sslmode" or "client_tls_key_file" or "client_tls_cert_file" or "client_tls_ca_file"
-                    or "client_tls_protocols" or "client_tls_ciphers":
+                    or "client_tls_protocols" or "client_tls_ciphers" or "client_tls13_ciphers":
                     _clientTlsEntry ??= e;
                     _config = _config with { ClientTls = ApplyTls(e, key, _config.ClientTls) };
                     break;
                 case "server_tls_sslmode" or "server_tls_key_file" or "server_tls_cert_file" or "server_tls_ca_file"
-                    or "server_tls_protocols" or "server_tls_ciphers":
+                    or "server_tls_protocols" or "server_tls_ciphers" or "server_tls13_ciphers":
                     _serverTlsEntry ??= e;
                     _config = _config with { ServerTls = ApplyTls(e, key, _config.ServerTls) };
+                    break;
+                case "client_tls_ecdhcurve":
+                    // .NET's SslStream has no setting for the key-exchange groups (OpenSSL's SSL_CTX_set1_groups).
+                    if (!e.Value.Trim().Equals("auto", StringComparison.OrdinalIgnoreCase) && e.Value.Trim().Length > 0)
+                    {
+                        Warn(e, key, $"client_tls_ecdhcurve = {e.Value.Trim()} cannot be applied: .NET's TLS (SslStream) offers no way to choose the "
+                            + "ECDH curves, so the system OpenSSL's default groups (X25519, P-256, P-384, ...) are offered; ignored");
+                    }
+
+                    break;
+                case "client_tls_dheparams":
+                    switch (e.Value.Trim().ToLowerInvariant())
+                    {
+                        case "" or "auto":
+                            _config = _config with { ClientTls = _config.ClientTls with { NoDhe = false } };
+                            break;
+                        case "none":
+                            _config = _config with { ClientTls = _config.ClientTls with { NoDhe = true } };
+                            break;
+                        default:
+                            // "legacy" or a PEM file of DH parameters: .NET cannot hand either to OpenSSL.
+                            Warn(e, key, $"client_tls_dheparams = {e.Value.Trim()} cannot be applied: .NET's TLS (SslStream) cannot load DH parameters, "
+                                + "so DHE suites (if enabled) use OpenSSL's built-in parameters; \"none\" (no DHE) and \"auto\" can be applied; ignored");
+                            break;
+                    }
+
                     break;
                 default:
                     if (!TryApplyPgBouncerTime(e, key))
@@ -792,6 +818,17 @@ public static partial class ConfigLoader
         private TlsSettings ApplyTls(IniEntry e, string key, TlsSettings tls)
         {
             var v = e.Value;
+            if (key.EndsWith("_tls13_ciphers", StringComparison.Ordinal))
+            {
+                if (TlsValues.TryParseTls13Ciphers(v, out var tls13, out var tls13Error))
+                {
+                    return tls with { Tls13CipherSuites = tls13 };
+                }
+
+                Error(e, key, $"invalid value \"{v}\" for {key}: {tls13Error}; accepted: {TlsValues.Tls13CiphersAccepted}");
+                return tls;
+            }
+
             switch (key[(key.IndexOf("_tls_", StringComparison.Ordinal) + 5)..])
             {
                 case "sslmode":
@@ -1290,14 +1327,12 @@ internal static class PgBouncerKeys
     {
         "auth_ident_file", "auth_ldap_options", "auth_pam_confdir",
         "autodb_idle_timeout", "cancel_wait_timeout",
-        "client_tls13_ciphers", "client_tls_dheparams", "client_tls_ecdhcurve",
         "conffile", "disable_pqexec",
         "dns_max_ttl", "dns_nxdomain_ttl", "dns_zone_check_period",
         "job_name", "listen_backlog", "login_notify_message",
         "max_db_client_connections", "max_user_client_connections",
         "peer_id", "pool_idle_timeout", "query_wait_notify", "resolv_conf", "sbuf_loopcnt", "scram_iterations",
         "server_fast_close", "server_round_robin",
-        "server_tls13_ciphers",
         "service_name",
         "syslog", "syslog_facility", "syslog_ident",
         "tcp_defer_accept", "tcp_keepalive", "tcp_keepcnt", "tcp_keepidle", "tcp_keepintvl",

@@ -42,6 +42,40 @@ public sealed record TlsSettings
     /// <summary>*_tls_ciphers as IANA suite names; null keeps the TLS library's defaults.</summary>
     public IReadOnlyList<TlsCipherSuite>? CipherSuites { get; init; }
 
+    /// <summary>*_tls13_ciphers: the TLS 1.3 suites (as in OpenSSL, *_tls_ciphers is about TLS 1.2 and older); null: the defaults.</summary>
+    public IReadOnlyList<TlsCipherSuite>? Tls13CipherSuites { get; init; }
+
+    /// <summary>client_tls_dheparams = none: no finite-field Diffie-Hellman (DHE) key exchange, only ECDHE (and TLS 1.3).</summary>
+    public bool NoDhe { get; init; }
+
+    /// <summary>
+    /// The suites to enable, or null for the TLS library's defaults. OpenSSL (hence PgBouncer) sets the TLS 1.2
+    /// and the TLS 1.3 suites separately; .NET takes one list for both (CipherSuitesPolicy), so the list is
+    /// *_tls_ciphers (else secure TLS 1.2 defaults) plus *_tls13_ciphers (else the TLS 1.3 suites *_tls_ciphers
+    /// named, else the TLS 1.3 defaults), without DHE suites under dheparams = none.
+    /// </summary>
+    public IReadOnlyList<TlsCipherSuite>? EffectiveCipherSuites()
+    {
+        if (CipherSuites is null && Tls13CipherSuites is null && !NoDhe)
+        {
+            return null;
+        }
+
+        var tls12 = CipherSuites?.Where(s => !TlsValues.IsTls13(s)).ToList() ?? [.. TlsValues.DefaultTls12Suites];
+        var tls13 = Tls13CipherSuites?.ToList() ?? CipherSuites?.Where(TlsValues.IsTls13).ToList() ?? [];
+        if (tls13.Count == 0 && Tls13CipherSuites is null)
+        {
+            tls13.AddRange(TlsValues.DefaultTls13Suites);
+        }
+
+        if (NoDhe)
+        {
+            tls12.RemoveAll(s => s.ToString().StartsWith("TLS_DHE_", StringComparison.Ordinal));
+        }
+
+        return [.. tls13, .. tls12];
+    }
+
     public bool Enabled => Mode != TlsMode.Disable;
 
     public bool VerifiesCertificate => Mode is TlsMode.VerifyCa or TlsMode.VerifyFull;
@@ -54,6 +88,53 @@ public static class TlsValues
     public const string ProtocolsAccepted = "a comma list of tlsv1.0, tlsv1.1, tlsv1.2, tlsv1.3, or all, secure, legacy";
     public const string CiphersAccepted =
         "default, secure, fast, normal (the TLS library's secure defaults), or a colon list of IANA cipher suite names such as TLS_AES_128_GCM_SHA256:TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256";
+
+    public const string Tls13CiphersAccepted =
+        "default, or a colon list of TLS 1.3 suite names: TLS_AES_256_GCM_SHA384, TLS_CHACHA20_POLY1305_SHA256, TLS_AES_128_GCM_SHA256, TLS_AES_128_CCM_SHA256, TLS_AES_128_CCM_8_SHA256";
+
+    /// <summary>OpenSSL's default TLS 1.3 suites, in its order.</summary>
+    public static readonly TlsCipherSuite[] DefaultTls13Suites =
+    [
+        TlsCipherSuite.TLS_AES_256_GCM_SHA384, TlsCipherSuite.TLS_CHACHA20_POLY1305_SHA256, TlsCipherSuite.TLS_AES_128_GCM_SHA256,
+    ];
+
+    /// <summary>TLS 1.2 suites used when only the TLS 1.3 ones are chosen: forward-secret ECDHE with AEAD ciphers only.</summary>
+    public static readonly TlsCipherSuite[] DefaultTls12Suites =
+    [
+        TlsCipherSuite.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, TlsCipherSuite.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        TlsCipherSuite.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, TlsCipherSuite.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+        TlsCipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, TlsCipherSuite.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    ];
+
+    /// <summary>TLS 1.3 suites name no key exchange (RFC 8446 section B.4): TLS_AES_..., TLS_CHACHA20_....</summary>
+    public static bool IsTls13(TlsCipherSuite suite) => !suite.ToString().Contains("_WITH_", StringComparison.Ordinal);
+
+    /// <summary>*_tls13_ciphers: "default" (or empty), or a colon list of TLS 1.3 suites; OpenSSL spells them as IANA does.</summary>
+    public static bool TryParseTls13Ciphers(string text, out IReadOnlyList<TlsCipherSuite>? suites, out string? error)
+    {
+        suites = null;
+        error = null;
+        var trimmed = text.Trim();
+        if (trimmed.Length == 0 || trimmed.Equals("default", StringComparison.OrdinalIgnoreCase))
+        {
+            return true;
+        }
+
+        var list = new List<TlsCipherSuite>();
+        foreach (var name in trimmed.Split(':', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (!name.StartsWith("TLS_", StringComparison.Ordinal) || !Enum.TryParse<TlsCipherSuite>(name, ignoreCase: false, out var suite) || !IsTls13(suite))
+            {
+                error = $"\"{name}\" is not a TLS 1.3 cipher suite";
+                return false;
+            }
+
+            list.Add(suite);
+        }
+
+        suites = list;
+        return true;
+    }
 
     public static bool TryParseMode(string text, out TlsMode mode)
     {

@@ -14,14 +14,16 @@ internal sealed partial class AuthStage
     /// </summary>
     private static Task<bool> Md5OrScramAsync(ClientContext context, ClientCredentials credentials, bool authQuery, CancellationToken ct)
     {
-        // With auth_query, the users FastPool knows are the server's: their secrets decide what most users get.
-        bool mostlyScram = authQuery ? context.Runtime.AuthQuery.MostlyScram : ClientCredentials.MostlyScram(context.Config);
-        bool scram = credentials.Kind == CredentialKind.Scram || (credentials.Kind == CredentialKind.None && mostlyScram);
+        bool scram = credentials.Kind == CredentialKind.Scram || (credentials.Kind == CredentialKind.None && MostlyScram(context, authQuery));
         return scram ? ScramAsync(context, credentials, ct) : PasswordAsync(context, credentials, md5: true, ct);
     }
 
+    /// <summary>With auth_query, the users FastPool knows are the server's: their secrets decide what most users get.</summary>
+    private static bool MostlyScram(ClientContext context, bool authQuery) =>
+        authQuery ? context.Runtime.AuthQuery.MostlyScram : ClientCredentials.MostlyScram(context.Config);
+
     /// <summary>AuthenticationCleartextPassword or AuthenticationMD5Password, checked against the auth_file secret.</summary>
-    private static async Task<bool> PasswordAsync(ClientContext context, ClientCredentials credentials, bool md5, CancellationToken ct)
+    private static async Task<bool> PasswordAsync(ClientContext context, ClientCredentials credentials, bool md5, CancellationToken ct, bool authQuery = false)
     {
         var salt = RandomNumberGenerator.GetBytes(4);
         var builder = context.Builder;
@@ -51,11 +53,19 @@ internal sealed partial class AuthStage
         }
 
         var answer = Encoding.UTF8.GetString(body, 0, body.Length - 1);
-        if (!md5 && credentials.Kind == CredentialKind.Scram)
+        // Checking a cleartext password against a SCRAM secret costs a PBKDF2 run; an unknown user costs the same
+        // when most users have SCRAM secrets, so the time to the answer does not tell who exists.
+        bool unknownLikeScram = !md5 && credentials.Kind == CredentialKind.None && MostlyScram(context, authQuery);
+        if (!md5 && (credentials.Kind == CredentialKind.Scram || unknownLikeScram))
         {
             // PBKDF2 takes milliseconds: run it on the thread pool, not on the I/O loop thread this
             // continuation may be on, where it would stall every other connection of that loop.
             await Task.Yield();
+        }
+
+        if (unknownLikeScram)
+        {
+            _ = context.Runtime.ScramSalts.Fake(context.User);
         }
 
         bool ok = md5 ? MatchesMd5(context.User, credentials, answer, salt) : MatchesCleartext(context.User, credentials, answer);

@@ -1,6 +1,7 @@
 using System.Buffers;
 using FastPool.Protocol;
 using FastPool.Protocol.Scram;
+using FastPool.Proxy.Pooling;
 
 namespace FastPool.Proxy.Connections;
 
@@ -74,9 +75,11 @@ internal sealed partial class AuthStage
 
         // The client proved it holds the ClientKey of the stored secret: keep it for server logins (passthrough).
         // Only for a stored SCRAM secret: one derived from a plain password has FastPool's salt, not the server's.
-        if (credentials.Kind == CredentialKind.Scram && exchange.VerifiedKeys is { } keys)
+        // Per database: the same user name may have another secret on another entry's server (auth_query). The
+        // admin console has no server to log in to.
+        if (credentials.Kind == CredentialKind.Scram && exchange.VerifiedKeys is { } keys && context.Database is { } entry)
         {
-            context.Runtime.Pools.Secrets.RememberScramKeys(context.User, keys);
+            context.Runtime.Pools.Secrets.RememberScramKeys(PoolKey.DatabaseKeyOf(entry, context.DatabaseName), context.User, keys);
         }
 
         // SASLFinal now; AuthenticationOk follows when the session starts (55.3.1 ends with it).

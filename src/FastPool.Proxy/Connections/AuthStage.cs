@@ -5,6 +5,7 @@ using FastPool.Protocol;
 using FastPool.Proxy.Admin;
 using FastPool.Proxy.Configuration;
 using FastPool.Proxy.Configuration.Hba;
+using FastPool.Proxy.Pooling;
 
 namespace FastPool.Proxy.Connections;
 
@@ -84,21 +85,23 @@ internal sealed partial class AuthStage : IConnectionStage
 
     /// <summary>
     /// The password methods: the secret comes from the auth_file or, for a user not in it, from auth_query when the
-    /// database entry has an auth_user. An auth_query answer is dropped from the cache when the login fails, and
-    /// an md5 secret it gave is kept for server logins once the client proved it knows the password.
+    /// database entry has an auth_user (for the admin console: when auth_dbname names the entry to ask). An
+    /// auth_query answer is dropped from the cache when the login fails, and an md5 secret it gave is kept for
+    /// server logins once the client proved it knows the password.
     /// </summary>
     private static async Task<bool> PasswordMethodAsync(ClientContext context, Method method, CancellationToken ct)
     {
         var config = context.Config;
         var credentials = ClientCredentials.Lookup(config, context.User);
         var entry = context.Database;
-        bool authQuery = entry is not null && AuthQueryLookup.AuthUserFor(config, entry) is not null;
+        var target = AuthQueryLookup.TargetFor(config, entry, context.DatabaseName);
+        bool authQuery = target is not null;
         bool fromQuery = false;
-        if (credentials.Kind == CredentialKind.None && authQuery)
+        if (credentials.Kind == CredentialKind.None && target is not null)
         {
             try
             {
-                credentials = await context.Runtime.AuthQuery.LookupAsync(config, entry!, context.DatabaseName, context.User, ct).ConfigureAwait(false);
+                credentials = await context.Runtime.AuthQuery.LookupAsync(config, target, context.User, ct).ConfigureAwait(false);
                 fromQuery = true;
             }
             catch (AuthQueryException)
@@ -116,19 +119,19 @@ internal sealed partial class AuthStage : IConnectionStage
 
         bool ok = method switch
         {
-            Method.Password => await PasswordAsync(context, credentials, md5: false, ct).ConfigureAwait(false),
+            Method.Password => await PasswordAsync(context, credentials, md5: false, ct, authQuery).ConfigureAwait(false),
             Method.Md5 => await Md5OrScramAsync(context, credentials, authQuery, ct).ConfigureAwait(false),
             _ => await ScramAsync(context, credentials, ct).ConfigureAwait(false),
         };
         if (fromQuery)
         {
-            if (ok)
+            if (!ok)
             {
-                context.Runtime.Pools.Secrets.Learn(context.User, credentials);
+                context.Runtime.AuthQuery.Forget(target!, context.User);
             }
-            else
+            else if (entry is not null)
             {
-                context.Runtime.AuthQuery.Forget(entry!, context.DatabaseName, context.User);
+                context.Runtime.Pools.Secrets.Learn(PoolKey.DatabaseKeyOf(entry, context.DatabaseName), context.User, credentials);
             }
         }
 

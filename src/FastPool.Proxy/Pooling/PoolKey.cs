@@ -12,6 +12,7 @@ internal sealed class PoolKey
         DbName = database.DbName ?? clientDatabase;
         User = database.User ?? clientUser;
         ClientUser = clientUser;
+        DatabaseKey = DatabaseKeyOf(database, clientDatabase);
         Password = database.Password ?? authFilePassword;
         var parameters = new List<KeyValuePair<string, string>>
         {
@@ -42,6 +43,16 @@ internal sealed class PoolKey
     public string ClientUser { get; }
 
     public string? Password { get; }
+
+    /// <summary>Which database the pool serves, as pools, auth_query answers and learned secrets are keyed: see <see cref="DatabaseKeyOf"/>.</summary>
+    public string DatabaseKey { get; }
+
+    /// <summary>
+    /// The entry's name, or "*" + the client's database under the fallback entry: each database a client reaches
+    /// through "*" is a database of its own (its own pools, its own auth_query answers, its own learned secrets).
+    /// </summary>
+    public static string DatabaseKeyOf(DatabaseConfig database, string clientDatabase) =>
+        database.Name == "*" ? "*" + clientDatabase : database.Name;
 
     public IReadOnlyList<KeyValuePair<string, string>> StartupParameters { get; }
 

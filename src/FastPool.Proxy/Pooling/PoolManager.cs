@@ -14,6 +14,7 @@ namespace FastPool.Proxy.Pooling;
 internal sealed class PoolManager
 {
     private readonly ConcurrentDictionary<(string Database, string User, int Node), ServerPool> _pools = new();
+    private readonly ConcurrentDictionary<(string Database, string User, int Node), ServerPool> _authQueryPools = new();
     private readonly ConcurrentDictionary<string, LimitCounter> _dbLimits = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, LimitCounter> _userLimits = new(StringComparer.Ordinal);
     private readonly List<ServerPool> _retired = [];
@@ -39,12 +40,47 @@ internal sealed class PoolManager
     /// <summary>The pools new clients are served from.</summary>
     public IEnumerable<ServerPool> Pools => _pools.Values;
 
-    /// <summary>Current pools plus pools a reload retired that still have connections to drain.</summary>
-    public IEnumerable<ServerPool> AllPools => _pools.Values.Concat(RetiredSnapshot());
+    /// <summary>Current pools, auth_query's pools, and pools a reload retired that still have connections to drain.</summary>
+    public IEnumerable<ServerPool> AllPools => _pools.Values.Concat(_authQueryPools.Values).Concat(RetiredSnapshot());
+
+    /// <summary>How many connections auth_query keeps per (database, auth_user, node): lookups are short, and a burst of
+    /// new users then waits its turn instead of opening a server connection each.</summary>
+    public const int AuthQueryPoolSize = 2;
+
+    /// <summary>
+    /// The pool auth_query's lookups borrow their connection from, logged in as <paramref name="login"/> (auth_user
+    /// and auth_dbname already applied). Like PgBouncer's auth_user pool, it keeps its connections between lookups
+    /// (closed after server_idle_timeout like any), so a cache miss costs one query, not a server login. Apart from
+    /// the client pools: its key's user is auth_user as a server login, which a client pool of the same name (with a
+    /// forced user= or another dbname) need not be; it is not counted against max_db/user_connections.
+    /// </summary>
+    public ServerPool GetAuthQueryPool(DatabaseConfig login, string clientDatabase, Node node)
+    {
+        var key = (PoolKey.DatabaseKeyOf(login, clientDatabase), login.User!, node.Id);
+        if (_authQueryPools.TryGetValue(key, out var pool))
+        {
+            return pool;
+        }
+
+        return _authQueryPools.GetOrAdd(key, _ =>
+        {
+            var config = _config;
+            var settings = PoolSettings.From(config, login, null) with
+            {
+                Mode = PoolMode.Session,
+                Size = AuthQueryPoolSize,
+                MinSize = 0,
+                ReserveSize = 0,
+                ConnectQuery = null,
+            };
+            var poolKey = new PoolKey(login, clientDatabase, login.User!, ServerPassword(config, login, login.User!));
+            return new ServerPool(this, poolKey, node, settings, new LimitCounter(0), new LimitCounter(0), _time, _logger);
+        });
+    }
 
     public ServerPool GetPool(DatabaseConfig database, string clientDatabase, string clientUser, Node node)
     {
-        var key = (database.Name == "*" ? "*" + clientDatabase : database.Name, clientUser, node.Id);
+        var key = (PoolKey.DatabaseKeyOf(database, clientDatabase), clientUser, node.Id);
         if (_pools.TryGetValue(key, out var pool))
         {
             return pool;
@@ -68,7 +104,7 @@ internal sealed class PoolManager
         config.Users.TryGetValue(clientUser, out var user);
         var key = new PoolKey(database, clientDatabase, clientUser, ServerPassword(config, database, clientUser));
         var settings = PoolSettings.From(config, database, user);
-        var dbLimit = _dbLimits.GetOrAdd(key.Database.Name == "*" ? "*" + clientDatabase : database.Name, _ => new LimitCounter(database.MaxDbConnections ?? config.MaxDbConnections));
+        var dbLimit = _dbLimits.GetOrAdd(key.DatabaseKey, _ => new LimitCounter(database.MaxDbConnections ?? config.MaxDbConnections));
         var userLimit = _userLimits.GetOrAdd(clientUser, _ => new LimitCounter(user?.MaxUserConnections ?? config.MaxUserConnections));
         return new ServerPool(this, key, node, settings, dbLimit, userLimit, _time, _logger);
     }
@@ -93,6 +129,22 @@ internal sealed class PoolManager
     public void ApplyConfig(ProxyConfig config)
     {
         _config = config;
+
+        // auth_query's pools log in with auth_user, auth_dbname and a password that any reload may change: they are
+        // all retired (drained like client pools), and the next lookup opens a fresh one.
+        foreach (var (key, pool) in _authQueryPools)
+        {
+            if (_authQueryPools.TryRemove(new KeyValuePair<(string, string, int), ServerPool>(key, pool)))
+            {
+                lock (_retired)
+                {
+                    _retired.Add(pool);
+                }
+
+                pool.Retire();
+            }
+        }
+
         foreach (var (key, pool) in _pools)
         {
             string clientDatabase = key.Database.StartsWith('*') ? key.Database.Substring(1) : key.Database;
@@ -191,6 +243,11 @@ internal sealed class PoolManager
         foreach (var pool in _pools.Values)
         {
             pool.Maintain(fill: paused is null || !paused(pool.Key.ClientDatabase));
+        }
+
+        foreach (var pool in _authQueryPools.Values)
+        {
+            pool.Maintain(fill: false);
         }
 
         foreach (var pool in RetiredSnapshot())

@@ -104,7 +104,7 @@ internal static partial class ServerConnector
             return new ScramClient(password, gs2Header, binding);
         }
 
-        login.Passthrough = login.Manager.Secrets.ScramKeysFor(login.Key.User);
+        login.Passthrough = login.Manager.Secrets.ScramKeysFor(login.Key.DatabaseKey, login.Key.User);
         return login.Passthrough is { } keys ? new ScramClient(keys, gs2Header, binding) : new ScramClient(RequirePassword(login.Key), gs2Header, binding);
     }
 

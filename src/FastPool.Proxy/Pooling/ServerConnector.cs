@@ -147,7 +147,7 @@ internal static partial class ServerConnector
                     {
                         // The server no longer takes these keys (its secret changed): the next client SCRAM login
                         // brings fresh ones; until then the login fails like any wrong password.
-                        pool.Manager.Secrets.Forget(key.User, keys);
+                        pool.Manager.Secrets.Forget(key.DatabaseKey, key.User, keys);
                     }
 
                     throw ServerException.FromServer(error);
@@ -204,7 +204,7 @@ internal static partial class ServerConnector
             case AuthenticationCode.Md5Password:
                 builder.Reset();
                 // A plain password, or an md5 secret: md5(secret-without-prefix + salt) is what the password gives too.
-                var md5 = login.Key.Password ?? login.Manager.Secrets.Md5For(login.Manager.Config, login.Key.User) ?? RequirePassword(login.Key);
+                var md5 = login.Key.Password ?? login.Manager.Secrets.Md5For(login.Manager.Config, login.Key.DatabaseKey, login.Key.User) ?? RequirePassword(login.Key);
                 builder.PasswordMessage(Messages.Md5Password(login.Key.User, md5, data.Slice(0, 4).ToArray()));
                 break;
             default:

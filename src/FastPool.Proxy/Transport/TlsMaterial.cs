@@ -53,9 +53,9 @@ internal sealed class TlsMaterial
             }
         }
 
-        if (settings.CipherSuites is not null && (OperatingSystem.IsLinux() || OperatingSystem.IsMacOS()))
+        if (settings.EffectiveCipherSuites() is { } suites && (OperatingSystem.IsLinux() || OperatingSystem.IsMacOS()))
         {
-            _ciphers = new CipherSuitesPolicy(settings.CipherSuites);
+            _ciphers = new CipherSuitesPolicy(suites);
         }
     }
 

@@ -157,6 +157,73 @@ public sealed class AuthQueryTests
     }
 
     [Fact]
+    public async Task Lookups_ShareOnePooledServerConnection_AndSurviveItsTermination()
+    {
+        // No cache: every login asks the server. PgBouncer keeps auth_user's connection between lookups; so does
+        // FastPool, so five lookups are one server login for auth_user, not five.
+        await CreateLookupFunctionAsync(_fixture);
+        await using var proxy = StartWithFunction(_fixture, AuthType.Md5,
+            c => c with { FastPool = c.FastPool with { AuthQueryCacheTtl = TimeSpan.Zero } });
+        var before = await AuthUserBackendsAsync();
+
+        Assert.Equal(PostgresFixture.Md5User, await CurrentUserAsync(proxy, PostgresFixture.Md5User, PostgresFixture.Md5Password));
+        Assert.Equal(PostgresFixture.Md5User, await CurrentUserAsync(proxy, PostgresFixture.Md5User, PostgresFixture.Md5Password));
+        await AssertPasswordFailureAsync(proxy, PostgresFixture.ScramUser, "wrong");
+        await AssertPasswordFailureAsync(proxy, "fp_no_such_user", "wrong");
+        Assert.Equal(PostgresFixture.Md5User, await CurrentUserAsync(proxy, PostgresFixture.Md5User, PostgresFixture.Md5Password));
+
+        var used = (await AuthUserBackendsAsync()).Except(before).ToList();
+        var pid = Assert.Single(used);
+
+        // The server ends the idle lookup connection: the next lookup notices and asks on a new one; the client
+        // never sees the lost connection.
+        await _fixture.Primary.PsqlAsync($"select pg_terminate_backend({pid}, 5000)");
+        Assert.Equal(PostgresFixture.Md5User, await CurrentUserAsync(proxy, PostgresFixture.Md5User, PostgresFixture.Md5Password));
+        var now = (await AuthUserBackendsAsync()).Except(before).ToList();
+        Assert.DoesNotContain(pid, now);
+        Assert.Single(now);
+    }
+
+    /// <summary>The pids of auth_user's backends on the server right now.</summary>
+    private async Task<List<string>> AuthUserBackendsAsync()
+    {
+        var text = await _fixture.Primary.PsqlAsync($"select pid from pg_stat_activity where usename = '{PostgresFixture.AuthQueryUser}'");
+        return [.. text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
+    }
+
+    [Fact]
+    public async Task AdminConsole_UsesAuthQuery_OnTheEntryAuthDbnameNames()
+    {
+        // As in PgBouncer: the console has no server of its own, so auth_dbname names the [databases] entry whose
+        // server is asked. md5_user is an admin user known only to the server.
+        await CreateLookupFunctionAsync(_fixture);
+        await using (var proxy = StartWithFunction(_fixture, AuthType.Md5, c => c with { AuthDbName = Database, AdminUsers = [PostgresFixture.Md5User] }))
+        {
+            var ok = await ConsolePsqlAsync(proxy, PostgresFixture.Md5User, PostgresFixture.Md5Password, "SHOW VERSION");
+            Assert.True(ok.ExitCode == 0, ok.ToString());
+            Assert.Contains("FastPool", ok.StandardOutput, StringComparison.Ordinal);
+
+            var wrong = await ConsolePsqlAsync(proxy, PostgresFixture.Md5User, "wrong", "SHOW VERSION");
+            Assert.Equal(2, wrong.ExitCode);
+            Assert.Contains($"password authentication failed for user \"{PostgresFixture.Md5User}\"", wrong.StandardError, StringComparison.Ordinal);
+        }
+
+        // Without auth_dbname the console knows only the auth_file: md5_user is an unknown user there.
+        await using (var proxy = StartWithFunction(_fixture, AuthType.Md5, c => c with { AdminUsers = [PostgresFixture.Md5User] }))
+        {
+            var unknown = await ConsolePsqlAsync(proxy, PostgresFixture.Md5User, PostgresFixture.Md5Password, "SHOW VERSION");
+            Assert.Equal(2, unknown.ExitCode);
+            Assert.Contains($"password authentication failed for user \"{PostgresFixture.Md5User}\"", unknown.StandardError, StringComparison.Ordinal);
+        }
+    }
+
+    private static Task<ToolResult> ConsolePsqlAsync(ProxyHost proxy, string user, string password, string sql) =>
+        ProtocolTestSupport.RunToolAsync(
+            "psql",
+            ["-X", "-Atc", sql, $"host=127.0.0.1 port={proxy.Port} dbname=pgbouncer user={user} password={password} sslmode=disable gssencmode=disable"],
+            TimeSpan.FromSeconds(60));
+
+    [Fact]
     public async Task Logs_NeverContainTheSecretsAuthQueryReturned()
     {
         await CreateLookupFunctionAsync(_fixture);

@@ -7,8 +7,9 @@ namespace FastPool.IntegrationTests.Auth;
 
 /// <summary>
 /// Helpers for the auth tests. They run on the shared "postgres" fixture, whose primary already has one role per
-/// server-side method over TCP: <see cref="PostgresFixture.AppUser"/> (trust), <see cref="PostgresFixture.Md5User"/>
-/// (md5) and <see cref="PostgresFixture.ScramUser"/> (scram-sha-256).
+/// server-side method over TCP: <see cref="PostgresFixture.AppUser"/> (trust), <see cref="PostgresFixture.PasswordUser"/>
+/// (password, i.e. cleartext), <see cref="PostgresFixture.Md5User"/> (md5) and <see cref="PostgresFixture.ScramUser"/>
+/// (scram-sha-256).
 /// </summary>
 internal static class AuthTestSupport
 {
@@ -19,6 +20,7 @@ internal static class AuthTestSupport
         PostgresFixture.AppUser => PostgresFixture.AppPassword,
         PostgresFixture.Md5User => PostgresFixture.Md5Password,
         PostgresFixture.ScramUser => PostgresFixture.ScramPassword,
+        PostgresFixture.PasswordUser => PostgresFixture.PasswordUserPassword,
         _ => throw new ArgumentOutOfRangeException(nameof(user)),
     };
 

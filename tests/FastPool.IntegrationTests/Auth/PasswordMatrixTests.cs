@@ -6,8 +6,9 @@ using static FastPool.IntegrationTests.Auth.AuthTestSupport;
 namespace FastPool.IntegrationTests.Auth;
 
 /// <summary>
-/// Client auth_type {plain, md5, scram-sha-256, hba} x server method {trust, md5, scram-sha-256}, with Npgsql:
-/// the right password gets rows, a wrong password and an unknown user get the same 28P01.
+/// Client auth_type {plain, md5, scram-sha-256, hba} x server method {trust, password, md5, scram-sha-256}, with
+/// Npgsql: the right password gets rows, a wrong password and an unknown user get the same 28P01; trust and any
+/// against every server method; psql for the password methods.
 /// </summary>
 [Collection(PostgresCollection.Name)]
 public sealed class PasswordMatrixTests
@@ -19,12 +20,15 @@ public sealed class PasswordMatrixTests
         _fixture = fixture;
     }
 
+    /// <summary>One user per server-side method: trust, password (cleartext), md5, scram-sha-256.</summary>
+    private static readonly string[] AllServerMethods = [PostgresFixture.AppUser, PostgresFixture.PasswordUser, PostgresFixture.Md5User, PostgresFixture.ScramUser];
+
     public static TheoryData<AuthType, string> Matrix()
     {
         var data = new TheoryData<AuthType, string>();
         foreach (var authType in new[] { AuthType.Plain, AuthType.Md5, AuthType.ScramSha256, AuthType.Hba })
         {
-            foreach (var user in new[] { PostgresFixture.AppUser, PostgresFixture.Md5User, PostgresFixture.ScramUser })
+            foreach (var user in AllServerMethods)
             {
                 data.Add(authType, user);
             }
@@ -44,6 +48,23 @@ public sealed class PasswordMatrixTests
         Assert.Equal(user, await CurrentUserAsync(proxy, user, PasswordOf(user)));
         await AssertPasswordFailureAsync(proxy, user, "wrong-" + PasswordOf(user));
         await AssertPasswordFailureAsync(proxy, "no_such_user", "whatever");
+    }
+
+    [Theory]
+    [InlineData(AuthType.Trust)]
+    [InlineData(AuthType.Any)]
+    public async Task TrustAndAny_NoPasswordAsked_EveryServerMethodAnsweredFromTheAuthFile(AuthType authType)
+    {
+        // The client sends no password at all; FastPool answers each server's method with the auth_file's password.
+        var users = AllServerMethods.ToDictionary(u => u, PasswordOf);
+        await using var proxy = StartProxy(_fixture, authType, users);
+        foreach (var user in AllServerMethods)
+        {
+            Assert.Equal(user, await CurrentUserAsync(proxy, user, null));
+            var psql = await PsqlAsync(proxy, user, string.Empty, "select current_user");
+            Assert.True(psql.ExitCode == 0, psql.ToString());
+            Assert.Equal(user, psql.StandardOutput.Trim());
+        }
     }
 
     [Theory]
@@ -101,14 +122,15 @@ public sealed class PasswordMatrixTests
     }
 
     [Fact]
-    public async Task Psql_LogsInWithScramAndMd5_AndSeesTheErrorForAWrongPassword()
+    public async Task Psql_LogsInWithEveryPasswordMethod_AndSeesTheErrorForAWrongPassword()
     {
         var users = new Dictionary<string, string>
         {
             [PostgresFixture.ScramUser] = PostgresFixture.ScramPassword,
             [PostgresFixture.Md5User] = PostgresFixture.Md5Password,
+            [PostgresFixture.PasswordUser] = PostgresFixture.PasswordUserPassword,
         };
-        foreach (var authType in new[] { AuthType.ScramSha256, AuthType.Md5 })
+        foreach (var authType in new[] { AuthType.ScramSha256, AuthType.Md5, AuthType.Plain })
         {
             await using var proxy = StartProxy(_fixture, authType, users);
             foreach (var (user, password) in users)

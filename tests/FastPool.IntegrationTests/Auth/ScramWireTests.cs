@@ -244,6 +244,86 @@ public sealed class ScramWireTests
         }
     }
 
+    [Theory]
+    [InlineData(AuthType.Plain, 3)]
+    [InlineData(AuthType.Md5, 5)]
+    public async Task MalformedPasswordMessage_Gets08P01AndClose(AuthType authType, int requestCode)
+    {
+        await using var proxy = StartProxy(_fixture, authType, new Dictionary<string, string> { ["app"] = "pw" }, more: WithAppServerPassword);
+        byte[][] bad =
+        [
+            RawPgClient.Message('p', "pw"u8.ToArray()), // no terminating NUL
+            RawPgClient.Message('p', "pw\0extra\0"u8.ToArray()), // two strings
+            RawPgClient.Message('p', []), // empty
+            [(byte)'p', .. RawPgClient.Int32(3)], // length below its own four bytes
+            [(byte)'p', .. RawPgClient.Int32(70_000)], // longer than any password
+        ];
+        foreach (var message in bad)
+        {
+            await using var client = await RawPgClient.ConnectAsync(proxy.Port);
+            await client.SendAsync(RawPgClient.Startup(Database, "app"));
+            var request = await client.ReadMessageAsync(s_timeout);
+            Assert.True(request is { Type: 'R' } && request.Int32At(0) == requestCode, $"expected authentication request {requestCode}, got {request}");
+            await client.SendAsync(message);
+            await AssertErrorAndCloseAsync(client, "08P01");
+        }
+
+        Assert.Equal("app", await CurrentUserAsync(proxy, "app", "pw"));
+        ProxyChecks.AssertNoUnexpectedErrors(proxy);
+    }
+
+    [Fact]
+    public async Task ReplayedExchange_FromAnEarlierLogin_Gets08P01()
+    {
+        await using var proxy = StartProxy(_fixture, AuthType.ScramSha256, new Dictionary<string, string> { ["app"] = "pw" }, more: WithAppServerPassword);
+
+        // A successful exchange, recorded as an eavesdropper would.
+        byte[] clientFinal;
+        await using (var client = await StartScramAsync(proxy, "app"))
+        {
+            var scram = new ScramClient("pw", "replayed-client-nonce");
+            var serverFirst = await ServerFirstAsync(client, scram);
+            Assert.True(scram.TryClientFinal(Encoding.UTF8.GetBytes(serverFirst), out var final, out var error), error);
+            clientFinal = final;
+            await client.SendAsync(RawPgClient.Message('p', clientFinal));
+            var saslFinal = await client.ReadMessageAsync(s_timeout);
+            Assert.True(saslFinal is { Type: 'R' } && saslFinal.Int32At(0) == 12, $"expected SASLFinal, got {saslFinal}");
+        }
+
+        // The same client-first and client-final again: the server's half of the nonce is new, so the proof is
+        // for another exchange and the login is refused.
+        await using (var client = await StartScramAsync(proxy, "app"))
+        {
+            await ServerFirstAsync(client, new ScramClient("pw", "replayed-client-nonce"));
+            await client.SendAsync(RawPgClient.Message('p', clientFinal));
+            await AssertErrorAndCloseAsync(client, "08P01");
+        }
+
+        ProxyChecks.AssertNoUnexpectedErrors(proxy);
+    }
+
+    [Fact]
+    public async Task ClientStallingMidExchange_GetsClientLoginTimeout_AndIsClosed()
+    {
+        await using var proxy = StartProxy(_fixture, AuthType.ScramSha256, new Dictionary<string, string> { ["app"] = "pw" },
+            more: c => WithAppServerPassword(c) with { ClientLoginTimeout = TimeSpan.FromSeconds(1) });
+
+        // Silent after AuthenticationSASL, then after server-first-message.
+        await using (var client = await StartScramAsync(proxy, "app"))
+        {
+            await AssertErrorAndCloseAsync(client, "08P01");
+        }
+
+        await using (var client = await StartScramAsync(proxy, "app"))
+        {
+            await ServerFirstAsync(client, new ScramClient("pw"));
+            await AssertErrorAndCloseAsync(client, "08P01");
+        }
+
+        Assert.Contains(proxy.Logs, l => l.Contains("client_login_timeout", StringComparison.Ordinal));
+        Assert.Equal("app", await CurrentUserAsync(proxy, "app", "pw"));
+    }
+
     /// <summary>The client password "pw" is not app's server password, so the server login takes it from the database entry.</summary>
     private static ProxyConfig WithAppServerPassword(ProxyConfig c) =>
         c with { FallbackDatabase = c.FallbackDatabase! with { Password = PostgresFixture.AppPassword } };

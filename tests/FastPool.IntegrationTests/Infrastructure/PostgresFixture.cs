@@ -37,6 +37,14 @@ public sealed class PostgresFixture : IAsyncLifetime
 
     public const string Md5Password = "md5_pw";
 
+    /// <summary>Role that must authenticate with the cleartext "password" method over TCP (PostgreSQL still allows it).</summary>
+    public const string PasswordUser = "password_user";
+
+    public const string PasswordUserPassword = "password_pw";
+
+    /// <summary>Role of the per-database secrets tests (they create it): SCRAM over TCP, like on their second server.</summary>
+    public const string TwinUser = "fp_twin";
+
     /// <summary>auth_user of the auth_query tests: must log in with SCRAM over TCP; the tests create the role.</summary>
     public const string AuthQueryUser = "fp_auth_lookup";
 
@@ -66,6 +74,8 @@ public sealed class PostgresFixture : IAsyncLifetime
             [
                 $"host all {ScramUser} 127.0.0.1/32 scram-sha-256",
                 $"host all {Md5User} 127.0.0.1/32 md5",
+                $"host all {PasswordUser} 127.0.0.1/32 password",
+                $"host all {TwinUser} 127.0.0.1/32 scram-sha-256",
 
                 // The auth_user of the auth_query tests (the role is created by them) logs in with its password.
                 $"host all {AuthQueryUser} 127.0.0.1/32 scram-sha-256",
@@ -81,6 +91,7 @@ public sealed class PostgresFixture : IAsyncLifetime
             $"CREATE DATABASE {OtherDatabase} OWNER {AppUser}",
             $"CREATE ROLE {ScramUser} LOGIN PASSWORD '{ScramPassword}'",
             $"GRANT CONNECT ON DATABASE {AppDatabase} TO {ScramUser}",
+            $"CREATE ROLE {PasswordUser} LOGIN PASSWORD '{PasswordUserPassword}'",
 
             // password_encryption decides how the password is stored, and an md5 hba rule needs an md5 hash.
             $"SET password_encryption = 'md5'; CREATE ROLE {Md5User} LOGIN PASSWORD '{Md5Password}'",

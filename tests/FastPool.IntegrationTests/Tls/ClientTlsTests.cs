@@ -1,3 +1,4 @@
+using System.Net.Security;
 using System.Net.Sockets;
 using System.Text;
 using FastPool.IntegrationTests.Infrastructure;
@@ -52,12 +53,15 @@ public sealed class ClientTlsTests
             "pg_hba.conf rejects connection for host \"127.0.0.1\", user \"app\", database \"appdb\", no encryption");
     }
 
-    [Fact]
-    public async Task Prefer_PlaintextClientsStillLogIn()
+    [Theory]
+    [InlineData(TlsMode.Allow)]
+    [InlineData(TlsMode.Prefer)]
+    public async Task AllowAndPrefer_PlaintextAndTlsClientsLogIn(TlsMode mode)
     {
-        await using var proxy = Start(ClientTls(TlsMode.Prefer));
+        await using var proxy = Start(ClientTls(mode));
         Assert.Equal("app", await ScalarAsync(Client(proxy, SslMode.Disable)));
         Assert.Equal("app", await ScalarAsync(Client(proxy, SslMode.Prefer)));
+        Assert.Equal("app", await ScalarAsync(Client(proxy, SslMode.VerifyFull)));
     }
 
     [Fact]
@@ -112,6 +116,19 @@ public sealed class ClientTlsTests
         Assert.Contains("SSL required", plain.StandardError);
     }
 
+    [Theory]
+    [InlineData(TlsCipherSuite.TLS_CHACHA20_POLY1305_SHA256)]
+    [InlineData(TlsCipherSuite.TLS_AES_128_GCM_SHA256)]
+    public async Task Tls13Ciphers_AreWhatTheClientGets(TlsCipherSuite suite)
+    {
+        // client_tls13_ciphers with one suite: psql (OpenSSL, which prefers AES-256-GCM) reports that one.
+        await using var proxy = Start(ClientTls(TlsMode.Require) with { Tls13CipherSuites = [suite] });
+
+        var psql = await PsqlAsync(proxy, "require", "\\conninfo");
+        Assert.True(psql.ExitCode == 0, psql.ToString());
+        Assert.Contains($"protocol: TLSv1.3, cipher: {suite}", psql.StandardOutput, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task DirectTlsNegotiation_IsAccepted()
     {
@@ -119,6 +136,55 @@ public sealed class ClientTlsTests
         var b = Client(proxy, SslMode.VerifyFull);
         b.SslNegotiation = SslNegotiation.Direct;
         Assert.Equal("app", await ScalarAsync(b));
+    }
+
+    [Fact]
+    public async Task Tls12Protocol_AndTls12Cipher_AreWhatTheClientGets()
+    {
+        // client_tls_protocols = tlsv1.2 and one TLS 1.2 suite (the test certificates are ECDSA); psql names
+        // the suite as OpenSSL does.
+        await using var proxy = Start(ClientTls(TlsMode.Require) with
+        {
+            Protocols = System.Security.Authentication.SslProtocols.Tls12,
+            CipherSuites = [TlsCipherSuite.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256],
+        });
+
+        var psql = await PsqlAsync(proxy, "require", "\\conninfo");
+        Assert.True(psql.ExitCode == 0, psql.ToString());
+        Assert.Contains("protocol: TLSv1.2, cipher: ECDHE-ECDSA-CHACHA20-POLY1305", psql.StandardOutput, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task DirectTls_WithoutAlpn_IsRefusedWith08P01()
+    {
+        // A TLS client that does not say "postgresql" in ALPN may be speaking another protocol (55.2.10).
+        await using var proxy = Start(ClientTls(TlsMode.Require));
+        using var tcp = new TcpClient();
+        await tcp.ConnectAsync("127.0.0.1", proxy.Port);
+        await using var ssl = new SslStream(tcp.GetStream(), leaveInnerStreamOpen: false, (_, _, _, _) => true);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        await ssl.AuthenticateAsClientAsync(new SslClientAuthenticationOptions { TargetHost = "localhost" }, cts.Token);
+
+        var reply = new byte[4096];
+        int total = 0;
+        try
+        {
+            int n;
+            while (total < reply.Length && (n = await ssl.ReadAsync(reply.AsMemory(total), cts.Token)) > 0)
+            {
+                total += n;
+            }
+        }
+        catch (IOException)
+        {
+            // The proxy closed the socket right after its error; what arrived before is what counts.
+        }
+
+        Assert.True(total > 0, "no answer before the connection closed");
+        Assert.Equal((byte)'E', reply[0]);
+        var text = Encoding.UTF8.GetString(reply, 0, total);
+        Assert.Contains("C08P01\0", text);
+        Assert.Contains("without ALPN", text);
     }
 
     [Fact]

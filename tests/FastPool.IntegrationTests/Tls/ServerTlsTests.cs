@@ -50,6 +50,7 @@ public sealed class ServerTlsTests
     private const string SslOfMyBackend = "select ssl from pg_stat_ssl where pid = pg_backend_pid()";
 
     [Theory]
+    [InlineData(TlsMode.Allow)]
     [InlineData(TlsMode.Prefer)]
     [InlineData(TlsMode.Require)]
     [InlineData(TlsMode.VerifyCa)]

@@ -1,3 +1,4 @@
+using System.Net.Security;
 using FastPool.Proxy.Configuration;
 using FastPool.Proxy.Configuration.Hba;
 
@@ -769,7 +770,6 @@ public class ConfigLoaderTests
     [InlineData("max_db_client_connections = 0")]
     [InlineData("scram_iterations = 4096")]
     [InlineData("conffile = /etc/pgbouncer/pgbouncer.ini")]
-    [InlineData("client_tls_ecdhcurve = auto")]
     public void Known_pgbouncer_keys_are_accepted_silently(string line)
     {
         var result = LoadText($"[pgbouncer]\n{line}\n");
@@ -1307,7 +1307,57 @@ public class ConfigLoaderTests
         Assert.Equal(TlsMode.Disable, config.ClientTls.Mode);
     }
 
+    [Fact]
+    public void Tls13_ciphers_are_added_to_the_tls12_list_as_openssl_keeps_them_apart()
+    {
+        var config = AssertLoaded(LoadText(
+            "[pgbouncer]\nclient_tls_ciphers = TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256:TLS_DHE_RSA_WITH_AES_128_GCM_SHA256\n"
+            + "client_tls13_ciphers = TLS_CHACHA20_POLY1305_SHA256\nclient_tls_dheparams = none\nserver_tls13_ciphers = TLS_AES_128_GCM_SHA256\n"));
+
+        Assert.Equal([TlsCipherSuite.TLS_CHACHA20_POLY1305_SHA256], config.ClientTls.Tls13CipherSuites);
+        Assert.True(config.ClientTls.NoDhe);
+
+        // dheparams = none takes the DHE suite out; the TLS 1.3 list comes first.
+        Assert.Equal([TlsCipherSuite.TLS_CHACHA20_POLY1305_SHA256, TlsCipherSuite.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256], config.ClientTls.EffectiveCipherSuites());
+
+        // Only the TLS 1.3 suites chosen: the TLS 1.2 suites are the secure ECDHE defaults, not "none".
+        var server = config.ServerTls.EffectiveCipherSuites()!;
+        Assert.Equal(TlsCipherSuite.TLS_AES_128_GCM_SHA256, server[0]);
+        Assert.Equal(TlsValues.DefaultTls12Suites, server.Skip(1));
+
+        // A tls_ciphers list without TLS 1.3 suites leaves TLS 1.3 at its defaults (OpenSSL's split).
+        var only12 = new TlsSettings { CipherSuites = [TlsCipherSuite.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256] }.EffectiveCipherSuites()!;
+        Assert.Equal([.. TlsValues.DefaultTls13Suites, TlsCipherSuite.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256], only12);
+
+        // Nothing chosen: the library's defaults.
+        Assert.Null(new TlsSettings().EffectiveCipherSuites());
+    }
+
     [Theory]
+    [InlineData("client_tls_ecdhcurve = prime256v1", "client_tls_ecdhcurve = prime256v1 cannot be applied")]
+    [InlineData("client_tls_dheparams = /etc/ssl/dh.pem", "client_tls_dheparams = /etc/ssl/dh.pem cannot be applied")]
+    public void Tls_keys_dotnet_cannot_apply_are_warned_about(string line, string message)
+    {
+        var result = LoadText($"[pgbouncer]\n{line}\n");
+
+        AssertLoaded(result);
+        Assert.Contains(result.Warnings, w => w.Message.Contains(message, StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("client_tls_ecdhcurve = auto")]
+    [InlineData("client_tls_dheparams = auto")]
+    public void Tls_key_defaults_are_accepted_silently(string line)
+    {
+        var result = LoadText($"[pgbouncer]\n{line}\n");
+
+        AssertLoaded(result);
+        Assert.Empty(result.Warnings);
+        Assert.Empty(result.Notes);
+    }
+
+    [Theory]
+    [InlineData("client_tls13_ciphers = TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "is not a TLS 1.3 cipher suite")]
     [InlineData("client_tls_sslmode = sometimes", "invalid value \"sometimes\" for client_tls_sslmode")]
     [InlineData("client_tls_protocols = sslv3", "invalid value \"sslv3\" for client_tls_protocols")]
     [InlineData("client_tls_ciphers = HIGH:!aNULL", "OpenSSL names and expressions cannot be applied")]

@@ -47,14 +47,19 @@ public sealed partial class SandboxCliTests
         await using (var conn = new NpgsqlConnection($"Host=127.0.0.1;Port={port};Database=postgres;Username=postgres;Pooling=false;Timeout=10;Command Timeout=20"))
         {
             await conn.OpenAsync();
-            await using var cmd = new NpgsqlCommand("select pg_is_in_recovery()", conn);
+
+            // Reads may be balanced to the standby (the sandbox routes by default), so the primary is seen through a
+            // write: the table records where it was created, and reading it back is the client's own write.
+            await using var create = new NpgsqlCommand("create table npgsql_check as select pg_is_in_recovery() as r", conn);
+            await create.ExecuteNonQueryAsync();
+            await using var cmd = new NpgsqlCommand("select r from npgsql_check", conn);
             Assert.Equal(false, await cmd.ExecuteScalarAsync());
         }
 
-        // The psql line printed is the one a user copies: it must work as printed.
-        var (code, psqlOut, psqlErr) = await FastPoolProcess.PsqlAsync(port, "select pg_is_in_recovery()");
+        // The psql line printed is the one a user copies: it must work as printed, writes included.
+        var (code, psqlOut, psqlErr) = await FastPoolProcess.PsqlAsync(port, "create table psql_check as select pg_is_in_recovery() as r; select r from psql_check");
         Assert.True(code == 0, $"psql failed ({code}): {psqlErr}\n{p.Describe()}");
-        Assert.Equal("f", psqlOut.Trim());
+        Assert.Equal("f", psqlOut.Trim().Split('\n')[^1]); // the last line: the SELECT (CREATE TABLE AS prints its tag first)
 
         p.Signal(FastPoolProcess.SIGINT);
         Assert.Equal(0, await p.WaitForExitAsync(TimeSpan.FromSeconds(30)));

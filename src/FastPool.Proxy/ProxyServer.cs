@@ -68,6 +68,9 @@ public sealed class ProxyServer : IAsyncDisposable
     /// <summary>The configuration in effect right now (it changes with a reload or an admin SET).</summary>
     public ProxyConfig Config => _runtime.Config;
 
+    /// <summary>The result cache's counters (SHOW POOL_CACHE); all zero while memory_cache_enabled is off.</summary>
+    public Cache.CacheStats CacheStats => _runtime.Cache?.Stats ?? default;
+
     /// <summary>The TCP port actually bound (useful with listen_port = 0 in tests).</summary>
     public int Port { get; private set; }
 

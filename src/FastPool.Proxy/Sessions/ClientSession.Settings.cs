@@ -134,6 +134,11 @@ internal sealed partial class ClientSession : IQueryInspector
         }
 
         var text = Contiguous(sql, ref _inspectScratch);
+        if (_runtime.Cache is not null)
+        {
+            CacheNoteStatement(text);
+        }
+
         var traits = SqlClassifier.Classify(text, out var pins);
         if (namedStatement)
         {

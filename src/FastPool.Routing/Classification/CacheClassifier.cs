@@ -198,6 +198,8 @@ public static class CacheClassifier
         var scope = CacheWriteScope.None;
         var lexer = new SqlLexer(sql);
         bool statementStart = true;
+        bool sawLock = false;
+        bool sawInto = false;
         while (true)
         {
             var token = lexer.Next();
@@ -225,28 +227,38 @@ public static class CacheClassifier
             var w = lexer.TextOf(token);
             bool atStart = statementStart;
             statementStart = false;
-            if (Is(w, "insert"u8) || Is(w, "merge"u8))
+            if (Is(w, "for"u8))
             {
-                scope |= RelationAfter(ref lexer, "into"u8, tables);
+                // A row-locking clause (SELECT docs, "The Locking Clause"): a lock, no write; its UPDATE names nothing.
+                sawLock = true;
+            }
+            else if (Is(w, "into"u8))
+            {
+                // Not after INSERT or MERGE (they take their INTO): SELECT ... INTO creates a table.
+                sawInto = true;
+            }
+            else if (Is(w, "insert"u8) || Is(w, "merge"u8))
+            {
+                scope = Widest(scope, RelationAfter(ref lexer, "into"u8, tables));
             }
             else if (Is(w, "delete"u8))
             {
-                scope |= RelationAfter(ref lexer, "from"u8, tables);
+                scope = Widest(scope, RelationAfter(ref lexer, "from"u8, tables));
             }
             else if (Is(w, "update"u8))
             {
                 // Also "FOR UPDATE" (a lock, no write) and "ON UPDATE" in DDL: only a statement start or a WITH
                 // body names a relation here; a false name only invalidates more.
-                scope |= Relation(ref lexer, tables);
+                scope = Widest(scope, Relation(ref lexer, tables));
             }
             else if (Is(w, "truncate"u8))
             {
-                scope |= RelationList(ref lexer, tables);
+                scope = Widest(scope, RelationList(ref lexer, tables));
             }
             else if (atStart && (Is(w, "alter"u8) || Is(w, "drop"u8) || Is(w, "create"u8) || Is(w, "copy"u8)
                 || Is(w, "vacuum"u8) || Is(w, "analyze"u8) || Is(w, "cluster"u8) || Is(w, "reindex"u8) || Is(w, "comment"u8)))
             {
-                scope |= Ddl(ref lexer, w, tables);
+                scope = Widest(scope, Ddl(ref lexer, w, tables));
             }
             else if (atStart && !(Is(w, "select"u8) || Is(w, "with"u8) || Is(w, "values"u8) || Is(w, "table"u8)
                 || Is(w, "begin"u8) || Is(w, "start"u8) || Is(w, "commit"u8) || Is(w, "end"u8) || Is(w, "rollback"u8)
@@ -266,13 +278,42 @@ public static class CacheClassifier
 
         // A write function (write_function_list) writes what it wants; a write the walk did not attribute to a
         // name (SELECT INTO, a data-modifying CTE it missed) is taken as everything.
-        if ((traits & QueryTraits.Write) != 0 && scope == CacheWriteScope.None && (traits & QueryTraits.Listen) == 0)
+        if ((traits & QueryTraits.Write) != 0 && scope == CacheWriteScope.None && (traits & QueryTraits.Listen) == 0
+            && !(sawLock && !sawInto && !CallsWriteFunction(sql, routing)))
         {
             scope = CacheWriteScope.Everything;
         }
 
         return scope;
     }
+
+    private static bool CallsWriteFunction(ReadOnlySpan<byte> sql, ClassifierOptions routing)
+    {
+        var lexer = new SqlLexer(sql);
+        SqlToken previous = default;
+        while (true)
+        {
+            var t = lexer.Next();
+            if (t.Kind == SqlTokenKind.End)
+            {
+                return false;
+            }
+
+            if (t.Kind == SqlTokenKind.OpenParen && previous.Kind is SqlTokenKind.Word or SqlTokenKind.QuotedIdentifier)
+            {
+                var name = lexer.TextOf(previous);
+                if (routing.WriteFunctions.Contains(previous.Kind == SqlTokenKind.QuotedIdentifier ? name[1..^1] : name))
+                {
+                    return true;
+                }
+            }
+
+            previous = t;
+        }
+    }
+
+    /// <summary>The wider of two scopes (Everything over Tables over None).</summary>
+    private static CacheWriteScope Widest(CacheWriteScope a, CacheWriteScope b) => a > b ? a : b;
 
     private static CacheWriteScope Ddl(ref SqlLexer lexer, ReadOnlySpan<byte> verb, List<string> tables)
     {
@@ -349,8 +390,8 @@ public static class CacheClassifier
             return Relation(ref lexer, tables);
         }
 
-        // DELETE without FROM is not SQL; INSERT/MERGE likewise: a name the walk cannot place.
-        return CacheWriteScope.Everything;
+        // MERGE's WHEN ... THEN INSERT / DELETE actions name no relation: they write the MERGE's target, already taken.
+        return CacheWriteScope.None;
     }
 
     private static CacheWriteScope Relation(ref SqlLexer lexer, List<string> tables)

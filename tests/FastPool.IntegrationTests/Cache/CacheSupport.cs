@@ -8,14 +8,14 @@ namespace FastPool.IntegrationTests.Cache;
 internal static class CacheSupport
 {
     /// <summary>A transaction-pooling proxy with the result cache on and one server connection per pool.</summary>
-    public static ProxyHost Start(PgCluster backend, Func<CacheSettings, CacheSettings>? cache = null, PoolMode mode = PoolMode.Transaction, TimeSpan? queryWait = null) =>
+    public static ProxyHost Start(PgCluster backend, Func<CacheSettings, CacheSettings>? cache = null, PoolMode mode = PoolMode.Transaction, TimeSpan? queryWait = null, int poolSize = 1) =>
         ProxyHost.Start(backend, c =>
         {
             var settings = new CacheSettings { Enabled = true };
             return c with
             {
                 PoolMode = mode,
-                DefaultPoolSize = 1,
+                DefaultPoolSize = poolSize,
                 QueryWaitTimeout = queryWait ?? TimeSpan.FromSeconds(30),
                 FastPool = c.FastPool with { Cache = cache is null ? settings : cache(settings) },
             };

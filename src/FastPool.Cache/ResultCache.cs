@@ -26,6 +26,7 @@ public sealed class ResultCache
     private readonly Dictionary<RelationKey, HashSet<Entry>> _byRelation = [];
     private readonly Dictionary<RelationKey, long> _relationSequence = [];
     private readonly Dictionary<string, long> _databaseSequence = new(StringComparer.Ordinal);
+    private readonly Dictionary<RelationKey, bool> _safety = [];
     private CacheLimits _limits;
     private Entry? _newest;
     private Entry? _oldest;
@@ -184,6 +185,12 @@ public sealed class ResultCache
         lock (_lock)
         {
             _databaseSequence[database] = ++_sequence;
+            foreach (var key in _safety.Keys.Where(k => k.Database == database).ToArray())
+            {
+                // A DO block or a function may have run DDL: what the catalog said is asked again.
+                _safety.Remove(key);
+            }
+
             foreach (var entry in _entries.Values.Where(e => e.Database == database).ToArray())
             {
                 Remove(entry);
@@ -232,6 +239,38 @@ public sealed class ResultCache
         }
 
         return removed;
+    }
+
+    /// <summary>
+    /// What the catalog said about a name read by a cacheable statement (a plain table, or an immutable function:
+    /// true; a view, a temporary or system relation, a function that is not immutable: false); null when unknown.
+    /// </summary>
+    public bool? SafetyOf(string database, string name)
+    {
+        lock (_lock)
+        {
+            return _safety.TryGetValue(new RelationKey(database, name), out bool safe) ? safe : null;
+        }
+    }
+
+    public void SetSafety(string database, string name, bool safe)
+    {
+        lock (_lock)
+        {
+            _safety[new RelationKey(database, name)] = safe;
+        }
+    }
+
+    /// <summary>DDL on these names: what the catalog said may have changed (a table replaced by a view).</summary>
+    public void ForgetSafety(string database, IReadOnlyList<string> names)
+    {
+        lock (_lock)
+        {
+            foreach (var name in names)
+            {
+                _safety.Remove(new RelationKey(database, name));
+            }
+        }
     }
 
     public CacheStats Stats

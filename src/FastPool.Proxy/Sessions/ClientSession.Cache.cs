@@ -28,6 +28,7 @@ internal sealed partial class ClientSession
     private int _cacheRequestLength;
     private ResponseCapture? _capture;
     private readonly List<string> _cacheRelations = [];
+    private readonly List<string> _cacheFunctions = [];
     private readonly List<string> _cacheWrites = [];
     private bool _cacheWroteAll;
     private bool _cacheDirty;
@@ -189,24 +190,123 @@ internal sealed partial class ClientSession
         return true;
     }
 
-    /// <summary>After a miss took a server: starts copying the response when the request may be cached.</summary>
-    private void BeginCaptureIfCacheable(Pooling.ServerConnection server)
+    /// <summary>
+    /// After a miss took a server: starts copying the response when the request may be cached. Names the catalog
+    /// has not been asked about yet are looked up first on that server (one short query, once per name): a view's
+    /// base tables are unknown to the lexer, a temporary table's name may hide another, a function may be volatile.
+    /// </summary>
+    private async ValueTask BeginCaptureIfCacheableAsync(Pooling.ServerConnection server)
     {
-        int keyLength = _query.CacheKeyLength;
-        _query.CacheKeyLength = 0;
-        if (_query.CaptureFrom is not long from || keyLength == 0 || _cacheInUse is not { } cache)
+        if (!TryAnalyzeCacheable(server, out var cache, out long from, out int keyLength))
         {
             return;
         }
+
+        var settings = _runtime.Config.FastPool.Cache;
+        string database = CacheDatabase;
+        List<string>? unknown = null;
+        bool safe = true;
+        foreach (var name in _cacheRelations.Concat(_cacheFunctions))
+        {
+            if (settings.SafeTables.Contains(name))
+            {
+                continue;
+            }
+
+            switch (cache.SafetyOf(database, name))
+            {
+                case false:
+                    safe = false;
+                    break;
+                case null:
+                    (unknown ??= []).Add(name);
+                    break;
+            }
+        }
+
+        if (!safe)
+        {
+            return;
+        }
+
+        if (unknown is not null && !await AskCatalogAsync(server, cache, database, unknown).ConfigureAwait(false))
+        {
+            return;
+        }
+
+        _capture ??= new ResponseCapture();
+        var relations = _cacheRelations.Distinct(StringComparer.Ordinal).ToArray();
+        _capture.Begin(_query.CacheKey.AsSpan(0, keyLength).ToArray(), relations, from, cache.Limits.MaxEntrySize);
+    }
+
+    /// <summary>
+    /// One query for all the unknown names: those that are not a plain or partitioned table of a user schema, or
+    /// that name a function any overload of which is not immutable (PostgreSQL docs 53.11 pg_class relkind and
+    /// relpersistence, 53.39 pg_proc provolatile). True when all are safe.
+    /// </summary>
+    private async ValueTask<bool> AskCatalogAsync(Pooling.ServerConnection server, ResultCache cache, string database, List<string> names)
+    {
+        var list = new StringBuilder("ARRAY[");
+        for (int i = 0; i < names.Count; i++)
+        {
+            list.Append(i == 0 ? "'" : ",'").Append(names[i].Replace("'", "''", StringComparison.Ordinal)).Append('\'');
+        }
+
+        list.Append("]::pg_catalog.text[]");
+        string sql = "SELECT coalesce(pg_catalog.string_agg(n, pg_catalog.chr(1)), '') FROM pg_catalog.unnest(" + list + ") n"
+            + " WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace s ON s.oid = c.relnamespace"
+            + " WHERE c.relname = n AND (c.relkind NOT IN ('r', 'p') OR c.relpersistence = 't'"
+            + " OR s.nspname IN ('pg_catalog', 'information_schema') OR s.nspname LIKE 'pg_temp%' OR s.nspname LIKE 'pg_toast%')"
+            + ") OR EXISTS (SELECT 1 FROM pg_catalog.pg_proc p WHERE p.proname = n AND p.provolatile <> 'i')";
+        string? answer;
+        try
+        {
+            using var cts = new CancellationTokenSource(s_resetTimeout);
+            answer = (await Pooling.MessageIo.QueryFirstRowAsync(server, _context.Builder, sql, cts.Token).ConfigureAwait(false))[0];
+        }
+        catch (Pooling.ServerException)
+        {
+            return false;
+        }
+        catch (Exception)
+        {
+            // The server did not answer: it is not handed to anyone else, and the client's request fails on it.
+            server.Broken = true;
+            return false;
+        }
+
+        var unsafeNames = (answer ?? string.Empty).Split('\u0001', StringSplitOptions.RemoveEmptyEntries);
+        foreach (var name in names)
+        {
+            cache.SetSafety(database, name, Array.IndexOf(unsafeNames, name) < 0);
+        }
+
+        return unsafeNames.Length == 0;
+    }
+
+    private bool TryAnalyzeCacheable(Pooling.ServerConnection server, out ResultCache cache, out long from, out int keyLength)
+    {
+        cache = null!;
+        from = 0;
+        keyLength = _query.CacheKeyLength;
+        _query.CacheKeyLength = 0;
+        if (_query.CaptureFrom is not long captureFrom || keyLength == 0 || _cacheInUse is not { } inUse)
+        {
+            return false;
+        }
+
+        cache = inUse;
+        from = captureFrom;
 
         // A standby may not have replayed a write that already invalidated the cache: only the primary's answers are kept.
         if (Topology.Nodes.Count > 1 && server.Node != Topology.Primary)
         {
-            return;
+            return false;
         }
 
         var settings = _runtime.Config.FastPool;
         _cacheRelations.Clear();
+        _cacheFunctions.Clear();
         var request = _query.CacheKey.AsSpan(_cachePrefix.Length, keyLength - _cachePrefix.Length);
         while (request.Length >= MessageHeader.Size)
         {
@@ -222,9 +322,9 @@ internal sealed partial class ClientSession
 
                 int nul = body.IndexOf((byte)0);
                 var text = nul >= 0 ? body[..nul] : body;
-                if (CacheClassifier.AnalyzeRead(text, settings.Routing.Classifier, settings.Cache.VolatileFunctions, _cacheRelations) != CacheReadVerdict.Cacheable)
+                if (CacheClassifier.AnalyzeRead(text, settings.Routing.Classifier, settings.Cache.VolatileFunctions, _cacheRelations, _cacheFunctions) != CacheReadVerdict.Cacheable)
                 {
-                    return;
+                    return false;
                 }
             }
 
@@ -236,13 +336,11 @@ internal sealed partial class ClientSession
         {
             if (unsafeTables.Contains(relation))
             {
-                return;
+                return false;
             }
         }
 
-        _capture ??= new ResponseCapture();
-        var relations = _cacheRelations.Distinct(StringComparer.Ordinal).ToArray();
-        _capture.Begin(_query.CacheKey.AsSpan(0, keyLength).ToArray(), relations, from, cache.Limits.MaxEntrySize);
+        return true;
     }
 
     /// <summary>The server pump forwarded <paramref name="forwarded"/>: feeds the capture, and stores a complete response.</summary>
@@ -292,7 +390,13 @@ internal sealed partial class ClientSession
         switch (CacheClassifier.AnalyzeWrites(text, routing, _cacheWrites))
         {
             case CacheWriteScope.Tables:
-                cache.Invalidate(CacheDatabase, _cacheWrites.GetRange(before, _cacheWrites.Count - before));
+                var written = _cacheWrites.GetRange(before, _cacheWrites.Count - before);
+                if (CacheClassifier.IsDdl(text))
+                {
+                    cache.ForgetSafety(CacheDatabase, written);
+                }
+
+                cache.Invalidate(CacheDatabase, written);
                 _cacheDirty = true;
                 break;
             case CacheWriteScope.Everything:

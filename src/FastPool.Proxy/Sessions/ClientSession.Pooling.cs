@@ -300,7 +300,7 @@ internal sealed partial class ClientSession
         _capture?.Abandon();
         if (_query.CaptureFrom is not null)
         {
-            BeginCaptureIfCacheable(server);
+            await BeginCaptureIfCacheableAsync(server).ConfigureAwait(false);
         }
 
         Attached(server);

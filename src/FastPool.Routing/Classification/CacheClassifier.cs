@@ -513,6 +513,20 @@ public static class CacheClassifier
         return Is(w, "select"u8) || Is(w, "with"u8) || Is(w, "values"u8) || Is(w, "table"u8);
     }
 
+    /// <summary>The text starts with CREATE, ALTER, DROP or COMMENT: what a name is may change.</summary>
+    public static bool IsDdl(ReadOnlySpan<byte> text)
+    {
+        var lexer = new SqlLexer(text);
+        var t = lexer.Next();
+        if (t.Kind != SqlTokenKind.Word)
+        {
+            return false;
+        }
+
+        var w = lexer.TextOf(t);
+        return Is(w, "create"u8) || Is(w, "alter"u8) || Is(w, "drop"u8) || Is(w, "comment"u8);
+    }
+
     private static bool InFromList(int tablesSeen) => tablesSeen > 0;
 
     private static bool IsSystemSchema(ReadOnlySpan<byte> schema, SqlTokenKind kind) =>

@@ -116,4 +116,58 @@ public sealed class CacheVisibilityTests
         Assert.Equal(entries, host.Server.CacheStats.Entries);
         ProxyChecks.AssertNoUnexpectedErrors(host);
     }
+
+    [Fact]
+    public async Task Views_temporary_tables_and_volatile_user_functions_are_asked_every_time()
+    {
+        await DirectAsync(_fixture,
+            "drop view if exists qc_view; drop table if exists qc_base; create table qc_base (v int); insert into qc_base values (1);"
+            + " create view qc_view as select v from qc_base;"
+            + " create or replace function qc_counter() returns bigint language sql volatile as 'select count(*) from qc_base';"
+            + " create or replace function qc_double(int) returns int language sql immutable as 'select $1 * 2'");
+        await using var host = Start(_fixture.Primary);
+        await using var conn = await OpenAsync(host);
+
+        // A view's base table is unknown to FastPool: a write to it must show through the view at once.
+        Assert.Equal("1", await RowTextAsync(conn, "select v from qc_view"));
+        Assert.Equal("1", await RowTextAsync(conn, "select v from qc_view"));
+        await ExecAsync(conn, "update qc_base set v = 2");
+        Assert.Equal("2", await RowTextAsync(conn, "select v from qc_view"));
+        Assert.Equal("1", await RowTextAsync(conn, "select qc_counter()"));
+        await DirectAsync(_fixture, "insert into qc_base values (3)");
+        Assert.Equal("2", await RowTextAsync(conn, "select qc_counter()"));
+        Assert.Equal(0, host.Server.CacheStats.Entries);
+
+        // An immutable function over a table is cached (and invalidated by the table).
+        Assert.Equal("4|6", string.Join('|', await RowTextAsync(conn, "select string_agg(qc_double(v)::text, '|' order by v) from qc_base")));
+        Assert.Equal(1, host.Server.CacheStats.Entries);
+
+        // A temporary table of the same name as a cached one: that session is never answered from the cache again.
+        Assert.Equal("2", await RowTextAsync(conn, "select min(v) from qc_base"));
+        await using var pinned = await OpenAsync(host);
+        await ExecAsync(pinned, "create temp table qc_base (v int)");
+        Assert.Equal("<null>", await RowTextAsync(pinned, "select min(v) from qc_base"));
+        ProxyChecks.AssertNoUnexpectedErrors(host);
+    }
+
+    [Fact]
+    public async Task Cache_safe_list_caches_a_view_and_the_unsafe_list_never_caches_a_table()
+    {
+        await DirectAsync(_fixture,
+            "drop view if exists qc_sview; drop table if exists qc_sbase, qc_unsafe; create table qc_sbase (v int); insert into qc_sbase values (1);"
+            + " create view qc_sview as select v from qc_sbase; create table qc_unsafe (v int); insert into qc_unsafe values (5)");
+        await using var host = Start(_fixture.Primary, c => c with
+        {
+            SafeTables = new HashSet<string> { "qc_sview" },
+            UnsafeTables = new HashSet<string> { "qc_unsafe" },
+        });
+        await using var conn = await OpenAsync(host);
+        Assert.Equal("1", await RowTextAsync(conn, "select v from qc_sview"));
+        Assert.Equal("5", await RowTextAsync(conn, "select v from qc_unsafe"));
+        Assert.Equal(1, host.Server.CacheStats.Entries);
+        long hits = host.Server.CacheStats.Hits;
+        Assert.Equal("1", await RowTextAsync(conn, "select v from qc_sview"));
+        Assert.Equal(hits + 1, host.Server.CacheStats.Hits);
+        ProxyChecks.AssertNoUnexpectedErrors(host);
+    }
 }

@@ -7,6 +7,12 @@ internal sealed partial class ProxyRuntime
 {
     private volatile ResultCache? _cache;
 
+    /// <summary>LISTENs for the invalidation triggers' notifications, per server database with cached results (none until one is cached).</summary>
+    internal Sessions.CacheListener CacheListener { get; }
+
+    /// <summary>Stops the cache listeners (FastPool is shutting down).</summary>
+    internal ValueTask StopCacheListenerAsync() => CacheListener.DisposeAsync();
+
     /// <summary>The query result cache; null while memory_cache_enabled is off.</summary>
     internal ResultCache? Cache => _cache;
 

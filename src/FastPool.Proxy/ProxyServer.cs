@@ -362,6 +362,7 @@ public sealed class ProxyServer : IAsyncDisposable
         }
 
         await _runtime.Health.DisposeAsync().ConfigureAwait(false);
+        await _runtime.StopCacheListenerAsync().ConfigureAwait(false);
 
         // Last: pooled servers closed above may still have had reads parked on the loops.
         _runtime.Transport.Dispose();

@@ -234,6 +234,8 @@ internal sealed partial class ClientSession
             return;
         }
 
+        // Writes made directly on the server reach this database's entries through the triggers' notifications.
+        _runtime.CacheListener.Ensure(database, Database, DatabaseName);
         _capture ??= new ResponseCapture();
         var relations = _cacheRelations.Distinct(StringComparer.Ordinal).ToArray();
         _capture.Begin(_query.CacheKey.AsSpan(0, keyLength).ToArray(), relations, from, cache.Limits.MaxEntrySize);

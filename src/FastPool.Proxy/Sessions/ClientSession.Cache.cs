@@ -368,6 +368,8 @@ internal sealed partial class ClientSession
     /// and are kept to invalidate again when their transaction ends; a temporary table ends caching for the session
     /// (its name may hide a cached table's).
     /// </summary>
+    internal void NoteStatementForCache(ReadOnlySpan<byte> text) => CacheNoteStatement(text);
+
     private void CacheNoteStatement(ReadOnlySpan<byte> text)
     {
         var cache = _runtime.Cache;
@@ -485,5 +487,28 @@ internal sealed partial class ClientSession
         var reader = new SequenceReader<byte>(body);
         reader.Advance(1);
         return reader.TryReadBigEndian(out int limit) && limit == 0;
+    }
+}
+
+/// <summary>Session pooling with the cache on: each Query and Parse text is looked at for the writes it makes.</summary>
+internal sealed class SessionModeCacheInspector(ClientSession session) : IQueryInspector
+{
+    private byte[] _scratch = [];
+
+    public bool Inspect(in ReadOnlySequence<byte> sql, bool namedStatement)
+    {
+        session.NoteStatementForCache(sql.IsSingleSegment ? sql.FirstSpan : Copy(sql));
+        return true;
+    }
+
+    private ReadOnlySpan<byte> Copy(in ReadOnlySequence<byte> sql)
+    {
+        if (_scratch.Length < sql.Length)
+        {
+            _scratch = new byte[Math.Max(sql.Length, 1024)];
+        }
+
+        sql.CopyTo(_scratch);
+        return _scratch.AsSpan(0, (int)sql.Length);
     }
 }

@@ -83,6 +83,26 @@ public sealed class CacheInvalidationTests
         ProxyChecks.AssertNoUnexpectedErrors(host);
     }
 
+    [Fact]
+    public async Task Writes_of_session_pooling_clients_invalidate_what_transaction_pooling_clients_cached()
+    {
+        await DirectAsync(_fixture, "drop table if exists qc_mixed; create table qc_mixed (v int); insert into qc_mixed values (1)");
+        await using var host = ProxyHost.Start(_fixture.Primary, c => c with
+        {
+            PoolMode = Proxy.Configuration.PoolMode.Session,
+            Users = new Dictionary<string, Proxy.Configuration.UserConfig>(StringComparer.Ordinal)
+            {
+                ["postgres"] = new() { Name = "postgres", PoolMode = Proxy.Configuration.PoolMode.Transaction },
+            },
+            FastPool = c.FastPool with { Cache = new Proxy.Configuration.CacheSettings { Enabled = true } },
+        });
+        await using var pooled = await OpenAsync(host);
+        await using var session = await OpenAsync(host, user: PostgresFixture.AppUser);
+        await DirectAsync(_fixture, "grant all on qc_mixed to app");
+        await CachedThenFreshAsync(host, pooled, "select v from qc_mixed", "1", () => ExecAsync(session, "update qc_mixed set v = 2"), "2");
+        ProxyChecks.AssertNoUnexpectedErrors(host);
+    }
+
     private static Task CachedThenFreshAsync(ProxyHost host, NpgsqlConnection conn, string read, string before, string write, string after) =>
         CachedThenFreshAsync(host, conn, read, before, () => ExecAsync(conn, write), after);
 

@@ -92,79 +92,79 @@ public static class CacheClassifier
             {
                 case SqlTokenKind.Word:
                 case SqlTokenKind.QuotedIdentifier:
-                {
-                    // A qualified name: name { . name } (4.1.1); only its last part is kept.
-                    var last = token;
-                    bool qualified = false;
-                    while (next.Kind == SqlTokenKind.Symbol && lexer.TextOf(next)[0] == '.')
                     {
-                        var part = lexer.Next();
-                        if (part.Kind is not (SqlTokenKind.Word or SqlTokenKind.QuotedIdentifier))
+                        // A qualified name: name { . name } (4.1.1); only its last part is kept.
+                        var last = token;
+                        bool qualified = false;
+                        while (next.Kind == SqlTokenKind.Symbol && lexer.TextOf(next)[0] == '.')
                         {
-                            // name.* and the like.
-                            next = part;
+                            var part = lexer.Next();
+                            if (part.Kind is not (SqlTokenKind.Word or SqlTokenKind.QuotedIdentifier))
+                            {
+                                // name.* and the like.
+                                next = part;
+                                break;
+                            }
+
+                            if (IsSystemSchema(lexer.TextOf(last), last.Kind))
+                            {
+                                return CacheReadVerdict.NotCacheable;
+                            }
+
+                            qualified = true;
+                            last = part;
+                            next = lexer.Next();
+                        }
+
+                        var name = lexer.TextOf(last);
+                        if (next.Kind == SqlTokenKind.OpenParen)
+                        {
+                            if (last.Kind == SqlTokenKind.Word && !qualified && SqlClassifier.IsParenthesizedKeyword(name))
+                            {
+                                break;
+                            }
+
+                            var bare = last.Kind == SqlTokenKind.QuotedIdentifier ? name[1..^1] : name;
+                            if (volatileFunctions.Contains(bare) || routing.WriteFunctions.Contains(bare))
+                            {
+                                return CacheReadVerdict.NotCacheable;
+                            }
+
+                            functions?.Add(NameOf(last, name));
+                            expectRelation = false;
                             break;
                         }
 
-                        if (IsSystemSchema(lexer.TextOf(last), last.Kind))
+                        if (last.Kind == SqlTokenKind.Word && !qualified)
                         {
-                            return CacheReadVerdict.NotCacheable;
+                            // Key words that read the clock or the session (9.9.5, 9.26) need no parentheses.
+                            if (volatileFunctions.Contains(name) && IsSqlValueFunction(name))
+                            {
+                                return CacheReadVerdict.NotCacheable;
+                            }
+
+                            if (Is(name, "from"u8) || Is(name, "join"u8) || Is(name, "only"u8) || Is(name, "lateral"u8))
+                            {
+                                expectRelation = true;
+                                break;
+                            }
                         }
 
-                        qualified = true;
-                        last = part;
-                        next = lexer.Next();
-                    }
-
-                    var name = lexer.TextOf(last);
-                    if (next.Kind == SqlTokenKind.OpenParen)
-                    {
-                        if (last.Kind == SqlTokenKind.Word && !qualified && SqlClassifier.IsParenthesizedKeyword(name))
+                        if (expectRelation)
                         {
-                            break;
+                            string relation = NameOf(last, name);
+                            if (relation.StartsWith("pg_", StringComparison.Ordinal))
+                            {
+                                // System catalogs and views (pg_class, pg_stat_*, pg_locks...) change without any write.
+                                return CacheReadVerdict.NotCacheable;
+                            }
+
+                            tables.Add(relation);
+                            expectRelation = false;
                         }
 
-                        var bare = last.Kind == SqlTokenKind.QuotedIdentifier ? name[1..^1] : name;
-                        if (volatileFunctions.Contains(bare) || routing.WriteFunctions.Contains(bare))
-                        {
-                            return CacheReadVerdict.NotCacheable;
-                        }
-
-                        functions?.Add(NameOf(last, name));
-                        expectRelation = false;
                         break;
                     }
-
-                    if (last.Kind == SqlTokenKind.Word && !qualified)
-                    {
-                        // Key words that read the clock or the session (9.9.5, 9.26) need no parentheses.
-                        if (volatileFunctions.Contains(name) && IsSqlValueFunction(name))
-                        {
-                            return CacheReadVerdict.NotCacheable;
-                        }
-
-                        if (Is(name, "from"u8) || Is(name, "join"u8) || Is(name, "only"u8) || Is(name, "lateral"u8))
-                        {
-                            expectRelation = true;
-                            break;
-                        }
-                    }
-
-                    if (expectRelation)
-                    {
-                        string relation = NameOf(last, name);
-                        if (relation.StartsWith("pg_", StringComparison.Ordinal))
-                        {
-                            // System catalogs and views (pg_class, pg_stat_*, pg_locks...) change without any write.
-                            return CacheReadVerdict.NotCacheable;
-                        }
-
-                        tables.Add(relation);
-                        expectRelation = false;
-                    }
-
-                    break;
-                }
 
                 case SqlTokenKind.Symbol when lexer.TextOf(token)[0] == ',' && previous.Kind != SqlTokenKind.OpenParen:
                     // FROM a, b: the next item of a FROM list is a relation too. A comma in a select list marks a

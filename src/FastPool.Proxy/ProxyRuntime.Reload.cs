@@ -69,6 +69,7 @@ internal sealed partial class ProxyRuntime
         // The snapshot goes first, so a client that logs in while pools are updated already sees the new entries.
         _config = next;
         Pools.ApplyConfig(next);
+        ApplyCacheConfig(next);
         ConfigApplied?.Invoke(next);
     }
 

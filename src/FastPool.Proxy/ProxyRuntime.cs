@@ -32,6 +32,8 @@ internal sealed partial class ProxyRuntime
         Failover = new FailoverCoordinator(this);
         Health = new HealthChecker(this, Failover);
         AuthQuery = new AuthQueryLookup(this);
+        CacheListener = new Sessions.CacheListener(this);
+        ApplyCacheConfig(config);
         QueryPipeline = Pipeline.QueryPipeline.Build(Pools, Pipeline.QueryPipeline.DefaultStages(this));
     }
 

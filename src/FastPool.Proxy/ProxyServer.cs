@@ -82,6 +82,9 @@ public sealed class ProxyServer : IAsyncDisposable
     /// <summary>The configuration in effect right now (it changes with a reload or an admin SET).</summary>
     public ProxyConfig Config => _runtime.Config;
 
+    /// <summary>The result cache's counters (SHOW POOL_CACHE); all zero while memory_cache_enabled is off.</summary>
+    public Cache.CacheStats CacheStats => _runtime.Cache?.Stats ?? default;
+
     /// <summary>The TCP port actually bound (useful with listen_port = 0 in tests).</summary>
     public int Port { get; private set; }
 
@@ -386,6 +389,7 @@ public sealed class ProxyServer : IAsyncDisposable
         }
 
         await _runtime.Health.DisposeAsync().ConfigureAwait(false);
+        await _runtime.StopCacheListenerAsync().ConfigureAwait(false);
 
         // Last: pooled servers closed above may still have had reads parked on the loops.
         _runtime.Transport.Dispose();

@@ -82,6 +82,17 @@ internal static class Program
                 : ProxyRunner.RunAsync(options);
         });
 
+        // fastpool cache install-triggers DATABASE [--config FILE]
+        var triggerDatabase = new Argument<string>("DATABASE") { Description = "The database (entry name with --config) to install the triggers in." };
+        var triggerConfig = new Option<string?>("--config", "-c") { Description = "A pgbouncer.ini: connect as its database entry does (else PGHOST/PGPORT/PGUSER/PGPASSWORD)." };
+        var installTriggers = new Command("install-triggers", "Install statement-level triggers that tell FastPool about writes made directly on the server.")
+        {
+            triggerDatabase,
+            triggerConfig,
+        };
+        installTriggers.SetAction((parse, ct) => Hosting.CacheCommand.InstallTriggersAsync(parse.GetValue(triggerDatabase)!, parse.GetValue(triggerConfig)));
+        root.Subcommands.Add(new Command("cache", "Query result cache tools.") { installTriggers });
+
         var config = new InvocationConfiguration { EnableDefaultExceptionHandler = true };
         return await root.Parse(args).InvokeAsync(config).ConfigureAwait(false);
     }

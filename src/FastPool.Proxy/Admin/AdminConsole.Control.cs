@@ -17,7 +17,7 @@ internal sealed partial class AdminConsole
     private static readonly HashSet<string> s_controlVerbs = new(StringComparer.Ordinal)
     {
         "PAUSE", "RESUME", "DISABLE", "ENABLE", "RECONNECT", "KILL", "KILL_CLIENT", "RELOAD", "SHUTDOWN", "SET", "SUSPEND", "WAIT_CLOSE",
-        "ATTACH", "DETACH", "PROMOTE", "RECOVER",
+        "ATTACH", "DETACH", "PROMOTE", "RECOVER", "PURGE",
     };
 
     private static bool IsControlVerb(string verb) => s_controlVerbs.Contains(verb);
@@ -74,12 +74,33 @@ internal sealed partial class AdminConsole
             case "RECOVER":
                 await NodeCommandAsync(command).ConfigureAwait(false);
                 break;
+            case "PURGE":
+                PurgeCache(command);
+                return;
             default:
                 throw new AdminException(SqlState.FeatureNotSupported, $"{command.Verb} is not supported by FastPool");
         }
 
         // Like PostgreSQL, a command that returns no rows answers with its own name as the tag.
         _result.Complete(command.Verb);
+    }
+
+    /// <summary>PURGE CACHE [table]: drops every cached result, or those that read the table (in any database).</summary>
+    private void PurgeCache(AdminCommand command)
+    {
+        if (command.Args.Count is < 1 or > 2 || !command.Args[0].Equals("CACHE", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new AdminException(SqlState.SyntaxError, "syntax: PURGE CACHE [table]");
+        }
+
+        if (_runtime.Cache is not { } cache)
+        {
+            throw new AdminException(SqlState.ObjectNotInPrerequisiteState, "the result cache is off (memory_cache_enabled)");
+        }
+
+        string? table = command.Args.Count == 2 ? Routing.Classification.CacheClassifier.NormalizeName(command.Args[1]) : null;
+        int removed = cache.Purge(table);
+        _result.Complete("PURGE " + removed.ToString(CultureInfo.InvariantCulture));
     }
 
     private async Task PauseAsync(string? db)

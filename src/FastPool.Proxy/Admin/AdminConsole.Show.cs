@@ -10,7 +10,7 @@ namespace FastPool.Proxy.Admin;
 internal sealed partial class AdminConsole
 {
     private const string Help = """
-        SHOW HELP|VERSION|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|SOCKETS|ACTIVE_SOCKETS|USERS|STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS|LISTS|STATE|MEM|POOL_NODES
+        SHOW HELP|VERSION|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|SOCKETS|ACTIVE_SOCKETS|USERS|STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS|LISTS|STATE|MEM|POOL_NODES|POOL_CACHE
         SET key = value
         RELOAD
         PAUSE [db]
@@ -23,6 +23,7 @@ internal sealed partial class AdminConsole
         KILL db
         KILL_CLIENT id
         ATTACH|DETACH|PROMOTE|RECOVER NODE n [db]
+        PURGE CACHE [table]
         SHUTDOWN [WAIT_FOR_CLIENTS|WAIT_FOR_SERVERS]
         """;
 
@@ -99,9 +100,41 @@ internal sealed partial class AdminConsole
             case "MEM":
                 ShowMem();
                 break;
+            case "POOL_CACHE":
+                ShowPoolCache();
+                break;
             default:
                 throw new AdminException(SqlState.SyntaxError, $"unknown SHOW item \"{command.Args[0]}\"", "SHOW HELP lists the items.");
         }
+    }
+
+    /// <summary>SHOW POOL_CACHE: Pgpool-II's name; one row of the result cache's counters (zeros while it is off).</summary>
+    private void ShowPoolCache()
+    {
+        var cache = _runtime.Cache;
+        var stats = cache?.Stats ?? default;
+        long lookups = stats.Hits + stats.Misses;
+        _result.Describe(
+        [
+            new("enabled", ColumnType.Int4), new("method", ColumnType.Text), new("hits", ColumnType.Numeric), new("misses", ColumnType.Numeric),
+            new("hit_ratio", ColumnType.Text), new("entries", ColumnType.Numeric), new("bytes", ColumnType.Numeric),
+            new("total_size", ColumnType.Numeric), new("evictions", ColumnType.Numeric), new("invalidations", ColumnType.Numeric),
+            new("stores", ColumnType.Numeric),
+        ]);
+        var settings = _runtime.Config.FastPool.Cache;
+        _result.Row()
+            .Add(cache is not null)
+            .Add(settings.Method.ToString().ToLowerInvariant())
+            .Add(stats.Hits)
+            .Add(stats.Misses)
+            .Add(lookups == 0 ? "0.00" : (stats.Hits / (double)lookups).ToString("0.00", System.Globalization.CultureInfo.InvariantCulture))
+            .Add(stats.Entries)
+            .Add(stats.Bytes)
+            .Add(settings.Limits.TotalSize)
+            .Add(stats.Evictions)
+            .Add(stats.Invalidations)
+            .Add(stats.Stores);
+        _result.Complete("SHOW");
     }
 
     private void ShowConfig()

@@ -688,7 +688,7 @@ public static partial class ConfigLoader
         {
             var key = e.Key.ToLowerInvariant();
             _fastPoolRaw[key] = e.Value;
-            if (ApplyFailover(e, key) || TryApplyRouting(e, key))
+            if (ApplyFailover(e, key) || TryApplyRouting(e, key) || TryApplyCache(e, key))
             {
                 return;
             }

@@ -253,6 +253,9 @@ public sealed record FastPoolSettings
 
     /// <summary>Replication-aware routing: read/write split and load balancing over a primary and standbys.</summary>
     public RoutingSettings Routing { get; init; } = new();
+
+    /// <summary>The query result cache (memory_cache_enabled, memqcache_*).</summary>
+    public CacheSettings Cache { get; init; } = new();
     /// <summary>Keys of the [fastpool] section that later features read, kept verbatim (lower-case key).</summary>
     public IReadOnlyDictionary<string, string> Raw { get; init; } = new Dictionary<string, string>(StringComparer.Ordinal);
 }

@@ -14,7 +14,31 @@ internal static class MetricsReport
         WritePools(w, PoolGauges.Collect(runtime));
         WriteTraffic(w, [.. runtime.Stats.Databases.SelectMany(d => d.Users).OrderBy(t => t.Database, StringComparer.Ordinal).ThenBy(t => t.User, StringComparer.Ordinal)]);
         WriteNodes(w, runtime);
+        WriteCache(w, runtime);
         return text.ToString();
+    }
+
+    /// <summary>The result cache (memory_cache_enabled); nothing while it is off.</summary>
+    private static void WriteCache(PrometheusWriter w, ProxyRuntime runtime)
+    {
+        if (runtime.Cache is not { } cache)
+        {
+            return;
+        }
+
+        var stats = cache.Stats;
+        w.Family("fastpool_cache_hits_total", "counter", "Requests answered from the result cache, without a server.");
+        w.Sample("fastpool_cache_hits_total", stats.Hits);
+        w.Family("fastpool_cache_misses_total", "counter", "Cache candidates (read-only SELECTs outside transactions) that went to a server.");
+        w.Sample("fastpool_cache_misses_total", stats.Misses);
+        w.Family("fastpool_cache_entries", "gauge", "Results in the cache.");
+        w.Sample("fastpool_cache_entries", stats.Entries);
+        w.Family("fastpool_cache_bytes", "gauge", "Bytes the cached results take (memqcache_total_size bounds it).");
+        w.Sample("fastpool_cache_bytes", stats.Bytes);
+        w.Family("fastpool_cache_evictions_total", "counter", "Results dropped to stay within memqcache_total_size.");
+        w.Sample("fastpool_cache_evictions_total", stats.Evictions);
+        w.Family("fastpool_cache_invalidations_total", "counter", "Invalidations by writes (through FastPool, triggers or other instances).");
+        w.Sample("fastpool_cache_invalidations_total", stats.Invalidations);
     }
 
     private static void WriteProcess(PrometheusWriter w, ProxyRuntime runtime)

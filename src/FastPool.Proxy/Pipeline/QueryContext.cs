@@ -79,10 +79,26 @@ internal sealed class QueryContext
         }
     }
 
+    /// <summary>
+    /// The result-cache key of the request the client is about to send (its first <see cref="CacheKeyLength"/> bytes;
+    /// 0: the request is not a cache candidate). Set by the session before the pipeline runs.
+    /// </summary>
+    public byte[] CacheKey { get; set; } = [];
+
+    public int CacheKeyLength { get; set; }
+
+    /// <summary>The cache's answer to the request: the whole response, ReadyForQuery included; no server was taken.</summary>
+    public byte[]? CachedResponse { get; set; }
+
+    /// <summary>The cache had no answer: the response may be captured, as of this invalidation sequence number.</summary>
+    public long? CaptureFrom { get; set; }
+
     public void Reset()
     {
         TargetNode = null;
         Server = null;
+        CachedResponse = null;
+        CaptureFrom = null;
     }
 }
 

@@ -4,7 +4,7 @@ using FastPool.Proxy.Topology;
 namespace FastPool.Proxy.Pipeline;
 
 /// <summary>
-/// The order of the query stages, fixed in one place: pause gate -> route -> (cache) -> failover -> acquire.
+/// The order of the query stages, fixed in one place: pause gate -> cache -> route -> failover -> acquire.
 /// Routing picks the node (a standby for a read, the current primary otherwise; none while a failover has no
 /// primary yet), and the failover stage then waits for the new primary or confirms a node it cannot reach.
 /// </summary>
@@ -27,10 +27,11 @@ internal static class QueryPipeline
     /// <summary>The default stage list for this release.</summary>
     /// <remarks>
     /// The pause gate comes first: a paused database must not even be routed, let alone open a server. Failover
-    /// comes after routing: it handles the node routing chose, and the case where routing found no primary.
+    /// comes after routing: it handles the node routing chose, and the case where routing found no primary. The cache
+    /// comes before routing: a hit needs no node, and must not count as a read sent to one.
     /// </remarks>
     public static IReadOnlyList<IQueryStage> DefaultStages(ProxyRuntime runtime) =>
-        [new PauseStage(runtime.Control), new RoutingStage(runtime), new FailoverStage(runtime)];
+        [new PauseStage(runtime.Control), new CacheStage(runtime), new RoutingStage(runtime), new FailoverStage(runtime)];
 
     private static ValueTask AcquireServerAsync(PoolManager pools, QueryContext ctx)
     {

@@ -58,6 +58,13 @@ internal sealed partial class ClientSession
 
     private async Task ForwardAsync(ServerConnection server)
     {
+        if (_runtime.Cache is not null)
+        {
+            // Session pooling answers nothing from the cache, but its writes must still invalidate what other
+            // clients (in transaction pooling) cached from the same database.
+            _scanner.EnableInspection(new SessionModeCacheInspector(this));
+        }
+
         StartIdleTimer();
         var toClient = ServerToClientAsync(server);
         var toServer = ClientToServerAsync(server);
@@ -94,6 +101,7 @@ internal sealed partial class ClientSession
 
         await ReportExitAsync(exit, server).ConfigureAwait(false);
         await ReleaseAsync(server).ConfigureAwait(false);
+        CacheSessionEnded();
     }
 
     /// <summary>
@@ -211,6 +219,11 @@ internal sealed partial class ClientSession
             SuspectIfEnding(server);
             if (forward > 0)
             {
+                if (transactions > 0 && _cacheDirty)
+                {
+                    CacheTransactionEnded(server);
+                }
+
                 await BeginServerForwardAsync(server.Connection).ConfigureAwait(false);
                 try
                 {

@@ -103,6 +103,7 @@ internal sealed partial class ClientSession
         }
 
         SetPinned(PinReasons.None);
+        CacheSessionEnded();
     }
 
     private async Task<PumpExit> PooledClientToServerAsync()
@@ -203,6 +204,13 @@ internal sealed partial class ClientSession
                 if (DecideIntent(buffer, out var intent) == Lookahead.NeedMore && !result.IsCompleted)
                 {
                     // Routing looks at the whole first statement (or extended batch up to its Sync): wait for the rest.
+                    input.AdvanceTo(buffer.Start, buffer.End);
+                    continue;
+                }
+
+                if (_runtime.Cache is not null && PrepareCacheKey(buffer, result.IsCompleted) == Lookahead.NeedMore)
+                {
+                    // The cache looks at the whole request (a Query, or an extended batch up to its Sync): wait for the rest.
                     input.AdvanceTo(buffer.Start, buffer.End);
                     continue;
                 }
@@ -322,7 +330,14 @@ internal sealed partial class ClientSession
         NoteActivity();
         if (server is null)
         {
-            return false;
+            // A cache hit takes no server: the client is answered, and its next request is looked at afresh.
+            return _query.CachedResponse is { } cached && await AnswerFromCacheAsync(cached).ConfigureAwait(false);
+        }
+
+        _capture?.Abandon();
+        if (_query.CaptureFrom is not null)
+        {
+            await BeginCaptureIfCacheableAsync(server).ConfigureAwait(false);
         }
 
         Attached(server);
@@ -385,6 +400,16 @@ internal sealed partial class ClientSession
                 SuspectIfEnding(server);
                 if (forward > 0)
                 {
+                    if (transactions > 0 && _cacheDirty)
+                    {
+                        CacheTransactionEnded(server);
+                    }
+
+                    if (_capture is { Active: true })
+                    {
+                        FeedCapture(buffer.Slice(0, forward));
+                    }
+
                     _replayable = false;
                     await BeginServerForwardAsync(server.Connection).ConfigureAwait(false);
                     try

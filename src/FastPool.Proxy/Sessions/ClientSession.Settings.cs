@@ -151,6 +151,11 @@ internal sealed partial class ClientSession : IQueryInspector
     private void InspectState(in ReadOnlySequence<byte> sql, bool namedStatement)
     {
         var text = Contiguous(sql, ref _inspectScratch);
+        if (_runtime.Cache is not null)
+        {
+            CacheNoteStatement(text);
+        }
+
         var traits = SqlClassifier.Classify(text, out var pins);
         if (namedStatement)
         {

@@ -210,7 +210,14 @@ internal sealed partial class ClientSession
         var pending = _runtime.QueryPipeline(_query);
         if (pending.IsCompletedSuccessfully)
         {
-            var server = _query.Server!;
+            if (_query.Server is null)
+            {
+                // Answered from the result cache: no server was needed.
+                WaitingSinceTicks = 0;
+                return ValueTask.FromResult<ServerConnection?>(null);
+            }
+
+            var server = _query.Server;
             _traffic.AddWait(_runtime.Time.GetElapsedTime(waitStart));
             _server = server;
             WaitingSinceTicks = 0;
@@ -234,7 +241,16 @@ internal sealed partial class ClientSession
         try
         {
             await pending.ConfigureAwait(false);
-            server = _query.Server!;
+            if (_query.Server is null)
+            {
+                // Answered from the result cache (after a pause): no server was needed.
+                WaitingSinceTicks = 0;
+                await giveUpRegistration.DisposeAsync().ConfigureAwait(false);
+                await StopWatchAsync(watch).ConfigureAwait(false);
+                return null;
+            }
+
+            server = _query.Server;
             _traffic.AddWait(_runtime.Time.GetElapsedTime(waitStart));
         }
         catch (ServerException ex)

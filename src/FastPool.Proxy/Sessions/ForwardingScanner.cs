@@ -66,6 +66,12 @@ internal struct ForwardingScanner
     }
 
     /// <summary>
+    /// Session pooling with the result cache on: query texts go to <paramref name="inspector"/> (for the writes they
+    /// make), nothing else changes. With the cache off no inspector is set, and the scan costs what it did.
+    /// </summary>
+    public void EnableInspection(IQueryInspector inspector) => _inspector = inspector;
+
+    /// <summary>
     /// Transaction pooling with max_prepared_statements: named statements are kept by <paramref name="prepared"/>,
     /// which rewrites the messages that name them and takes out the replies to what it adds.
     /// </summary>

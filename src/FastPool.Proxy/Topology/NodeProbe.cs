@@ -86,6 +86,18 @@ internal static class NodeProbe
         }
     }
 
+    /// <summary>A connection of its own to <paramref name="dbName"/> on <paramref name="node"/> (the cache listener's), logged in as <paramref name="login"/>.</summary>
+    public static async Task<ServerConnection> OpenAsync(ProxyRuntime runtime, ProxyConfig config, DatabaseConfig database, Node node,
+        (string User, string? Password) login, string dbName, TimeSpan timeout, CancellationToken ct)
+    {
+        var entry = database with { User = login.User, Password = login.Password, DbName = dbName };
+        var key = new PoolKey(entry, dbName, login.User, login.Password);
+        var pool = new ServerPool(runtime.Pools, key, node, PoolSettings.From(config, entry, null), new LimitCounter(0), new LimitCounter(0), runtime.Time, runtime.Logger);
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        cts.CancelAfter(timeout);
+        return await ServerConnector.OpenAsync(pool, node, 0, runtime.Time.GetTimestamp(), timeout, cts.Token).ConfigureAwait(false);
+    }
+
     /// <summary>Runs one statement on a fresh connection and returns its first row; throws what went wrong.</summary>
     public static async Task<string?[]> QueryAsync(ProxyRuntime runtime, ProxyConfig config, DatabaseConfig database, Node node,
         (string User, string? Password) login, string sql, TimeSpan timeout, CancellationToken ct)

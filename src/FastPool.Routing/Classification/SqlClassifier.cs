@@ -313,7 +313,7 @@ public static class SqlClassifier
     }
 
     /// <summary>Key words and type names that are followed by '(' without being function calls.</summary>
-    private static bool IsParenthesizedKeyword(ReadOnlySpan<byte> w) =>
+    internal static bool IsParenthesizedKeyword(ReadOnlySpan<byte> w) =>
         Is(w, "in"u8) || Is(w, "exists"u8) || Is(w, "any"u8) || Is(w, "all"u8) || Is(w, "some"u8) || Is(w, "values"u8)
         || Is(w, "as"u8) || Is(w, "from"u8) || Is(w, "join"u8) || Is(w, "where"u8) || Is(w, "and"u8) || Is(w, "or"u8)
         || Is(w, "not"u8) || Is(w, "on"u8) || Is(w, "using"u8) || Is(w, "lateral"u8) || Is(w, "select"u8) || Is(w, "row"u8)

@@ -1,0 +1,514 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Text;
+using FastPool.Cache;
+using FastPool.Protocol;
+using FastPool.Routing.Classification;
+
+namespace FastPool.Proxy.Sessions;
+
+/// <summary>
+/// The session's side of the query result cache (transaction and statement pooling). A request is a cache
+/// candidate when the client holds no server (so it is outside any transaction: 55.2.4) and it is one Query, or
+/// unnamed Parse/Bind/Describe/Execute messages up to one Sync, whose statements all start like reads. Its key is
+/// the server database, the login user, the client's whole tracked session state (search_path, TimeZone, DateStyle,
+/// IntervalStyle, client_encoding, extra_float_digits, bytea_output, role, ...: <see cref="StateKey"/>) and the
+/// request's bytes as sent, so parameter values, their formats and the result formats are part of it. A hit is
+/// answered with the stored response (ReadyForQuery 'I' included) in one send, without a server. On a miss the
+/// statements are classified, and the response of a cacheable read on the primary is copied as it is forwarded.
+/// Writes the client sends invalidate what they touch when sent and again when their transaction ends, before
+/// the ReadyForQuery that tells the client so is forwarded.
+/// </summary>
+internal sealed partial class ClientSession
+{
+    private ResultCache? _cacheInUse;
+    private bool _cacheOff;
+    private byte[] _cachePrefix = [];
+    private string? _cachePrefixState;
+    private int _cacheRequestLength;
+    private ResponseCapture? _capture;
+    private readonly List<string> _cacheRelations = [];
+    private readonly List<string> _cacheFunctions = [];
+    private readonly List<string> _cacheWrites = [];
+    private bool _cacheWroteAll;
+    private bool _cacheDirty;
+    private string? _cacheDatabase;
+
+    /// <summary>The server database the entries belong to, the same for every entry name that reaches it.</summary>
+    private string CacheDatabase
+    {
+        get
+        {
+            if (_cacheDatabase is null)
+            {
+                var node = Database.Nodes[0];
+                _cacheDatabase = node.Host + ":" + node.Port.ToString(System.Globalization.CultureInfo.InvariantCulture) + "/" + (Database.DbName ?? DatabaseName);
+            }
+
+            return _cacheDatabase;
+        }
+    }
+
+    /// <summary>
+    /// Before the pipeline runs for the request at the start of <paramref name="buffer"/>: sets the cache key when it
+    /// is a candidate. NeedMore while the request is not whole yet.
+    /// </summary>
+    private Lookahead PrepareCacheKey(in ReadOnlySequence<byte> buffer, bool completed)
+    {
+        _query.CacheKeyLength = 0;
+        _cacheInUse = _runtime.Cache;
+        if (_cacheInUse is null || _cacheOff)
+        {
+            return Lookahead.Decided;
+        }
+
+        var reader = new SequenceReader<byte>(buffer);
+        bool extended = false;
+        while (true)
+        {
+            if (!MessageHeader.TryPeek(ref reader, out var header) || reader.Remaining < header.TotalLength)
+            {
+                return !completed && buffer.Length < ForwardingScanner.InspectLimit && (reader.Remaining < MessageHeader.Size || header.TotalLength <= ForwardingScanner.InspectLimit)
+                    ? Lookahead.NeedMore
+                    : Lookahead.Decided;
+            }
+
+            if (header.Length < 4 || header.TotalLength > ForwardingScanner.InspectLimit)
+            {
+                return Lookahead.Decided;
+            }
+
+            var body = reader.UnreadSequence.Slice(MessageHeader.Size, header.BodyLength);
+            switch ((FrontendCode)header.Code)
+            {
+                case FrontendCode.Query when !extended:
+                    if (!ForwardingScanner.TryGetQueryText(body, parse: false, out var text, out _) || !StartsLikeRead(text))
+                    {
+                        return Lookahead.Decided;
+                    }
+
+                    reader.Advance(header.TotalLength);
+                    return KeyFor(buffer.Slice(0, reader.Consumed));
+                case FrontendCode.Parse:
+                    if (!ForwardingScanner.TryGetQueryText(body, parse: true, out var parsed, out bool named) || named || !StartsLikeRead(parsed))
+                    {
+                        return Lookahead.Decided;
+                    }
+
+                    break;
+                case FrontendCode.Bind:
+                    // Bind: portal name, statement name (55.7): both unnamed.
+                    if (body.Length < 2 || !FirstTwoEmpty(body))
+                    {
+                        return Lookahead.Decided;
+                    }
+
+                    break;
+                case FrontendCode.Describe:
+                    if (body.Length < 2 || NthByte(body, 1) != 0)
+                    {
+                        return Lookahead.Decided;
+                    }
+
+                    break;
+                case FrontendCode.Execute:
+                    // Execute: portal name, then the row limit; a limit can suspend the portal: not cached.
+                    if (body.Length != 5 || NthByte(body, 0) != 0 || !LimitIsZero(body))
+                    {
+                        return Lookahead.Decided;
+                    }
+
+                    break;
+                case FrontendCode.Sync when extended:
+                    reader.Advance(header.TotalLength);
+                    return KeyFor(buffer.Slice(0, reader.Consumed));
+                default:
+                    return Lookahead.Decided;
+            }
+
+            extended = true;
+            reader.Advance(header.TotalLength);
+        }
+    }
+
+    private Lookahead KeyFor(in ReadOnlySequence<byte> request)
+    {
+        var state = StateKey();
+        if (!ReferenceEquals(state, _cachePrefixState))
+        {
+            string user = Database.User ?? User;
+            _cachePrefix = Encoding.UTF8.GetBytes(CacheDatabase + "\0" + user + "\0" + state + "\0");
+            _cachePrefixState = state;
+        }
+
+        long length = _cachePrefix.Length + request.Length;
+        if (_query.CacheKey.Length < length)
+        {
+            _query.CacheKey = new byte[Math.Max(length, 1024)];
+        }
+
+        _cachePrefix.CopyTo(_query.CacheKey, 0);
+        request.CopyTo(_query.CacheKey.AsSpan(_cachePrefix.Length));
+        _query.CacheKeyLength = (int)length;
+        _cacheRequestLength = (int)request.Length;
+        return Lookahead.Decided;
+    }
+
+    /// <summary>The cache answered: the stored response goes out in one send and the request is consumed.</summary>
+    private async ValueTask<bool> AnswerFromCacheAsync(byte[] response)
+    {
+        int length = _cacheRequestLength;
+        _query.CacheKeyLength = 0;
+        try
+        {
+            await _client.SendAsync(response).ConfigureAwait(false);
+            var input = _client.Input;
+            while (true)
+            {
+                var result = await input.ReadAsync().ConfigureAwait(false);
+                if (result.Buffer.Length >= length)
+                {
+                    input.AdvanceTo(result.Buffer.GetPosition(length));
+                    break;
+                }
+
+                input.AdvanceTo(result.Buffer.Start, result.Buffer.End);
+                if (result.IsCompleted || result.IsCanceled)
+                {
+                    return false;
+                }
+            }
+        }
+        catch (Exception)
+        {
+            _context.CloseReason = "client unexpected eof";
+            return false;
+        }
+
+        _traffic.AddIn(length, 1);
+        _traffic.AddOut(response.Length, 1);
+        return true;
+    }
+
+    /// <summary>
+    /// After a miss took a server: starts copying the response when the request may be cached. Names the catalog
+    /// has not been asked about yet are looked up first on that server (one short query, once per name): a view's
+    /// base tables are unknown to the lexer, a temporary table's name may hide another, a function may be volatile.
+    /// </summary>
+    private async ValueTask BeginCaptureIfCacheableAsync(Pooling.ServerConnection server)
+    {
+        if (!TryAnalyzeCacheable(server, out var cache, out long from, out int keyLength))
+        {
+            return;
+        }
+
+        var settings = _runtime.Config.FastPool.Cache;
+        string database = CacheDatabase;
+        List<string>? unknown = null;
+        bool safe = true;
+        foreach (var name in _cacheRelations.Concat(_cacheFunctions))
+        {
+            if (settings.SafeTables.Contains(name))
+            {
+                continue;
+            }
+
+            switch (cache.SafetyOf(database, name))
+            {
+                case false:
+                    safe = false;
+                    break;
+                case null:
+                    (unknown ??= []).Add(name);
+                    break;
+            }
+        }
+
+        if (!safe)
+        {
+            return;
+        }
+
+        if (unknown is not null && !await AskCatalogAsync(server, cache, database, unknown).ConfigureAwait(false))
+        {
+            return;
+        }
+
+        // Writes made directly on the server reach this database's entries through the triggers' notifications.
+        _runtime.CacheListener.Ensure(database, Database, DatabaseName);
+        _capture ??= new ResponseCapture();
+        var relations = _cacheRelations.Distinct(StringComparer.Ordinal).ToArray();
+        _capture.Begin(_query.CacheKey.AsSpan(0, keyLength).ToArray(), relations, from, cache.Limits.MaxEntrySize);
+    }
+
+    /// <summary>
+    /// One query for all the unknown names: those that are not a plain or partitioned table of a user schema, or
+    /// that name a function any overload of which is not immutable (PostgreSQL docs 53.11 pg_class relkind and
+    /// relpersistence, 53.39 pg_proc provolatile). True when all are safe.
+    /// </summary>
+    private async ValueTask<bool> AskCatalogAsync(Pooling.ServerConnection server, ResultCache cache, string database, List<string> names)
+    {
+        var list = new StringBuilder("ARRAY[");
+        for (int i = 0; i < names.Count; i++)
+        {
+            list.Append(i == 0 ? "'" : ",'").Append(names[i].Replace("'", "''", StringComparison.Ordinal)).Append('\'');
+        }
+
+        list.Append("]::pg_catalog.text[]");
+        string sql = "SELECT coalesce(pg_catalog.string_agg(n, pg_catalog.chr(1)), '') FROM pg_catalog.unnest(" + list + ") n"
+            + " WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace s ON s.oid = c.relnamespace"
+            + " WHERE c.relname = n AND (c.relkind NOT IN ('r', 'p') OR c.relpersistence = 't'"
+            + " OR s.nspname IN ('pg_catalog', 'information_schema') OR s.nspname LIKE 'pg_temp%' OR s.nspname LIKE 'pg_toast%')"
+            + ") OR EXISTS (SELECT 1 FROM pg_catalog.pg_proc p WHERE p.proname = n AND p.provolatile <> 'i')";
+        string? answer;
+        try
+        {
+            using var cts = new CancellationTokenSource(s_resetTimeout);
+            answer = (await Pooling.MessageIo.QueryFirstRowAsync(server, _context.Builder, sql, cts.Token).ConfigureAwait(false))[0];
+        }
+        catch (Pooling.ServerException)
+        {
+            return false;
+        }
+        catch (Exception)
+        {
+            // The server did not answer: it is not handed to anyone else, and the client's request fails on it.
+            server.Broken = true;
+            return false;
+        }
+
+        var unsafeNames = (answer ?? string.Empty).Split('\u0001', StringSplitOptions.RemoveEmptyEntries);
+        foreach (var name in names)
+        {
+            cache.SetSafety(database, name, Array.IndexOf(unsafeNames, name) < 0);
+        }
+
+        return unsafeNames.Length == 0;
+    }
+
+    private bool TryAnalyzeCacheable(Pooling.ServerConnection server, out ResultCache cache, out long from, out int keyLength)
+    {
+        cache = null!;
+        from = 0;
+        keyLength = _query.CacheKeyLength;
+        _query.CacheKeyLength = 0;
+        if (_query.CaptureFrom is not long captureFrom || keyLength == 0 || _cacheInUse is not { } inUse)
+        {
+            return false;
+        }
+
+        cache = inUse;
+        from = captureFrom;
+
+        // A standby may not have replayed a write that already invalidated the cache: only the primary's answers are kept.
+        if (Topology.Nodes.Count > 1 && server.Node != Topology.Primary)
+        {
+            return false;
+        }
+
+        var settings = _runtime.Config.FastPool;
+        _cacheRelations.Clear();
+        _cacheFunctions.Clear();
+        var request = _query.CacheKey.AsSpan(_cachePrefix.Length, keyLength - _cachePrefix.Length);
+        while (request.Length >= MessageHeader.Size)
+        {
+            byte code = request[0];
+            int total = 1 + BinaryPrimitives.ReadInt32BigEndian(request[1..]);
+            if (code is (byte)FrontendCode.Query or (byte)FrontendCode.Parse)
+            {
+                var body = request[MessageHeader.Size..total];
+                if (code == (byte)FrontendCode.Parse)
+                {
+                    body = body[(body.IndexOf((byte)0) + 1)..];
+                }
+
+                int nul = body.IndexOf((byte)0);
+                var text = nul >= 0 ? body[..nul] : body;
+                if (CacheClassifier.AnalyzeRead(text, settings.Routing.Classifier, settings.Cache.VolatileFunctions, _cacheRelations, _cacheFunctions) != CacheReadVerdict.Cacheable)
+                {
+                    return false;
+                }
+            }
+
+            request = request[total..];
+        }
+
+        var unsafeTables = settings.Cache.UnsafeTables;
+        foreach (var relation in _cacheRelations)
+        {
+            if (unsafeTables.Contains(relation))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>The server pump forwarded <paramref name="forwarded"/>: feeds the capture, and stores a complete response.</summary>
+    private void FeedCapture(in ReadOnlySequence<byte> forwarded)
+    {
+        var capture = _capture!;
+        if (_prepared is not null && !_prepared.ToClient.IsEmpty)
+        {
+            // What reaches the client is not what the server sent.
+            capture.Abandon();
+            return;
+        }
+
+        if (capture.Feed(forwarded) is { } response)
+        {
+            _cacheInUse?.TryAdd(capture.Key, response, CacheDatabase, capture.Relations, capture.CapturedFrom);
+            capture.Abandon();
+        }
+    }
+
+    /// <summary>
+    /// For each Query and Parse the client sends (the scanner's inspection): writes invalidate what they touch now,
+    /// and are kept to invalidate again when their transaction ends; a temporary table ends caching for the session
+    /// (its name may hide a cached table's).
+    /// </summary>
+    internal void NoteStatementForCache(ReadOnlySpan<byte> text) => CacheNoteStatement(text);
+
+    private void CacheNoteStatement(ReadOnlySpan<byte> text)
+    {
+        var cache = _runtime.Cache;
+        if (cache is null)
+        {
+            return;
+        }
+
+        var routing = _runtime.Config.FastPool.Routing.Classifier;
+        var traits = Routing.Classification.SqlClassifier.Classify(text, routing);
+        if ((traits & Routing.Classification.QueryTraits.TemporaryObject) != 0)
+        {
+            _cacheOff = true;
+        }
+
+        if ((traits & Routing.Classification.QueryTraits.Write) == 0)
+        {
+            return;
+        }
+
+        int before = _cacheWrites.Count;
+        switch (CacheClassifier.AnalyzeWrites(text, routing, _cacheWrites))
+        {
+            case CacheWriteScope.Tables:
+                var written = _cacheWrites.GetRange(before, _cacheWrites.Count - before);
+                if (CacheClassifier.IsDdl(text))
+                {
+                    cache.ForgetSafety(CacheDatabase, written);
+                }
+
+                cache.Invalidate(CacheDatabase, written);
+                _cacheDirty = true;
+                break;
+            case CacheWriteScope.Everything:
+                cache.InvalidateDatabase(CacheDatabase);
+                _cacheWroteAll = true;
+                _cacheDirty = true;
+                break;
+        }
+    }
+
+    /// <summary>
+    /// A ReadyForQuery that ends a transaction is about to reach the client: what it wrote is invalidated again, so no
+    /// read that raced its commit stays cached, before the client (or anyone it tells) can read again.
+    /// </summary>
+    private void CacheTransactionEnded(Pooling.ServerConnection server)
+    {
+        var cache = _runtime.Cache;
+        if (cache is not null)
+        {
+            if (_cacheWroteAll)
+            {
+                cache.InvalidateDatabase(CacheDatabase);
+            }
+            else if (_cacheWrites.Count > 0)
+            {
+                cache.Invalidate(CacheDatabase, _cacheWrites);
+            }
+        }
+
+        if (server.TransactionStatus == TransactionStatus.Idle)
+        {
+            _cacheWrites.Clear();
+            _cacheWroteAll = false;
+            _cacheDirty = false;
+        }
+    }
+
+    /// <summary>
+    /// The session ends with writes whose transaction's end was not seen (the server or the client went away
+    /// mid-transaction): a COMMIT may still have happened, so they are invalidated once more.
+    /// </summary>
+    private void CacheSessionEnded()
+    {
+        _capture?.Abandon();
+        if (!_cacheDirty || _runtime.Cache is not { } cache)
+        {
+            return;
+        }
+
+        if (_cacheWroteAll)
+        {
+            cache.InvalidateDatabase(CacheDatabase);
+        }
+        else
+        {
+            cache.Invalidate(CacheDatabase, _cacheWrites);
+        }
+
+        _cacheWrites.Clear();
+        _cacheDirty = false;
+    }
+
+    /// <summary>The first statement word of a text is one a cacheable read starts with (a cheap pre-check).</summary>
+    private static bool StartsLikeRead(in ReadOnlySequence<byte> text)
+    {
+        // The first key word is within a few hundred bytes unless a long comment comes first (then: no cache).
+        Span<byte> head = stackalloc byte[256];
+        int n = (int)Math.Min(text.Length, head.Length);
+        text.Slice(0, n).CopyTo(head);
+        return CacheClassifier.StartsLikeRead(head[..n], complete: n == text.Length);
+    }
+
+    private static bool FirstTwoEmpty(in ReadOnlySequence<byte> body) => NthByte(body, 0) == 0 && NthByte(body, 1) == 0;
+
+    private static byte NthByte(in ReadOnlySequence<byte> body, int n)
+    {
+        var reader = new SequenceReader<byte>(body);
+        reader.Advance(n);
+        return reader.TryRead(out byte b) ? b : (byte)0xFF;
+    }
+
+    private static bool LimitIsZero(in ReadOnlySequence<byte> body)
+    {
+        var reader = new SequenceReader<byte>(body);
+        reader.Advance(1);
+        return reader.TryReadBigEndian(out int limit) && limit == 0;
+    }
+}
+
+/// <summary>Session pooling with the cache on: each Query and Parse text is looked at for the writes it makes.</summary>
+internal sealed class SessionModeCacheInspector(ClientSession session) : IQueryInspector
+{
+    private byte[] _scratch = [];
+
+    public bool Inspect(in ReadOnlySequence<byte> sql, bool namedStatement)
+    {
+        session.NoteStatementForCache(sql.IsSingleSegment ? sql.FirstSpan : Copy(sql));
+        return true;
+    }
+
+    private ReadOnlySpan<byte> Copy(in ReadOnlySequence<byte> sql)
+    {
+        if (_scratch.Length < sql.Length)
+        {
+            _scratch = new byte[Math.Max(sql.Length, 1024)];
+        }
+
+        sql.CopyTo(_scratch);
+        return _scratch.AsSpan(0, (int)sql.Length);
+    }
+}

@@ -104,6 +104,8 @@ public class PreparedStatementBenchmarks
         {
         }
 
+        public bool InspectsEveryStatement => false;
+
         public bool Inspect(in ReadOnlySequence<byte> sql, bool namedStatement) => true;
 
         public bool InspectBind(PreparedStatements.ClientStatement? statement) => true;

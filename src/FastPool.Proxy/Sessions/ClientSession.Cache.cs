@@ -32,6 +32,11 @@ internal sealed partial class ClientSession
     private readonly List<string> _cacheWrites = [];
     private bool _cacheWroteAll;
     private bool _cacheDirty;
+
+    // What the client's named (prepared) write statements write: they run again with a Bind alone, which carries no
+    // text, so every transaction of this session invalidates those tables again when it ends.
+    private readonly List<string> _cacheNamedWrites = [];
+    private bool _cacheNamedWroteAll;
     private string? _cacheDatabase;
 
     /// <summary>The server database the entries belong to, the same for every entry name that reaches it.</summary>
@@ -368,9 +373,9 @@ internal sealed partial class ClientSession
     /// and are kept to invalidate again when their transaction ends; a temporary table ends caching for the session
     /// (its name may hide a cached table's).
     /// </summary>
-    internal void NoteStatementForCache(ReadOnlySpan<byte> text) => CacheNoteStatement(text);
+    internal void NoteStatementForCache(ReadOnlySpan<byte> text, bool named) => CacheNoteStatement(text, named);
 
-    private void CacheNoteStatement(ReadOnlySpan<byte> text)
+    private void CacheNoteStatement(ReadOnlySpan<byte> text, bool named)
     {
         var cache = _runtime.Cache;
         if (cache is null)
@@ -402,11 +407,23 @@ internal sealed partial class ClientSession
 
                 cache.Invalidate(CacheDatabase, written);
                 _cacheDirty = true;
+                if (named)
+                {
+                    foreach (var table in written)
+                    {
+                        if (!_cacheNamedWrites.Contains(table))
+                        {
+                            _cacheNamedWrites.Add(table);
+                        }
+                    }
+                }
+
                 break;
             case CacheWriteScope.Everything:
                 cache.InvalidateDatabase(CacheDatabase);
                 _cacheWroteAll = true;
                 _cacheDirty = true;
+                _cacheNamedWroteAll |= named;
                 break;
         }
     }
@@ -433,8 +450,9 @@ internal sealed partial class ClientSession
         if (server.TransactionStatus == TransactionStatus.Idle)
         {
             _cacheWrites.Clear();
-            _cacheWroteAll = false;
-            _cacheDirty = false;
+            _cacheWroteAll = _cacheNamedWroteAll;
+            _cacheWrites.AddRange(_cacheNamedWrites);
+            _cacheDirty = _cacheWroteAll || _cacheWrites.Count > 0;
         }
     }
 
@@ -497,9 +515,12 @@ internal sealed class SessionModeCacheInspector(ClientSession session) : IQueryI
 
     public bool Inspect(in ReadOnlySequence<byte> sql, bool namedStatement)
     {
-        session.NoteStatementForCache(sql.IsSingleSegment ? sql.FirstSpan : Copy(sql));
+        session.NoteStatementForCache(sql.IsSingleSegment ? sql.FirstSpan : Copy(sql), namedStatement);
         return true;
     }
+
+    // Plain session pooling keeps no statements: a named write's later Binds are covered by the session's named writes.
+    public bool InspectBind(PreparedStatements.ClientStatement? statement) => true;
 
     private ReadOnlySpan<byte> Copy(in ReadOnlySequence<byte> sql)
     {

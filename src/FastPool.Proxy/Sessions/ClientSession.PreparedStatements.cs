@@ -31,6 +31,8 @@ internal sealed partial class ClientSession : IStatementOwner
     /// <remarks>Routing already saw the statement at its Bind (<see cref="InspectBind"/>): only its effect on the session is followed.</remarks>
     public void InspectStatement(in ReadOnlySequence<byte> text) => InspectState(text, namedStatement: false);
 
+    public bool InspectsEveryStatement => _runtime.Cache is not null;
+
     /// <summary>max_prepared_statements = 0 keeps named statements on the client's server, which then pins it.</summary>
     private void InitPreparedStatements()
     {

@@ -153,7 +153,7 @@ internal sealed partial class ClientSession : IQueryInspector
         var text = Contiguous(sql, ref _inspectScratch);
         if (_runtime.Cache is not null)
         {
-            CacheNoteStatement(text);
+            CacheNoteStatement(text, namedStatement);
         }
 
         var traits = SqlClassifier.Classify(text, out var pins);

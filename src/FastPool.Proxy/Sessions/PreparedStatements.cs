@@ -551,7 +551,8 @@ internal sealed class PreparedStatements
     {
         var rest = body.Slice(nameEnd + 1);
         int textLength = Math.Max(rest.IndexOf((byte)0), 0);
-        bool effects = SqlClassifier.Classify(rest.Slice(0, textLength), out var pins) != QueryTraits.None || pins != Configuration.PinReasons.None;
+        bool effects = _owner.InspectsEveryStatement
+            || SqlClassifier.Classify(rest.Slice(0, textLength), out var pins) != QueryTraits.None || pins != Configuration.PinReasons.None;
         return new ClientStatement(body.Slice(0, nameEnd).ToArray(), KeyOf(rest), rest.ToArray(), textLength, effects);
     }
 
@@ -808,4 +809,8 @@ internal interface IStatementOwner
 
     /// <summary>A kept statement whose text changes session state is executed (Bind): follow it as a query text.</summary>
     void InspectStatement(in ReadOnlySequence<byte> text);
+
+    /// <summary>Every kept statement is followed at each Bind, not only those that change session state (the result
+    /// cache must see each run of a prepared write, whose Bind carries no text).</summary>
+    bool InspectsEveryStatement { get; }
 }

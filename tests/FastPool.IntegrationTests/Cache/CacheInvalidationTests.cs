@@ -103,6 +103,32 @@ public sealed class CacheInvalidationTests
         ProxyChecks.AssertNoUnexpectedErrors(host);
     }
 
+    /// <summary>
+    /// A prepared (named) write runs again with a Bind alone, which carries no text: each run must still invalidate.
+    /// The writer and the reader are two clients of one transaction-pooling proxy (FastPool keeps the writer's statement).
+    /// </summary>
+    [Fact]
+    public async Task A_prepared_write_invalidates_every_time_it_runs()
+    {
+        await DirectAsync(_fixture, "drop table if exists qc_p; create table qc_p (id int primary key, v int); insert into qc_p values (1, 0)");
+        await using var host = Start(_fixture.Primary);
+        await using var reader = await OpenAsync(host);
+        await using var writer = await OpenAsync(host);
+        await using var bump = new NpgsqlCommand("update qc_p set v = v + 1 where id = 1", writer);
+        await bump.PrepareAsync();
+        const string Read = "select v from qc_p where id = 1";
+        for (int run = 1; run <= 3; run++)
+        {
+            string before = (run - 1).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            Assert.Equal(before, await RowTextAsync(reader, Read));
+            long hits = host.Server.CacheStats.Hits;
+            Assert.Equal(before, await RowTextAsync(reader, Read));
+            Assert.True(host.Server.CacheStats.Hits == hits + 1, $"run {run}: the read was not answered from the cache");
+            Assert.Equal(1, await bump.ExecuteNonQueryAsync());
+            Assert.Equal(run.ToString(System.Globalization.CultureInfo.InvariantCulture), await RowTextAsync(reader, Read));
+        }
+    }
+
     private static Task CachedThenFreshAsync(ProxyHost host, NpgsqlConnection conn, string read, string before, string write, string after) =>
         CachedThenFreshAsync(host, conn, read, before, () => ExecAsync(conn, write), after);
 

@@ -221,6 +221,8 @@ public class PreparedStatementsTests
         {
         }
 
+        public bool InspectsEveryStatement => false;
+
         public bool Inspect(in ReadOnlySequence<byte> sql, bool namedStatement) => true;
 
         /// <summary>Replication routing: Binds of statements whose text starts with this are held back.</summary>

@@ -61,9 +61,23 @@ internal static unsafe partial class EpollNative
     // unistd.h takes integer arguments in the same registers as a fixed one on x86-64 and arm64 Linux.
     // Only non-blocking calls go through here (MSG_DONTWAIT on non-blocking sockets), so they can also skip the
     // runtime's GC-mode transition: they return in microseconds and never call back into managed code.
+    // errno is read only when the call failed (see Sys): with no GC transition nothing runs between the call and that
+    // read, so the marshaller's clear-before and read-after of errno on every call are not needed.
     [SuppressGCTransition]
-    [LibraryImport("libc", EntryPoint = "syscall", SetLastError = true)]
+    [LibraryImport("libc", EntryPoint = "syscall")]
     private static partial nint Syscall6(nint number, nint a1, nint a2, nint a3, nint a4, nint a5, nint a6);
+
+    /// <summary>A system call through <see cref="Syscall6"/>; on failure errno becomes the last P/Invoke error, as SetLastError would.</summary>
+    private static nint Sys(nint number, nint a1, nint a2, nint a3, nint a4)
+    {
+        nint n = Syscall6(number, a1, a2, a3, a4, 0, 0);
+        if (n < 0)
+        {
+            Marshal.SetLastPInvokeError(Marshal.GetLastSystemError());
+        }
+
+        return n;
+    }
 
     // recvfrom and sendto (recv and send are these with no address) from the kernel's syscall tables:
     // arch/x86/entry/syscalls/syscall_64.tbl and include/uapi/asm-generic/unistd.h (arm64).
@@ -83,11 +97,11 @@ internal static unsafe partial class EpollNative
 
     /// <summary>recv(2); -1 with the error in the last P/Invoke error.</summary>
     public static nint recv(nint fd, byte* buf, nint len, int flags) =>
-        SysRecvfrom >= 0 ? Syscall6(SysRecvfrom, fd, (nint)buf, len, flags, 0, 0) : LibcRecv(fd, buf, len, flags);
+        SysRecvfrom >= 0 ? Sys(SysRecvfrom, fd, (nint)buf, len, flags) : LibcRecv(fd, buf, len, flags);
 
     /// <summary>send(2); -1 with the error in the last P/Invoke error.</summary>
     public static nint send(nint fd, byte* buf, nint len, int flags) =>
-        SysSendto >= 0 ? Syscall6(SysSendto, fd, (nint)buf, len, flags, 0, 0) : LibcSend(fd, buf, len, flags);
+        SysSendto >= 0 ? Sys(SysSendto, fd, (nint)buf, len, flags) : LibcSend(fd, buf, len, flags);
 
     [LibraryImport("libc", SetLastError = true)]
     public static partial int eventfd(uint initval, int flags);

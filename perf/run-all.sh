@@ -91,9 +91,8 @@ log "yardstick: ${yargs[*]}"
 } | tee "$report/yardstick.txt" >&2
 
 # ---- fastpool-load: a sandbox of our own -----------------------------------------------------------------------
-as_pg() { runuser -u postgres -- "$@"; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 100); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+# shellcheck source=perf/lib.sh
+. "$here/lib.sh"
 DIR=$(mktemp -d /tmp/run-all.XXXXXX); chmod 755 "$DIR"; chown postgres "$DIR"
 PGPORT=$(free_port) BPORT=$(free_port) PPORT=$(free_port) FPORT=$(free_port)
 FP_PID="" PP_PID=""
@@ -107,42 +106,11 @@ cleanup() {
 trap cleanup EXIT
 
 log "starting PostgreSQL on $PGPORT"
-as_pg "$PGBIN/initdb" -D "$DIR/pg" -A trust -U postgres >/dev/null
-cat >>"$DIR/pg/postgresql.conf" <<CONF
-port = $PGPORT
-listen_addresses = '127.0.0.1'
-unix_socket_directories = '$DIR'
-max_connections = 300
-shared_buffers = 256MB
-fsync = off
-synchronous_commit = off
-CONF
-as_pg "$PGBIN/pg_ctl" -D "$DIR/pg" -l "$DIR/pg.log" -w start >/dev/null
-pgbench -h 127.0.0.1 -p "$PGPORT" -U postgres -i -s 10 -q postgres >/dev/null 2>&1
+start_postgres "$DIR" "$PGPORT" 300
 
 # PgBouncer and FastPool read the same pgbouncer.ini, only the port differs (as in the yardstick).
-echo '"postgres" ""' >"$DIR/userlist.txt"
-write_ini() { # $1 port, $2 name
-  cat >"$DIR/$2.ini" <<INI
-[databases]
-postgres = host=127.0.0.1 port=$PGPORT dbname=postgres
-
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $1
-unix_socket_dir =
-auth_type = trust
-auth_file = $DIR/userlist.txt
-admin_users = postgres
-pool_mode = $MODE
-max_client_conn = 5000
-default_pool_size = 20
-logfile = $DIR/$2.log
-pidfile = $DIR/$2.pid
-INI
-}
-write_ini "$BPORT" pgbouncer
-write_ini "$FPORT" fastpool
+write_pooler_ini "$DIR/pgbouncer.ini" "$BPORT" "$PGPORT" "$MODE" 5000
+write_pooler_ini "$DIR/fastpool.ini" "$FPORT" "$PGPORT" "$MODE" 5000
 chown postgres "$DIR"/*.ini "$DIR/userlist.txt"
 as_pg pgbouncer -d "$DIR/pgbouncer.ini"
 wait_port "$BPORT" || { echo "run-all.sh: pgbouncer did not start" >&2; exit 1; }

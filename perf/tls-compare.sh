@@ -30,8 +30,8 @@ out="$here/out"
 echo "publishing FastPool (native AOT) to $out ..." >&2
 dotnet publish "$root/src/FastPool/FastPool.csproj" -c Release -r linux-x64 -o "$out" -v quiet -nologo >&2
 
-as_pg() { if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+# shellcheck source=perf/lib.sh
+. "$here/lib.sh"
 DIR=$(mktemp -d /tmp/tls-compare.XXXXXX); chmod 755 "$DIR"
 [[ $(id -u) == 0 ]] && chown postgres "$DIR"
 PGPORT=$(free_port); BPORT=$(free_port); FPORT=$(free_port)
@@ -44,51 +44,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
-as_pg "$PGBIN/initdb" -D "$DIR/pg" -A trust -U postgres >/dev/null
-cat >>"$DIR/pg/postgresql.conf" <<CONF
-port = $PGPORT
-listen_addresses = '127.0.0.1'
-unix_socket_directories = '$DIR'
-max_connections = 200
-shared_buffers = 256MB
-fsync = off
-synchronous_commit = off
-CONF
-as_pg "$PGBIN/pg_ctl" -D "$DIR/pg" -l "$DIR/pg.log" -w start >/dev/null
-pgbench -h 127.0.0.1 -p "$PGPORT" -U postgres -i -s 10 -q postgres >/dev/null 2>&1
+start_postgres "$DIR" "$PGPORT" 200
 
 # A throwaway test certificate (ECDSA P-256, CN=localhost), made for this run and deleted with it.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "/CN=localhost" \
   -keyout "$DIR/server.key" -out "$DIR/server.crt" >/dev/null 2>&1
 chmod 600 "$DIR/server.key"
-echo '"postgres" ""' >"$DIR/userlist.txt"
-write_ini() { # $1 port, $2 file
-  cat >"$2" <<INI
-[databases]
-postgres = host=127.0.0.1 port=$PGPORT dbname=postgres
-
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $1
-unix_socket_dir =
-auth_type = trust
-auth_file = $DIR/userlist.txt
-admin_users = postgres
-pool_mode = $MODE
-max_client_conn = 1000
-default_pool_size = 20
-client_tls_sslmode = prefer
+tls_lines="client_tls_sslmode = prefer
 client_tls_cert_file = $DIR/server.crt
-client_tls_key_file = $DIR/server.key
-logfile = $DIR/$(basename "$2" .ini).log
-pidfile = $DIR/$(basename "$2" .ini).pid
-INI
-}
-write_ini "$BPORT" "$DIR/pgbouncer.ini"
-write_ini "$FPORT" "$DIR/fastpool.ini"
+client_tls_key_file = $DIR/server.key"
+write_pooler_ini "$DIR/pgbouncer.ini" "$BPORT" "$PGPORT" "$MODE" 1000 "$tls_lines"
+write_pooler_ini "$DIR/fastpool.ini" "$FPORT" "$PGPORT" "$MODE" 1000 "$tls_lines"
 [[ $(id -u) == 0 ]] && chown postgres "$DIR"/*.ini "$DIR"/userlist.txt "$DIR"/server.*
 as_pg pgbouncer -d "$DIR/pgbouncer.ini"
-wait_port() { for _ in $(seq 1 100); do (echo >/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 wait_port "$BPORT" || { echo "pgbouncer did not start" >&2; exit 1; }
 "$out/fastpool" "$DIR/fastpool.ini" >"$DIR/fastpool.out" 2>&1 &
 FP_PID=$!

@@ -7,12 +7,11 @@ using BenchmarkDotNet.Attributes;
 namespace FastPool.Benchmarks;
 
 /// <summary>
-/// Hashing a result-cache key. The query cache (src/FastPool.Cache) is being written on another branch and
-/// has no key code on main yet, so this measures what any key must cover, hashed the way a cache would:
-/// the statement text as it arrives on the wire (UTF-8, from Query or Parse), the Bind parameter values with
-/// their lengths, and the session facts that change a result (database, user, and the settings state key:
-/// search_path, TimeZone, DateStyle...). Replace the inputs with the cache's own key type once it lands.
-/// One operation is one key. Expected allocation: 0 B (the hasher is reused, inputs are hashed in place).
+/// Result-cache keys. <see cref="CacheLookupHit"/> is the cache's own path: its key is the session prefix
+/// (database, user, settings state) followed by the request's wire bytes (Query, or Parse/Bind/Describe/Execute
+/// with the parameter values), hashed and compared by <c>ResultCache</c>'s byte comparer on a hit. The XxHash
+/// rows hash the same inputs with System.IO.Hashing for comparison. One operation is one key.
+/// Expected allocation: 0 B (inputs are hashed in place, a hit returns the stored array).
 /// </summary>
 [MemoryDiagnoser]
 public class CacheKeyBenchmarks
@@ -24,6 +23,8 @@ public class CacheKeyBenchmarks
     private string _database = "bench";
     private string _user = "app";
     private string _settings = string.Empty;
+    private readonly FastPool.Cache.ResultCache _cache = new(FastPool.Cache.CacheLimits.Default);
+    private byte[] _cacheKey = [];
 
     [Params("pgbench-select", "orm-select", "report")]
     public string Statement { get; set; } = "pgbench-select";
@@ -44,7 +45,22 @@ public class CacheKeyBenchmarks
         _database = "bench";
         _user = "app";
         _settings = "search_path=\"$user\", public;TimeZone=UTC;DateStyle=ISO, MDY;client_encoding=UTF8;standard_conforming_strings=on";
+
+        // Prefix and request bytes as one array, as the session builds it; a stored entry so the lookup is a hit.
+        var key = new List<byte>();
+        key.AddRange(Encoding.UTF8.GetBytes(_database + "\0" + _user + "\0" + _settings + "\0"));
+        key.AddRange(_sql);
+        foreach (var value in _parameters)
+        {
+            key.AddRange(value);
+        }
+
+        _cacheKey = [.. key];
+        _cache.TryAdd([.. _cacheKey], new byte[200], _database, ["pgbench_accounts"], _cache.BeginCapture());
     }
+
+    [Benchmark(Description = "ResultCache lookup, hit (the cache's own key: session prefix + request bytes)")]
+    public int CacheLookupHit() => _cache.TryGet(_cacheKey)?.Length ?? throw new InvalidOperationException("not cached");
 
     [Benchmark(Baseline = true, Description = "XxHash3 (64-bit) of statement + parameters + session")]
     public ulong XxHash3Key()

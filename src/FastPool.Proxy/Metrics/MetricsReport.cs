@@ -27,38 +27,24 @@ internal static class MetricsReport
         }
 
         var stats = cache.Stats;
-        w.Family("fastpool_cache_hits_total", "counter", "Requests answered from the result cache, without a server.");
-        w.Sample("fastpool_cache_hits_total", stats.Hits);
-        w.Family("fastpool_cache_misses_total", "counter", "Cache candidates (read-only SELECTs outside transactions) that went to a server.");
-        w.Sample("fastpool_cache_misses_total", stats.Misses);
-        w.Family("fastpool_cache_entries", "gauge", "Results in the cache.");
-        w.Sample("fastpool_cache_entries", stats.Entries);
-        w.Family("fastpool_cache_bytes", "gauge", "Bytes the cached results take (memqcache_total_size bounds it).");
-        w.Sample("fastpool_cache_bytes", stats.Bytes);
-        w.Family("fastpool_cache_evictions_total", "counter", "Results dropped to stay within memqcache_total_size.");
-        w.Sample("fastpool_cache_evictions_total", stats.Evictions);
-        w.Family("fastpool_cache_invalidations_total", "counter", "Invalidations by writes (through FastPool, triggers or other instances).");
-        w.Sample("fastpool_cache_invalidations_total", stats.Invalidations);
+        w.Single("fastpool_cache_hits_total", "counter", "Requests answered from the result cache, without a server.", stats.Hits);
+        w.Single("fastpool_cache_misses_total", "counter", "Cache candidates (read-only SELECTs outside transactions) that went to a server.", stats.Misses);
+        w.Single("fastpool_cache_entries", "gauge", "Results in the cache.", stats.Entries);
+        w.Single("fastpool_cache_bytes", "gauge", "Bytes the cached results take (memqcache_total_size bounds it).", stats.Bytes);
+        w.Single("fastpool_cache_evictions_total", "counter", "Results dropped to stay within memqcache_total_size.", stats.Evictions);
+        w.Single("fastpool_cache_invalidations_total", "counter", "Invalidations by writes (through FastPool, triggers or other instances).", stats.Invalidations);
     }
 
     private static void WriteProcess(PrometheusWriter w, ProxyRuntime runtime)
     {
-        w.Family("fastpool_info", "gauge", "FastPool's version; always 1.");
-        w.Sample("fastpool_info", 1, ("version", Admin.AdminConsole.ProductVersion));
-        w.Family("fastpool_start_time_seconds", "gauge", "When this FastPool process started, in seconds since the Unix epoch.");
-        w.Sample("fastpool_start_time_seconds", runtime.StartedAt.ToUnixTimeMilliseconds() / 1000.0);
-        w.Family("fastpool_accepting", "gauge", "1 while FastPool takes new work (what /healthz reports), 0 while paused, suspended or shutting down.");
-        w.Sample("fastpool_accepting", runtime.NotAcceptingReason is null ? 1 : 0);
-        w.Family("fastpool_paused", "gauge", "1 while PAUSE (without a database) is in effect.");
-        w.Sample("fastpool_paused", runtime.Control.IsPausedAll ? 1 : 0);
-        w.Family("fastpool_suspended", "gauge", "1 while SUSPEND is in effect.");
-        w.Sample("fastpool_suspended", runtime.Control.IsSuspended ? 1 : 0);
-        w.Family("fastpool_shutting_down", "gauge", "1 once a shutdown has started.");
-        w.Sample("fastpool_shutting_down", runtime.ShuttingDown ? 1 : 0);
-        w.Family("fastpool_clients", "gauge", "Client connections, logging in or logged in, the admin console's included.");
-        w.Sample("fastpool_clients", runtime.Clients.Count);
-        w.Family("fastpool_servers", "gauge", "Server connections over all pools.");
-        w.Sample("fastpool_servers", runtime.Pools.AllPools.Sum(p => p.TotalCount));
+        w.Single("fastpool_info", "gauge", "FastPool's version; always 1.", 1, ("version", Admin.AdminConsole.ProductVersion));
+        w.Single("fastpool_start_time_seconds", "gauge", "When this FastPool process started, in seconds since the Unix epoch.", runtime.StartedAt.ToUnixTimeMilliseconds() / 1000.0);
+        w.Single("fastpool_accepting", "gauge", "1 while FastPool takes new work (what /healthz reports), 0 while paused, suspended or shutting down.", runtime.NotAcceptingReason is null ? 1 : 0);
+        w.Single("fastpool_paused", "gauge", "1 while PAUSE (without a database) is in effect.", runtime.Control.IsPausedAll ? 1 : 0);
+        w.Single("fastpool_suspended", "gauge", "1 while SUSPEND is in effect.", runtime.Control.IsSuspended ? 1 : 0);
+        w.Single("fastpool_shutting_down", "gauge", "1 once a shutdown has started.", runtime.ShuttingDown ? 1 : 0);
+        w.Single("fastpool_clients", "gauge", "Client connections, logging in or logged in, the admin console's included.", runtime.Clients.Count);
+        w.Single("fastpool_servers", "gauge", "Server connections over all pools.", runtime.Pools.AllPools.Sum(p => p.TotalCount));
     }
 
     private static void WritePools(PrometheusWriter w, List<PoolGauges> pools)

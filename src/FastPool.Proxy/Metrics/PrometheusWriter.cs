@@ -17,6 +17,13 @@ internal sealed class PrometheusWriter(StringBuilder text)
         text.Append("# TYPE ").Append(name).Append(' ').Append(type).Append('\n');
     }
 
+    /// <summary>A family with one sample: its header and its value.</summary>
+    public void Single(string name, string type, string help, double value, params ReadOnlySpan<(string Name, string Value)> labels)
+    {
+        Family(name, type, help);
+        Sample(name, value, labels);
+    }
+
     public void Sample(string name, double value, params ReadOnlySpan<(string Name, string Value)> labels)
     {
         text.Append(name);

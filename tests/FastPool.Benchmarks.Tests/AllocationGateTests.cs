@@ -49,6 +49,33 @@ public sealed class AllocationGateTests(ITestOutputHelper output)
             Accuracy = { EvaluateOverhead = false },
             Infrastructure = { Toolchain = InProcessEmitToolchain.DontLogOutput },
         };
+        // A case fails only when every run shows the allocation. A real allocation on the path is there on each run;
+        // a one-off from elsewhere in the process (the tiered JIT promoting a method on its background thread
+        // during the measured iteration, a few tens of KB once) is not, and CI saw exactly that once.
+        const int Runs = 3;
+        var best = new Dictionary<string, double>();
+        for (int run = 0; run < Runs; run++)
+        {
+            foreach (var (name, perOperation) in MeasureOnce(type, job, run))
+            {
+                best[name] = best.TryGetValue(name, out var seen) ? Math.Min(seen, perOperation) : perOperation;
+            }
+
+            if (best.Values.All(b => b < 1))
+            {
+                break;
+            }
+        }
+
+        Assert.NotEmpty(best);
+        var failures = best.Where(b => b.Value >= 1)
+            .Select(b => double.IsPositiveInfinity(b.Value) ? $"{b.Key}: did not run" : $"{b.Key}: {b.Value:0.#} B allocated per operation in each of {Runs} runs (expected 0 B)")
+            .ToList();
+        Assert.True(failures.Count == 0, string.Join(Environment.NewLine, failures));
+    }
+
+    private IEnumerable<(string Name, double PerOperation)> MeasureOnce(Type type, Job job, int run)
+    {
         var artifacts = Directory.CreateTempSubdirectory("fastpool-alloc-gate-").FullName;
         try
         {
@@ -64,28 +91,24 @@ public sealed class AllocationGateTests(ITestOutputHelper output)
             var summary = BenchmarkRunner.Run(type, config);
 
             Assert.False(summary.HasCriticalValidationErrors, string.Join("; ", summary.ValidationErrors.Select(e => e.Message)));
-            Assert.NotEmpty(summary.Reports);
-            var failures = new List<string>();
+            var results = new List<(string, double)>();
             foreach (var report in summary.Reports)
             {
                 var name = report.BenchmarkCase.DisplayInfo;
                 if (!report.Success || report.GcStats.TotalOperations == 0)
                 {
-                    failures.Add($"{name}: did not run");
+                    results.Add((name, double.PositiveInfinity));
                     continue;
                 }
 
                 // The exact figure, not the rounded column: any real allocation on the path is at least 24 B per
                 // operation; the runner's own few bytes per run are spread over all the operations.
                 double perOperation = (report.GcStats.GetTotalAllocatedBytes(excludeAllocationQuantumSideEffects: false) ?? 0) / (double)report.GcStats.TotalOperations;
-                output.WriteLine($"{name}: {perOperation:0.###} B/op over {report.GcStats.TotalOperations} operations");
-                if (perOperation >= 1)
-                {
-                    failures.Add($"{name}: {perOperation:0.#} B allocated per operation (expected 0 B)");
-                }
+                output.WriteLine($"run {run + 1}: {name}: {perOperation:0.###} B/op over {report.GcStats.TotalOperations} operations");
+                results.Add((name, perOperation));
             }
 
-            Assert.True(failures.Count == 0, string.Join(Environment.NewLine, failures));
+            return results;
         }
         finally
         {

@@ -155,42 +155,57 @@ internal static class SqlClassifier
     /// Whether the text holds, in any case, one of the words <see cref="Classify"/> acts on. A keyword is never split
     /// by a comment, a quote or an escape (PostgreSQL docs 4.1.1), so a text without any of them has no traits and no
     /// pins, and most statements (plain SELECTs, INSERTs) are answered by this one pass instead of a lexer walk that
-    /// also checks every word. "set" also covers RESET, "listen" UNLISTEN, "temp" TEMPORARY; the false positives
-    /// (OFFSET, an identifier like "holder") only mean the lexer decides.
+    /// also checks every word. "temp" also covers TEMPORARY; the false positives (an identifier like "holder" or
+    /// "settings") only mean the lexer decides.
     /// </summary>
     private static bool MentionsAnyKeyword(ReadOnlySpan<byte> sql)
     {
-        // Two letters at a time, folded to lower case, so that most positions are dismissed by one switch; the
-        // shortest keyword has three.
-        for (int i = 0; i + 2 < sql.Length; i++)
+        // The lexer only starts a word after a byte that cannot continue one, so a keyword it acts on starts where
+        // the byte before is not a letter (nor part of a multi-byte character): only those positions are looked
+        // at, by the keyword's first letter. advisory_lock is found inside a word (pg_try_advisory_lock), so any
+        // 'a' is a candidate for it. Digits, '_' and '$' end no word here: more candidates, never fewer.
+        bool inWord = false;
+        for (int i = 0; i < sql.Length; i++)
         {
-            int pair = ((sql[i] | 0x20) << 8) | (sql[i + 1] | 0x20);
-            var rest = sql[i..];
-            bool found = pair switch
+            byte b = sql[i];
+            int lower = b | 0x20;
+            bool letter = (uint)(lower - 'a') < 26;
+            if (!letter)
             {
-                ('s' << 8) | 'e' => StartsWithIgnoreCase(rest, "set"u8),
-                ('d' << 8) | 'i' => StartsWithIgnoreCase(rest, "discard"u8),
-                ('d' << 8) | 'e' => StartsWithIgnoreCase(rest, "deallocate"u8),
-                ('l' << 8) | 'i' => StartsWithIgnoreCase(rest, "listen"u8),
-                ('p' << 8) | 'r' => StartsWithIgnoreCase(rest, "prepare"u8),
-                ('r' << 8) | 'o' => StartsWithIgnoreCase(rest, "rollback"u8),
-                ('a' << 8) | 'b' => StartsWithIgnoreCase(rest, "abort"u8),
-                ('a' << 8) | 'd' => StartsWithIgnoreCase(rest, "advisory_lock"u8),
-                ('t' << 8) | 'e' => StartsWithIgnoreCase(rest, "temp"u8),
-                ('h' << 8) | 'o' => StartsWithIgnoreCase(rest, "hold"u8),
-                _ => false,
-            };
-            if (found)
+                inWord = b >= 0x80;
+                continue;
+            }
+
+            if ((!inWord && StartsKeyword(sql[i..], lower)) || (lower == 'a' && StartsWithIgnoreCase(sql[i..], "advisory_lock"u8)))
             {
                 return true;
             }
+
+            inWord = true;
         }
 
         return false;
     }
 
+    /// <summary>Whether a word starting with <paramref name="lower"/> begins like a keyword <see cref="Classify"/> acts on.</summary>
+    private static bool StartsKeyword(ReadOnlySpan<byte> rest, int lower) => lower switch
+    {
+        's' => StartsWithIgnoreCase(rest, "set"u8),
+        'r' => StartsWithIgnoreCase(rest, "reset"u8) || StartsWithIgnoreCase(rest, "rollback"u8),
+        'd' => StartsWithIgnoreCase(rest, "discard"u8) || StartsWithIgnoreCase(rest, "deallocate"u8),
+        'l' => StartsWithIgnoreCase(rest, "listen"u8),
+        'u' => StartsWithIgnoreCase(rest, "unlisten"u8),
+        'p' => StartsWithIgnoreCase(rest, "prepare"u8),
+        'a' => StartsWithIgnoreCase(rest, "abort"u8),
+        't' => StartsWithIgnoreCase(rest, "temp"u8),
+        'h' => StartsWithIgnoreCase(rest, "hold"u8),
+        _ => false,
+    };
+
+    // The second letter first: most candidates (every 'a' for advisory_lock) fail there, without a call.
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private static bool StartsWithIgnoreCase(ReadOnlySpan<byte> text, ReadOnlySpan<byte> lowerAscii) =>
-        text.Length >= lowerAscii.Length && SqlLexer.EqualsIgnoreCase(text[..lowerAscii.Length], lowerAscii);
+        text.Length >= lowerAscii.Length && (text[1] | 0x20) == lowerAscii[1] && SqlLexer.EqualsIgnoreCase(text[..lowerAscii.Length], lowerAscii);
 
     private static QueryTraits ClassifySet(ref SqlLexer lexer, ref PinReasons pins)
     {

@@ -78,6 +78,12 @@ public class SqlClassifierTests
     [InlineData("PrEpArE p AS select 1")]
     [InlineData("select 1;set x=1")]
     [InlineData("select holder, tempo from shareholders")]
+    [InlineData("sElEcT pg_try_AdViSoRy_LoCk(1), x.pg_advisory_lock_shared(2)")]
+    [InlineData("select 1;ReSeT x")]
+    [InlineData("select résumé;set x=1")]
+    [InlineData("select 1/*c*/set x=1")]
+    [InlineData("select 1;\nset x=1")]
+    [InlineData("select 1;_x;set x to 1")]
     [InlineData("")]
     [InlineData(";;")]
     public void Keyword_precheck_agrees_with_the_full_walk(string sql)
@@ -87,6 +93,38 @@ public class SqlClassifierTests
         var full = SqlClassifier.ClassifyByLexer(bytes, out var fullPins);
         Assert.Equal(full, fast);
         Assert.Equal(fullPins, fastPins);
+    }
+
+    /// <summary>
+    /// The same agreement over many texts glued from keywords, their neighbours and separators in every case, so
+    /// that a keyword right after a digit, '_', '$', a quote, a comment or a multi-byte letter is covered too.
+    /// </summary>
+    [Fact]
+    public void Keyword_precheck_agrees_with_the_full_walk_on_generated_texts()
+    {
+        string[] pieces =
+        [
+            "set", "reset", "discard", "all", "deallocate", "listen", "unlisten", "prepare", "transaction", "rollback",
+            "abort", "create", "temp", "temporary", "with", "hold", "declare", "pg_advisory_lock", "advisory_lock",
+            "session", "authorization", "select", "x", "1", "$1", "_", "$", "\u00e9", "'", "\"", "--", "/*", "*/", "\n",
+            " ", " ", " ", ";", "(", ")", "=", ".", "*",
+        ];
+        var random = new Random(20261127);
+        for (int n = 0; n < 20_000; n++)
+        {
+            var text = new StringBuilder();
+            int count = random.Next(1, 9);
+            for (int i = 0; i < count; i++)
+            {
+                var piece = pieces[random.Next(pieces.Length)];
+                text.Append(random.Next(3) == 0 ? piece.ToUpperInvariant() : piece);
+            }
+
+            var bytes = Encoding.UTF8.GetBytes(text.ToString());
+            var fast = SqlClassifier.Classify(bytes, out var fastPins);
+            var full = SqlClassifier.ClassifyByLexer(bytes, out var fullPins);
+            Assert.True(full == fast && fullPins == fastPins, $"\"{text}\": pre-check {fast}/{fastPins}, lexer {full}/{fullPins}");
+        }
     }
 
     [Fact]

@@ -66,7 +66,7 @@ public sealed class ProxyServer : IAsyncDisposable
 
     public ProxyServer(ProxyConfig config, ILoggerFactory loggerFactory, TimeProvider? time = null)
     {
-        _runtime = new ProxyRuntime(config, time ?? TimeProvider.System, loggerFactory);
+        _runtime = new ProxyRuntime(config, time ?? Transport.LoopClock.Instance, loggerFactory);
         _pipeline = ConnectionPipeline.Build();
         _runtime.ShutdownRequested = OnShutdownCommand;
         _runtime.ConfigApplied = c =>

@@ -131,6 +131,7 @@ internal sealed unsafe class EpollLoop : IDisposable
         {
             while (!_stopping)
             {
+                LoopClock.Idle();
                 int n = EpollNative.epoll_wait(_epfd, events, MaxEvents, -1);
                 if (n < 0)
                 {
@@ -163,6 +164,7 @@ internal sealed unsafe class EpollLoop : IDisposable
                         continue;
                     }
 
+                    LoopClock.Tick();
                     try
                     {
                         registration.OnEvents(flags);

@@ -225,6 +225,7 @@ internal sealed unsafe class IoUringLoop : IDisposable
                 break;
             }
 
+            LoopClock.Idle();
             int error = ring.Enter(wait: true);
             if (error < 0 && error != -EINTR && error != -EAGAIN && error != -EBUSY)
             {
@@ -268,6 +269,7 @@ internal sealed unsafe class IoUringLoop : IDisposable
             return;
         }
 
+        LoopClock.Tick();
         try
         {
             connection.OnCompletion(op, result, flags);
@@ -283,6 +285,7 @@ internal sealed unsafe class IoUringLoop : IDisposable
     {
         while (_posted.TryDequeue(out var work))
         {
+            LoopClock.Tick();
             try
             {
                 work.Action(work.State);

@@ -45,6 +45,24 @@ internal abstract class ParkingReader : PipeReader, IValueTaskSource<ReadResult>
         _releaseWhenIdle = releaseWhenIdle;
     }
 
+    // A client's read gives its buffer back each time it parks with nothing buffered, and takes one again when the
+    // next request comes, once per transaction: the loop thread keeps one spare segment for that, cheaper than a
+    // round trip through the shared pool.
+    [ThreadStatic]
+    private static byte[]? t_spare;
+
+    private static byte[] RentSegment(int needed)
+    {
+        var spare = t_spare;
+        if (spare is not null && needed <= SegmentSize)
+        {
+            t_spare = null;
+            return spare;
+        }
+
+        return ArrayPool<byte>.Shared.Rent(Math.Max(SegmentSize, needed));
+    }
+
     protected ReadOnlySequence<byte> Buffered => _buffer is null ? ReadOnlySequence<byte>.Empty : new(_buffer, _start, _end - _start);
 
     /// <summary>
@@ -55,7 +73,7 @@ internal abstract class ParkingReader : PipeReader, IValueTaskSource<ReadResult>
     {
         if (_buffer is null)
         {
-            _buffer = ArrayPool<byte>.Shared.Rent(Math.Max(SegmentSize, needed));
+            _buffer = RentSegment(needed);
             _start = _end = 0;
             return;
         }
@@ -146,7 +164,15 @@ internal abstract class ParkingReader : PipeReader, IValueTaskSource<ReadResult>
 
     protected void ReturnBuffer()
     {
-        ArrayPool<byte>.Shared.Return(_buffer!);
+        if (_buffer!.Length == SegmentSize && t_spare is null)
+        {
+            t_spare = _buffer;
+        }
+        else
+        {
+            ArrayPool<byte>.Shared.Return(_buffer);
+        }
+
         _buffer = null;
         _start = _end = 0;
     }

@@ -43,7 +43,11 @@ internal abstract class ConnectionTransport : IDisposable
     {
     }
 
-    public static ConnectionTransport Create(TransportKind kind, int ioThreads, Action<Exception> onLoopError)
+    public static ConnectionTransport Create(TransportKind kind, int ioThreads, Action<Exception> onLoopError) =>
+        Create(kind, ioThreads, onLoopError, static (threads, onError, reason) => new IoUringTransport(threads, onError, reason));
+
+    /// <param name="startIoUring">Starts the io_uring transport; tests replace it to play a kernel that refuses io_uring.</param>
+    internal static ConnectionTransport Create(TransportKind kind, int ioThreads, Action<Exception> onLoopError, Func<int, Action<Exception>, string, ConnectionTransport> startIoUring)
     {
         if (kind == TransportKind.Sockets)
         {
@@ -52,33 +56,34 @@ internal abstract class ConnectionTransport : IDisposable
 
         if (!OperatingSystem.IsLinux())
         {
-            return kind is TransportKind.Epoll or TransportKind.IoUring
-                ? throw new TransportUnavailableException($"transport = {(kind == TransportKind.Epoll ? "epoll" : "io_uring")} needs Linux")
-                : new SocketTransport("not Linux");
+            return kind == TransportKind.Epoll
+                ? throw new TransportUnavailableException("transport = epoll needs Linux")
+                : new SocketTransport(kind == TransportKind.IoUring ? "transport = io_uring, which needs Linux" : "not Linux");
         }
 
         int threads = ioThreads > 0 ? ioThreads : Math.Max(1, Environment.ProcessorCount / 2);
+        string epollReason = kind == TransportKind.Epoll ? "transport = epoll" : "Linux";
         if (kind == TransportKind.IoUring)
         {
-            // Asked for by name: if the kernel refuses it, say why and do not start, rather than quietly
-            // running something else.
+            // Refused (an old kernel, a seccomp filter, kernel.io_uring_disabled, RLIMIT_MEMLOCK): the proxy still
+            // starts, on epoll, and the startup line that names the transport says why it is not io_uring.
             try
             {
-                return new IoUringTransport(threads, onLoopError, "transport = io_uring");
+                return startIoUring(threads, onLoopError, "transport = io_uring");
             }
             catch (Exception ex) when (ex is IoUringUnavailableException or DllNotFoundException or EntryPointNotFoundException)
             {
-                throw new TransportUnavailableException($"transport = io_uring cannot start: {ex.Message}", ex);
+                epollReason = $"transport = io_uring was refused ({ex.Message})";
             }
         }
 
         try
         {
-            return new EpollTransport(threads, onLoopError, kind == TransportKind.Epoll ? "transport = epoll" : "Linux");
+            return new EpollTransport(threads, onLoopError, epollReason);
         }
-        catch (Exception ex) when (kind == TransportKind.Auto && ex is SocketException or DllNotFoundException or EntryPointNotFoundException or MarshalDirectiveException)
+        catch (Exception ex) when (kind != TransportKind.Epoll && ex is SocketException or DllNotFoundException or EntryPointNotFoundException or MarshalDirectiveException)
         {
-            return new SocketTransport($"epoll failed to start: {ex.Message}");
+            return new SocketTransport($"{epollReason}; epoll failed to start: {ex.Message}");
         }
     }
 }

@@ -3,7 +3,7 @@ using FastPool.Proxy.Transport.IoUring;
 
 namespace FastPool.Proxy.Tests.Transport;
 
-/// <summary>When the kernel refuses io_uring, the startup error names the cause an operator can act on.</summary>
+/// <summary>When the kernel refuses io_uring, FastPool runs on epoll and its startup line names the cause an operator can act on.</summary>
 public sealed class IoUringUnavailableTests
 {
     [Theory]
@@ -30,16 +30,24 @@ public sealed class IoUringUnavailableTests
     [Fact]
     public void Io_uring_by_name_starts_here_and_says_so()
     {
-        // This machine's kernel allows io_uring (the integration suite runs on it); elsewhere Create throws
-        // TransportUnavailableException with the reason, which is what startup reports.
-        try
-        {
-            using var transport = ConnectionTransport.Create(TransportKind.IoUring, 1, _ => { });
-            Assert.StartsWith("io_uring", transport.Name, StringComparison.Ordinal);
-        }
-        catch (TransportUnavailableException ex)
-        {
-            Assert.StartsWith("transport = io_uring cannot start: ", ex.Message, StringComparison.Ordinal);
-        }
+        // This machine's kernel allows io_uring (the integration suite runs on it).
+        using var transport = ConnectionTransport.Create(TransportKind.IoUring, 1, _ => { });
+
+        Assert.StartsWith("io_uring", transport.Name, StringComparison.Ordinal);
+        Assert.Equal("transport = io_uring", transport.Reason);
+    }
+
+    [Theory]
+    [InlineData(1, "seccomp")]
+    [InlineData(12, "RLIMIT_MEMLOCK")]
+    [InlineData(38, "ENOSYS")]
+    public void Io_uring_refused_by_the_kernel_falls_back_to_epoll_and_says_why(int errno, string cause)
+    {
+        using var transport = ConnectionTransport.Create(TransportKind.IoUring, 1, _ => { },
+            (_, _, _) => throw IoUringUnavailableException.From("io_uring_setup", errno));
+
+        Assert.StartsWith("epoll", transport.Name, StringComparison.Ordinal);
+        Assert.StartsWith("transport = io_uring was refused (io_uring_setup failed: ", transport.Reason, StringComparison.Ordinal);
+        Assert.Contains(cause, transport.Reason, StringComparison.Ordinal);
     }
 }

@@ -104,8 +104,17 @@ internal abstract class Connection : IAsyncDisposable
         }
 
         OnAborted();
-        Socket.Dispose();
+        if (!ClosesSocketItself)
+        {
+            Socket.Dispose();
+        }
     }
+
+    /// <summary>
+    /// The subclass frees the socket itself once nothing it queued refers to its descriptor any more (io_uring's
+    /// requests name the descriptor by number, and a number closed under them could be reused by a new socket).
+    /// </summary>
+    protected virtual bool ClosesSocketItself => false;
 
     /// <summary>
     /// Hands the open socket to a new owner (a <see cref="TlsConnection"/> after the SSLRequest exchange) and ends

@@ -16,11 +16,12 @@ namespace FastPool.Proxy.Transport.IoUring;
 /// everything else queued, so forwarding costs no system call of its own. From other threads (logins,
 /// releases, timers) a send is a direct send(2), queued to the ring only for what does not fit (EAGAIN).
 /// <para>
-/// The ring's requests use a duplicate of the socket's descriptor that this connection owns and closes
-/// only when nothing is in flight: <see cref="Connection.Abort"/> closes the socket's own descriptor at
-/// once, and a request queued with that number could otherwise reach a new socket that reused it.
-/// shutdown(2) in Abort ends the requests in flight (a receive sees end of stream, a send EPIPE), and an
-/// IORING_OP_ASYNC_CANCEL for the descriptor ends any other (a connect's poll).
+/// The ring's requests name the socket's own descriptor, so the socket is closed only when nothing is in
+/// flight (<see cref="ClosesSocketItself"/>): a request queued with a number closed under it could reach a new
+/// socket that reused the number. shutdown(2) in Abort ends the requests in flight (a receive sees end of
+/// stream, a send EPIPE), and an IORING_OP_ASYNC_CANCEL for the descriptor ends any other (a connect's poll).
+/// One descriptor per connection, as on the other transports: a duplicate would halve the clients the
+/// open-file limit allows.
 /// </para>
 /// </summary>
 internal sealed class IoUringConnection : Connection, IValueTaskSource, INonBlockingConnect
@@ -34,6 +35,7 @@ internal sealed class IoUringConnection : Connection, IValueTaskSource, INonBloc
     private int _inFlight;
     private bool _closing;
     private bool _fdClosed;
+    private bool _detached;
 
     // The one send (or connect wait) in progress; the session sends one thing at a time.
     private ManualResetValueTaskSourceCore<bool> _sendCore;
@@ -53,11 +55,7 @@ internal sealed class IoUringConnection : Connection, IValueTaskSource, INonBloc
         socket.Blocking = false;
         _loop = loop;
         _handle = socket.SafeHandle;
-        _fd = fcntl(_handle.DangerousGetHandle(), F_DUPFD_CLOEXEC, 0);
-        if (_fd < 0)
-        {
-            throw new SocketException((int)Errno.ToSocketError(Marshal.GetLastPInvokeError()));
-        }
+        _fd = (int)_handle.DangerousGetHandle();
 
         _reader = new IoUringReader(this, idleMostly);
         Token = loop.Register(this);
@@ -329,14 +327,17 @@ internal sealed class IoUringConnection : Connection, IValueTaskSource, INonBloc
         _loop.Post(static s => ((IoUringConnection)s!).BeginClose(), this);
     }
 
+    protected override bool ClosesSocketItself => true;
+
     /// <summary>
     /// The socket moves to a TLS connection (on .NET sockets): no request of this connection may touch it any
     /// more. The caller has no read pending (Connection.Detach's contract), so nothing is in flight but, at
-    /// most, a receive left from a cancelled read; it is cancelled, and the duplicate descriptor closed, on the
-    /// loop. The socket itself stays open and is not shut down.
+    /// most, a receive left from a cancelled read; it is cancelled on the loop, which then lets the socket go
+    /// without closing it: it stays open and is not shut down.
     /// </summary>
     protected override void OnDetaching()
     {
+        _detached = true;
         _reader.Complete();
         _loop.Post(static s => ((IoUringConnection)s!).BeginClose(), this);
     }
@@ -368,7 +369,12 @@ internal sealed class IoUringConnection : Connection, IValueTaskSource, INonBloc
         }
 
         _fdClosed = true;
-        _ = close(_fd);
+        if (!_detached)
+        {
+            // Aborted: nothing refers to the descriptor any more. Detached: the socket is the new owner's.
+            Socket.Dispose();
+        }
+
         _reader.ReleaseStash();
         _loop.Unregister(this, Token);
     }

@@ -137,6 +137,14 @@ public sealed class ProxyServer : IAsyncDisposable
         }
 
         Log.TransportChosen(_runtime.Logger, _runtime.Transport.Name, _runtime.Transport.Reason);
+        long expectedFiles = Transport.OpenFileLimit.Expected(_runtime.Config, _runtime.Transport.DescriptorsPerConnection);
+        var (softFiles, hardFiles) = Transport.OpenFileLimit.Raise(expectedFiles);
+        Log.FileLimit(_runtime.Logger, softFiles, hardFiles, _runtime.Config.MaxClientConn, expectedFiles);
+        if (softFiles < (ulong)expectedFiles)
+        {
+            Log.FileLimitLow(_runtime.Logger, softFiles, expectedFiles);
+        }
+
         foreach (var socket in _listeners)
         {
             Log.Listening(_runtime.Logger, Describe(socket.LocalEndPoint));

@@ -33,6 +33,9 @@ internal abstract class ConnectionTransport : IDisposable
     /// <summary>Why this transport was chosen (for the startup log line).</summary>
     public string Reason { get; protected init; } = string.Empty;
 
+    /// <summary>Open files one connection takes (the io_uring transport keeps a duplicate for the ring's requests).</summary>
+    public virtual int DescriptorsPerConnection => 1;
+
     /// <summary>An accepted client socket. Clients mostly wait, so their idle reads pin no buffer.</summary>
     public abstract Connection Accept(Socket socket);
 
@@ -150,6 +153,8 @@ internal sealed class IoUringTransport : ConnectionTransport
 {
     private readonly IoUringLoop[] _loops;
     private uint _next;
+
+    public override int DescriptorsPerConnection => 2;
 
     public IoUringTransport(int threads, Action<Exception> onLoopError, string reason)
     {

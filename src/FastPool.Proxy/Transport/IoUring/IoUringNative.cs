@@ -70,7 +70,6 @@ internal static unsafe partial class IoUringNative
     public const int MSG_NOSIGNAL = 0x4000;
 
     public const int EFD_CLOEXEC = 0x80000;
-    public const int F_DUPFD_CLOEXEC = 1030;
 
     public const int SOL_SOCKET = 1;
     public const int SO_ERROR = 4;
@@ -105,9 +104,6 @@ internal static unsafe partial class IoUringNative
 
     [LibraryImport("libc", SetLastError = true)]
     public static partial int close(int fd);
-
-    [LibraryImport("libc", SetLastError = true)]
-    public static partial int fcntl(nint fd, int cmd, int arg);
 
     [LibraryImport("libc", SetLastError = true)]
     public static partial int eventfd(uint initval, int flags);

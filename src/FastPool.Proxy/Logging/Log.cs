@@ -95,4 +95,7 @@ internal static partial class Log
 
     [LoggerMessage(62, LogLevel.Information, "so_reuseport: handing the port over ({Outcome}); accepting for {GraceSeconds} s more")]
     public static partial void HandingOver(ILogger logger, string outcome, double graceSeconds);
+
+    [LoggerMessage(120, LogLevel.Debug, "C-{ClientId} transaction moved from node {StandbyId} to the primary, node {PrimaryId}, before its first write")]
+    public static partial void TransactionMovedToPrimary(ILogger logger, long clientId, int standbyId, int primaryId);
 }

@@ -54,7 +54,8 @@ public sealed class SessionRoutingTests
             Assert.Equal("4321ms|true", await ScalarAsync<string>(conn, "select current_setting('statement_timeout') || '|' || pg_is_in_recovery()"));
             Assert.Equal("4321ms|false", await ScalarAsync<string>(conn, "/*NO LOAD BALANCE*/ select current_setting('statement_timeout') || '|' || pg_is_in_recovery()"));
 
-            // Writes go to the primary; read_your_writes finds each row at once; an explicit transaction runs on the primary.
+            // Writes go to the primary; read_your_writes finds each row at once; an explicit transaction's write and
+            // what follows it run on the primary (its leading reads may run on the standby: SplitTransactionTests).
             for (int id = 0; id < 100; id++)
             {
                 Assert.False(await OnStandbyAsync(conn, $"insert into rt_sess values ({id}) returning pg_is_in_recovery()"));
@@ -63,8 +64,8 @@ public sealed class SessionRoutingTests
 
             await using (var tx = await conn.BeginTransactionAsync())
             {
-                Assert.False(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
                 Assert.False(await OnStandbyAsync(conn, "insert into rt_sess values (1000) returning pg_is_in_recovery()"));
+                Assert.False(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
                 await tx.CommitAsync();
             }
 

@@ -1,0 +1,160 @@
+using System.Globalization;
+using FastPool.IntegrationTests.Infrastructure;
+using FastPool.IntegrationTests.Protocol;
+using FastPool.IntegrationTests.Resilience;
+using FastPool.Proxy.Configuration;
+using FastPool.Sandbox;
+using Npgsql;
+using static FastPool.IntegrationTests.Routing.RoutingSupport;
+
+namespace FastPool.IntegrationTests.Routing;
+
+/// <summary>
+/// Explicit transactions over a real primary and standby (disable_load_balance_on_write = transaction): a READ
+/// COMMITTED transaction's reads run on the standby until its first write, which moves it to the primary; errors
+/// abort it as PostgreSQL would; snapshot transactions run on the primary; no server is left inside a transaction.
+/// </summary>
+[Collection(PostgresCollection.Name)]
+public sealed class SplitTransactionTests
+{
+    private readonly PostgresFixture _fixture;
+
+    public SplitTransactionTests(PostgresFixture fixture)
+    {
+        _fixture = fixture;
+    }
+
+    [Theory]
+    [InlineData(PoolMode.Transaction)]
+    [InlineData(PoolMode.Session)]
+    public async Task Leading_reads_of_a_transaction_run_on_the_standby_and_its_writes_on_the_primary(PoolMode mode)
+    {
+        var primary = _fixture.Primary;
+        var standby = await _fixture.GetStandbyAsync();
+        string table = "rt_tx_" + mode.ToString().ToLowerInvariant();
+        await CreateOnPrimaryAsync(primary, standby, $"create table if not exists {table} (id int primary key)", table);
+        await primary.PsqlAsync($"truncate {table}");
+        await WaitReplayedAsync(primary, standby);
+
+        // read_your_writes off: the reads after a commit must not wait for the standby to replay it.
+        await using var host = StartProxy(primary, [primary, standby], r => r with { ReadYourWrites = false }, mode);
+        await WaitForBalancingAsync(host, 1);
+        await using var conn = await OpenAsync(host);
+
+        // Reads, then a write: the reads on the standby, the write and everything after it on the primary, where
+        // the transaction sees its own row; once committed the row is there for everyone.
+        await using (var tx = await conn.BeginTransactionAsync())
+        {
+            Assert.True(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
+            Assert.True(await OnStandbyAsync(conn, $"select pg_is_in_recovery() from (select count(*) from {table}) c"));
+            Assert.False(await OnStandbyAsync(conn, $"insert into {table} values (1) returning pg_is_in_recovery()"));
+            Assert.False(await OnStandbyAsync(conn, $"select pg_is_in_recovery() from {table} where id = 1"));
+            await tx.CommitAsync();
+        }
+
+        Assert.Equal("1", await primary.PsqlAsync($"select count(*) from {table} where id = 1"));
+
+        // A transaction that only reads stays on the standby from BEGIN to COMMIT.
+        await using (var tx = await conn.BeginTransactionAsync())
+        {
+            Assert.True(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
+            Assert.True(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
+            await tx.CommitAsync();
+        }
+
+        // An error in the standby's part aborts the client's transaction: what follows, the write included, is
+        // refused with 25P02 until ROLLBACK, which ends it; nothing was written.
+        await ExecAsync(conn, "begin");
+        Assert.True(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
+        Assert.Equal("22012", (await Assert.ThrowsAsync<PostgresException>(() => ExecAsync(conn, "select 1/0"))).SqlState);
+        Assert.Equal("25P02", (await Assert.ThrowsAsync<PostgresException>(() => ExecAsync(conn, $"insert into {table} values (2)"))).SqlState);
+        Assert.Equal("25P02", (await Assert.ThrowsAsync<PostgresException>(() => ExecAsync(conn, "select 1"))).SqlState);
+        await ExecAsync(conn, "rollback");
+
+        // An error after the move aborts it on the primary the same way; ROLLBACK undoes the write.
+        await ExecAsync(conn, "begin");
+        Assert.True(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
+        await ExecAsync(conn, $"insert into {table} values (3)");
+        Assert.Equal("23505", (await Assert.ThrowsAsync<PostgresException>(() => ExecAsync(conn, $"insert into {table} values (1)"))).SqlState);
+        Assert.Equal("25P02", (await Assert.ThrowsAsync<PostgresException>(() => ExecAsync(conn, "select 1"))).SqlState);
+        await ExecAsync(conn, "rollback");
+        Assert.Equal("0", await primary.PsqlAsync($"select count(*) from {table} where id in (2, 3)"));
+
+        // A statement that ties the transaction to its server (here SAVEPOINT) moves it too, and works there.
+        await ExecAsync(conn, "begin");
+        Assert.True(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
+        await ExecAsync(conn, "savepoint a");
+        Assert.False(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
+        await ExecAsync(conn, $"insert into {table} values (4)");
+        await ExecAsync(conn, "rollback to savepoint a");
+        await ExecAsync(conn, "commit");
+        Assert.Equal("0", await primary.PsqlAsync($"select count(*) from {table} where id = 4"));
+
+        // Snapshot transactions cannot span two servers: REPEATABLE READ (asked for, or the client's default) and
+        // SERIALIZABLE run on the primary from their first read.
+        await ExecAsync(conn, "begin isolation level repeatable read");
+        Assert.False(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
+        await ExecAsync(conn, "commit");
+        await ExecAsync(conn, "set default_transaction_isolation = 'serializable'");
+        await ExecAsync(conn, "begin");
+        Assert.False(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
+        Assert.Equal("serializable", await ScalarAsync(conn, "show transaction_isolation"));
+        await ExecAsync(conn, "commit");
+        await ExecAsync(conn, "reset default_transaction_isolation");
+
+        // The client is still balanced afterwards.
+        Assert.True(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
+        await conn.CloseAsync();
+
+        // No server connection was left inside a transaction on either node.
+        await AssertNoServerInTransactionAsync(primary);
+        await AssertNoServerInTransactionAsync(standby);
+        ProxyChecks.AssertNoUnexpectedErrors(host);
+    }
+
+    [Fact]
+    public async Task Psql_statements_of_one_transaction_read_on_the_standby_until_the_write()
+    {
+        var primary = _fixture.Primary;
+        var standby = await _fixture.GetStandbyAsync();
+        await CreateOnPrimaryAsync(primary, standby, "create table if not exists rt_tx_psql (id int)", "rt_tx_psql");
+        await using var host = StartProxy(primary, [primary, standby]);
+        await WaitForBalancingAsync(host, 1);
+
+        // Each -c is its own Query message, sent after the answer to the one before, as a psql script is.
+        var result = await ProtocolTestSupport.RunToolAsync(
+            "psql",
+            ["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", host.Port.ToString(CultureInfo.InvariantCulture), "-U", "postgres", "-d", Database,
+             "-c", "begin", "-c", "select pg_is_in_recovery()", "-c", "select pg_is_in_recovery()",
+             "-c", "insert into rt_tx_psql values (1) returning pg_is_in_recovery()", "-c", "select pg_is_in_recovery()", "-c", "commit"],
+            TimeSpan.FromSeconds(60));
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Equal(["t", "t", "f", "f"], result.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+        await AssertNoServerInTransactionAsync(primary);
+        await AssertNoServerInTransactionAsync(standby);
+    }
+
+    private static async Task WaitReplayedAsync(PgCluster primary, PgCluster standby)
+    {
+        var lsn = await primary.PsqlAsync("select pg_current_wal_insert_lsn()");
+        await Wait.UntilAsync(
+            async () => await standby.PsqlAsync($"select pg_last_wal_replay_lsn() >= '{lsn}'") == "t",
+            TimeSpan.FromSeconds(30),
+            "the standby replayed the primary's changes");
+    }
+
+    private static async Task AssertNoServerInTransactionAsync(PgCluster node)
+    {
+        // Released servers are back to idle at once; a leaked one would stay "idle in transaction".
+        await Wait.UntilAsync(
+            async () => await node.PsqlAsync("select count(*) from pg_stat_activity where backend_type = 'client backend' and state like 'idle in transaction%'") == "0",
+            TimeSpan.FromSeconds(10),
+            $"no server connection of {node.Name} idle in transaction");
+    }
+
+    private static async Task<string> ScalarAsync(NpgsqlConnection conn, string sql)
+    {
+        await using var cmd = new NpgsqlCommand(sql, conn);
+        return (string)(await cmd.ExecuteScalarAsync())!;
+    }
+}

@@ -74,6 +74,7 @@ internal sealed partial class ClientSession
     {
         intent = RouteIntent.Primary;
         _splitIntent = false;
+        _watchFirstStatement = false;
         RefreshRouting();
         if (!_balanced || !_routing.LoadBalanceMode || _primaryOnly)
         {
@@ -171,6 +172,14 @@ internal sealed partial class ClientSession
         }
 
         _splitIntent = MaySplit(traits) && SplitLookahead(rest, out _) != SplitLook.Primary;
+        if (_splitIntent && _writesFirst)
+        {
+            // This client's last transaction wrote before it read: this one starts on the primary, and its first
+            // statement says whether the next may start on a standby again.
+            _splitIntent = false;
+            _watchFirstStatement = true;
+        }
+
         return _splitIntent ? RouteIntent.Read : RouteIntent.Primary;
     }
 
@@ -332,6 +341,12 @@ internal sealed partial class ClientSession
             _splitQueried |= _split && (traits & RouteTraits.TransactionStart) == 0;
             TrackBlock(traits, ref _readOnlyBlock);
             return true;
+        }
+
+        if (_watchFirstStatement && (traits & RouteTraits.TransactionStart) == 0)
+        {
+            _watchFirstStatement = false;
+            _writesFirst = (traits & ~RouteTraits.MultipleStatements) != 0;
         }
 
         bool inBlock = _primaryBlock || (traits & RouteTraits.TransactionStart) != 0;

@@ -45,6 +45,15 @@ internal sealed partial class ClientSession
     /// <summary>A statement other than BEGIN ran in the standby's part.</summary>
     private bool _splitQueried;
 
+    /// <summary>
+    /// The client's last explicit transaction wrote before it read (pgbench's TPC-B script: BEGIN; UPDATE ...):
+    /// its next BEGIN goes to the primary at once instead of costing a standby round trip and a move.
+    /// </summary>
+    private bool _writesFirst;
+
+    /// <summary>A transaction started on the primary because of <see cref="_writesFirst"/>: its first statement updates it.</summary>
+    private bool _watchFirstStatement;
+
     private enum SplitLook : byte
     {
         /// <summary>Every whole unit may run on the standby.</summary>
@@ -202,6 +211,15 @@ internal sealed partial class ClientSession
                     return SplitOutcome.Continue;
                 }
 
+                if (standby.Protocol.UnsyncedExtended)
+                {
+                    // Extended messages without their Sync yet: the standby answers nothing more until it comes, so the
+                    // transaction cannot move now. The standby refuses the write (25006), as it refuses one pipelined
+                    // behind a read (README).
+                    _split = false;
+                    return SplitOutcome.Continue;
+                }
+
                 // Made before the check: the server pump signals after it forwards, so no answer can slip between.
                 answered = (_hold ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
                 if (standby.Protocol.AtMessageBoundary && _scanner.ServerAtBoundary && _scanner.ClientAtBoundary)
@@ -222,6 +240,7 @@ internal sealed partial class ClientSession
         }
 
         _split = false;
+        _writesFirst = !_splitQueried;
         _acquiring = true;
         try
         {

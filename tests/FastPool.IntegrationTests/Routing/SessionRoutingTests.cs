@@ -127,6 +127,30 @@ public sealed class SessionRoutingTests
         ProxyChecks.AssertNoUnexpectedErrors(host);
     }
 
+    [Fact]
+    public async Task Named_prepared_reads_are_balanced_in_session_pooling_even_with_max_prepared_statements_0()
+    {
+        var primary = _fixture.Primary;
+        var standby = await _fixture.GetStandbyAsync();
+        await using var host = StartProxy(primary, [primary, standby], mode: PoolMode.Session, configure: c => c with { MaxPreparedStatements = 0 });
+        await WaitForBalancingAsync(host, 1);
+        await using var conn = await OpenAsync(host);
+
+        // FastPool keeps the statement (it would otherwise pin the session to the primary): prepared on each node
+        // that runs it, reads on the standby, writes on the primary.
+        await using var read = new NpgsqlCommand("select pg_is_in_recovery()", conn);
+        await read.PrepareAsync();
+        await using var write = new NpgsqlCommand("select pg_is_in_recovery() from (select txid_current()) t", conn);
+        await write.PrepareAsync();
+        for (int i = 0; i < 5; i++)
+        {
+            Assert.True((bool)(await read.ExecuteScalarAsync())!);
+            Assert.False((bool)(await write.ExecuteScalarAsync())!);
+        }
+
+        ProxyChecks.AssertNoUnexpectedErrors(host);
+    }
+
     private static async Task<T> ScalarAsync<T>(NpgsqlConnection conn, string sql)
     {
         await using var cmd = new NpgsqlCommand(sql, conn);

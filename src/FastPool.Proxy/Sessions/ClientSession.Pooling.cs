@@ -367,6 +367,15 @@ internal sealed partial class ClientSession
             return _query.CachedResponse is { } cached && await AnswerFromCacheAsync(cached).ConfigureAwait(false);
         }
 
+        if (_splitIntent && server.Node.Role == FastPool.Proxy.Topology.NodeRole.Standby && !await SplitIsolationAllowedAsync(server).ConfigureAwait(false))
+        {
+            server = await RerouteSplitToPrimaryAsync(server).ConfigureAwait(false);
+            if (server is null)
+            {
+                return false;
+            }
+        }
+
         _capture?.Abandon();
         if (_query.CaptureFrom is not null)
         {

@@ -90,8 +90,8 @@ internal sealed partial class ClientSession
 
     /// <summary>
     /// Whether a plain BEGIN is READ COMMITTED by the client's own settings (startup parameters, SET
-    /// default_transaction_isolation). A default set on the server (postgresql.conf, ALTER ROLE/DATABASE) is not
-    /// visible to FastPool (README).
+    /// default_transaction_isolation); the server's default is checked once a standby is taken
+    /// (<see cref="SplitIsolationAllowedAsync"/>).
     /// </summary>
     private bool DefaultIsolationReadCommitted()
     {
@@ -299,6 +299,90 @@ internal sealed partial class ClientSession
             _acquiring = false;
             NoteActivity();
         }
+    }
+
+    /// <summary>
+    /// Before a transaction's standby part starts on <paramref name="standby"/>: whether a plain BEGIN there is READ
+    /// COMMITTED. The client's own default_transaction_isolation was looked at already (<see cref="MaySplit"/>);
+    /// one set in postgresql.conf or with ALTER ROLE/DATABASE is asked of the server once per pool (SHOW, PostgreSQL
+    /// docs 19.11.1 "Statement Behavior"), on the client's time: the server is idle and its settings are the client's.
+    /// </summary>
+    private async ValueTask<bool> SplitIsolationAllowedAsync(ServerConnection standby)
+    {
+        if (HasOwnIsolationDefault())
+        {
+            // The client's own default, read committed (MaySplit), is what the server has now.
+            return true;
+        }
+
+        if (standby.Pool.DefaultReadCommitted is { } known)
+        {
+            return known;
+        }
+
+        try
+        {
+            using var cts = new CancellationTokenSource(s_resetTimeout);
+            var row = await MessageIo.QueryFirstRowAsync(standby, _context.Builder, "SHOW default_transaction_isolation", cts.Token).ConfigureAwait(false);
+            bool readCommitted = row[0] is { } level && level.Contains("committed", StringComparison.OrdinalIgnoreCase);
+            standby.Pool.DefaultReadCommitted = readCommitted;
+            return readCommitted;
+        }
+        catch (ServerException)
+        {
+            return false;
+        }
+        catch (Exception)
+        {
+            // Its state is unknown: closed when it goes back, and this transaction runs on the primary.
+            standby.Broken = true;
+            return false;
+        }
+    }
+
+    private bool HasOwnIsolationDefault()
+    {
+        foreach (var kv in _settings)
+        {
+            if (string.Equals(kv.Key, "default_transaction_isolation", StringComparison.OrdinalIgnoreCase))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>
+    /// The standby taken for a transaction's standby part may not serve it (its default isolation is not READ
+    /// COMMITTED): it goes back untouched, and the transaction is routed to the primary as a whole.
+    /// </summary>
+    private async ValueTask<ServerConnection?> RerouteSplitToPrimaryAsync(ServerConnection standby)
+    {
+        bool keep = !standby.Broken;
+        lock (_swap!)
+        {
+            _server = null;
+            if (keep && _reserving)
+            {
+                Park(standby);
+            }
+        }
+
+        if (!keep)
+        {
+            standby.Pool.Close(standby);
+        }
+        else if (!_reserving)
+        {
+            standby.Pool.Release(standby);
+        }
+
+        standby.Node.CountSelect(-1);
+        _splitIntent = false;
+        _query.CacheKeyLength = 0;
+        await PrepareRouteAsync(RouteIntent.Primary).ConfigureAwait(false);
+        return await AcquireAsync().ConfigureAwait(false);
     }
 
     /// <summary>The standby's part only read: it is rolled back, and the server goes back to the pool (or to the client, in session pooling).</summary>

@@ -152,6 +152,46 @@ public sealed class SplitTransactionTests
         await AssertNoServerInTransactionAsync(standby);
     }
 
+    [Fact]
+    public async Task A_server_default_of_repeatable_read_keeps_transactions_on_the_primary()
+    {
+        var primary = _fixture.Primary;
+        var standby = await _fixture.GetStandbyAsync();
+        await primary.PsqlAsync("drop database if exists rt_iso with (force)");
+        await primary.PsqlAsync("create database rt_iso");
+        try
+        {
+            // A default the client never sees: set for the database, on both nodes through replication.
+            await primary.PsqlAsync("alter database rt_iso set default_transaction_isolation = 'repeatable read'");
+            await WaitReplayedAsync(primary, standby);
+            await using var host = StartProxy(primary, [primary, standby], dbName: "rt_iso");
+            await WaitForBalancingAsync(host, 1);
+            await using var conn = await OpenAsync(host);
+
+            await ExecAsync(conn, "begin");
+            Assert.False(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
+            Assert.Equal("repeatable read", await ScalarAsync(conn, "show transaction_isolation"));
+            await ExecAsync(conn, "commit");
+
+            // The client's own READ COMMITTED default wins over the database's.
+            await ExecAsync(conn, "set default_transaction_isolation = 'read committed'");
+            await ExecAsync(conn, "begin");
+            Assert.True(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
+            await ExecAsync(conn, "commit");
+            await ExecAsync(conn, "reset default_transaction_isolation");
+
+            // Reads outside transactions are balanced as usual.
+            Assert.True(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
+            await conn.CloseAsync();
+            await AssertNoServerInTransactionAsync(standby);
+            ProxyChecks.AssertNoUnexpectedErrors(host);
+        }
+        finally
+        {
+            await primary.PsqlAsync("drop database if exists rt_iso with (force)");
+        }
+    }
+
     private static async Task WaitReplayedAsync(PgCluster primary, PgCluster standby)
     {
         var lsn = await primary.PsqlAsync("select pg_current_wal_insert_lsn()");

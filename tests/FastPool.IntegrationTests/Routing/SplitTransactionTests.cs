@@ -4,6 +4,7 @@ using FastPool.IntegrationTests.Protocol;
 using FastPool.IntegrationTests.Resilience;
 using FastPool.Proxy.Configuration;
 using FastPool.Sandbox;
+using RawPgClient = FastPool.IntegrationTests.Resilience.RawPgClient;
 using Npgsql;
 using static FastPool.IntegrationTests.Routing.RoutingSupport;
 
@@ -148,8 +149,35 @@ public sealed class SplitTransactionTests
         // After a transaction that wrote first (as pgbench's TPC-B script does), the client's next one starts on the
         // primary without the move; it started with a read, so the one after it starts on the standby again.
         Assert.Equal(["t", "t", "f", "f", "f", "f", "t"], result.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+
+        // Pipelined: the write arrives while the standby still runs the read before it; it waits for that answer,
+        // and the answers reach the client in order.
+        await using var raw = await RawPgClient.ConnectAsync(host.Port);
+        await raw.LoginAsync(Database);
+        await raw.SendAsync([.. RawPgClient.Query("begin"), .. RawPgClient.Query("select pg_is_in_recovery()")]);
+        var values = new List<string?>();
+        await ReadAnswersAsync(raw, 2, values);
+        await raw.SendAsync([
+            .. RawPgClient.Query("select pg_is_in_recovery(), pg_sleep(0.2)"),
+            .. RawPgClient.Query("insert into rt_tx_psql values (3) returning pg_is_in_recovery()"),
+            .. RawPgClient.Query("select pg_is_in_recovery()"),
+            .. RawPgClient.Query("commit"),
+        ]);
+        await ReadAnswersAsync(raw, 4, values);
+        Assert.Equal(["t", "t", "f", "f"], values);
+
         await AssertNoServerInTransactionAsync(primary);
         await AssertNoServerInTransactionAsync(standby);
+    }
+
+    private static async Task ReadAnswersAsync(RawPgClient raw, int count, List<string?> values)
+    {
+        for (int i = 0; i < count; i++)
+        {
+            var messages = await raw.ReadUntilAsync('Z', TimeSpan.FromSeconds(30));
+            Assert.DoesNotContain(messages, m => m.Type == 'E');
+            values.AddRange(messages.Where(m => m.Type == 'D').Select(m => m.Columns()[0]));
+        }
     }
 
     [Fact]

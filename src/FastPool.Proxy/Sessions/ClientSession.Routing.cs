@@ -119,7 +119,7 @@ internal sealed partial class ClientSession
                     sawStatement = true;
                     if (code == FrontendCode.Query)
                     {
-                        intent = IntentOf(traits, buffer.Slice(reader.Consumed + header.TotalLength));
+                        intent = IntentOf(traits, buffer, reader.Consumed + header.TotalLength);
                         return Lookahead.Decided;
                     }
 
@@ -148,7 +148,7 @@ internal sealed partial class ClientSession
                     break;
                 case FrontendCode.Sync:
                 case FrontendCode.Flush:
-                    intent = sawStatement ? IntentOf(traits, buffer.Slice(reader.Consumed + header.TotalLength)) : RouteIntent.Primary;
+                    intent = sawStatement ? IntentOf(traits, buffer, reader.Consumed + header.TotalLength) : RouteIntent.Primary;
                     return Lookahead.Decided;
                 default:
                     // Function calls, COPY data, anything else: the primary.
@@ -161,17 +161,17 @@ internal sealed partial class ClientSession
 
     /// <summary>
     /// Reads go to a standby; so does a READ COMMITTED transaction that starts by reading (ClientSession.Split.cs),
-    /// unless what the client already sent after its first unit (<paramref name="rest"/>) needs the primary: BEGIN
-    /// pipelined with a write (as Npgsql sends it) goes to the primary at once, not by way of a standby.
+    /// unless what the client already sent after its first unit (from <paramref name="unitEnd"/> on) needs the
+    /// primary: BEGIN pipelined with a write (as Npgsql sends it) goes to the primary at once, not by way of a standby.
     /// </summary>
-    private RouteIntent IntentOf(RouteTraits traits, in ReadOnlySequence<byte> rest)
+    private RouteIntent IntentOf(RouteTraits traits, in ReadOnlySequence<byte> buffer, long unitEnd)
     {
         if (!NeedsPrimary(traits))
         {
             return RouteIntent.Read;
         }
 
-        _splitIntent = MaySplit(traits) && SplitLookahead(rest, out _) != SplitLook.Primary;
+        _splitIntent = MaySplit(traits) && SplitLookahead(buffer.Slice(unitEnd), out _) != SplitLook.Primary;
         if (_splitIntent && _writesFirst)
         {
             // This client's last transaction wrote before it read: this one starts on the primary, and its first

@@ -226,7 +226,8 @@ internal sealed partial class ClientSession
                 {
                     if (standby.TransactionStatus != TransactionStatus.InTransaction)
                     {
-                        // An error aborted the transaction on the standby: it answers the rest (25P02) until ROLLBACK.
+                        // An error aborted the transaction on the standby, which answers the rest (25P02) until
+                        // ROLLBACK; or it is already over, and the statement is routed as any other.
                         _split = false;
                         return SplitOutcome.Continue;
                     }

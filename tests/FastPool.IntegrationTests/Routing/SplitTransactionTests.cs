@@ -104,6 +104,12 @@ public sealed class SplitTransactionTests
         await ExecAsync(conn, "commit");
         Assert.Equal("0", await primary.PsqlAsync($"select count(*) from {table} where id = 4"));
 
+        // After the standby ran a query, it is too late to choose the isolation level, on the primary too.
+        await ExecAsync(conn, "begin");
+        Assert.True(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
+        Assert.Equal("25001", (await Assert.ThrowsAsync<PostgresException>(() => ExecAsync(conn, "set transaction isolation level serializable"))).SqlState);
+        await ExecAsync(conn, "rollback");
+
         // Snapshot transactions cannot span two servers: REPEATABLE READ (asked for, or the client's default) and
         // SERIALIZABLE run on the primary from their first read.
         await ExecAsync(conn, "begin isolation level repeatable read");

@@ -77,7 +77,10 @@ public sealed record ProxyConfig
     /// (pin_prepare). On by default, unlike PgBouncer before 1.24: a pinned prepared-statement client holds a
     /// server for its whole session, so pgbench -M prepared with more clients than servers would stall.
     /// </summary>
-    public int MaxPreparedStatements { get; init; } = 200;
+    public int MaxPreparedStatements { get; init; } = DefaultMaxPreparedStatements;
+
+    /// <summary>max_prepared_statements' default, also the cap where FastPool keeps named statements regardless (session pooling over several nodes).</summary>
+    public const int DefaultMaxPreparedStatements = 200;
     public bool ApplicationNameAddHost { get; init; }
 
     // ---- logging and process ---------------------------------------------------------------------

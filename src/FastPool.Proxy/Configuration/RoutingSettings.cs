@@ -7,7 +7,7 @@ namespace FastPool.Proxy.Configuration;
 /// <summary>disable_load_balance_on_write (Pgpool-II's values): what a write does to later reads of the same client.</summary>
 public enum WriteStickiness
 {
-    /// <summary>After a write, the rest of its transaction goes to the primary (an explicit transaction always runs there).</summary>
+    /// <summary>An explicit transaction's reads are balanced until its first write; the rest of it goes to the primary.</summary>
     Transaction,
 
     /// <summary>As transaction; a write inside an explicit transaction also sends the client's later transactions to the primary.</summary>
@@ -16,7 +16,7 @@ public enum WriteStickiness
     /// <summary>After any write, everything the client sends goes to the primary until it disconnects.</summary>
     Always,
 
-    /// <summary>Writes change nothing for later reads (beyond read_your_writes).</summary>
+    /// <summary>Writes change nothing for later transactions (beyond read_your_writes); inside one, as <see cref="Transaction"/>.</summary>
     Off,
 }
 

@@ -96,9 +96,12 @@ internal static partial class Log
     [LoggerMessage(62, LogLevel.Information, "so_reuseport: handing the port over ({Outcome}); accepting for {GraceSeconds} s more")]
     public static partial void HandingOver(ILogger logger, string outcome, double graceSeconds);
 
-    [LoggerMessage(120, LogLevel.Information, "kernel file descriptor limit: {Soft} (hard: {Hard}); max_client_conn: {MaxClientConn}, max expected fd use: {Expected}")]
+    [LoggerMessage(120, LogLevel.Debug, "C-{ClientId} transaction moved from node {StandbyId} to the primary, node {PrimaryId}, before its first write")]
+    public static partial void TransactionMovedToPrimary(ILogger logger, long clientId, int standbyId, int primaryId);
+
+    [LoggerMessage(122, LogLevel.Information, "kernel file descriptor limit: {Soft} (hard: {Hard}); max_client_conn: {MaxClientConn}, max expected fd use: {Expected}")]
     public static partial void FileLimit(ILogger logger, ulong soft, ulong hard, int maxClientConn, long expected);
 
-    [LoggerMessage(121, LogLevel.Warning, "the open-file limit {Soft} is below the {Expected} descriptors max_client_conn and the pools can use: clients past it are refused at accept; raise it (ulimit -n, systemd LimitNOFILE=)")]
+    [LoggerMessage(123, LogLevel.Warning, "the open-file limit {Soft} is below the {Expected} descriptors max_client_conn and the pools can use: clients past it are refused at accept; raise it (ulimit -n, systemd LimitNOFILE=)")]
     public static partial void FileLimitLow(ILogger logger, ulong soft, long expected);
 }

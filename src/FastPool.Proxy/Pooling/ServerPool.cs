@@ -73,6 +73,12 @@ internal sealed partial class ServerPool
     /// <summary>Completes when <see cref="WelcomeParameters"/> is first known, so clients queued for that can log in.</summary>
     public Task WelcomeKnown => _welcomeKnown.Task;
 
+    /// <summary>
+    /// Whether a plain BEGIN on this pool's servers is READ COMMITTED (default_transaction_isolation as the server,
+    /// role and database set it), learned once by routing (ClientSession.Split.cs); null until then.
+    /// </summary>
+    public bool? DefaultReadCommitted { get; set; }
+
     private readonly TaskCompletionSource _welcomeKnown = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     internal LimitCounter DbLimit => _dbLimit;

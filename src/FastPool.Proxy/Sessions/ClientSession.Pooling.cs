@@ -144,6 +144,24 @@ internal sealed partial class ClientSession
             }
 
             var buffer = result.Buffer;
+            var scan = buffer;
+            var look = SplitLook.Standby;
+            if (_split)
+            {
+                // A transaction's standby part: only whole units the standby may run are scanned and sent.
+                look = SplitLookahead(buffer, out long safe);
+                if (look != SplitLook.Standby)
+                {
+                    if (safe == 0 && look == SplitLook.NeedMore && !result.IsCompleted)
+                    {
+                        input.AdvanceTo(buffer.Start, buffer.End);
+                        continue;
+                    }
+
+                    scan = buffer.Slice(0, safe);
+                }
+            }
+
             ServerConnection? server;
             PumpExit? exit = null;
             long forward = 0;
@@ -161,7 +179,7 @@ internal sealed partial class ClientSession
                         StartReplay();
                     }
 
-                    exit = _scanner.ScanFromClient(buffer, server.Protocol, out forward, out consumed, out queries);
+                    exit = _scanner.ScanFromClient(scan, server.Protocol, out forward, out consumed, out queries);
                     if (forward > 0)
                     {
                         // New work for the server: its next ReadyForQuery is another chance to hand it back.
@@ -280,6 +298,21 @@ internal sealed partial class ClientSession
                 return exit.Value;
             }
 
+            if (look == SplitLook.Primary)
+            {
+                // The rest is read again once the transaction runs on the primary.
+                input.AdvanceTo(buffer.GetPosition(consumed));
+                switch (await MoveToPrimaryAsync(server).ConfigureAwait(false))
+                {
+                    case SplitOutcome.AcquireFailed:
+                        return PumpExit.AcquireFailed;
+                    case SplitOutcome.Stopped:
+                        return TakeStopReason() ?? PumpExit.ServerGone;
+                    default:
+                        continue;
+                }
+            }
+
             input.AdvanceTo(buffer.GetPosition(consumed), buffer.End);
             if (result.IsCompleted)
             {
@@ -332,6 +365,15 @@ internal sealed partial class ClientSession
         {
             // A cache hit takes no server: the client is answered, and its next request is looked at afresh.
             return _query.CachedResponse is { } cached && await AnswerFromCacheAsync(cached).ConfigureAwait(false);
+        }
+
+        if (_splitIntent && server.Node.Role == FastPool.Proxy.Topology.NodeRole.Standby && !await SplitIsolationAllowedAsync(server).ConfigureAwait(false))
+        {
+            server = await RerouteSplitToPrimaryAsync(server).ConfigureAwait(false);
+            if (server is null)
+            {
+                return false;
+            }
         }
 
         _capture?.Abandon();
@@ -425,6 +467,11 @@ internal sealed partial class ClientSession
 
                     EndServerForward();
                     _traffic.AddOut(forward, transactions);
+                    if (_split)
+                    {
+                        // The client pump may wait for the standby to have answered everything (ClientSession.Split.cs).
+                        SignalHold();
+                    }
                 }
 
                 NoteActivity();

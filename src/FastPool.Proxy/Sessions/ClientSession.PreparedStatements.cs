@@ -33,10 +33,20 @@ internal sealed partial class ClientSession : IStatementOwner
 
     public bool InspectsEveryStatement => _runtime.Cache is not null;
 
-    /// <summary>max_prepared_statements = 0 keeps named statements on the client's server, which then pins it.</summary>
+    /// <summary>
+    /// max_prepared_statements = 0 keeps named statements on the client's server, which then pins it; except in
+    /// session pooling over several nodes, where FastPool keeps them anyway (with the default cap per server):
+    /// there a named statement left to the server would pin the whole session to the primary, and nothing of it
+    /// would be balanced, while the client owns its servers and no other client sees FastPool's names.
+    /// </summary>
     private void InitPreparedStatements()
     {
         int max = _context.Config.MaxPreparedStatements;
+        if (max <= 0 && _reserving)
+        {
+            max = ProxyConfig.DefaultMaxPreparedStatements;
+        }
+
         if (max > 0)
         {
             _prepared = new PreparedStatements(this, max);

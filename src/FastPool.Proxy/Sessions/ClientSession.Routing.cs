@@ -17,10 +17,9 @@ namespace FastPool.Proxy.Sessions;
 /// statement (a Query, or the Parses and Binds of kept named statements up to the first Sync of an extended batch)
 /// decides whether the transaction may run on a standby (<see cref="RoutingStage"/> picks which). A statement that
 /// needs the primary and arrives while the client's read still holds a standby is held back until that read's
-/// transaction ends and the standby is handed back; it is then routed on its own. An explicit transaction (BEGIN
-/// without READ ONLY) runs on the primary as a whole, including reads before its first write (Pgpool-II would
-/// balance those): a transaction is one server connection here, and splitting it would need BEGIN, SAVEPOINT,
-/// SET LOCAL, cursors and the aborted state kept in step on two servers. After a write commits, read_your_writes
+/// transaction ends and the standby is handed back; it is then routed on its own. An explicit READ COMMITTED
+/// transaction starts on a standby and moves to the primary before its first write (ClientSession.Split.cs);
+/// other explicit transactions (BEGIN without READ ONLY) run on the primary as a whole. After a write commits, read_your_writes
 /// asks the primary for its WAL insert position (PostgreSQL docs 9.27.3 "Backup Control Functions"), and the
 /// client's reads go only to standbys that have replayed that far.
 /// </summary>
@@ -74,6 +73,8 @@ internal sealed partial class ClientSession
     private Lookahead DecideIntent(in ReadOnlySequence<byte> buffer, out RouteIntent intent)
     {
         intent = RouteIntent.Primary;
+        _splitIntent = false;
+        _watchFirstStatement = false;
         RefreshRouting();
         if (!_balanced || !_routing.LoadBalanceMode || _primaryOnly)
         {
@@ -118,7 +119,7 @@ internal sealed partial class ClientSession
                     sawStatement = true;
                     if (code == FrontendCode.Query)
                     {
-                        intent = sawStatement && !NeedsPrimary(traits) ? RouteIntent.Read : RouteIntent.Primary;
+                        intent = IntentOf(traits, buffer, reader.Consumed + header.TotalLength);
                         return Lookahead.Decided;
                     }
 
@@ -147,7 +148,7 @@ internal sealed partial class ClientSession
                     break;
                 case FrontendCode.Sync:
                 case FrontendCode.Flush:
-                    intent = sawStatement && !NeedsPrimary(traits) ? RouteIntent.Read : RouteIntent.Primary;
+                    intent = sawStatement ? IntentOf(traits, buffer, reader.Consumed + header.TotalLength) : RouteIntent.Primary;
                     return Lookahead.Decided;
                 default:
                     // Function calls, COPY data, anything else: the primary.
@@ -156,6 +157,30 @@ internal sealed partial class ClientSession
 
             reader.Advance(header.TotalLength);
         }
+    }
+
+    /// <summary>
+    /// Reads go to a standby; so does a READ COMMITTED transaction that starts by reading (ClientSession.Split.cs),
+    /// unless what the client already sent after its first unit (from <paramref name="unitEnd"/> on) needs the
+    /// primary: BEGIN pipelined with a write (as Npgsql sends it) goes to the primary at once, not by way of a standby.
+    /// </summary>
+    private RouteIntent IntentOf(RouteTraits traits, in ReadOnlySequence<byte> buffer, long unitEnd)
+    {
+        if (!NeedsPrimary(traits))
+        {
+            return RouteIntent.Read;
+        }
+
+        _splitIntent = MaySplit(traits) && SplitLookahead(buffer.Slice(unitEnd), out _) != SplitLook.Primary;
+        if (_splitIntent && _writesFirst)
+        {
+            // This client's last transaction wrote before it read: this one starts on the primary, and its first
+            // statement says whether the next may start on a standby again.
+            _splitIntent = false;
+            _watchFirstStatement = true;
+        }
+
+        return _splitIntent ? RouteIntent.Read : RouteIntent.Primary;
     }
 
     /// <summary>Whether a named Parse comes before <paramref name="end"/> in <paramref name="buffer"/> (its text was classified with the batch).</summary>
@@ -305,7 +330,7 @@ internal sealed partial class ClientSession
         bool needsPrimary = namedStatement || NeedsPrimary(traits);
         if (_attachedForRead)
         {
-            if (needsPrimary && !_bypassHold && !_readOnlyBlock && !_idleNotDetached && !_server!.Protocol.UnsyncedExtended)
+            if (needsPrimary && !_split && !_bypassHold && !_readOnlyBlock && !_idleNotDetached && !_server!.Protocol.UnsyncedExtended)
             {
                 // Wait for this standby's transaction to end; the server pump signals once it hands the standby back.
                 _hold ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -313,8 +338,15 @@ internal sealed partial class ClientSession
             }
 
             _bypassHold = false;
+            _splitQueried |= _split && (traits & RouteTraits.TransactionStart) == 0;
             TrackBlock(traits, ref _readOnlyBlock);
             return true;
+        }
+
+        if (_watchFirstStatement && (traits & RouteTraits.TransactionStart) == 0)
+        {
+            _watchFirstStatement = false;
+            _writesFirst = (traits & ~RouteTraits.MultipleStatements) != 0;
         }
 
         bool inBlock = _primaryBlock || (traits & RouteTraits.TransactionStart) != 0;
@@ -370,6 +402,8 @@ internal sealed partial class ClientSession
     private void Attached(ServerConnection server)
     {
         _attachedForRead = _balanced && server.Node.Role == NodeRole.Standby && _query.Intent == RouteIntent.Read;
+        _split = _attachedForRead && _splitIntent;
+        _splitQueried = false;
         _readOnlyBlock = false;
         _primaryBlock = false;
         _wroteInTransaction = false;

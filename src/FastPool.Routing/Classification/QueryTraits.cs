@@ -44,4 +44,17 @@ public enum QueryTraits : ushort
 
     /// <summary>SET SESSION AUTHORIZATION / SET ROLE.</summary>
     SessionAuthorization = 1 << 12,
+
+    /// <summary>
+    /// Uses or creates state that lives in the transaction it runs in, on the server that runs it: SAVEPOINT,
+    /// RELEASE, ROLLBACK TO, DECLARE / FETCH / MOVE / CLOSE (cursors), SET LOCAL / SET TRANSACTION / SET
+    /// CONSTRAINTS, DEALLOCATE. Such a statement cannot move to another server in the middle of a transaction.
+    /// </summary>
+    TransactionState = 1 << 13,
+
+    /// <summary>
+    /// BEGIN / START TRANSACTION asking for REPEATABLE READ or SERIALIZABLE (one snapshot, or serializable
+    /// conflict tracking, for the whole transaction: it cannot span two servers) or saying READ WRITE.
+    /// </summary>
+    SnapshotTransaction = 1 << 14,
 }

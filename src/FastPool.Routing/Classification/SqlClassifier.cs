@@ -102,10 +102,14 @@ public static class SqlClassifier
             return ScanRead(ref s, options, selectInto: false);
         }
 
-        if (Is(w, "show"u8) || Is(w, "fetch"u8) || Is(w, "move"u8) || Is(w, "close"u8) || Is(w, "savepoint"u8)
-            || Is(w, "release"u8) || Is(w, "deallocate"u8))
+        if (Is(w, "show"u8))
         {
             return QueryTraits.None;
+        }
+
+        if (Is(w, "fetch"u8) || Is(w, "move"u8) || Is(w, "close"u8) || Is(w, "savepoint"u8) || Is(w, "release"u8) || Is(w, "deallocate"u8))
+        {
+            return QueryTraits.TransactionState;
         }
 
         if (Is(w, "explain"u8))
@@ -115,7 +119,7 @@ public static class SqlClassifier
 
         if (Is(w, "begin"u8) || Is(w, "start"u8))
         {
-            return QueryTraits.TransactionStart | (HasWordPair(ref s, "read"u8, "only"u8) ? QueryTraits.ReadOnlyTransaction : QueryTraits.None);
+            return QueryTraits.TransactionStart | TransactionModes(ref s);
         }
 
         if (Is(w, "commit"u8) || Is(w, "end"u8))
@@ -126,7 +130,7 @@ public static class SqlClassifier
         if (Is(w, "rollback"u8) || Is(w, "abort"u8))
         {
             var next = s.PeekWord();
-            return Is(next, "to"u8) ? QueryTraits.None : Is(next, "prepared"u8) ? QueryTraits.Write : QueryTraits.TransactionEnd;
+            return Is(next, "to"u8) ? QueryTraits.TransactionState : Is(next, "prepared"u8) ? QueryTraits.Write : QueryTraits.TransactionEnd;
         }
 
         if (Is(w, "set"u8))
@@ -134,7 +138,7 @@ public static class SqlClassifier
             var next = s.PeekWord();
             if (Is(next, "local"u8) || Is(next, "transaction"u8) || Is(next, "constraints"u8))
             {
-                return QueryTraits.None;
+                return QueryTraits.TransactionState;
             }
 
             if (Is(next, "role"u8))
@@ -396,7 +400,7 @@ public static class SqlClassifier
     private static QueryTraits Declare(ref TokenStream s, ClassifierOptions options)
     {
         // DECLARE name [ BINARY ] [ ASENSITIVE | INSENSITIVE ] [ [ NO ] SCROLL ] CURSOR [ { WITH | WITHOUT } HOLD ] FOR query
-        var traits = QueryTraits.None;
+        var traits = QueryTraits.TransactionState;
         bool with = false;
         while (true)
         {
@@ -480,22 +484,37 @@ public static class SqlClassifier
         return false;
     }
 
-    private static bool HasWordPair(ref TokenStream s, ReadOnlySpan<byte> first, ReadOnlySpan<byte> second)
+    /// <summary>
+    /// The transaction modes after BEGIN / START TRANSACTION (PostgreSQL docs, SET TRANSACTION): READ ONLY, and
+    /// whether the transaction wants a snapshot of its own (REPEATABLE READ, SERIALIZABLE) or says READ WRITE.
+    /// </summary>
+    private static QueryTraits TransactionModes(ref TokenStream s)
     {
-        bool previous = false;
+        var traits = QueryTraits.None;
+        bool afterRead = false;
         while (s.Peek().Kind is not (SqlTokenKind.End or SqlTokenKind.Semicolon))
         {
             var t = s.Next();
-            bool isWord = t.Kind == SqlTokenKind.Word;
-            if (previous && isWord && Is(s.TextOf(t), second))
+            if (t.Kind != SqlTokenKind.Word)
             {
-                return true;
+                afterRead = false;
+                continue;
             }
 
-            previous = isWord && Is(s.TextOf(t), first);
+            var w = s.TextOf(t);
+            if (afterRead && Is(w, "only"u8))
+            {
+                traits |= QueryTraits.ReadOnlyTransaction;
+            }
+            else if ((afterRead && Is(w, "write"u8)) || Is(w, "repeatable"u8) || Is(w, "serializable"u8))
+            {
+                traits |= QueryTraits.SnapshotTransaction;
+            }
+
+            afterRead = Is(w, "read"u8);
         }
 
-        return false;
+        return traits;
     }
 
     private static bool NextWordIs(ref TokenStream s, ReadOnlySpan<byte> word) => Is(s.PeekWord(), word);

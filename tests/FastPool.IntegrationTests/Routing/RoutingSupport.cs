@@ -16,7 +16,7 @@ internal static class RoutingSupport
     public const string Database = "rw";
 
     /// <summary>A proxy whose entry "rw" lists <paramref name="nodes"/> (<paramref name="dbName"/> on each), transaction pooling.</summary>
-    public static ProxyHost StartProxy(PgCluster primary, IEnumerable<PgCluster> nodes, Func<RoutingSettings, RoutingSettings>? routing = null, PoolMode mode = PoolMode.Transaction, TimeSpan? srCheckPeriod = null, string dbName = "postgres")
+    public static ProxyHost StartProxy(PgCluster primary, IEnumerable<PgCluster> nodes, Func<RoutingSettings, RoutingSettings>? routing = null, PoolMode mode = PoolMode.Transaction, TimeSpan? srCheckPeriod = null, string dbName = "postgres", Func<ProxyConfig, ProxyConfig>? configure = null)
     {
         var entry = new DatabaseConfig
         {
@@ -24,7 +24,7 @@ internal static class RoutingSupport
             DbName = dbName,
             Nodes = [.. nodes.Select(n => new NodeEndpoint(n.Host, n.Port))],
         };
-        return AdminSupport.StartProxy(primary, c => c with
+        return AdminSupport.StartProxy(primary, c => (configure ?? (x => x))(c with
         {
             Databases = [entry],
             PoolMode = mode,
@@ -34,7 +34,7 @@ internal static class RoutingSupport
                 SrCheckPeriod = srCheckPeriod ?? TimeSpan.FromMilliseconds(200),
                 Routing = routing is null ? new RoutingSettings() : routing(new RoutingSettings()),
             },
-        });
+        }));
     }
 
     /// <summary>Waits until every node's role is detected and the standbys listed take reads (load_balance_node).</summary>

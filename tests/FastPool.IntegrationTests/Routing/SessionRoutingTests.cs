@@ -54,7 +54,8 @@ public sealed class SessionRoutingTests
             Assert.Equal("4321ms|true", await ScalarAsync<string>(conn, "select current_setting('statement_timeout') || '|' || pg_is_in_recovery()"));
             Assert.Equal("4321ms|false", await ScalarAsync<string>(conn, "/*NO LOAD BALANCE*/ select current_setting('statement_timeout') || '|' || pg_is_in_recovery()"));
 
-            // Writes go to the primary; read_your_writes finds each row at once; an explicit transaction runs on the primary.
+            // Writes go to the primary; read_your_writes finds each row at once; an explicit transaction's write and
+            // what follows it run on the primary (its leading reads may run on the standby: SplitTransactionTests).
             for (int id = 0; id < 100; id++)
             {
                 Assert.False(await OnStandbyAsync(conn, $"insert into rt_sess values ({id}) returning pg_is_in_recovery()"));
@@ -63,8 +64,8 @@ public sealed class SessionRoutingTests
 
             await using (var tx = await conn.BeginTransactionAsync())
             {
-                Assert.False(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
                 Assert.False(await OnStandbyAsync(conn, "insert into rt_sess values (1000) returning pg_is_in_recovery()"));
+                Assert.False(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
                 await tx.CommitAsync();
             }
 
@@ -121,6 +122,30 @@ public sealed class SessionRoutingTests
             await ExecAsync(conn, "insert into rt_sess_tmp values (7)");
             Assert.Equal("7|false", await ScalarAsync<string>(conn, "select id || '|' || pg_is_in_recovery() from rt_sess_tmp"));
             Assert.False(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
+        }
+
+        ProxyChecks.AssertNoUnexpectedErrors(host);
+    }
+
+    [Fact]
+    public async Task Named_prepared_reads_are_balanced_in_session_pooling_even_with_max_prepared_statements_0()
+    {
+        var primary = _fixture.Primary;
+        var standby = await _fixture.GetStandbyAsync();
+        await using var host = StartProxy(primary, [primary, standby], mode: PoolMode.Session, configure: c => c with { MaxPreparedStatements = 0 });
+        await WaitForBalancingAsync(host, 1);
+        await using var conn = await OpenAsync(host);
+
+        // FastPool keeps the statement (it would otherwise pin the session to the primary): prepared on each node
+        // that runs it, reads on the standby, writes on the primary.
+        await using var read = new NpgsqlCommand("select pg_is_in_recovery()", conn);
+        await read.PrepareAsync();
+        await using var write = new NpgsqlCommand("select pg_is_in_recovery() from (select txid_current()) t", conn);
+        await write.PrepareAsync();
+        for (int i = 0; i < 5; i++)
+        {
+            Assert.True((bool)(await read.ExecuteScalarAsync())!);
+            Assert.False((bool)(await write.ExecuteScalarAsync())!);
         }
 
         ProxyChecks.AssertNoUnexpectedErrors(host);

@@ -6,9 +6,15 @@ as_pg() { if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; f
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 wait_port() { for _ in $(seq 1 100); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 
-# start_postgres DIR PORT MAX_CONNECTIONS: initdb in DIR/pg (trust, 127.0.0.1 and a socket in DIR only), settings
-# for throughput rather than durability (these servers hold nothing), start, and pgbench data at scale 10.
+# start_postgres DIR PORT MAX_CONNECTIONS: init_postgres, then pgbench data at scale 10.
 start_postgres() {
+  init_postgres "$@"
+  pgbench -h 127.0.0.1 -p "$2" -U postgres -i -s 10 -q postgres >/dev/null 2>&1
+}
+
+# init_postgres DIR PORT MAX_CONNECTIONS: initdb in DIR/pg (trust, 127.0.0.1 and a socket in DIR only), settings
+# for throughput rather than durability (these servers hold nothing), and start it, empty.
+init_postgres() {
   local dir=$1 port=$2 max=$3
   as_pg "$PGBIN/initdb" -D "$dir/pg" -A trust -U postgres >/dev/null
   cat >>"$dir/pg/postgresql.conf" <<CONF
@@ -21,7 +27,6 @@ fsync = off
 synchronous_commit = off
 CONF
   as_pg "$PGBIN/pg_ctl" -D "$dir/pg" -l "$dir/pg.log" -w start >/dev/null
-  pgbench -h 127.0.0.1 -p "$port" -U postgres -i -s 10 -q postgres >/dev/null 2>&1
 }
 
 # write_pooler_ini FILE LISTEN_PORT PG_PORT MODE MAX_CLIENT_CONN [EXTRA_LINES]: the [databases]/[pgbouncer] ini both

@@ -26,7 +26,7 @@ public sealed class ClientTlsTests
         """;
 
     private ProxyHost Start(TlsSettings tls, AuthType auth = AuthType.Trust, string? hba = null, IReadOnlyDictionary<string, string>? users = null) =>
-        Auth.AuthTestSupport.StartProxy(_fixture, auth, users ?? new Dictionary<string, string>(), hba, c => c with { ClientTls = tls });
+        Auth.AuthTestSupport.StartProxy(_fixture, auth, users ?? ProxyHost.TrustedUsers, hba, c => c with { ClientTls = tls });
 
     [Fact]
     public async Task Require_TlsClientsGetRows_PlaintextIsRefusedWith28000()

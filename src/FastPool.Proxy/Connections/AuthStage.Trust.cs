@@ -52,6 +52,8 @@ internal sealed partial class AuthStage
 
         if (ReferenceEquals(credentials, ClientCredentials.None))
         {
+            // As after a failed password login: the role may have just been created, so the next login asks again.
+            context.Runtime.AuthQuery.Forget(target, context.User);
             await context.SendErrorAsync(SqlState.ProtocolViolation, "no such user").ConfigureAwait(false);
             return false;
         }

@@ -47,8 +47,11 @@ public sealed class TrustAndAnyTests
     [Fact]
     public async Task Trust_WithAuthQuery_LetsInUsersTheServerHas_AndAnswersNoSuchUserOtherwise()
     {
+        const string late = "fp_trust_late";
         await AuthQueryTests.CreateLookupFunctionAsync(_fixture);
-        await using var proxy = AuthQueryTests.StartWithFunction(_fixture, AuthType.Trust);
+        await _fixture.Primary.PsqlAsync($"DROP ROLE IF EXISTS {late}");
+        await using var proxy = AuthQueryTests.StartWithFunction(_fixture, AuthType.Trust,
+            c => c with { FastPool = c.FastPool with { AuthQueryCacheTtl = TimeSpan.FromHours(1) } });
 
         // md5_user is not in the auth_file: auth_query finds it, and its md5 secret answers the server's md5 challenge.
         Assert.Equal(PostgresFixture.Md5User, await CurrentUserAsync(proxy, PostgresFixture.Md5User, null));
@@ -57,6 +60,11 @@ public sealed class TrustAndAnyTests
         Assert.Equal("postgres", await CurrentUserAsync(proxy, "postgres", null));
 
         await AssertLoginFailsAsync(proxy, "fp_no_such_user", null, PostgresErrorCodes.ProtocolViolation, "no such user");
+
+        // "No such user" is not kept (whatever the cache TTL): a role created afterwards gets in at once.
+        await AssertLoginFailsAsync(proxy, late, null, PostgresErrorCodes.ProtocolViolation, "no such user");
+        await _fixture.Primary.PsqlAsync($"CREATE ROLE {late} LOGIN");
+        Assert.Equal(late, await CurrentUserAsync(proxy, late, null));
     }
 
     [Fact]

@@ -8,9 +8,17 @@ namespace FastPool.Protocol;
 /// </summary>
 public static class SaslMessages
 {
-    /// <summary>AuthenticationSASL offering one mechanism: its name as a String, then the empty String that ends the list.</summary>
-    public static MessageBuilder AuthenticationSasl(this MessageBuilder b, string mechanism) =>
-        b.StartMessage((byte)BackendCode.Authentication).WriteInt32((int)AuthenticationCode.Sasl).WriteCString(mechanism).WriteByte(0).EndMessage();
+    /// <summary>AuthenticationSASL: the mechanisms in the server's order of preference, each a String, then the empty String that ends the list.</summary>
+    public static MessageBuilder AuthenticationSasl(this MessageBuilder b, params ReadOnlySpan<string> mechanisms)
+    {
+        b.StartMessage((byte)BackendCode.Authentication).WriteInt32((int)AuthenticationCode.Sasl);
+        foreach (var mechanism in mechanisms)
+        {
+            b.WriteCString(mechanism);
+        }
+
+        return b.WriteByte(0).EndMessage();
+    }
 
     public static MessageBuilder AuthenticationSaslContinue(this MessageBuilder b, ReadOnlySpan<byte> data) =>
         b.StartMessage((byte)BackendCode.Authentication).WriteInt32((int)AuthenticationCode.SaslContinue).WriteBytes(data).EndMessage();

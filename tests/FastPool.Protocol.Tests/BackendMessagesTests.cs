@@ -328,8 +328,8 @@ public class BackendMessagesTests
     [Fact]
     public void AuthenticationSasl_lists_mechanisms_at_every_split()
     {
-        var message = Build(b => b.StartMessage((byte)'R').WriteInt32((int)AuthenticationCode.Sasl)
-            .WriteCString("SCRAM-SHA-256-PLUS").WriteCString("SCRAM-SHA-256").WriteByte(0).EndMessage());
+        // Written as FastPool offers SCRAM to a TLS client, read as FastPool reads a server's offer.
+        var message = Build(b => b.AuthenticationSasl(FastPool.Protocol.Scram.ScramSha256.PlusMechanism, FastPool.Protocol.Scram.ScramSha256.Mechanism));
         ForEachSplit(message, BackendCode.Authentication, body =>
         {
             Assert.True(BackendMessageReader.TryReadAuthentication(body, out var code, out var data));

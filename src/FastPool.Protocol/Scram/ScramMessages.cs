@@ -4,10 +4,15 @@ using System.Text;
 namespace FastPool.Protocol.Scram;
 
 /// <summary>The parts of a client-first-message (RFC 5802 section 7) the server needs later.</summary>
-/// <param name="Gs2Header">"n,," or "y,,": echoed back base64-encoded in the client-final-message's c= attribute.</param>
+/// <param name="Gs2Header">"n,,", "y,," or "p=tls-server-end-point,,": echoed back base64-encoded (with the channel
+/// binding data after a "p" header) in the client-final-message's c= attribute.</param>
 /// <param name="Bare">client-first-message-bare, the first part of AuthMessage.</param>
 /// <param name="Nonce">The client's nonce (r=).</param>
-public sealed record ScramClientFirst(string Gs2Header, string Bare, string Nonce);
+public sealed record ScramClientFirst(string Gs2Header, string Bare, string Nonce)
+{
+    /// <summary>True for a "p=" header: the client binds the exchange to the channel (SCRAM-SHA-256-PLUS).</summary>
+    public bool BindsChannel => Gs2Header[0] == 'p';
+}
 
 /// <summary>
 /// Parsers and writers for the SCRAM attribute messages (RFC 5802 section 7) exchanged inside PostgreSQL's SASL
@@ -24,6 +29,9 @@ public static class ScramMessages
 
     /// <summary>SCRAM-SHA-256-PLUS with the one channel binding type PostgreSQL supports (55.3.1).</summary>
     public const string Gs2HeaderServerEndPoint = "p=tls-server-end-point,,";
+
+    /// <summary>The channel binding type of <see cref="Gs2HeaderServerEndPoint"/> (RFC 5929 section 4).</summary>
+    private const string ChannelBindingType = "tls-server-end-point";
 
     private static readonly UTF8Encoding s_strictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
@@ -50,44 +58,70 @@ public static class ScramMessages
     // ---- server side: FastPool checks a client -------------------------------------------------
 
     /// <summary>
-    /// Parses a client-first-message. Channel binding 'p' is refused because FastPool never offers
-    /// SCRAM-SHA-256-PLUS; 'y' (client could bind but thinks the server cannot) is right, since we cannot.
-    /// An authorization identity (a=) and mandatory extensions (m=) are not supported, as in PostgreSQL.
+    /// Parses a client-first-message when SCRAM-SHA-256 was selected and SCRAM-SHA-256-PLUS not offered: channel
+    /// binding 'p' is refused, 'y' (the client could bind but thinks the server cannot) is right.
     /// </summary>
-    public static bool TryParseClientFirst(string message, [NotNullWhen(true)] out ScramClientFirst? result, [NotNullWhen(false)] out string? error)
+    public static bool TryParseClientFirst(string message, [NotNullWhen(true)] out ScramClientFirst? result, [NotNullWhen(false)] out string? error) =>
+        TryParseClientFirst(message, plusSelected: false, plusOffered: false, out result, out error);
+
+    /// <summary>
+    /// Parses a client-first-message. The gs2 channel-binding flag must agree with the mechanism (RFC 5802 section 6,
+    /// PostgreSQL docs 55.3.1): SCRAM-SHA-256-PLUS needs "p=tls-server-end-point", the only type PostgreSQL
+    /// supports; SCRAM-SHA-256 takes "n", or "y" only when -PLUS was not offered ("y" with -PLUS offered means
+    /// someone between client and server removed it from the list: a downgrade, refused). An authorization
+    /// identity (a=) and mandatory extensions (m=) are not supported, as in PostgreSQL.
+    /// </summary>
+    public static bool TryParseClientFirst(string message, bool plusSelected, bool plusOffered,
+        [NotNullWhen(true)] out ScramClientFirst? result, [NotNullWhen(false)] out string? error)
     {
         result = null;
-        if (message.Length < 3)
+        int flagEnd = message.IndexOf(',');
+        if (flagEnd < 1 || flagEnd + 1 >= message.Length)
         {
             error = "client-first-message too short";
             return false;
         }
 
-        switch (message[0])
+        var flag = message.AsSpan(0, flagEnd);
+        switch (flag[0])
         {
-            case 'p':
-                error = "the client asked for channel binding, which was not offered";
+            case 'p' when flag.Length > 2 && flag[1] == '=':
+                if (!plusSelected)
+                {
+                    error = plusOffered
+                        ? "the client selected SCRAM-SHA-256 without channel binding, but sent channel binding data"
+                        : "the client asked for channel binding, which was not offered";
+                    return false;
+                }
+
+                if (!flag[2..].SequenceEqual(ChannelBindingType))
+                {
+                    error = "unsupported channel-binding type (only tls-server-end-point is)";
+                    return false;
+                }
+
+                break;
+            case 'n' or 'y' when flag.Length == 1 && plusSelected:
+                error = "the client selected SCRAM-SHA-256-PLUS, but sent no channel binding data";
                 return false;
-            case 'n' or 'y':
+            case 'y' when flag.Length == 1 && plusOffered:
+                error = "channel binding negotiation error: the client supports channel binding but thinks the server does not, and this connection does";
+                return false;
+            case 'n' or 'y' when flag.Length == 1:
                 break;
             default:
                 error = "unexpected channel-binding flag";
                 return false;
         }
 
-        if (message[1] != ',')
+        if (message[flagEnd + 1] != ',')
         {
-            error = "expected ',' after the channel-binding flag";
+            error = message.AsSpan(flagEnd + 1).StartsWith("a=") ? "authorization identity is not supported" : "expected ',' after the channel-binding flag";
             return false;
         }
 
-        if (message[2] != ',')
-        {
-            error = message.AsSpan(2).StartsWith("a=") ? "authorization identity is not supported" : "expected ',' after the channel-binding flag";
-            return false;
-        }
-
-        var bare = message[3..];
+        int headerLength = flagEnd + 2;
+        var bare = message[headerLength..];
         var reader = new AttributeReader(bare);
         if (bare.StartsWith("m=", StringComparison.Ordinal))
         {
@@ -107,7 +141,7 @@ public static class ScramMessages
             return false;
         }
 
-        result = new ScramClientFirst(message[..3], bare, nonce);
+        result = new ScramClientFirst(message[..headerLength], bare, nonce);
         return true;
     }
 
@@ -121,6 +155,15 @@ public static class ScramMessages
     /// client-final-message-without-proof, the last part of AuthMessage.
     /// </summary>
     public static bool TryParseClientFinal(string message, string gs2Header, string combinedNonce,
+        [NotNullWhen(true)] out string? withoutProof, [NotNullWhen(true)] out byte[]? proof, [NotNullWhen(false)] out string? error) =>
+        TryParseClientFinal(message, gs2Header, [], combinedNonce, out withoutProof, out proof, out error);
+
+    /// <summary>
+    /// As above, for a channel-bound exchange: c= must be the base64 of the gs2 header followed by
+    /// <paramref name="bindingData"/>, the binding data of this connection (RFC 5802 section 7, cbind-input), so a
+    /// client that talked TLS with someone else (a man in the middle's certificate) fails here.
+    /// </summary>
+    public static bool TryParseClientFinal(string message, string gs2Header, ReadOnlySpan<byte> bindingData, string combinedNonce,
         [NotNullWhen(true)] out string? withoutProof, [NotNullWhen(true)] out byte[]? proof, [NotNullWhen(false)] out string? error)
     {
         withoutProof = null;
@@ -131,9 +174,17 @@ public static class ScramMessages
             return false;
         }
 
-        if (!ScramSecret.TryBase64(binding, out var bindingBytes) || !bindingBytes.AsSpan().SequenceEqual(Encoding.ASCII.GetBytes(gs2Header)))
+        var header = Encoding.ASCII.GetBytes(gs2Header);
+        if (!ScramSecret.TryBase64(binding, out var bindingBytes) || bindingBytes.Length != header.Length + bindingData.Length
+            || !bindingBytes.AsSpan(0, header.Length).SequenceEqual(header))
         {
             error = "unexpected channel-binding data";
+            return false;
+        }
+
+        if (!bindingBytes.AsSpan(header.Length).SequenceEqual(bindingData))
+        {
+            error = "channel binding check failed: the client's TLS server certificate is not this connection's";
             return false;
         }
 

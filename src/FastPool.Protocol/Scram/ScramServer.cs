@@ -14,17 +14,32 @@ public sealed class ScramServer
 {
     private readonly ScramSecret _secret;
     private readonly bool _canSucceed;
+    private readonly byte[]? _channelBinding;
     private readonly string _serverNonce;
     private ScramClientFirst? _clientFirst;
     private string? _serverFirst;
 
     /// <param name="serverNonce">For tests; a fresh random nonce otherwise.</param>
     public ScramServer(ScramSecret secret, bool canSucceed, string? serverNonce = null)
+        : this(secret, canSucceed, channelBinding: null, serverNonce)
+    {
+    }
+
+    /// <param name="channelBinding">
+    /// The connection's tls-server-end-point data (RFC 5929 section 4.1) when SCRAM-SHA-256-PLUS is offered on it;
+    /// null when it is not (no TLS, or a certificate whose hash cannot be determined).
+    /// </param>
+    /// <param name="serverNonce">For tests; a fresh random nonce otherwise.</param>
+    public ScramServer(ScramSecret secret, bool canSucceed, byte[]? channelBinding, string? serverNonce = null)
     {
         _secret = secret;
         _canSucceed = canSucceed;
+        _channelBinding = channelBinding;
         _serverNonce = serverNonce ?? ScramSha256.NewNonce();
     }
+
+    /// <summary>Whether SCRAM-SHA-256-PLUS may be offered: the connection has binding data.</summary>
+    public bool CanBindChannel => _channelBinding is not null;
 
     /// <summary>
     /// Set once the client's proof verified: the keys it proved it holds, for logging in to a server that has the
@@ -32,8 +47,16 @@ public sealed class ScramServer
     /// </summary>
     public ScramKeys? VerifiedKeys { get; private set; }
 
-    /// <summary>Reads client-first-message and answers with server-first-message. False: the message is malformed.</summary>
-    public bool TryServerFirst(ReadOnlySpan<byte> clientFirstBytes, [NotNullWhen(true)] out byte[]? serverFirst, [NotNullWhen(false)] out string? error)
+    /// <summary>Reads client-first-message for SCRAM-SHA-256 and answers with server-first-message. False: the message is malformed.</summary>
+    public bool TryServerFirst(ReadOnlySpan<byte> clientFirstBytes, [NotNullWhen(true)] out byte[]? serverFirst, [NotNullWhen(false)] out string? error) =>
+        TryServerFirst(clientFirstBytes, plusSelected: false, out serverFirst, out error);
+
+    /// <summary>
+    /// Reads client-first-message for the mechanism the client selected (<paramref name="plusSelected"/>: SCRAM-SHA-256-PLUS,
+    /// which needs <see cref="CanBindChannel"/>) and answers with server-first-message. False: the message is
+    /// malformed or its channel-binding flag does not fit the mechanism.
+    /// </summary>
+    public bool TryServerFirst(ReadOnlySpan<byte> clientFirstBytes, bool plusSelected, [NotNullWhen(true)] out byte[]? serverFirst, [NotNullWhen(false)] out string? error)
     {
         serverFirst = null;
         if (_clientFirst is not null)
@@ -48,7 +71,13 @@ public sealed class ScramServer
             return false;
         }
 
-        if (!ScramMessages.TryParseClientFirst(text, out _clientFirst, out error))
+        if (plusSelected && _channelBinding is null)
+        {
+            error = "SCRAM-SHA-256-PLUS was not offered";
+            return false;
+        }
+
+        if (!ScramMessages.TryParseClientFirst(text, plusSelected, CanBindChannel, out _clientFirst, out error))
         {
             return false;
         }
@@ -78,7 +107,10 @@ public sealed class ScramServer
             return false;
         }
 
-        if (!ScramMessages.TryParseClientFinal(text, _clientFirst.Gs2Header, _clientFirst.Nonce + _serverNonce, out var withoutProof, out var proof, out error))
+        // The channel binding data is checked before the proof, as PostgreSQL does: a mismatch is an attack or a
+        // misconfiguration, not a wrong password, and says nothing about the user.
+        var binding = _clientFirst.BindsChannel ? _channelBinding : [];
+        if (!ScramMessages.TryParseClientFinal(text, _clientFirst.Gs2Header, binding, _clientFirst.Nonce + _serverNonce, out var withoutProof, out var proof, out error))
         {
             return false;
         }

@@ -14,6 +14,9 @@ public static class ScramSha256
 {
     public const string Mechanism = "SCRAM-SHA-256";
 
+    /// <summary>SCRAM-SHA-256 bound to the TLS channel (PostgreSQL docs 55.3.1; RFC 5802 section 4).</summary>
+    public const string PlusMechanism = "SCRAM-SHA-256-PLUS";
+
     /// <summary>SHA-256 output, and so the length of every key, proof and signature.</summary>
     public const int KeyLength = 32;
 

@@ -114,6 +114,7 @@ public static partial class ConfigLoader
             LoadAuthFile();
             LoadHbaFile();
             CheckTls();
+            CheckAnyUsers();
 
             return new ConfigLoadResult(_errors.Count == 0 ? _config : null, _warnings, _errors) { Notes = _notes };
         }
@@ -769,6 +770,30 @@ public static partial class ConfigLoader
         }
 
         // ---- auth_file ---------------------------------------------------------------------------
+
+        /// <summary>
+        /// auth_type = any logs every client in as the entry's user=: an entry without one can serve no client (each
+        /// gets 08P01 "bouncer config error", as from PgBouncer). A warning, not an error: PgBouncer starts too.
+        /// </summary>
+        private void CheckAnyUsers()
+        {
+            if (_config.AuthType != AuthType.Any || _authTypeEntry is null)
+            {
+                return;
+            }
+
+            var entries = _config.Databases.Where(d => d.User is null).Select(d => d.Name).ToList();
+            if (_config.FallbackDatabase is { User: null })
+            {
+                entries.Add("*");
+            }
+
+            if (entries.Count > 0)
+            {
+                Warn(_authTypeEntry, "auth_type", $"auth_type = any logs clients in as the database entry's user=, which {string.Join(", ", entries.Select(n => $"\"{n}\""))} "
+                    + "lack; their clients will be refused");
+            }
+        }
 
         private void LoadAuthFile()
         {

@@ -83,7 +83,10 @@ internal sealed class AuthQueryLookup(ProxyRuntime runtime)
     /// </summary>
     public bool MostlyScram => Volatile.Read(ref _scramAnswers) >= Volatile.Read(ref _md5Answers);
 
-    /// <summary>The user's credentials per auth_query (<see cref="ClientCredentials.None"/> for an unknown user); throws <see cref="AuthQueryException"/>.</summary>
+    /// <summary>
+    /// The user's credentials per auth_query: <see cref="ClientCredentials.None"/> for an unknown user (no row),
+    /// <see cref="ClientCredentials.NoSecret"/> for one without a usable secret; throws <see cref="AuthQueryException"/>.
+    /// </summary>
     public async Task<ClientCredentials> LookupAsync(ProxyConfig config, AuthQueryTarget target, string user, CancellationToken ct)
     {
         var key = (target.CacheKey, user);
@@ -163,6 +166,9 @@ internal sealed class AuthQueryLookup(ProxyRuntime runtime)
             throw new AuthQueryException(reason);
         }
     }
+
+    private static ClientCredentials FoundUser(string? secret) =>
+        ClientCredentials.FromSecret(secret) is { Kind: not CredentialKind.None } credentials ? credentials : ClientCredentials.NoSecret;
 
     private static bool IsLostConnection(Exception ex) =>
         ex is IOException or SocketException or ObjectDisposedException
@@ -244,7 +250,7 @@ internal sealed class AuthQueryLookup(ProxyRuntime runtime)
                 case BackendCode.ReadyForQuery:
                     server.TransactionStatus = BackendMessageReader.ReadReadyForQuery(seq);
                     problem ??= rows > 1 ? "auth_query returned more than one row" : null;
-                    return (problem is null ? ClientCredentials.FromSecret(secret) : ClientCredentials.None, problem);
+                    return (problem is not null || rows == 0 ? ClientCredentials.None : FoundUser(secret), problem);
             }
         }
     }

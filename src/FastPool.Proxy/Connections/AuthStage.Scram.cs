@@ -11,23 +11,34 @@ internal sealed partial class AuthStage
     /// <summary>
     /// Runs the exchange against the user's SCRAM secret, or one derived from a plain password. Users without
     /// either (unknown, or an md5 secret, which SCRAM cannot use) get a fake exchange that fails only at the proof.
-    /// Only SCRAM-SHA-256 is offered: SCRAM-SHA-256-PLUS needs channel binding, which needs TLS.
+    /// Over TLS, when the certificate allows channel binding, SCRAM-SHA-256-PLUS is offered first, as PostgreSQL
+    /// lists it (55.3.1): the client's proof then also covers the hash of the certificate it saw (tls-server-end-point,
+    /// RFC 5929), so a man in the middle with another certificate cannot relay the login.
     /// </summary>
     private static async Task<bool> ScramAsync(ClientContext context, ClientCredentials credentials, CancellationToken ct)
     {
         var salts = context.Runtime.ScramSalts;
+        var binding = context.ChannelBinding;
 
         // Deriving a secret (PBKDF2) takes milliseconds: on the thread pool, not on an I/O loop thread.
         await Task.Yield();
         var exchange = credentials.Kind switch
         {
-            CredentialKind.Scram => new ScramServer(credentials.Scram!, canSucceed: true),
-            CredentialKind.Plain => new ScramServer(salts.FromPlain(context.User, credentials.Secret!), canSucceed: true),
-            _ => new ScramServer(salts.Fake(context.User), canSucceed: false),
+            CredentialKind.Scram => new ScramServer(credentials.Scram!, canSucceed: true, binding),
+            CredentialKind.Plain => new ScramServer(salts.FromPlain(context.User, credentials.Secret!), canSucceed: true, binding),
+            _ => new ScramServer(salts.Fake(context.User), canSucceed: false, binding),
         };
 
         context.Builder.Reset();
-        context.Builder.AuthenticationSasl(ScramSha256.Mechanism);
+        if (exchange.CanBindChannel)
+        {
+            context.Builder.AuthenticationSasl(ScramSha256.PlusMechanism, ScramSha256.Mechanism);
+        }
+        else
+        {
+            context.Builder.AuthenticationSasl(ScramSha256.Mechanism);
+        }
+
         var body = await ExchangeAsync(context, ct).ConfigureAwait(false);
         if (body is null)
         {
@@ -39,7 +50,9 @@ internal sealed partial class AuthStage
             return await MalformedAsync(context, "invalid SASLInitialResponse layout").ConfigureAwait(false);
         }
 
-        if (!mechanism.ToArray().AsSpan().SequenceEqual("SCRAM-SHA-256"u8))
+        var selected = mechanism.ToArray().AsSpan();
+        bool plus = exchange.CanBindChannel && selected.SequenceEqual("SCRAM-SHA-256-PLUS"u8);
+        if (!plus && !selected.SequenceEqual("SCRAM-SHA-256"u8))
         {
             await context.SendErrorAsync(SqlState.ProtocolViolation, "client selected an invalid SASL authentication mechanism").ConfigureAwait(false);
             return false;
@@ -50,7 +63,7 @@ internal sealed partial class AuthStage
             return await MalformedAsync(context, "missing client-first-message").ConfigureAwait(false);
         }
 
-        if (!exchange.TryServerFirst(initial.Data.ToArray(), out var serverFirst, out var error))
+        if (!exchange.TryServerFirst(initial.Data.ToArray(), plus, out var serverFirst, out var error))
         {
             return await MalformedAsync(context, error).ConfigureAwait(false);
         }

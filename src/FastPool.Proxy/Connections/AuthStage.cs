@@ -24,6 +24,7 @@ internal sealed partial class AuthStage : IConnectionStage
     private enum Method
     {
         Trust,
+        Any,
         Reject,
         Password,
         Md5,
@@ -74,7 +75,8 @@ internal sealed partial class AuthStage : IConnectionStage
         return method switch
         {
             null => false,
-            Method.Trust => true,
+            Method.Trust => await TrustAsync(context, timeout.Token).ConfigureAwait(false),
+            Method.Any => await AnyAsync(context).ConfigureAwait(false),
             Method.Reject => await RejectAsync(context, address).ConfigureAwait(false),
             Method.Peer => await PeerAsync(context).ConfigureAwait(false),
             Method.Cert => await CertAsync(context).ConfigureAwait(false),
@@ -142,8 +144,10 @@ internal sealed partial class AuthStage : IConnectionStage
     {
         switch (context.Config.AuthType)
         {
-            case AuthType.Trust or AuthType.Any:
+            case AuthType.Trust:
                 return Method.Trust;
+            case AuthType.Any:
+                return Method.Any;
             case AuthType.Plain:
                 return Method.Password;
             case AuthType.Md5:

@@ -27,6 +27,12 @@ internal sealed class ClientContext
     /// <summary>True once the client talks TLS (hostssl rules, cert authentication and client_tls_sslmode = require look at it).</summary>
     public bool IsTls => Connection is TlsConnection;
 
+    /// <summary>
+    /// The tls-server-end-point data of the certificate FastPool showed this TLS client; null in plaintext, or when
+    /// the certificate allows no channel binding. When set, SCRAM-SHA-256-PLUS is offered.
+    /// </summary>
+    public byte[]? ChannelBinding { get; set; }
+
     /// <summary>Set when the client's certificate chains to client_tls_ca_file (certificate authentication needs it).</summary>
     public bool ClientCertificateTrusted { get; set; }
 

@@ -36,6 +36,19 @@ internal sealed class ClientCredentials
 
     public static ClientCredentials None { get; } = new(CredentialKind.None, null, null);
 
+    /// <summary>
+    /// A user auth_query found whose secret is NULL or empty: no password method lets them in, but trust does, since
+    /// the user exists (PgBouncer lets them in under trust too).
+    /// </summary>
+    public static ClientCredentials NoSecret { get; } = new(CredentialKind.None, null, null);
+
+    /// <summary>
+    /// Whether the configuration itself names the user: an auth_file line (any secret, even an empty one) or a
+    /// [users] entry. auth_type = trust lets in only users it knows, as PgBouncer does.
+    /// </summary>
+    public static bool IsListed(ProxyConfig config, string user) =>
+        config.AuthFileUsers.ContainsKey(user) || config.Users.ContainsKey(user);
+
     public static ClientCredentials Lookup(ProxyConfig config, string user) =>
         FromSecret(config.AuthFileUsers.TryGetValue(user, out var secret) ? secret : null);
 

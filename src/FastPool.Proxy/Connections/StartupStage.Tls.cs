@@ -44,6 +44,9 @@ internal sealed partial class StartupStage
         }
 
         context.UpgradeConnection(tls);
+
+        // From the material this handshake used: a reload before authentication may bring another certificate.
+        context.ChannelBinding = material.ServerEndPoint;
         context.ClientCertificateTrusted = material.IsTrustedClientCertificate(tls.RemoteCertificate, null);
         if (direct && tls.ApplicationProtocol != TlsMaterial.PostgresAlpn)
         {

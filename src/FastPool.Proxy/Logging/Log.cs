@@ -77,6 +77,9 @@ internal static partial class Log
     [LoggerMessage(24, LogLevel.Warning, "database {Database}: auth_query as {AuthUser} gave no answer: {Reason}")]
     public static partial void AuthQueryFailed(ILogger logger, string database, string authUser, string reason);
 
+    [LoggerMessage(25, LogLevel.Warning, "database {Database}: auth_type = any needs user= on the database entry (the login to use for every client); client refused")]
+    public static partial void AnyNeedsUser(ILogger logger, string database);
+
     [LoggerMessage(40, LogLevel.Information, "database {Database}: node {NodeId} ({Host}:{Port}) is now {Role}, {Status} ({Reason})")]
     public static partial void NodeChanged(ILogger logger, string database, int nodeId, string host, int port, string role, string status, string reason);
 

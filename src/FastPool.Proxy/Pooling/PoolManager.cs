@@ -116,7 +116,8 @@ internal sealed class PoolManager
     internal static string? ServerPassword(ProxyConfig config, DatabaseConfig database, string clientUser)
     {
         config.AuthFileUsers.TryGetValue(database.User ?? clientUser, out var secret);
-        return secret is not null && !IsMd5Secret(secret) && !ScramSecret.LooksLikeSecret(secret)
+        // An empty secret names a user (trust lets them in) without giving a password.
+        return !string.IsNullOrEmpty(secret) && !IsMd5Secret(secret) && !ScramSecret.LooksLikeSecret(secret)
             ? secret
             : null;
     }

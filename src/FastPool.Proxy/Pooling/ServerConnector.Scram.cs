@@ -45,7 +45,7 @@ internal static partial class ServerConnector
                 var binding = plus && certificate is not null ? TlsServerEndPoint.Compute(certificate) : null;
                 if (binding is not null)
                 {
-                    login.Mechanism = ScramPlusMechanism;
+                    login.Mechanism = ScramSha256.PlusMechanism;
                     login.Scram = NewScramClient(login, ScramMessages.Gs2HeaderServerEndPoint, binding);
                 }
                 else if (plain)
@@ -107,8 +107,6 @@ internal static partial class ServerConnector
         login.Passthrough = login.Manager.Secrets.ScramKeysFor(login.Key.DatabaseKey, login.Key.User);
         return login.Passthrough is { } keys ? new ScramClient(keys, gs2Header, binding) : new ScramClient(RequirePassword(login.Key), gs2Header, binding);
     }
-
-    private const string ScramPlusMechanism = "SCRAM-SHA-256-PLUS";
 
     private static (bool Plain, bool Plus) OfferedScram(ReadOnlySequence<byte> data)
     {

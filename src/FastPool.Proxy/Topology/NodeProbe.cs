@@ -52,7 +52,7 @@ internal static class NodeProbe
         }
 
         password ??= database.User == user ? database.Password : null;
-        if (password is null && config.AuthFileUsers.TryGetValue(user, out var secret) && !secret.StartsWith("md5", StringComparison.Ordinal)
+        if (password is null && config.AuthFileUsers.TryGetValue(user, out var secret) && secret.Length > 0 && !secret.StartsWith("md5", StringComparison.Ordinal)
             && !secret.StartsWith("SCRAM-SHA-256$", StringComparison.Ordinal))
         {
             password = secret;

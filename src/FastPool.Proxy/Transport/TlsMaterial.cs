@@ -3,6 +3,7 @@ using System.Runtime.CompilerServices;
 using System.Security.Authentication;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
+using FastPool.Protocol.Scram;
 using FastPool.Proxy.Configuration;
 
 namespace FastPool.Proxy.Transport;
@@ -41,6 +42,7 @@ internal sealed class TlsMaterial
             }
 
             _certificate = SslStreamCertificateContext.Create(leaf, intermediates, offline: true);
+            ServerEndPoint = TlsServerEndPoint.Compute(leaf);
         }
 
         if (settings.CaFile is not null)
@@ -58,6 +60,13 @@ internal sealed class TlsMaterial
             _ciphers = new CipherSuitesPolicy(suites);
         }
     }
+
+    /// <summary>
+    /// tls-server-end-point channel binding data of the certificate this side presents (RFC 5929 section 4.1): what
+    /// SCRAM-SHA-256-PLUS binds a client's login to. Null without a certificate, or when its signature algorithm
+    /// names no single hash (RSASSA-PSS, EdDSA): then -PLUS is not offered.
+    /// </summary>
+    public byte[]? ServerEndPoint { get; }
 
     public static TlsMaterial For(TlsSettings settings) => s_cache.GetValue(settings, static s => new TlsMaterial(s));
 

@@ -58,7 +58,11 @@ internal static class SandboxRunner
             ListenAddresses = ["127.0.0.1"],
             ListenPort = port,
             UnixSocketDir = sandbox.Directory,
+            // trust lets in only users it knows (as PgBouncer): postgres from the built-in list, and any role
+            // created in the sandbox through auth_query, which logs in as postgres (the sandbox servers trust it).
             AuthType = AuthType.Trust,
+            AuthFileUsers = new Dictionary<string, string>(StringComparer.Ordinal) { ["postgres"] = string.Empty },
+            AuthUser = "postgres",
             PoolMode = PoolMode.Session,
             MaxClientConn = 1000,
             Databases = [new DatabaseConfig { Name = "postgres", Nodes = nodes, Origin = "sandbox" }],

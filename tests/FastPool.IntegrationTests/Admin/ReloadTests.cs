@@ -21,12 +21,17 @@ public sealed class ReloadTests : IDisposable
 
     private string ConfigPath => Path.Combine(_directory, "pgbouncer.ini");
 
+    private string UserListPath => Path.Combine(_directory, "userlist.txt");
+
     public void Dispose() => Directory.Delete(_directory, recursive: true);
 
     /// <summary>Writes the config file; [databases] lines as given, or the "*" fallback to the shared server.</summary>
     private void WriteConfig(string pgbouncerLines, string? databaseLines = null)
     {
         var backend = _fixture.Primary;
+
+        // trust lets in only the users the auth_file names.
+        File.WriteAllText(UserListPath, $"\"postgres\" \"\"\n\"{AdminSupport.Admin}\" \"\"\n");
         File.WriteAllText(ConfigPath, $"""
             [databases]
             {databaseLines ?? $"* = host={backend.Host} port={backend.Port}"}
@@ -36,6 +41,7 @@ public sealed class ReloadTests : IDisposable
             listen_port = 6432
             unix_socket_dir =
             auth_type = trust
+            auth_file = {UserListPath}
             admin_users = {AdminSupport.Admin}
             stats_period = 0
             {pgbouncerLines}

@@ -138,12 +138,6 @@ public sealed class AuthQueryTests
         await AssertPasswordFailureAsync(proxy, user, "one");
     }
 
-    private static Task<ToolResult> PsqlAsync(ProxyHost proxy, string user, string password, string sql) =>
-        ProtocolTestSupport.RunToolAsync(
-            "psql",
-            ["-X", "-Atc", sql, $"host=127.0.0.1 port={proxy.Port} dbname={Database} user={user} password={password} sslmode=disable gssencmode=disable"],
-            TimeSpan.FromSeconds(60));
-
     [Fact]
     public async Task AuthUserRefusedByTheServer_ClientGetsAnErrorThatNamesNoUser_AndTheLogSaysWhy()
     {

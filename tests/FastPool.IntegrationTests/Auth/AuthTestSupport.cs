@@ -1,4 +1,5 @@
 using FastPool.IntegrationTests.Infrastructure;
+using FastPool.IntegrationTests.Protocol;
 using FastPool.Proxy.Configuration;
 using FastPool.Proxy.Configuration.Hba;
 using Npgsql;
@@ -66,6 +67,13 @@ internal static class AuthTestSupport
 
     public static Task<PostgresException> AssertPasswordFailureAsync(ProxyHost proxy, string user, string? password, string database = Database) =>
         AssertLoginFailsAsync(proxy, user, password, PostgresErrorCodes.InvalidPassword, $"password authentication failed for user \"{user}\"", database);
+
+    /// <summary>psql through the proxy in plaintext, as one login attempt (psql tries once, Npgsql may retry).</summary>
+    public static Task<ToolResult> PsqlAsync(ProxyHost proxy, string user, string password, string sql) =>
+        ProtocolTestSupport.RunToolAsync(
+            "psql",
+            ["-X", "-Atc", sql, $"host=127.0.0.1 port={proxy.Port} dbname={Database} user={user} password={password} sslmode=disable gssencmode=disable"],
+            TimeSpan.FromSeconds(60));
 
     /// <summary>The secret PostgreSQL stores for a role (SCRAM-SHA-256$... or md5...), for auth_file entries.</summary>
     public static Task<string> StoredSecretAsync(PostgresFixture fixture, string role) =>

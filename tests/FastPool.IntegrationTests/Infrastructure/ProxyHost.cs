@@ -9,7 +9,7 @@ using Npgsql;
 namespace FastPool.IntegrationTests.Infrastructure;
 
 /// <summary>
-/// FastPool running in-process in front of a real PostgreSQL, on a free port, with trust auth and the log
+/// FastPool running in-process in front of a real PostgreSQL, on a free port, with trust auth (for the suite's users) and the log
 /// lines captured for assertions. Each test makes its own, with the settings it needs.
 /// </summary>
 internal sealed class ProxyHost : IAsyncDisposable
@@ -45,13 +45,25 @@ internal sealed class ProxyHost : IAsyncDisposable
             _ => TransportKind.Auto,
         };
 
-    /// <summary>The default configuration: every database name goes to <paramref name="backend"/>, session mode, trust.</summary>
+    /// <summary>
+    /// The users the suite logs in as under trust, as an auth_file listing them with empty secrets would: trust lets
+    /// in only users it knows, as in PgBouncer. A new test user goes here (or into the test's own AuthFileUsers).
+    /// no_such_role is known to FastPool but not to PostgreSQL, for tests of a login the server refuses.
+    /// </summary>
+    public static IReadOnlyDictionary<string, string> TrustedUsers { get; } = new[]
+    {
+        "postgres", PostgresFixture.AppUser, PostgresFixture.ScramUser, PostgresFixture.Md5User, PostgresFixture.PasswordUser,
+        PostgresFixture.TwinUser, "fp_admin", "fp_stats", "qc_reader", "no_such_role",
+    }.ToDictionary(u => u, _ => string.Empty, StringComparer.Ordinal);
+
+    /// <summary>The default configuration: every database name goes to <paramref name="backend"/>, session mode, trust for <see cref="TrustedUsers"/>.</summary>
     public static ProxyConfig DefaultConfig(PgCluster backend) => new()
     {
         ListenAddresses = ["127.0.0.1"],
         ListenPort = 0,
         UnixSocketDir = string.Empty,
         AuthType = AuthType.Trust,
+        AuthFileUsers = TrustedUsers,
         PoolMode = PoolMode.Session,
         DefaultPoolSize = 5,
         StatsPeriod = TimeSpan.Zero,

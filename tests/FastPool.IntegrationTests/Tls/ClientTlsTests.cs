@@ -26,7 +26,7 @@ public sealed class ClientTlsTests
         """;
 
     private ProxyHost Start(TlsSettings tls, AuthType auth = AuthType.Trust, string? hba = null, IReadOnlyDictionary<string, string>? users = null) =>
-        Auth.AuthTestSupport.StartProxy(_fixture, auth, users ?? new Dictionary<string, string>(), hba, c => c with { ClientTls = tls });
+        Auth.AuthTestSupport.StartProxy(_fixture, auth, users ?? ProxyHost.TrustedUsers, hba, c => c with { ClientTls = tls });
 
     [Fact]
     public async Task Require_TlsClientsGetRows_PlaintextIsRefusedWith28000()
@@ -213,6 +213,40 @@ public sealed class ClientTlsTests
         var text = Encoding.UTF8.GetString(reply, 0, total);
         Assert.Contains("C08P01\0", text);
         Assert.Contains("received unencrypted data after SSL request", text);
+    }
+
+    [Fact]
+    public async Task ScramOverTls_IsChannelBound_PsqlAndNpgsqlRequiringItLogIn_AWrongPasswordGets28P01()
+    {
+        // The auth_file holds the secret as PostgreSQL stores it: the bound login's proof also gives the keys the
+        // server login needs (passthrough), so nothing but the client knows the password.
+        var user = PostgresFixture.ScramUser;
+        var secret = await Auth.AuthTestSupport.StoredSecretAsync(_fixture, user);
+        await using var proxy = Start(ClientTls(TlsMode.Require), AuthType.ScramSha256, users: new Dictionary<string, string> { [user] = secret });
+
+        // channel_binding=require / ChannelBinding.Require: the client refuses a login that SCRAM-SHA-256-PLUS did not bind.
+        var bound = Client(proxy, SslMode.Require, user, PostgresFixture.ScramPassword);
+        bound.ChannelBinding = ChannelBinding.Require;
+        Assert.Equal(user, await ScalarAsync(bound));
+        var psql = await PsqlAsync(proxy, "require", "select current_user", user, $"password={PostgresFixture.ScramPassword} channel_binding=require");
+        Assert.True(psql.ExitCode == 0, psql.ToString());
+        Assert.Equal(user, psql.StandardOutput.Trim());
+
+        // A client that does not bind still logs in with SCRAM-SHA-256 over the same TLS.
+        var unbound = Client(proxy, SslMode.Require, user, PostgresFixture.ScramPassword);
+        unbound.ChannelBinding = ChannelBinding.Disable;
+        Assert.Equal(user, await ScalarAsync(unbound));
+
+        // Wrong password and unknown user, bound: the same 28P01 as without binding.
+        var wrong = Client(proxy, SslMode.Require, user, "wrong");
+        wrong.ChannelBinding = ChannelBinding.Require;
+        await AssertFailsAsync(wrong, PostgresErrorCodes.InvalidPassword, $"password authentication failed for user \"{user}\"");
+        var unknown = Client(proxy, SslMode.Require, "fp_nobody", "wrong");
+        unknown.ChannelBinding = ChannelBinding.Require;
+        await AssertFailsAsync(unknown, PostgresErrorCodes.InvalidPassword, "password authentication failed for user \"fp_nobody\"");
+        var psqlWrong = await PsqlAsync(proxy, "require", "select 1", user, "password=wrong channel_binding=require");
+        Assert.Equal(2, psqlWrong.ExitCode);
+        Assert.Contains($"password authentication failed for user \"{user}\"", psqlWrong.StandardError, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -15,10 +15,11 @@ public sealed class ServerTlsTests
         _fixture = fixture;
     }
 
-    /// <summary>A trusting proxy whose one database logs in to the TLS server as the SCRAM user, over host.</summary>
+    /// <summary>A proxy letting anyone in (auth_type = any) whose one database logs in to the TLS server as the SCRAM user, over host.</summary>
     private ProxyHost Start(TlsMode mode, string host = "127.0.0.1", string? caFile = null) =>
         ProxyHost.Start(_fixture.Cluster, c => c with
         {
+            AuthType = AuthType.Any,
             ServerTls = new TlsSettings { Mode = mode, CaFile = caFile ?? TestPki.Shared.CaFile },
             Databases =
             [

@@ -40,6 +40,55 @@ public sealed class ScramExchangeTests
         }
     }
 
+    [Theory]
+    [InlineData("secret", true)]
+    [InlineData("wrong", false)]
+    public void Plus_ClientBoundToTheSameCertificate_LogsIn_AWrongPasswordStillFailsAtTheProof(string typed, bool accepted)
+    {
+        byte[] binding = [.. Enumerable.Range(0, 32).Select(i => (byte)i)];
+        var server = new ScramServer(ScramSha256.DeriveSecret("secret", s_salt, 4096), canSucceed: true, binding);
+        var client = new ScramClient(typed, ScramMessages.Gs2HeaderServerEndPoint, binding);
+
+        Assert.True(server.CanBindChannel);
+        Assert.True(server.TryServerFirst(client.ClientFirst(), plusSelected: true, out var serverFirst, out var error), error);
+        Assert.True(client.TryClientFinal(serverFirst, out var clientFinal, out error), error);
+        Assert.True(server.TryServerFinal(clientFinal, out var serverFinal, out error), error);
+        Assert.Equal(accepted, serverFinal is not null);
+        Assert.Equal(accepted, server.VerifiedKeys is not null);
+        if (serverFinal is not null)
+        {
+            Assert.True(client.TryVerifyServerFinal(serverFinal, out error), error);
+        }
+    }
+
+    [Fact]
+    public void Plus_ClientThatSawAnotherCertificate_IsRefusedBeforeTheProof()
+    {
+        // A man in the middle terminates the client's TLS with its own certificate: the hashes differ.
+        var server = new ScramServer(ScramSha256.DeriveSecret("secret", s_salt, 4096), canSucceed: true, new byte[32]);
+        var client = new ScramClient("secret", ScramMessages.Gs2HeaderServerEndPoint, [.. Enumerable.Repeat((byte)7, 32)]);
+
+        Assert.True(server.TryServerFirst(client.ClientFirst(), plusSelected: true, out var serverFirst, out var error), error);
+        Assert.True(client.TryClientFinal(serverFirst, out var clientFinal, out error), error);
+        Assert.False(server.TryServerFinal(clientFinal, out _, out error));
+        Assert.Contains("channel binding check failed", error, StringComparison.Ordinal);
+        Assert.Null(server.VerifiedKeys);
+    }
+
+    [Fact]
+    public void Plus_Offered_ClientSayingTheServerCannotBind_IsADowngrade()
+    {
+        var server = new ScramServer(ScramSha256.DeriveSecret("secret", s_salt, 4096), canSucceed: true, new byte[32]);
+        var client = new ScramClient("secret", ScramMessages.Gs2HeaderBindingNotOffered, []);
+        Assert.False(server.TryServerFirst(client.ClientFirst(), plusSelected: false, out _, out var error));
+        Assert.Contains("negotiation", error, StringComparison.Ordinal);
+
+        // Without binding data, -PLUS cannot be selected at all.
+        var plain = new ScramServer(ScramSha256.DeriveSecret("secret", s_salt, 4096), canSucceed: true);
+        Assert.False(plain.CanBindChannel);
+        Assert.False(plain.TryServerFirst(new ScramClient("secret", ScramMessages.Gs2HeaderServerEndPoint, new byte[32]).ClientFirst(), plusSelected: true, out _, out _));
+    }
+
     [Fact]
     public void Client_RejectsAForgedServerSignature_AndServerErrors()
     {

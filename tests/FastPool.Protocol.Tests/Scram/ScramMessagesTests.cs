@@ -37,6 +37,57 @@ public sealed class ScramMessagesTests
         Assert.False(string.IsNullOrEmpty(error));
     }
 
+    [Theory]
+    // SCRAM-SHA-256-PLUS selected: only a tls-server-end-point binding will do.
+    [InlineData("p=tls-server-end-point,,n=,r=abc", true, true, "p=tls-server-end-point,,")]
+    [InlineData("n,,n=,r=abc", true, true, null)]
+    [InlineData("y,,n=,r=abc", true, true, null)]
+    [InlineData("p=tls-unique,,n=,r=abc", true, true, null)]
+    [InlineData("p=tls-server-end-point,a=x,n=,r=abc", true, true, null)]
+    // SCRAM-SHA-256 selected with -PLUS offered: "y" is a downgrade, "p" contradicts the mechanism.
+    [InlineData("n,,n=,r=abc", false, true, "n,,")]
+    [InlineData("y,,n=,r=abc", false, true, null)]
+    [InlineData("p=tls-server-end-point,,n=,r=abc", false, true, null)]
+    // -PLUS not offered: "y" is the right answer of a client that could bind.
+    [InlineData("y,,n=,r=abc", false, false, "y,,")]
+    [InlineData("p=tls-server-end-point,,n=,r=abc", false, false, null)]
+    [InlineData("p,,n=,r=abc", true, true, null)]
+    [InlineData("p=,,n=,r=abc", true, true, null)]
+    [InlineData(",,n=,r=abc", false, false, null)]
+    public void ClientFirst_ChannelBindingFlag_MustFitTheMechanism(string message, bool plusSelected, bool plusOffered, string? header)
+    {
+        bool ok = ScramMessages.TryParseClientFirst(message, plusSelected, plusOffered, out var first, out var error);
+        Assert.True(ok == (header is not null), error ?? "parsed");
+        if (ok)
+        {
+            Assert.Equal(header, first!.Gs2Header);
+            Assert.Equal(message[header!.Length..], first.Bare);
+            Assert.Equal(header[0] == 'p', first.BindsChannel);
+        }
+        else
+        {
+            Assert.False(string.IsNullOrEmpty(error));
+        }
+    }
+
+    [Fact]
+    public void ClientFinal_ChannelBound_CIsTheHeaderAndTheBindingData()
+    {
+        const string header = "p=tls-server-end-point,,";
+        byte[] binding = [1, 2, 3, 4];
+        var proof = Convert.ToBase64String(new byte[32]);
+        var c = Convert.ToBase64String([.. System.Text.Encoding.ASCII.GetBytes(header), .. binding]);
+        Assert.True(ScramMessages.TryParseClientFinal($"c={c},r=abcdef,p={proof}", header, binding, "abcdef", out _, out _, out var error), error);
+
+        // Another certificate's hash, the header alone, or binding data with an "n" header: all refused.
+        var other = Convert.ToBase64String([.. System.Text.Encoding.ASCII.GetBytes(header), 1, 2, 3, 5]);
+        Assert.False(ScramMessages.TryParseClientFinal($"c={other},r=abcdef,p={proof}", header, binding, "abcdef", out _, out _, out error));
+        Assert.Contains("channel binding", error, StringComparison.Ordinal);
+        var bare = Convert.ToBase64String(System.Text.Encoding.ASCII.GetBytes(header));
+        Assert.False(ScramMessages.TryParseClientFinal($"c={bare},r=abcdef,p={proof}", header, binding, "abcdef", out _, out _, out _));
+        Assert.False(ScramMessages.TryParseClientFinal($"c={c},r=abcdef,p={proof}", "n,,", "abcdef", out _, out _, out _));
+    }
+
     [Fact]
     public void ClientFinal_Valid_SplitsOffTheProof()
     {

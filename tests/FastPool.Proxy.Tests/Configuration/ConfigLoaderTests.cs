@@ -651,6 +651,16 @@ public class ConfigLoaderTests
     }
 
     [Fact]
+    public void AuthTypeAny_warns_about_entries_without_user()
+    {
+        var result = LoadText("[databases]\napp = host=db user=app\nother = host=db\n* = host=db\n[pgbouncer]\nauth_type = any\n");
+
+        AssertLoaded(result);
+        Assert.Equal("pgbouncer.ini:6: auth_type = any logs clients in as the database entry's user=, which \"other\", \"*\" lack; their clients will be refused",
+            Assert.Single(result.Warnings).ToString());
+    }
+
+    [Fact]
     public void Users_invalid_pool_mode_is_an_error()
     {
         var error = AssertSingleError(LoadText("[users]\nalice = pool_mode=always\n"));

@@ -84,6 +84,31 @@ public sealed class ResultCache
         }
     }
 
+    /// <summary>A lookup answered elsewhere (the shared store), counted here for SHOW POOL_CACHE and /metrics.</summary>
+    public void CountLookup(bool hit)
+    {
+        lock (_lock)
+        {
+            if (hit)
+            {
+                _hits++;
+            }
+            else
+            {
+                _misses++;
+            }
+        }
+    }
+
+    /// <summary>A response sent to the shared store, counted as stored.</summary>
+    public void CountStore()
+    {
+        lock (_lock)
+        {
+            _stores++;
+        }
+    }
+
     /// <summary>The sequence number a capture starts at; pass it to <see cref="TryAdd"/>.</summary>
     public long BeginCapture() => Volatile.Read(ref _sequence);
 

@@ -95,4 +95,13 @@ internal static partial class Log
 
     [LoggerMessage(62, LogLevel.Information, "so_reuseport: handing the port over ({Outcome}); accepting for {GraceSeconds} s more")]
     public static partial void HandingOver(ILogger logger, string outcome, double graceSeconds);
+
+    [LoggerMessage(88, LogLevel.Warning, "result cache: redis {Redis} unreachable ({Reason}): every lookup is a miss and nothing is cached until it answers again")]
+    public static partial void CacheRedisUnreachable(ILogger logger, string redis, string reason);
+
+    [LoggerMessage(89, LogLevel.Information, "result cache: redis {Redis} answers again")]
+    public static partial void CacheRedisReachable(ILogger logger, string redis);
+
+    [LoggerMessage(90, LogLevel.Warning, "memqcache_method = redis without memqcache_redis (HOST:PORT): results are cached in this process's memory only")]
+    public static partial void CacheRedisMissing(ILogger logger);
 }

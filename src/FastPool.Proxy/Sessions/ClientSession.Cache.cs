@@ -363,7 +363,19 @@ internal sealed partial class ClientSession
 
         if (capture.Feed(forwarded) is { } response)
         {
-            _cacheInUse?.TryAdd(capture.Key, response, CacheDatabase, capture.Relations, capture.CapturedFrom);
+            if (_runtime.SharedCache is { } shared)
+            {
+                // Redis checks, atomically, that nothing it read was invalidated since the capture began.
+                if (_cacheInUse is { } cache && shared.Store(capture.Key, response, capture.Relations, capture.CapturedFrom, cache.Limits.Expire))
+                {
+                    cache.CountStore();
+                }
+            }
+            else
+            {
+                _cacheInUse?.TryAdd(capture.Key, response, CacheDatabase, capture.Relations, capture.CapturedFrom);
+            }
+
             capture.Abandon();
         }
     }
@@ -432,18 +444,27 @@ internal sealed partial class ClientSession
     /// A ReadyForQuery that ends a transaction is about to reach the client: what it wrote is invalidated again, so no
     /// read that raced its commit stays cached, before the client (or anyone it tells) can read again.
     /// </summary>
-    private void CacheTransactionEnded(Pooling.ServerConnection server)
+    /// <remarks>
+    /// With a shared Redis store the returned task completes when Redis has the invalidation (or could not be
+    /// reached: then nothing is served from it until it is told): another FastPool never serves the old result to
+    /// someone the client told of its commit.
+    /// </remarks>
+    private ValueTask CacheTransactionEndedAsync(Pooling.ServerConnection server)
     {
         var cache = _runtime.Cache;
+        var shared = _runtime.SharedCache;
+        Task? sharing = null;
         if (cache is not null)
         {
             if (_cacheWroteAll)
             {
-                cache.InvalidateDatabase(CacheDatabase);
+                cache.InvalidateDatabase(CacheDatabase, share: shared is null);
+                sharing = shared?.InvalidateAsync(CacheDatabase, null);
             }
             else if (_cacheWrites.Count > 0)
             {
-                cache.Invalidate(CacheDatabase, _cacheWrites);
+                cache.Invalidate(CacheDatabase, _cacheWrites, share: shared is null);
+                sharing = shared?.InvalidateAsync(CacheDatabase, _cacheWrites.ToArray());
             }
         }
 
@@ -454,6 +475,8 @@ internal sealed partial class ClientSession
             _cacheWrites.AddRange(_cacheNamedWrites);
             _cacheDirty = _cacheWroteAll || _cacheWrites.Count > 0;
         }
+
+        return sharing is null ? ValueTask.CompletedTask : new ValueTask(sharing);
     }
 
     /// <summary>

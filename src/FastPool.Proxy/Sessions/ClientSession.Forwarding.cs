@@ -221,7 +221,7 @@ internal sealed partial class ClientSession
             {
                 if (transactions > 0 && _cacheDirty)
                 {
-                    CacheTransactionEnded(server);
+                    await CacheTransactionEndedAsync(server).ConfigureAwait(false);
                 }
 
                 await BeginServerForwardAsync(server.Connection).ConfigureAwait(false);

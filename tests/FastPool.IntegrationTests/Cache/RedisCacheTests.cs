@@ -1,0 +1,130 @@
+using FastPool.IntegrationTests.Infrastructure;
+using FastPool.IntegrationTests.Resilience;
+using FastPool.Proxy.Configuration;
+using Npgsql;
+using static FastPool.IntegrationTests.Cache.CacheInvalidationTests;
+using static FastPool.IntegrationTests.Cache.CacheSupport;
+
+namespace FastPool.IntegrationTests.Cache;
+
+/// <summary>
+/// memqcache_method = redis: two in-process FastPools share one real redis-server (started by the class fixture).
+/// A hit through a FastPool that never ran the statement is proven as in <see cref="QueryCacheTests"/>: its only
+/// server connection is held in another client's transaction, so the answer cannot come from PostgreSQL.
+/// </summary>
+[Collection(PostgresCollection.Name)]
+public sealed class RedisCacheTests : IClassFixture<RedisServer>
+{
+    private readonly PostgresFixture _fixture;
+    private readonly RedisServer _redis;
+
+    public RedisCacheTests(PostgresFixture fixture, RedisServer redis)
+    {
+        _fixture = fixture;
+        _redis = redis;
+    }
+
+    [RedisFact]
+    public async Task Two_fastpools_on_one_redis_share_results_and_a_write_through_either_invalidates_the_other()
+    {
+        await DirectAsync(_fixture, "drop table if exists rc_shared; create table rc_shared (id int primary key, v text); insert into rc_shared values (1, 'one')");
+        await using var a = StartShared(TimeSpan.FromSeconds(2));
+        await using var b = StartShared(TimeSpan.FromSeconds(2));
+        await using var onA = await OpenAsync(a);
+        await using var onB = await OpenAsync(b);
+        const string Read = "select v from rc_shared where id = 1";
+        await CachedThroughAsync(a, onA, Read, "one");
+
+        // B reaches Redis too (another statement of its own is cached), then its only server is taken away.
+        await CachedThroughAsync(b, onB, Read + " and true", "one");
+        await using (var holder = await OpenAsync(b))
+        {
+            await ExecAsync(holder, "begin");
+            await ExecAsync(holder, "select 1");
+            long hits = b.Server.CacheStats.Hits;
+            Assert.Equal("one", await RowTextAsync(onB, Read));
+            Assert.Equal(hits + 1, b.Server.CacheStats.Hits);
+            await ExecAsync(holder, "commit");
+        }
+
+        // A write through A, in an explicit transaction: B's next read is the committed value, from PostgreSQL.
+        long remoteInvalidations = b.Server.CacheStats.Invalidations;
+        await ExecAsync(onA, "begin");
+        await ExecAsync(onA, "update rc_shared set v = 'uno' where id = 1");
+        await ExecAsync(onA, "commit");
+        Assert.Equal("uno", await RowTextAsync(onB, Read));
+
+        // ... and B heard of it on the pub/sub channel (its own counters).
+        await EventuallyAsync(() => b.Server.CacheStats.Invalidations > remoteInvalidations, "B never received A's invalidation");
+
+        // The other way round: A caches the new value, a write through B makes A read the next one.
+        await CachedThroughAsync(a, onA, Read, "uno");
+        await ExecAsync(onB, "update rc_shared set v = 'eins' where id = 1");
+        Assert.Equal("eins", await RowTextAsync(onA, Read));
+        ProxyChecks.AssertNoUnexpectedErrors(a);
+        ProxyChecks.AssertNoUnexpectedErrors(b);
+    }
+
+    [RedisFact]
+    public async Task With_redis_stopped_postgres_answers_and_the_cache_resumes_when_redis_is_back()
+    {
+        await DirectAsync(_fixture, "drop table if exists rc_down; create table rc_down (v int); insert into rc_down values (1)");
+        await using var host = StartShared(TimeSpan.FromSeconds(30));
+        await using var conn = await OpenAsync(host);
+        const string Read = "select v from rc_down";
+        await CachedThroughAsync(host, conn, Read, "1");
+
+        await _redis.StopAsync();
+        try
+        {
+            // The cached read, a write and the read after it: all answered, by PostgreSQL, without an error.
+            Assert.Equal("1", await RowTextAsync(conn, Read));
+            await ExecAsync(conn, "update rc_down set v = 2");
+            Assert.Equal("2", await RowTextAsync(conn, Read));
+            Assert.Equal("2", await RowTextAsync(conn, Read));
+            Assert.Contains(host.Logs, line => line.Contains("unreachable", StringComparison.Ordinal) && line.Contains(_redis.Endpoint, StringComparison.Ordinal));
+        }
+        finally
+        {
+            await _redis.StartAsync();
+        }
+
+        await CachedThroughAsync(host, conn, Read, "2");
+        Assert.Contains(host.Logs, line => line.Contains("answers again", StringComparison.Ordinal));
+        ProxyChecks.AssertNoUnexpectedErrors(host);
+    }
+
+    private ProxyHost StartShared(TimeSpan queryWait) =>
+        Start(_fixture.Primary, s => s with { Method = CacheMethod.Redis, Redis = _redis.Endpoint }, queryWait: queryWait);
+
+    /// <summary>
+    /// Reads until a read is answered from the cache (the hit counter moves) with <paramref name="expected"/>: the
+    /// FastPool connects to Redis in the background, and stores without making the client wait.
+    /// </summary>
+    private static async Task CachedThroughAsync(ProxyHost host, NpgsqlConnection conn, string read, string expected)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        while (true)
+        {
+            long hits = host.Server.CacheStats.Hits;
+            Assert.Equal(expected, await RowTextAsync(conn, read));
+            if (host.Server.CacheStats.Hits > hits)
+            {
+                return;
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, $"'{read}' was never answered from Redis: " + string.Join("\n", host.Logs.TakeLast(5)));
+            await Task.Delay(50);
+        }
+    }
+
+    private static async Task EventuallyAsync(Func<bool> condition, string message)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, message);
+            await Task.Delay(20);
+        }
+    }
+}

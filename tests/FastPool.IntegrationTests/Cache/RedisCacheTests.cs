@@ -1,3 +1,4 @@
+using FastPool.IntegrationTests.Admin;
 using FastPool.IntegrationTests.Infrastructure;
 using FastPool.IntegrationTests.Resilience;
 using FastPool.Proxy.Configuration;
@@ -61,6 +62,14 @@ public sealed class RedisCacheTests : IClassFixture<RedisServer>
         await CachedThroughAsync(a, onA, Read, "uno");
         await ExecAsync(onB, "update rc_shared set v = 'eins' where id = 1");
         Assert.Equal("eins", await RowTextAsync(onA, Read));
+
+        // What an operator sees: the store and its server in SHOW CONFIG, B's hits in SHOW POOL_CACHE.
+        var config = await AdminSupport.ShowAsync(b.Port, "SHOW CONFIG");
+        Assert.Equal("redis", config.Value(config.Single("key", "memqcache_method"), "value"));
+        Assert.Equal(_redis.Endpoint, config.Value(config.Single("key", "memqcache_redis"), "value"));
+        var cache = await AdminSupport.ShowAsync(b.Port, "SHOW POOL_CACHE");
+        Assert.Equal("redis", cache.Value(cache.Rows[0], "method"));
+        Assert.True(cache.Int(cache.Rows[0], "hits") >= 2);
         ProxyChecks.AssertNoUnexpectedErrors(a);
         ProxyChecks.AssertNoUnexpectedErrors(b);
     }
@@ -94,8 +103,16 @@ public sealed class RedisCacheTests : IClassFixture<RedisServer>
         ProxyChecks.AssertNoUnexpectedErrors(host);
     }
 
+    /// <summary>A transaction-pooling FastPool with one server connection, caching in the class's Redis, with an admin user.</summary>
     private ProxyHost StartShared(TimeSpan queryWait) =>
-        Start(_fixture.Primary, s => s with { Method = CacheMethod.Redis, Redis = _redis.Endpoint }, queryWait: queryWait);
+        ProxyHost.Start(_fixture.Primary, c => c with
+        {
+            PoolMode = PoolMode.Transaction,
+            DefaultPoolSize = 1,
+            QueryWaitTimeout = queryWait,
+            AdminUsers = [AdminSupport.Admin],
+            FastPool = c.FastPool with { Cache = new CacheSettings { Enabled = true, Method = CacheMethod.Redis, Redis = _redis.Endpoint } },
+        });
 
     /// <summary>
     /// Reads until a read is answered from the cache (the hit counter moves) with <paramref name="expected"/>: the

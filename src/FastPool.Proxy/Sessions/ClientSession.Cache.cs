@@ -8,7 +8,8 @@ using FastPool.Routing.Classification;
 namespace FastPool.Proxy.Sessions;
 
 /// <summary>
-/// The session's side of the query result cache (transaction and statement pooling). A request is a cache
+/// The session's side of the query result cache (transaction and statement pooling; session pooling in
+/// ClientSession.SessionCache). A request is a cache
 /// candidate when the client holds no server (so it is outside any transaction: 55.2.4) and it is one Query, or
 /// unnamed Parse/Bind/Describe/Execute messages up to one Sync, whose statements all start like reads. Its key is
 /// the server database, the login user, the client's whole tracked session state (search_path, TimeZone, DateStyle,
@@ -138,7 +139,7 @@ internal sealed partial class ClientSession
 
     private Lookahead KeyFor(in ReadOnlySequence<byte> request)
     {
-        var state = StateKey();
+        var state = PerTransaction ? StateKey() : SessionModeStateKey();
         if (!ReferenceEquals(state, _cachePrefixState))
         {
             string user = Database.User ?? User;
@@ -207,29 +208,8 @@ internal sealed partial class ClientSession
             return;
         }
 
-        var settings = _runtime.Config.FastPool.Cache;
         string database = CacheDatabase;
-        List<string>? unknown = null;
-        bool safe = true;
-        foreach (var name in _cacheRelations.Concat(_cacheFunctions))
-        {
-            if (settings.SafeTables.Contains(name))
-            {
-                continue;
-            }
-
-            switch (cache.SafetyOf(database, name))
-            {
-                case false:
-                    safe = false;
-                    break;
-                case null:
-                    (unknown ??= []).Add(name);
-                    break;
-            }
-        }
-
-        if (!safe)
+        if (!NamesMayBeSafe(cache, database, out var unknown))
         {
             return;
         }
@@ -247,11 +227,43 @@ internal sealed partial class ClientSession
     }
 
     /// <summary>
+    /// False when a name read is known to be unsafe (a view, a temporary table, a function that is not immutable);
+    /// <paramref name="unknown"/>: the names the catalog has not been asked about yet.
+    /// </summary>
+    private bool NamesMayBeSafe(ResultCache cache, string database, out List<string>? unknown)
+    {
+        var settings = _runtime.Config.FastPool.Cache;
+        unknown = null;
+        foreach (var name in _cacheRelations.Concat(_cacheFunctions))
+        {
+            if (settings.SafeTables.Contains(name))
+            {
+                continue;
+            }
+
+            switch (cache.SafetyOf(database, name))
+            {
+                case false:
+                    return false;
+                case null:
+                    (unknown ??= []).Add(name);
+                    break;
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>The catalog question on the session's own server (it is idle: the request is not sent yet).</summary>
+    private ValueTask<bool> AskCatalogAsync(Pooling.ServerConnection server, ResultCache cache, string database, List<string> names) =>
+        AskCatalogOnAsync(server, _context.Builder, cache, database, names);
+
+    /// <summary>
     /// One query for all the unknown names: those that are not a plain or partitioned table of a user schema, or
     /// that name a function any overload of which is not immutable (PostgreSQL docs 53.11 pg_class relkind and
     /// relpersistence, 53.39 pg_proc provolatile). True when all are safe.
     /// </summary>
-    private async ValueTask<bool> AskCatalogAsync(Pooling.ServerConnection server, ResultCache cache, string database, List<string> names)
+    internal static async ValueTask<bool> AskCatalogOnAsync(Pooling.ServerConnection server, MessageBuilder builder, ResultCache cache, string database, List<string> names)
     {
         var list = new StringBuilder("ARRAY[");
         for (int i = 0; i < names.Count; i++)
@@ -269,7 +281,7 @@ internal sealed partial class ClientSession
         try
         {
             using var cts = new CancellationTokenSource(s_resetTimeout);
-            answer = (await Pooling.MessageIo.QueryFirstRowAsync(server, _context.Builder, sql, cts.Token).ConfigureAwait(false))[0];
+            answer = (await Pooling.MessageIo.QueryFirstRowAsync(server, builder, sql, cts.Token).ConfigureAwait(false))[0];
         }
         catch (Pooling.ServerException)
         {
@@ -399,6 +411,13 @@ internal sealed partial class ClientSession
         var traits = Routing.Classification.SqlClassifier.Classify(text, routing);
         if ((traits & Routing.Classification.QueryTraits.TemporaryObject) != 0)
         {
+            _cacheOff = true;
+        }
+
+        if (!PerTransaction && (traits & (Routing.Classification.QueryTraits.SessionSetting | Routing.Classification.QueryTraits.SessionAuthorization)) != 0)
+        {
+            // Session pooling does not track the client's settings (its server keeps them): a session that changed
+            // one (search_path, role, TimeZone...) reads what its key would not tell apart, so it stops using the cache.
             _cacheOff = true;
         }
 

@@ -222,8 +222,22 @@ internal sealed partial class ClientSession
         // Writes made directly on the server reach this database's entries through the triggers' notifications.
         _runtime.CacheListener.Ensure(database, Database, DatabaseName);
         _capture ??= new ResponseCapture();
-        var relations = _cacheRelations.Distinct(StringComparer.Ordinal).ToArray();
-        _capture.Begin(_query.CacheKey.AsSpan(0, keyLength).ToArray(), relations, from, cache.Limits.MaxEntrySize);
+        _capture.Begin(_query.CacheKey.AsSpan(0, keyLength).ToArray(), CapturedRelations(cache, database), from, cache.Limits.MaxEntrySize);
+    }
+
+    /// <summary>The relations an entry depends on: those it read and, for a partitioned table or a partition, its whole partition tree.</summary>
+    private string[] CapturedRelations(ResultCache cache, string database)
+    {
+        var relations = new HashSet<string>(_cacheRelations, StringComparer.Ordinal);
+        foreach (var name in _cacheRelations)
+        {
+            if (cache.FamilyOf(database, name) is { } family)
+            {
+                relations.UnionWith(family);
+            }
+        }
+
+        return [.. relations];
     }
 
     /// <summary>
@@ -272,16 +286,25 @@ internal sealed partial class ClientSession
         }
 
         list.Append("]::pg_catalog.text[]");
-        string sql = "SELECT coalesce(pg_catalog.string_agg(n, pg_catalog.chr(1)), '') FROM pg_catalog.unnest(" + list + ") n"
+
+        // Second column: for each name in a partition tree (a partitioned table or a partition: 53.11 relkind 'p',
+        // relispartition), every relation of that tree (9.27.4 pg_partition_root, pg_partition_tree), so a write to a
+        // partition reaches what read its parent, and the other way round.
+        string sql = "SELECT (SELECT coalesce(pg_catalog.string_agg(n, pg_catalog.chr(1)), '') FROM pg_catalog.unnest(" + list + ") n"
             + " WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace s ON s.oid = c.relnamespace"
             + " WHERE c.relname = n AND (c.relkind NOT IN ('r', 'p') OR c.relpersistence = 't'"
             + " OR s.nspname IN ('pg_catalog', 'information_schema') OR s.nspname LIKE 'pg_temp%' OR s.nspname LIKE 'pg_toast%')"
-            + ") OR EXISTS (SELECT 1 FROM pg_catalog.pg_proc p WHERE p.proname = n AND p.provolatile <> 'i')";
-        string? answer;
+            + ") OR EXISTS (SELECT 1 FROM pg_catalog.pg_proc p WHERE p.proname = n AND p.provolatile <> 'i')),"
+            + " (SELECT coalesce(pg_catalog.string_agg(n OPERATOR(pg_catalog.||) pg_catalog.chr(2) OPERATOR(pg_catalog.||) f, pg_catalog.chr(1)), '')"
+            + " FROM (SELECT n, (SELECT pg_catalog.string_agg(DISTINCT m.relname::pg_catalog.text, pg_catalog.chr(3))"
+            + " FROM pg_catalog.pg_class c CROSS JOIN LATERAL pg_catalog.pg_partition_tree(pg_catalog.pg_partition_root(c.oid)) t"
+            + " JOIN pg_catalog.pg_class m ON m.oid = t.relid WHERE c.relname = n AND (c.relkind = 'p' OR c.relispartition)) f"
+            + " FROM pg_catalog.unnest(" + list + ") n) x WHERE f IS NOT NULL)";
+        string?[] row;
         try
         {
             using var cts = new CancellationTokenSource(s_resetTimeout);
-            answer = (await Pooling.MessageIo.QueryFirstRowAsync(server, builder, sql, cts.Token).ConfigureAwait(false))[0];
+            row = await Pooling.MessageIo.QueryFirstRowAsync(server, builder, sql, cts.Token).ConfigureAwait(false);
         }
         catch (Pooling.ServerException)
         {
@@ -294,10 +317,20 @@ internal sealed partial class ClientSession
             return false;
         }
 
-        var unsafeNames = (answer ?? string.Empty).Split('\u0001', StringSplitOptions.RemoveEmptyEntries);
+        var unsafeNames = (row.Length > 0 ? row[0] ?? string.Empty : string.Empty).Split('\u0001', StringSplitOptions.RemoveEmptyEntries);
+        var families = new Dictionary<string, string[]>(StringComparer.Ordinal);
+        foreach (var item in (row.Length > 1 ? row[1] ?? string.Empty : string.Empty).Split('\u0001', StringSplitOptions.RemoveEmptyEntries))
+        {
+            int at = item.IndexOf('\u0002', StringComparison.Ordinal);
+            if (at > 0)
+            {
+                families[item[..at]] = item[(at + 1)..].Split('\u0003', StringSplitOptions.RemoveEmptyEntries);
+            }
+        }
+
         foreach (var name in names)
         {
-            cache.SetSafety(database, name, Array.IndexOf(unsafeNames, name) < 0);
+            cache.SetSafety(database, name, Array.IndexOf(unsafeNames, name) < 0, families.GetValueOrDefault(name));
         }
 
         return unsafeNames.Length == 0;
@@ -427,7 +460,16 @@ internal sealed partial class ClientSession
         }
 
         int before = _cacheWrites.Count;
-        switch (CacheClassifier.AnalyzeWrites(text, routing, _cacheWrites))
+        var scope = CacheClassifier.AnalyzeWrites(text, routing, _cacheWrites);
+        if (scope == CacheWriteScope.Tables && CacheClassifier.IsDdl(text) && ContainsWord(text, "partition"u8))
+        {
+            // CREATE TABLE ... PARTITION OF, ATTACH/DETACH PARTITION change a partition tree that cached entries
+            // recorded (each depends on its whole tree): the database's entries and what the catalog said go.
+            _cacheWrites.RemoveRange(before, _cacheWrites.Count - before);
+            scope = CacheWriteScope.Everything;
+        }
+
+        switch (scope)
         {
             case CacheWriteScope.Tables:
                 var written = _cacheWrites.GetRange(before, _cacheWrites.Count - before);
@@ -531,6 +573,23 @@ internal sealed partial class ClientSession
         int n = (int)Math.Min(text.Length, head.Length);
         text.Slice(0, n).CopyTo(head);
         return CacheClassifier.StartsLikeRead(head[..n], complete: n == text.Length);
+    }
+
+    /// <summary>The word appears in the text (ASCII, any case); a cheap test, false positives only cost invalidations.</summary>
+    private static bool ContainsWord(ReadOnlySpan<byte> text, ReadOnlySpan<byte> lowerWord)
+    {
+        for (int i = text.IndexOfAny((byte)lowerWord[0], (byte)(lowerWord[0] - 32)); i >= 0 && i + lowerWord.Length <= text.Length;)
+        {
+            if (System.Text.Ascii.EqualsIgnoreCase(text.Slice(i, lowerWord.Length), lowerWord))
+            {
+                return true;
+            }
+
+            int next = text[(i + 1)..].IndexOfAny((byte)lowerWord[0], (byte)(lowerWord[0] - 32));
+            i = next < 0 ? -1 : i + 1 + next;
+        }
+
+        return false;
     }
 
     private static bool FirstTwoEmpty(in ReadOnlySequence<byte> body) => NthByte(body, 0) == 0 && NthByte(body, 1) == 0;

@@ -146,6 +146,6 @@ internal sealed partial class ClientSession
 
         _runtime.CacheListener.Ensure(database, Database, DatabaseName);
         _capture ??= new ResponseCapture();
-        _capture.Begin(_query.CacheKey.AsSpan(0, keyLength).ToArray(), _cacheRelations.Distinct(StringComparer.Ordinal).ToArray(), from, cache.Limits.MaxEntrySize);
+        _capture.Begin(_query.CacheKey.AsSpan(0, keyLength).ToArray(), CapturedRelations(cache, database), from, cache.Limits.MaxEntrySize);
     }
 }

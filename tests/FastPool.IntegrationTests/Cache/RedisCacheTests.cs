@@ -1,3 +1,4 @@
+using FastPool.Cache;
 using FastPool.IntegrationTests.Admin;
 using FastPool.IntegrationTests.Infrastructure;
 using FastPool.IntegrationTests.Resilience;
@@ -101,6 +102,82 @@ public sealed class RedisCacheTests : IClassFixture<RedisServer>
         await CachedThroughAsync(host, conn, Read, "2");
         Assert.Contains(host.Logs, line => line.Contains("answers again", StringComparison.Ordinal));
         ProxyChecks.AssertNoUnexpectedErrors(host);
+    }
+
+    /// <summary>
+    /// The store's rules, straight against Redis: a response captured before an invalidation of something it read is
+    /// never served (refused when stored, or found stale when looked up), and a lost version key makes a miss.
+    /// </summary>
+    [RedisFact]
+    public async Task The_store_never_serves_a_response_older_than_an_invalidation_of_what_it_read()
+    {
+        await using var store = new RedisResultStore(_redis.Endpoint);
+        const string Database = "127.0.0.1:1/rc_rules";
+        byte[] Key(string request) => System.Text.Encoding.UTF8.GetBytes(Database + "\0user\0state\0" + request);
+        byte[] response = [1, 2, 3];
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        long? from;
+        while ((from = (await store.LookupAsync(Key("a"))).CaptureFrom) is null)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the store never reached Redis");
+            await Task.Delay(20);
+        }
+
+        // Captured, then its table written: the store refuses it.
+        await store.InvalidateAsync(Database, ["t1"]);
+        Assert.True(store.Store(Key("a"), response, ["t1"], from.Value, TimeSpan.Zero));
+        await AssertMissAsync(store, Key("a"));
+
+        // Captured after: stored and served, until t1 (or the whole database) is invalidated.
+        Assert.True(store.Store(Key("b"), response, ["t1", "t2"], (await store.LookupAsync(Key("b"))).CaptureFrom!.Value, TimeSpan.Zero));
+        await AssertHitAsync(store, Key("b"));
+        await store.InvalidateAsync(Database, ["t2"]);
+        await AssertMissAsync(store, Key("b"));
+        Assert.True(store.Store(Key("c"), response, ["t1"], (await store.LookupAsync(Key("c"))).CaptureFrom!.Value, TimeSpan.Zero));
+        await AssertHitAsync(store, Key("c"));
+        await store.InvalidateAsync(Database, null);
+        await AssertMissAsync(store, Key("c"));
+
+        // An evicted version key (as Redis's maxmemory policy may do): a miss, never a stale hit.
+        Assert.True(store.Store(Key("d"), response, ["t3"], (await store.LookupAsync(Key("d"))).CaptureFrom!.Value, TimeSpan.Zero));
+        await AssertHitAsync(store, Key("d"));
+        await RedisCommandAsync("DEL", "fastpool:v:" + Database + "\0t3");
+        await AssertMissAsync(store, Key("d"));
+    }
+
+    private static async Task AssertHitAsync(RedisResultStore store, byte[] key)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(5);
+        while ((await store.LookupAsync(key)).Response is null)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "a fresh response was not stored");
+            await Task.Delay(10);
+        }
+    }
+
+    private static async Task AssertMissAsync(RedisResultStore store, byte[] key)
+    {
+        // A store in flight lands before a later command on the same connection: one lookup after it is enough.
+        var lookup = await store.LookupAsync(key);
+        Assert.Null(lookup.Response);
+        Assert.NotNull(lookup.CaptureFrom);
+    }
+
+    /// <summary>One command in RESP (the Redis protocol), for what the store itself never does.</summary>
+    private async Task RedisCommandAsync(params string[] args)
+    {
+        using var client = new System.Net.Sockets.TcpClient();
+        await client.ConnectAsync(System.Net.IPAddress.Loopback, _redis.Port);
+        var stream = client.GetStream();
+        var command = new System.Text.StringBuilder("*" + args.Length + "\r\n");
+        foreach (var arg in args)
+        {
+            command.Append('$').Append(System.Text.Encoding.UTF8.GetByteCount(arg)).Append("\r\n").Append(arg).Append("\r\n");
+        }
+
+        await stream.WriteAsync(System.Text.Encoding.UTF8.GetBytes(command.ToString()));
+        var buffer = new byte[64];
+        Assert.True(await stream.ReadAsync(buffer) > 0);
     }
 
     /// <summary>A transaction-pooling FastPool with one server connection, caching in the class's Redis, with an admin user.</summary>

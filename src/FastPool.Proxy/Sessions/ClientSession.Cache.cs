@@ -8,9 +8,9 @@ using FastPool.Routing.Classification;
 namespace FastPool.Proxy.Sessions;
 
 /// <summary>
-/// The session's side of the query result cache (transaction and statement pooling; session pooling in
-/// ClientSession.SessionCache). A request is a cache
-/// candidate when the client holds no server (so it is outside any transaction: 55.2.4) and it is one Query, or
+/// The session's side of the query result cache (transaction and statement pooling; session pooling is in
+/// ClientSession.SessionCache). A request is a cache candidate when the client holds no server (so it is outside
+/// any transaction: 55.2.4) and it is one Query, or
 /// unnamed Parse/Bind/Describe/Execute messages up to one Sync, whose statements all start like reads. Its key is
 /// the server database, the login user, the client's whole tracked session state (search_path, TimeZone, DateStyle,
 /// IntervalStyle, client_encoding, extra_float_digits, bytea_output, role, ...: <see cref="StateKey"/>) and the

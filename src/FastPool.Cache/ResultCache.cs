@@ -27,6 +27,7 @@ public sealed class ResultCache
     private readonly Dictionary<RelationKey, long> _relationSequence = [];
     private readonly Dictionary<string, long> _databaseSequence = new(StringComparer.Ordinal);
     private readonly Dictionary<RelationKey, bool> _safety = [];
+    private readonly Dictionary<RelationKey, string[]> _families = [];
     private CacheLimits _limits;
     private Entry? _newest;
     private Entry? _oldest;
@@ -81,6 +82,31 @@ public sealed class ResultCache
 
             _misses++;
             return null;
+        }
+    }
+
+    /// <summary>A lookup answered elsewhere (the shared store), counted here for SHOW POOL_CACHE and /metrics.</summary>
+    public void CountLookup(bool hit)
+    {
+        lock (_lock)
+        {
+            if (hit)
+            {
+                _hits++;
+            }
+            else
+            {
+                _misses++;
+            }
+        }
+    }
+
+    /// <summary>A response sent to the shared store, counted as stored.</summary>
+    public void CountStore()
+    {
+        lock (_lock)
+        {
+            _stores++;
         }
     }
 
@@ -189,6 +215,7 @@ public sealed class ResultCache
             {
                 // A DO block or a function may have run DDL: what the catalog said is asked again.
                 _safety.Remove(key);
+                _families.Remove(key);
             }
 
             foreach (var entry in _entries.Values.Where(e => e.Database == database).ToArray())
@@ -253,11 +280,30 @@ public sealed class ResultCache
         }
     }
 
-    public void SetSafety(string database, string name, bool safe)
+    /// <param name="family">For a partitioned table or a partition: every relation of its partition tree.</param>
+    public void SetSafety(string database, string name, bool safe, string[]? family = null)
     {
         lock (_lock)
         {
-            _safety[new RelationKey(database, name)] = safe;
+            var key = new RelationKey(database, name);
+            _safety[key] = safe;
+            if (family is null)
+            {
+                _families.Remove(key);
+            }
+            else
+            {
+                _families[key] = family;
+            }
+        }
+    }
+
+    /// <summary>What the catalog said <paramref name="name"/>'s partition tree is (null: not in one, or not asked).</summary>
+    public string[]? FamilyOf(string database, string name)
+    {
+        lock (_lock)
+        {
+            return _families.GetValueOrDefault(new RelationKey(database, name));
         }
     }
 
@@ -269,6 +315,13 @@ public sealed class ResultCache
             foreach (var name in names)
             {
                 _safety.Remove(new RelationKey(database, name));
+            }
+
+            // ATTACH/DETACH PARTITION names one table of a tree: what the catalog said about every member is asked again.
+            foreach (var key in _families.Where(kv => kv.Key.Database == database && kv.Value.Any(names.Contains)).Select(kv => kv.Key).ToArray())
+            {
+                _families.Remove(key);
+                _safety.Remove(key);
             }
         }
     }

@@ -75,7 +75,7 @@ internal sealed partial class AdminConsole
                 await NodeCommandAsync(command).ConfigureAwait(false);
                 break;
             case "PURGE":
-                PurgeCache(command);
+                await PurgeCacheAsync(command).ConfigureAwait(false);
                 return;
             default:
                 throw new AdminException(SqlState.FeatureNotSupported, $"{command.Verb} is not supported by FastPool");
@@ -85,8 +85,11 @@ internal sealed partial class AdminConsole
         _result.Complete(command.Verb);
     }
 
-    /// <summary>PURGE CACHE [table]: drops every cached result, or those that read the table (in any database).</summary>
-    private void PurgeCache(AdminCommand command)
+    /// <summary>
+    /// PURGE CACHE [table]: drops every cached result, or those that read the table (in any database). In a shared
+    /// Redis store entries do not list their tables where a scan can see them: both forms remove all of its entries.
+    /// </summary>
+    private async ValueTask PurgeCacheAsync(AdminCommand command)
     {
         if (command.Args.Count is < 1 or > 2 || !command.Args[0].Equals("CACHE", StringComparison.OrdinalIgnoreCase))
         {
@@ -99,7 +102,12 @@ internal sealed partial class AdminConsole
         }
 
         string? table = command.Args.Count == 2 ? Routing.Classification.CacheClassifier.NormalizeName(command.Args[1]) : null;
-        int removed = cache.Purge(table);
+        long removed = cache.Purge(table);
+        if (_runtime.SharedCache is { } shared)
+        {
+            removed += await shared.PurgeAsync().ConfigureAwait(false);
+        }
+
         _result.Complete("PURGE " + removed.ToString(CultureInfo.InvariantCulture));
     }
 

@@ -13,7 +13,10 @@ internal sealed record ConfigKey(string Name, Func<ProxyConfig, string> Get, Fun
     public bool Changeable => Copy is not null;
 }
 
-/// <summary>The settings SHOW CONFIG lists, in PgBouncer's alphabetical order.</summary>
+/// <summary>
+/// The settings SHOW CONFIG lists, in PgBouncer's alphabetical order; [fastpool] keys that an operator checks on a
+/// running instance (the result cache's) are listed among them under their own names.
+/// </summary>
 internal static class ConfigKeys
 {
     private static readonly ProxyConfig s_defaults = new();
@@ -43,6 +46,12 @@ internal static class ConfigKeys
         new("max_packet_size", c => Int(c.MaxPacketSize)),
         new("max_prepared_statements", c => Int(c.MaxPreparedStatements), static (c, v) => c with { MaxPreparedStatements = v.MaxPreparedStatements }),
         new("max_user_connections", c => Int(c.MaxUserConnections), static (c, v) => c with { MaxUserConnections = v.MaxUserConnections }),
+        new("memory_cache_enabled", c => Bool(c.FastPool.Cache.Enabled)),
+        new("memqcache_expire", c => Time(c.FastPool.Cache.Limits.Expire)),
+        new("memqcache_maxcache", c => Int(c.FastPool.Cache.Limits.MaxEntrySize)),
+        new("memqcache_method", c => c.FastPool.Cache.Method.ToString().ToLowerInvariant()),
+        new("memqcache_redis", c => WithoutPassword(c.FastPool.Cache.Redis)),
+        new("memqcache_total_size", c => c.FastPool.Cache.Limits.TotalSize.ToString(CultureInfo.InvariantCulture)),
         new("min_pool_size", c => Int(c.MinPoolSize), static (c, v) => c with { MinPoolSize = v.MinPoolSize }),
         new("pidfile", c => c.PidFile ?? string.Empty),
         new("pkt_buf", c => Int(c.PktBuf)),
@@ -83,6 +92,10 @@ internal static class ConfigKeys
     }
 
     public static string Default(ConfigKey key) => key.Get(s_defaults);
+
+    /// <summary>memqcache_redis may carry StackExchange.Redis options: a password is not shown.</summary>
+    private static string WithoutPassword(string? redis) => redis is null ? string.Empty
+        : string.Join(',', redis.Split(',').Select(o => o.Trim().StartsWith("password=", StringComparison.OrdinalIgnoreCase) ? "password=***" : o));
 
     private static string Int(int value) => value.ToString(CultureInfo.InvariantCulture);
 

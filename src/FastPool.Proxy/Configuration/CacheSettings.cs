@@ -19,7 +19,7 @@ public enum CacheMethod
 /// </summary>
 public sealed record CacheSettings
 {
-    /// <summary>memory_cache_enabled: results of read-only SELECTs are cached (transaction and statement pooling).</summary>
+    /// <summary>memory_cache_enabled: results of read-only SELECTs are cached (every pooling mode).</summary>
     public bool Enabled { get; init; }
 
     /// <summary>memqcache_method.</summary>

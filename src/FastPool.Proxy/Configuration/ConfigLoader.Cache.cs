@@ -29,8 +29,6 @@ public static partial class ConfigLoader
                             cache = cache with { Method = CacheMethod.Memory };
                             break;
                         case "redis":
-                            // Said plainly rather than ignored: entries are not shared between instances yet.
-                            Warn(e, key, "memqcache_method = redis is not implemented yet: results are cached in this process's memory, and not shared with other FastPool instances");
                             cache = cache with { Method = CacheMethod.Redis };
                             break;
                         default:

@@ -107,4 +107,13 @@ internal static partial class Log
 
     [LoggerMessage(123, LogLevel.Warning, "the open-file limit {Soft} is below the {Expected} descriptors max_client_conn and the pools can use: clients past it are refused at accept; raise it (ulimit -n, systemd LimitNOFILE=)")]
     public static partial void FileLimitLow(ILogger logger, ulong soft, long expected);
+
+    [LoggerMessage(88, LogLevel.Warning, "result cache: redis {Redis} unreachable ({Reason}): every lookup is a miss and nothing is cached until it answers again")]
+    public static partial void CacheRedisUnreachable(ILogger logger, string redis, string reason);
+
+    [LoggerMessage(89, LogLevel.Information, "result cache: redis {Redis} answers again")]
+    public static partial void CacheRedisReachable(ILogger logger, string redis);
+
+    [LoggerMessage(90, LogLevel.Warning, "memqcache_method = redis without memqcache_redis (HOST:PORT): results are cached in this process's memory only")]
+    public static partial void CacheRedisMissing(ILogger logger);
 }

@@ -4,7 +4,8 @@ namespace FastPool.Proxy.Pipeline;
 /// The query result cache as a stage: a request whose complete response is cached is answered without a server
 /// (the session sends the stored bytes); otherwise the pipeline goes on to take one, and the session may capture
 /// the response. Only requests the session marked as candidates (a read-only SELECT outside a transaction, see
-/// ClientSession.Cache) are looked up.
+/// ClientSession.Cache) are looked up. In this process's memory the lookup completes synchronously; in a shared
+/// Redis store (memqcache_method = redis) it is one round trip, and an unreachable Redis is a miss.
 /// </summary>
 internal sealed class CacheStage(ProxyRuntime runtime) : IQueryStage
 {
@@ -12,6 +13,11 @@ internal sealed class CacheStage(ProxyRuntime runtime) : IQueryStage
     {
         if (context.CacheKeyLength > 0 && runtime.Cache is { } cache)
         {
+            if (runtime.SharedCache is { } shared)
+            {
+                return SharedAsync(context, next, cache, shared);
+            }
+
             var hit = cache.TryGet(context.CacheKey.AsSpan(0, context.CacheKeyLength));
             if (hit is not null)
             {
@@ -23,5 +29,20 @@ internal sealed class CacheStage(ProxyRuntime runtime) : IQueryStage
         }
 
         return next(context);
+    }
+
+    private static async ValueTask SharedAsync(QueryContext context, QueryDelegate next, Cache.ResultCache cache, Cache.RedisResultStore shared)
+    {
+        var lookup = await shared.LookupAsync(context.CacheKey.AsMemory(0, context.CacheKeyLength)).ConfigureAwait(false);
+        cache.CountLookup(lookup.Response is not null);
+        if (lookup.Response is { } hit)
+        {
+            context.CachedResponse = hit;
+            return;
+        }
+
+        // Redis unreachable: no capture (nothing could be stored, and nothing said since when it would be valid).
+        context.CaptureFrom = lookup.CaptureFrom;
+        await next(context).ConfigureAwait(false);
     }
 }

@@ -26,6 +26,7 @@ internal sealed class CacheListener : IAsyncDisposable
     private readonly ProxyRuntime _runtime;
     private readonly CancellationTokenSource _stopping = new();
     private readonly ConcurrentDictionary<string, Task> _listeners = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, byte> _asking = new(StringComparer.Ordinal);
 
     public CacheListener(ProxyRuntime runtime)
     {
@@ -43,6 +44,45 @@ internal sealed class CacheListener : IAsyncDisposable
         _listeners.GetOrAdd(cacheDatabase, key => Task.Run(() => ListenAsync(key, entry, databaseName)));
     }
 
+    /// <summary>
+    /// Session pooling: the session's own server is not free for the catalog question (its server pump reads it), so
+    /// one connection of the listener's kind asks, in the background; the request that found the names unknown is
+    /// not cached, the next one is. One question per database at a time.
+    /// </summary>
+    public void AskCatalog(string cacheDatabase, DatabaseConfig entry, string databaseName, List<string> names)
+    {
+        if (_stopping.IsCancellationRequested || !_asking.TryAdd(cacheDatabase, 0))
+        {
+            return;
+        }
+
+        _ = Task.Run(async () =>
+        {
+            ServerConnection? server = null;
+            try
+            {
+                server = await ConnectAsync(entry, databaseName, listen: false, _stopping.Token).ConfigureAwait(false);
+                if (_runtime.Cache is { } cache)
+                {
+                    await ClientSession.AskCatalogOnAsync(server, new MessageBuilder(), cache, cacheDatabase, names).ConfigureAwait(false);
+                }
+            }
+            catch (Exception)
+            {
+                // Not answered: the names stay unknown and are asked about again by a later request.
+            }
+            finally
+            {
+                if (server is not null)
+                {
+                    await server.TerminateAndCloseAsync().ConfigureAwait(false);
+                }
+
+                _asking.TryRemove(cacheDatabase, out _);
+            }
+        });
+    }
+
     private async Task ListenAsync(string cacheDatabase, DatabaseConfig entry, string databaseName)
     {
         var ct = _stopping.Token;
@@ -52,7 +92,7 @@ internal sealed class CacheListener : IAsyncDisposable
             ServerConnection? server = null;
             try
             {
-                server = await ConnectAsync(entry, databaseName, ct).ConfigureAwait(false);
+                server = await ConnectAsync(entry, databaseName, listen: true, ct).ConfigureAwait(false);
                 if (connectedBefore)
                 {
                     // Notifications sent while no one listened are lost: what they would have removed goes now.
@@ -89,7 +129,7 @@ internal sealed class CacheListener : IAsyncDisposable
         }
     }
 
-    private async Task<ServerConnection> ConnectAsync(DatabaseConfig entry, string databaseName, CancellationToken ct)
+    private async Task<ServerConnection> ConnectAsync(DatabaseConfig entry, string databaseName, bool listen, CancellationToken ct)
     {
         var config = _runtime.Config;
         var topology = _runtime.GetTopology(entry);
@@ -97,6 +137,11 @@ internal sealed class CacheListener : IAsyncDisposable
         var login = NodeProbe.CheckLogin(config, entry);
         string dbName = entry.DbName ?? databaseName;
         var server = await NodeProbe.OpenAsync(_runtime, config, entry, node, login, dbName, s_connectTimeout, ct).ConfigureAwait(false);
+        if (!listen)
+        {
+            return server;
+        }
+
         try
         {
             var error = await MessageIo.RunQueryAsync(server, new MessageBuilder(), "LISTEN " + Channel, ct).ConfigureAwait(false);

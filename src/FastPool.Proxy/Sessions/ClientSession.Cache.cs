@@ -8,8 +8,9 @@ using FastPool.Routing.Classification;
 namespace FastPool.Proxy.Sessions;
 
 /// <summary>
-/// The session's side of the query result cache (transaction and statement pooling). A request is a cache
-/// candidate when the client holds no server (so it is outside any transaction: 55.2.4) and it is one Query, or
+/// The session's side of the query result cache (transaction and statement pooling; session pooling is in
+/// ClientSession.SessionCache). A request is a cache candidate when the client holds no server (so it is outside
+/// any transaction: 55.2.4) and it is one Query, or
 /// unnamed Parse/Bind/Describe/Execute messages up to one Sync, whose statements all start like reads. Its key is
 /// the server database, the login user, the client's whole tracked session state (search_path, TimeZone, DateStyle,
 /// IntervalStyle, client_encoding, extra_float_digits, bytea_output, role, ...: <see cref="StateKey"/>) and the
@@ -138,7 +139,7 @@ internal sealed partial class ClientSession
 
     private Lookahead KeyFor(in ReadOnlySequence<byte> request)
     {
-        var state = StateKey();
+        var state = PerTransaction ? StateKey() : SessionModeStateKey();
         if (!ReferenceEquals(state, _cachePrefixState))
         {
             string user = Database.User ?? User;
@@ -207,29 +208,8 @@ internal sealed partial class ClientSession
             return;
         }
 
-        var settings = _runtime.Config.FastPool.Cache;
         string database = CacheDatabase;
-        List<string>? unknown = null;
-        bool safe = true;
-        foreach (var name in _cacheRelations.Concat(_cacheFunctions))
-        {
-            if (settings.SafeTables.Contains(name))
-            {
-                continue;
-            }
-
-            switch (cache.SafetyOf(database, name))
-            {
-                case false:
-                    safe = false;
-                    break;
-                case null:
-                    (unknown ??= []).Add(name);
-                    break;
-            }
-        }
-
-        if (!safe)
+        if (!NamesMayBeSafe(cache, database, out var unknown))
         {
             return;
         }
@@ -242,16 +222,62 @@ internal sealed partial class ClientSession
         // Writes made directly on the server reach this database's entries through the triggers' notifications.
         _runtime.CacheListener.Ensure(database, Database, DatabaseName);
         _capture ??= new ResponseCapture();
-        var relations = _cacheRelations.Distinct(StringComparer.Ordinal).ToArray();
-        _capture.Begin(_query.CacheKey.AsSpan(0, keyLength).ToArray(), relations, from, cache.Limits.MaxEntrySize);
+        _capture.Begin(_query.CacheKey.AsSpan(0, keyLength).ToArray(), CapturedRelations(cache, database), from, cache.Limits.MaxEntrySize);
     }
+
+    /// <summary>The relations an entry depends on: those it read and, for a partitioned table or a partition, its whole partition tree.</summary>
+    private string[] CapturedRelations(ResultCache cache, string database)
+    {
+        var relations = new HashSet<string>(_cacheRelations, StringComparer.Ordinal);
+        foreach (var name in _cacheRelations)
+        {
+            if (cache.FamilyOf(database, name) is { } family)
+            {
+                relations.UnionWith(family);
+            }
+        }
+
+        return [.. relations];
+    }
+
+    /// <summary>
+    /// False when a name read is known to be unsafe (a view, a temporary table, a function that is not immutable);
+    /// <paramref name="unknown"/>: the names the catalog has not been asked about yet.
+    /// </summary>
+    private bool NamesMayBeSafe(ResultCache cache, string database, out List<string>? unknown)
+    {
+        var settings = _runtime.Config.FastPool.Cache;
+        unknown = null;
+        foreach (var name in _cacheRelations.Concat(_cacheFunctions))
+        {
+            if (settings.SafeTables.Contains(name))
+            {
+                continue;
+            }
+
+            switch (cache.SafetyOf(database, name))
+            {
+                case false:
+                    return false;
+                case null:
+                    (unknown ??= []).Add(name);
+                    break;
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>The catalog question on the session's own server (it is idle: the request is not sent yet).</summary>
+    private ValueTask<bool> AskCatalogAsync(Pooling.ServerConnection server, ResultCache cache, string database, List<string> names) =>
+        AskCatalogOnAsync(server, _context.Builder, cache, database, names);
 
     /// <summary>
     /// One query for all the unknown names: those that are not a plain or partitioned table of a user schema, or
     /// that name a function any overload of which is not immutable (PostgreSQL docs 53.11 pg_class relkind and
     /// relpersistence, 53.39 pg_proc provolatile). True when all are safe.
     /// </summary>
-    private async ValueTask<bool> AskCatalogAsync(Pooling.ServerConnection server, ResultCache cache, string database, List<string> names)
+    internal static async ValueTask<bool> AskCatalogOnAsync(Pooling.ServerConnection server, MessageBuilder builder, ResultCache cache, string database, List<string> names)
     {
         var list = new StringBuilder("ARRAY[");
         for (int i = 0; i < names.Count; i++)
@@ -260,16 +286,25 @@ internal sealed partial class ClientSession
         }
 
         list.Append("]::pg_catalog.text[]");
-        string sql = "SELECT coalesce(pg_catalog.string_agg(n, pg_catalog.chr(1)), '') FROM pg_catalog.unnest(" + list + ") n"
+
+        // Second column: for each name in a partition tree (a partitioned table or a partition: 53.11 relkind 'p',
+        // relispartition), every relation of that tree (9.27.4 pg_partition_root, pg_partition_tree), so a write to a
+        // partition reaches what read its parent, and the other way round.
+        string sql = "SELECT (SELECT coalesce(pg_catalog.string_agg(n, pg_catalog.chr(1)), '') FROM pg_catalog.unnest(" + list + ") n"
             + " WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace s ON s.oid = c.relnamespace"
             + " WHERE c.relname = n AND (c.relkind NOT IN ('r', 'p') OR c.relpersistence = 't'"
             + " OR s.nspname IN ('pg_catalog', 'information_schema') OR s.nspname LIKE 'pg_temp%' OR s.nspname LIKE 'pg_toast%')"
-            + ") OR EXISTS (SELECT 1 FROM pg_catalog.pg_proc p WHERE p.proname = n AND p.provolatile <> 'i')";
-        string? answer;
+            + ") OR EXISTS (SELECT 1 FROM pg_catalog.pg_proc p WHERE p.proname = n AND p.provolatile <> 'i')),"
+            + " (SELECT coalesce(pg_catalog.string_agg(n OPERATOR(pg_catalog.||) pg_catalog.chr(2) OPERATOR(pg_catalog.||) f, pg_catalog.chr(1)), '')"
+            + " FROM (SELECT n, (SELECT pg_catalog.string_agg(DISTINCT m.relname::pg_catalog.text, pg_catalog.chr(3))"
+            + " FROM pg_catalog.pg_class c CROSS JOIN LATERAL pg_catalog.pg_partition_tree(pg_catalog.pg_partition_root(c.oid)) t"
+            + " JOIN pg_catalog.pg_class m ON m.oid = t.relid WHERE c.relname = n AND (c.relkind = 'p' OR c.relispartition)) f"
+            + " FROM pg_catalog.unnest(" + list + ") n) x WHERE f IS NOT NULL)";
+        string?[] row;
         try
         {
             using var cts = new CancellationTokenSource(s_resetTimeout);
-            answer = (await Pooling.MessageIo.QueryFirstRowAsync(server, _context.Builder, sql, cts.Token).ConfigureAwait(false))[0];
+            row = await Pooling.MessageIo.QueryFirstRowAsync(server, builder, sql, cts.Token).ConfigureAwait(false);
         }
         catch (Pooling.ServerException)
         {
@@ -282,10 +317,20 @@ internal sealed partial class ClientSession
             return false;
         }
 
-        var unsafeNames = (answer ?? string.Empty).Split('\u0001', StringSplitOptions.RemoveEmptyEntries);
+        var unsafeNames = (row.Length > 0 ? row[0] ?? string.Empty : string.Empty).Split('\u0001', StringSplitOptions.RemoveEmptyEntries);
+        var families = new Dictionary<string, string[]>(StringComparer.Ordinal);
+        foreach (var item in (row.Length > 1 ? row[1] ?? string.Empty : string.Empty).Split('\u0001', StringSplitOptions.RemoveEmptyEntries))
+        {
+            int at = item.IndexOf('\u0002', StringComparison.Ordinal);
+            if (at > 0)
+            {
+                families[item[..at]] = item[(at + 1)..].Split('\u0003', StringSplitOptions.RemoveEmptyEntries);
+            }
+        }
+
         foreach (var name in names)
         {
-            cache.SetSafety(database, name, Array.IndexOf(unsafeNames, name) < 0);
+            cache.SetSafety(database, name, Array.IndexOf(unsafeNames, name) < 0, families.GetValueOrDefault(name));
         }
 
         return unsafeNames.Length == 0;
@@ -363,7 +408,19 @@ internal sealed partial class ClientSession
 
         if (capture.Feed(forwarded) is { } response)
         {
-            _cacheInUse?.TryAdd(capture.Key, response, CacheDatabase, capture.Relations, capture.CapturedFrom);
+            if (_runtime.SharedCache is { } shared)
+            {
+                // Redis checks, atomically, that nothing it read was invalidated since the capture began.
+                if (_cacheInUse is { } cache && shared.Store(capture.Key, response, capture.Relations, capture.CapturedFrom, cache.Limits.Expire))
+                {
+                    cache.CountStore();
+                }
+            }
+            else
+            {
+                _cacheInUse?.TryAdd(capture.Key, response, CacheDatabase, capture.Relations, capture.CapturedFrom);
+            }
+
             capture.Abandon();
         }
     }
@@ -390,13 +447,29 @@ internal sealed partial class ClientSession
             _cacheOff = true;
         }
 
+        if (!PerTransaction && (traits & (Routing.Classification.QueryTraits.SessionSetting | Routing.Classification.QueryTraits.SessionAuthorization)) != 0)
+        {
+            // Session pooling does not track the client's settings (its server keeps them): a session that changed
+            // one (search_path, role, TimeZone...) reads what its key would not tell apart, so it stops using the cache.
+            _cacheOff = true;
+        }
+
         if ((traits & Routing.Classification.QueryTraits.Write) == 0)
         {
             return;
         }
 
         int before = _cacheWrites.Count;
-        switch (CacheClassifier.AnalyzeWrites(text, routing, _cacheWrites))
+        var scope = CacheClassifier.AnalyzeWrites(text, routing, _cacheWrites);
+        if (scope == CacheWriteScope.Tables && CacheClassifier.IsDdl(text) && ContainsWord(text, "partition"u8))
+        {
+            // CREATE TABLE ... PARTITION OF, ATTACH/DETACH PARTITION change a partition tree that cached entries
+            // recorded (each depends on its whole tree): the database's entries and what the catalog said go.
+            _cacheWrites.RemoveRange(before, _cacheWrites.Count - before);
+            scope = CacheWriteScope.Everything;
+        }
+
+        switch (scope)
         {
             case CacheWriteScope.Tables:
                 var written = _cacheWrites.GetRange(before, _cacheWrites.Count - before);
@@ -432,18 +505,27 @@ internal sealed partial class ClientSession
     /// A ReadyForQuery that ends a transaction is about to reach the client: what it wrote is invalidated again, so no
     /// read that raced its commit stays cached, before the client (or anyone it tells) can read again.
     /// </summary>
-    private void CacheTransactionEnded(Pooling.ServerConnection server)
+    /// <remarks>
+    /// With a shared Redis store the returned task completes when Redis has the invalidation (or could not be
+    /// reached: then nothing is served from it until it is told): another FastPool never serves the old result to
+    /// someone the client told of its commit.
+    /// </remarks>
+    private ValueTask CacheTransactionEndedAsync(Pooling.ServerConnection server)
     {
         var cache = _runtime.Cache;
+        var shared = _runtime.SharedCache;
+        Task? sharing = null;
         if (cache is not null)
         {
             if (_cacheWroteAll)
             {
-                cache.InvalidateDatabase(CacheDatabase);
+                cache.InvalidateDatabase(CacheDatabase, share: shared is null);
+                sharing = shared?.InvalidateAsync(CacheDatabase, null);
             }
             else if (_cacheWrites.Count > 0)
             {
-                cache.Invalidate(CacheDatabase, _cacheWrites);
+                cache.Invalidate(CacheDatabase, _cacheWrites, share: shared is null);
+                sharing = shared?.InvalidateAsync(CacheDatabase, _cacheWrites.ToArray());
             }
         }
 
@@ -454,6 +536,8 @@ internal sealed partial class ClientSession
             _cacheWrites.AddRange(_cacheNamedWrites);
             _cacheDirty = _cacheWroteAll || _cacheWrites.Count > 0;
         }
+
+        return sharing is null ? ValueTask.CompletedTask : new ValueTask(sharing);
     }
 
     /// <summary>
@@ -489,6 +573,23 @@ internal sealed partial class ClientSession
         int n = (int)Math.Min(text.Length, head.Length);
         text.Slice(0, n).CopyTo(head);
         return CacheClassifier.StartsLikeRead(head[..n], complete: n == text.Length);
+    }
+
+    /// <summary>The word appears in the text (ASCII, any case); a cheap test, false positives only cost invalidations.</summary>
+    private static bool ContainsWord(ReadOnlySpan<byte> text, ReadOnlySpan<byte> lowerWord)
+    {
+        for (int i = text.IndexOfAny((byte)lowerWord[0], (byte)(lowerWord[0] - 32)); i >= 0 && i + lowerWord.Length <= text.Length;)
+        {
+            if (System.Text.Ascii.EqualsIgnoreCase(text.Slice(i, lowerWord.Length), lowerWord))
+            {
+                return true;
+            }
+
+            int next = text[(i + 1)..].IndexOfAny((byte)lowerWord[0], (byte)(lowerWord[0] - 32));
+            i = next < 0 ? -1 : i + 1 + next;
+        }
+
+        return false;
     }
 
     private static bool FirstTwoEmpty(in ReadOnlySequence<byte> body) => NthByte(body, 0) == 0 && NthByte(body, 1) == 0;

@@ -60,9 +60,10 @@ internal sealed partial class ClientSession
     {
         if (_runtime.Cache is not null)
         {
-            // Session pooling answers nothing from the cache, but its writes must still invalidate what other
-            // clients (in transaction pooling) cached from the same database.
+            // Its writes invalidate what other clients cached from the same database, and its SETs end its use of
+            // the cache; its reads are answered from the cache while its server owes it nothing (SessionCache).
             _scanner.EnableInspection(new SessionModeCacheInspector(this));
+            _sessionCacheGate = new SemaphoreSlim(1, 1);
         }
 
         StartIdleTimer();
@@ -158,6 +159,23 @@ internal sealed partial class ClientSession
             }
 
             var buffer = result.Buffer;
+            if (_sessionCacheGate is not null)
+            {
+                switch (await SessionCacheStepAsync(server, buffer, result.IsCompleted).ConfigureAwait(false))
+                {
+                    case SessionCacheStep.NeedMore:
+                        // The cache looks at the whole request (a Query, or an extended batch up to its Sync).
+                        input.AdvanceTo(buffer.Start, buffer.End);
+                        continue;
+                    case SessionCacheStep.Answered:
+                        input.AdvanceTo(buffer.GetPosition(_cacheRequestLength));
+                        continue;
+                    case SessionCacheStep.ClientGone:
+                        input.AdvanceTo(buffer.Start);
+                        return PumpExit.ClientGone;
+                }
+            }
+
             var exit = _scanner.ScanFromClient(buffer, server.Protocol, out long forward, out long consumed, out int queries);
             NoteQueriesSent(queries);
             if (forward > 0)
@@ -213,45 +231,64 @@ internal sealed partial class ClientSession
                 return PumpExit.Cancelled;
             }
 
-            var buffer = result.Buffer;
-            bool valid = _scanner.ScanFromServer(buffer, server.Protocol, out long forward, out int transactions);
-            NoteServerBatch(server.Protocol, transactions);
-            SuspectIfEnding(server);
-            if (forward > 0)
+            // Session pooling with the cache on: the client pump answers from the cache only between two of these steps.
+            var gate = _sessionCacheGate;
+            if (gate is not null)
             {
-                if (transactions > 0 && _cacheDirty)
-                {
-                    CacheTransactionEnded(server);
-                }
+                await gate.WaitAsync().ConfigureAwait(false);
+            }
 
-                await BeginServerForwardAsync(server.Connection).ConfigureAwait(false);
-                try
+            try
+            {
+                var buffer = result.Buffer;
+                bool valid = _scanner.ScanFromServer(buffer, server.Protocol, out long forward, out int transactions);
+                NoteServerBatch(server.Protocol, transactions);
+                SuspectIfEnding(server);
+                if (forward > 0)
                 {
-                    await _client.SendAsync(buffer.Slice(0, forward)).ConfigureAwait(false);
-                }
-                catch (Exception)
-                {
+                    if (_capture is { Active: true })
+                    {
+                        FeedCapture(buffer.Slice(0, forward));
+                    }
+
+                    if (transactions > 0 && _cacheDirty)
+                    {
+                        await CacheTransactionEndedAsync(server).ConfigureAwait(false);
+                    }
+
+                    await BeginServerForwardAsync(server.Connection).ConfigureAwait(false);
+                    try
+                    {
+                        await _client.SendAsync(buffer.Slice(0, forward)).ConfigureAwait(false);
+                    }
+                    catch (Exception)
+                    {
+                        EndServerForward();
+                        input.AdvanceTo(buffer.GetPosition(forward));
+                        return PumpExit.ClientGone;
+                    }
+
                     EndServerForward();
-                    input.AdvanceTo(buffer.GetPosition(forward));
-                    return PumpExit.ClientGone;
+                    _traffic.AddOut(forward, transactions);
                 }
 
-                EndServerForward();
-                _traffic.AddOut(forward, transactions);
-            }
+                NoteActivity();
+                if (!valid)
+                {
+                    input.AdvanceTo(buffer.GetPosition(forward));
+                    return PumpExit.ServerProtocolViolation;
+                }
 
-            NoteActivity();
-            if (!valid)
-            {
-                input.AdvanceTo(buffer.GetPosition(forward));
-                return PumpExit.ServerProtocolViolation;
+                input.AdvanceTo(buffer.GetPosition(forward), buffer.End);
+                if (result.IsCompleted)
+                {
+                    SuspectLostServer(server);
+                    return PumpExit.ServerGone;
+                }
             }
-
-            input.AdvanceTo(buffer.GetPosition(forward), buffer.End);
-            if (result.IsCompleted)
+            finally
             {
-                SuspectLostServer(server);
-                return PumpExit.ServerGone;
+                gate?.Release();
             }
         }
     }

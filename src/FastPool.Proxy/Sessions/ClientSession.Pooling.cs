@@ -444,7 +444,7 @@ internal sealed partial class ClientSession
                 {
                     if (transactions > 0 && _cacheDirty)
                     {
-                        CacheTransactionEnded(server);
+                        await CacheTransactionEndedAsync(server).ConfigureAwait(false);
                     }
 
                     if (_capture is { Active: true })

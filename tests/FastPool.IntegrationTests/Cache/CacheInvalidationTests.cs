@@ -129,6 +129,33 @@ public sealed class CacheInvalidationTests
         }
     }
 
+    /// <summary>
+    /// A partitioned table: a write to a partition must reach what read the parent, and a write through the parent
+    /// what read a partition (each cached entry depends on its whole partition tree, as the catalog gives it).
+    /// </summary>
+    [Fact]
+    public async Task Writes_to_a_partition_invalidate_reads_of_its_parent_and_the_other_way_round()
+    {
+        await DirectAsync(_fixture, "drop table if exists qc_part cascade; create table qc_part (id int, v int) partition by range (id);"
+            + " create table qc_part_1 partition of qc_part for values from (0) to (100);"
+            + " create table qc_part_2 partition of qc_part for values from (100) to (200);"
+            + " insert into qc_part values (1, 10), (150, 20)");
+        await using var host = Start(_fixture.Primary);
+        await using var conn = await OpenAsync(host);
+        const string Parent = "select sum(v) from qc_part";
+        const string Partition = "select sum(v) from qc_part_1";
+
+        await CachedThenFreshAsync(host, conn, Parent, "30", "insert into qc_part_2 values (160, 5)", "35");
+        await CachedThenFreshAsync(host, conn, Parent, "35", "update qc_part_1 set v = 11", "36");
+        await CachedThenFreshAsync(host, conn, Partition, "11", "update qc_part set v = 12 where id = 1", "12");
+        await CachedThenFreshAsync(host, conn, Partition, "12", "delete from qc_part where id = 1", "<null>");
+
+        // A partition created after the parent's result was cached: writes to it reach that result too.
+        await CachedThenFreshAsync(host, conn, Parent, "25", "create table qc_part_3 partition of qc_part for values from (200) to (300)", "25");
+        await CachedThenFreshAsync(host, conn, Parent, "25", "insert into qc_part_3 values (250, 100)", "125");
+        ProxyChecks.AssertNoUnexpectedErrors(host);
+    }
+
     private static Task CachedThenFreshAsync(ProxyHost host, NpgsqlConnection conn, string read, string before, string write, string after) =>
         CachedThenFreshAsync(host, conn, read, before, () => ExecAsync(conn, write), after);
 

@@ -50,4 +50,56 @@ public sealed class QueryCacheTests
         Assert.Equal("uno", await ScalarAsync(reader2, "select v from qc_basic where id = 1"));
         ProxyChecks.AssertNoUnexpectedErrors(host);
     }
+
+    /// <summary>
+    /// Session pooling: the client keeps its server, so a hit is proven on that server: the backend's last statement
+    /// (pg_stat_activity.query, read directly) is still the one sent before the cached read.
+    /// </summary>
+    [Fact]
+    public async Task Session_pooling_answers_from_the_cache_until_the_session_changes_a_setting()
+    {
+        await DirectAsync(_fixture, "drop table if exists qc_sess; create table qc_sess (id int primary key, v text); insert into qc_sess values (1, 'one')");
+        await using var host = Start(_fixture.Primary, mode: Proxy.Configuration.PoolMode.Session, poolSize: 3);
+        await using var conn = await OpenAsync(host);
+        const string Read = "select v from qc_sess where id = 1";
+
+        // The first sight of qc_sess asks the catalog (in the background in session pooling): a later read is stored.
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (host.Server.CacheStats.Stores == 0)
+        {
+            Assert.Equal("one", await ScalarAsync(conn, Read));
+            Assert.True(DateTime.UtcNow < deadline, "the session's read was never cached");
+            await Task.Delay(20);
+        }
+
+        string pid = await ScalarAsync(conn, "select pg_backend_pid()");
+        long hits = host.Server.CacheStats.Hits;
+        Assert.Equal("one", await ScalarAsync(conn, Read));
+        Assert.Equal(hits + 1, host.Server.CacheStats.Hits);
+        Assert.Equal("select pg_backend_pid()", await LastStatementAsync(pid));
+
+        // Another client's write (its own session) invalidates it.
+        await using (var writer = await OpenAsync(host))
+        {
+            await ExecAsync(writer, "update qc_sess set v = 'uno' where id = 1");
+        }
+
+        Assert.Equal("uno", await ScalarAsync(conn, Read));
+
+        // A session that SETs anything stops using the cache: its server answers (search_path could change the table read).
+        await ExecAsync(conn, "set search_path = public");
+        hits = host.Server.CacheStats.Hits;
+        Assert.Equal("uno", await ScalarAsync(conn, Read));
+        Assert.Equal("uno", await ScalarAsync(conn, Read));
+        Assert.Equal(hits, host.Server.CacheStats.Hits);
+        Assert.Equal(Read, await LastStatementAsync(pid));
+        ProxyChecks.AssertNoUnexpectedErrors(host);
+    }
+
+    private async Task<string> LastStatementAsync(string pid)
+    {
+        await using var direct = new NpgsqlConnection(_fixture.SuperuserConnectionString("postgres"));
+        await direct.OpenAsync();
+        return await ScalarAsync(direct, "select query from pg_stat_activity where pid = " + pid);
+    }
 }

@@ -47,13 +47,15 @@ public class CacheConfigTests
     }
 
     [Fact]
-    public void Bad_values_are_errors_and_redis_is_a_warning()
+    public void Bad_values_are_errors_and_redis_takes_its_server()
     {
         Assert.False(Load("memqcache_method = disk").Success);
         Assert.False(Load("memqcache_total_size = lots").Success);
         Assert.False(Load("memory_cache_enabled = maybe").Success);
-        var redis = Load("memqcache_method = redis");
+        var redis = Load("memqcache_method = redis\nmemqcache_redis = 'cache.local:6380'");
         Assert.True(redis.Success);
-        Assert.Contains(redis.Warnings, w => w.ToString().Contains("not implemented", StringComparison.Ordinal));
+        Assert.Empty(redis.Warnings);
+        Assert.Equal(CacheMethod.Redis, redis.Config!.FastPool.Cache.Method);
+        Assert.Equal("cache.local:6380", redis.Config.FastPool.Cache.Redis);
     }
 }

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using FastPool.IntegrationTests.Infrastructure;
 using FastPool.IntegrationTests.Protocol;
 
 namespace FastPool.IntegrationTests.Cache;
@@ -26,7 +27,7 @@ public sealed class RedisFactAttribute : FactAttribute
 /// </summary>
 public sealed class RedisServer : IAsyncLifetime
 {
-    private static readonly Lazy<string?> s_unavailable = new(EnsureInstalled);
+    private static readonly Lazy<string?> s_unavailable = new(() => DebianTool.EnsureInstalled("redis-server", "install-redis.sh", "redis-server"));
     private DirectoryInfo? _directory;
     private Process? _process;
 
@@ -142,41 +143,5 @@ public sealed class RedisServer : IAsyncLifetime
         {
             return false;
         }
-    }
-
-    private static string? EnsureInstalled()
-    {
-        if (OnPath("redis-server"))
-        {
-            return null;
-        }
-
-        var script = Path.Combine(RepositoryRoot(), "tools", "install-redis.sh");
-        try
-        {
-            var result = ProtocolTestSupport.RunToolAsync("bash", [script], TimeSpan.FromMinutes(9)).GetAwaiter().GetResult();
-            return OnPath("redis-server") ? null
-                : $"Debian's redis-server could not be installed by tools/install-redis.sh (exit {result.ExitCode}): {result.StandardError.Trim()}";
-        }
-        catch (Exception ex)
-        {
-            return "Debian's redis-server could not be installed by tools/install-redis.sh: " + ex.Message;
-        }
-    }
-
-    private static bool OnPath(string name) =>
-        (Environment.GetEnvironmentVariable("PATH") ?? string.Empty).Split(':').Any(dir => dir.Length > 0 && File.Exists(Path.Combine(dir, name)));
-
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "FastPool.sln")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("FastPool.sln not found above " + AppContext.BaseDirectory);
     }
 }

@@ -1,4 +1,5 @@
 using System.IO.Compression;
+using FastPool.IntegrationTests.Infrastructure;
 using FastPool.IntegrationTests.Protocol;
 
 namespace FastPool.IntegrationTests.Metrics;
@@ -21,7 +22,7 @@ public sealed class ChromiumFactAttribute : FactAttribute
 /// <summary>Headless chromium, one short-lived process per call, with its own throwaway profile.</summary>
 internal static class Chromium
 {
-    private static readonly Lazy<string?> s_unavailable = new(EnsureInstalled);
+    private static readonly Lazy<string?> s_unavailable = new(() => DebianTool.EnsureInstalled("chromium", "install-chromium.sh", "chromium"));
 
     public static string? UnavailableReason => s_unavailable.Value;
 
@@ -56,42 +57,6 @@ internal static class Chromium
         {
             profile.Delete(recursive: true);
         }
-    }
-
-    private static string? EnsureInstalled()
-    {
-        if (OnPath("chromium"))
-        {
-            return null;
-        }
-
-        var script = Path.Combine(RepositoryRoot(), "tools", "install-chromium.sh");
-        try
-        {
-            var result = ProtocolTestSupport.RunToolAsync("bash", [script], TimeSpan.FromMinutes(9)).GetAwaiter().GetResult();
-            return OnPath("chromium") ? null
-                : $"Debian's chromium could not be installed by tools/install-chromium.sh (exit {result.ExitCode}): {result.StandardError.Trim()}";
-        }
-        catch (Exception ex)
-        {
-            return "Debian's chromium could not be installed by tools/install-chromium.sh: " + ex.Message;
-        }
-    }
-
-    private static bool OnPath(string name) =>
-        (Environment.GetEnvironmentVariable("PATH") ?? string.Empty).Split(':').Any(dir => dir.Length > 0 && File.Exists(Path.Combine(dir, name)));
-
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "FastPool.sln")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("FastPool.sln not found above " + AppContext.BaseDirectory);
     }
 }
 

@@ -34,19 +34,8 @@ internal sealed partial class AuthStage
             return false;
         }
 
-        ClientCredentials credentials;
-        try
+        if (await LookUpWithAuthQueryAsync(context, target, ct).ConfigureAwait(false) is not { } credentials)
         {
-            credentials = await context.Runtime.AuthQuery.LookupAsync(config, target, context.User, ct).ConfigureAwait(false);
-        }
-        catch (AuthQueryException)
-        {
-            await context.SendErrorAsync(SqlState.InvalidAuthorizationSpecification, "authentication failed: could not look up the user with auth_query").ConfigureAwait(false);
-            return false;
-        }
-        catch (OperationCanceledException)
-        {
-            await context.SendLoginStoppedAsync("client_login_timeout (authentication not completed in time)").ConfigureAwait(false);
             return false;
         }
 

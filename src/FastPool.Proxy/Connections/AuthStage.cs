@@ -85,6 +85,26 @@ internal sealed partial class AuthStage : IConnectionStage
         };
     }
 
+    /// <summary>auth_query's answer for the client's user; null once the client was told why there is none.</summary>
+    private static async Task<ClientCredentials?> LookUpWithAuthQueryAsync(ClientContext context, AuthQueryTarget target, CancellationToken ct)
+    {
+        try
+        {
+            return await context.Runtime.AuthQuery.LookupAsync(context.Config, target, context.User, ct).ConfigureAwait(false);
+        }
+        catch (AuthQueryException)
+        {
+            // The same text whoever the user is: the reason (logged) is about the server, not about them.
+            await context.SendErrorAsync(SqlState.InvalidAuthorizationSpecification, "authentication failed: could not look up the user with auth_query").ConfigureAwait(false);
+            return null;
+        }
+        catch (OperationCanceledException)
+        {
+            await context.SendLoginStoppedAsync("client_login_timeout (authentication not completed in time)").ConfigureAwait(false);
+            return null;
+        }
+    }
+
     /// <summary>
     /// The password methods: the secret comes from the auth_file or, for a user not in it, from auth_query when the
     /// database entry has an auth_user (for the admin console: when auth_dbname names the entry to ask). An
@@ -101,22 +121,13 @@ internal sealed partial class AuthStage : IConnectionStage
         bool fromQuery = false;
         if (credentials.Kind == CredentialKind.None && target is not null)
         {
-            try
+            if (await LookUpWithAuthQueryAsync(context, target, ct).ConfigureAwait(false) is not { } found)
             {
-                credentials = await context.Runtime.AuthQuery.LookupAsync(config, target, context.User, ct).ConfigureAwait(false);
-                fromQuery = true;
-            }
-            catch (AuthQueryException)
-            {
-                // The same text whoever the user is: the reason (logged) is about the server, not about them.
-                await context.SendErrorAsync(SqlState.InvalidAuthorizationSpecification, "authentication failed: could not look up the user with auth_query").ConfigureAwait(false);
                 return false;
             }
-            catch (OperationCanceledException)
-            {
-                await context.SendLoginStoppedAsync("client_login_timeout (authentication not completed in time)").ConfigureAwait(false);
-                return false;
-            }
+
+            credentials = found;
+            fromQuery = true;
         }
 
         bool ok = method switch

@@ -130,7 +130,7 @@ public sealed class ReadWriteSplitTests
         {
             await WaitForBalancingAsync(plain, 1);
             await using var conn = await OpenAsync(plain);
-            Assert.True(await OnStandbyAsync(conn, "select rt_where()"));
+            Assert.True(await ReachesStandbyAsync(conn, "select rt_where()"));
         }
 
         await using (var listed = StartProxy(primary, [primary, standby], r => r with
@@ -142,7 +142,7 @@ public sealed class ReadWriteSplitTests
             await WaitForBalancingAsync(listed, 1);
             await using var conn = await OpenAsync(listed);
             // Reads first: a statement sent to the primary counts as a write for read_your_writes.
-            Assert.True(await OnStandbyAsync(conn, "select pg_is_in_recovery() as rt_where"));
+            Assert.True(await ReachesStandbyAsync(conn, "select pg_is_in_recovery() as rt_where"));
             Assert.False(await OnStandbyAsync(conn, "select public.RT_WHERE()"));
         }
 
@@ -154,8 +154,8 @@ public sealed class ReadWriteSplitTests
         {
             await WaitForBalancingAsync(patterned, 1);
             await using var conn = await OpenAsync(patterned);
-            Assert.True(await OnStandbyAsync(conn, "select pg_is_in_recovery() as rt_exact_not"));
-            Assert.True(await OnStandbyAsync(conn, "select pg_is_in_recovery() as rt_cold"));
+            Assert.True(await ReachesStandbyAsync(conn, "select pg_is_in_recovery() as rt_exact_not"));
+            Assert.True(await ReachesStandbyAsync(conn, "select pg_is_in_recovery() as rt_cold"));
             Assert.False(await OnStandbyAsync(conn, "select pg_is_in_recovery() as rt_hot"));
             Assert.False(await OnStandbyAsync(conn, "SELECT pg_is_in_recovery() AS rt_exact;"));
         }
@@ -167,7 +167,7 @@ public sealed class ReadWriteSplitTests
         {
             await WaitForBalancingAsync(readOnly, 1);
             await using var conn = await OpenAsync(readOnly);
-            Assert.True(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
+            Assert.True(await ReachesStandbyAsync(conn, "select pg_is_in_recovery()"));
             Assert.False(await OnStandbyAsync(conn, "select rt_where()"));
         }
     }

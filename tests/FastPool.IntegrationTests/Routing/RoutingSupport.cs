@@ -72,6 +72,26 @@ internal static class RoutingSupport
         return (bool)(await cmd.ExecuteScalarAsync())!;
     }
 
+    /// <summary>
+    /// Whether a read the classifier lets go to a standby gets there within a few tries. A loaded machine can make a
+    /// replication check late or the standby lag behind other tests' writes for a moment, and then a read rightly
+    /// goes to the primary instead; a read classified as a write never reaches the standby however often it is sent.
+    /// </summary>
+    public static async Task<bool> ReachesStandbyAsync(NpgsqlConnection conn, string sql)
+    {
+        for (int attempt = 0; attempt < 20; attempt++)
+        {
+            if (await OnStandbyAsync(conn, sql))
+            {
+                return true;
+            }
+
+            await Task.Delay(150);
+        }
+
+        return false;
+    }
+
     public static Task ExecAsync(NpgsqlConnection conn, string sql) => ProtocolTestSupport.ExecAsync(conn, sql);
 
     /// <summary>Runs DDL on the primary and waits until the standby has replayed it (the object exists there).</summary>

@@ -13,6 +13,13 @@ namespace FastPool.Cache;
 /// invalidation takes a sequence number; a response is stored only when none of its relations (nor its whole
 /// database) was invalidated after its capture began (<see cref="BeginCapture"/>), so a read that raced a commit
 /// never outlives it in the cache.
+/// <para>
+/// Admission: while the store has room every miss may be stored. Once it is nearly full, a miss is stored only when
+/// its key was missed before in a recent window (a small bit set of key hashes, cleared as it fills), the "doorkeeper"
+/// of TinyLFU (Einziger, Friedman, Manes 2017). A workload of one-off keys, such as pgbench -S over a large table,
+/// would otherwise pay a capture, a store and an eviction on every statement and keep none of them long enough to be
+/// hit; repeated keys still get in on their second miss.
+/// </para>
 /// </remarks>
 public sealed class ResultCache
 {
@@ -38,6 +45,9 @@ public sealed class ResultCache
     private long _evictions;
     private long _invalidations;
     private long _stores;
+    private long _declined;
+    private ulong[]? _doorkeeper;
+    private int _doorkeeperSet;
 
     public ResultCache(CacheLimits limits, TimeProvider? time = null)
     {
@@ -62,8 +72,15 @@ public sealed class ResultCache
     }
 
     /// <summary>The stored response for <paramref name="key"/>, counted as a hit or a miss; null when there is none.</summary>
-    public byte[]? TryGet(ReadOnlySpan<byte> key)
+    public byte[]? TryGet(ReadOnlySpan<byte> key) => TryGet(key, out _);
+
+    /// <summary>
+    /// As <see cref="TryGet(ReadOnlySpan{byte})"/>; on a miss, <paramref name="admit"/> says whether a response to this
+    /// key would be stored now (see the admission remarks): when false, capturing it is wasted work.
+    /// </summary>
+    public byte[]? TryGet(ReadOnlySpan<byte> key, out bool admit)
     {
+        admit = false;
         lock (_lock)
         {
             if (_bySpan.TryGetValue(key, out var entry))
@@ -81,6 +98,7 @@ public sealed class ResultCache
             }
 
             _misses++;
+            admit = Admits(key);
             return null;
         }
     }
@@ -332,9 +350,60 @@ public sealed class ResultCache
         {
             lock (_lock)
             {
-                return new CacheStats(_hits, _misses, _entries.Count, _bytes, _evictions, _invalidations, _stores);
+                return new CacheStats(_hits, _misses, _entries.Count, _bytes, _evictions, _invalidations, _stores, _declined);
             }
         }
+    }
+
+    // Bits of the doorkeeper: about 8 per entry of a full store of small results, at least 64 Ki.
+    private int DoorkeeperWords => (int)Math.Clamp(_limits.TotalSize / 256 * 8 / 64, 1024, 1 << 20);
+
+    private bool Admits(ReadOnlySpan<byte> key)
+    {
+        // Room left: everything is stored (a miss's response is usually far smaller than 1/16 of the budget).
+        if (_bytes < _limits.TotalSize - (_limits.TotalSize >> 4))
+        {
+            return true;
+        }
+
+        int words = DoorkeeperWords;
+        if (_doorkeeper is null || _doorkeeper.Length != words)
+        {
+            _doorkeeper = new ulong[words];
+            _doorkeeperSet = 0;
+        }
+
+        // Two probes from one hash (Kirsch and Mitzenmacher): the second from its high half, odd so it walks all bits.
+        uint hash = (uint)ByteKeyComparer.Instance.GetHashCode(key);
+        uint step = (hash >> 16) | 1;
+        ulong bitCount = (ulong)words * 64;
+        bool seen = true;
+        for (uint i = 0, h = hash; i < 2; i++, h += step)
+        {
+            ulong bit = h % bitCount;
+            ref ulong word = ref _doorkeeper[bit >> 6];
+            ulong mask = 1UL << (int)(bit & 63);
+            if ((word & mask) == 0)
+            {
+                word |= mask;
+                seen = false;
+            }
+        }
+
+        if (seen)
+        {
+            return true;
+        }
+
+        // Cleared when an eighth of the bits are set: false "seen before" answers stay rare, and old keys age out.
+        if (++_doorkeeperSet > words * 64 / 16)
+        {
+            Array.Clear(_doorkeeper);
+            _doorkeeperSet = 0;
+        }
+
+        _declined++;
+        return false;
     }
 
     private void EvictOverBudget()

@@ -119,7 +119,7 @@ internal sealed partial class AdminConsole
             new("enabled", ColumnType.Int4), new("method", ColumnType.Text), new("hits", ColumnType.Numeric), new("misses", ColumnType.Numeric),
             new("hit_ratio", ColumnType.Text), new("entries", ColumnType.Numeric), new("bytes", ColumnType.Numeric),
             new("total_size", ColumnType.Numeric), new("evictions", ColumnType.Numeric), new("invalidations", ColumnType.Numeric),
-            new("stores", ColumnType.Numeric),
+            new("stores", ColumnType.Numeric), new("declined", ColumnType.Numeric),
         ]);
         var settings = _runtime.Config.FastPool.Cache;
         _result.Row()
@@ -133,7 +133,8 @@ internal sealed partial class AdminConsole
             .Add(settings.Limits.TotalSize)
             .Add(stats.Evictions)
             .Add(stats.Invalidations)
-            .Add(stats.Stores);
+            .Add(stats.Stores)
+            .Add(stats.Declined);
         _result.Complete("SHOW");
     }
 

@@ -32,6 +32,7 @@ internal static class MetricsReport
         w.Single("fastpool_cache_entries", "gauge", "Results in the cache.", stats.Entries);
         w.Single("fastpool_cache_bytes", "gauge", "Bytes the cached results take (memqcache_total_size bounds it).", stats.Bytes);
         w.Single("fastpool_cache_evictions_total", "counter", "Results dropped to stay within memqcache_total_size.", stats.Evictions);
+        w.Single("fastpool_cache_declined_total", "counter", "Misses not stored because the cache was nearly full and the key had not been missed recently.", stats.Declined);
         w.Single("fastpool_cache_invalidations_total", "counter", "Invalidations by writes (through FastPool, triggers or other instances).", stats.Invalidations);
     }
 

@@ -18,14 +18,18 @@ internal sealed class CacheStage(ProxyRuntime runtime) : IQueryStage
                 return SharedAsync(context, next, cache, shared);
             }
 
-            var hit = cache.TryGet(context.CacheKey.AsSpan(0, context.CacheKeyLength));
+            var hit = cache.TryGet(context.CacheKey.AsSpan(0, context.CacheKeyLength), out bool admit);
             if (hit is not null)
             {
                 context.CachedResponse = hit;
                 return ValueTask.CompletedTask;
             }
 
-            context.CaptureFrom = cache.BeginCapture();
+            // A miss the cache would not store (it is nearly full and the key is new): no capture, no analysis.
+            if (admit)
+            {
+                context.CaptureFrom = cache.BeginCapture();
+            }
         }
 
         return next(context);

@@ -39,6 +39,7 @@ internal sealed partial class ClientSession
     private readonly List<string> _cacheNamedWrites = [];
     private bool _cacheNamedWroteAll;
     private string? _cacheDatabase;
+    private string[] _lastCapturedRelations = [];
 
     /// <summary>The server database the entries belong to, the same for every entry name that reaches it.</summary>
     private string CacheDatabase
@@ -228,12 +229,36 @@ internal sealed partial class ClientSession
     /// <summary>The relations an entry depends on: those it read and, for a partitioned table or a partition, its whole partition tree.</summary>
     private string[] CapturedRelations(ResultCache cache, string database)
     {
+        bool family = false;
+        foreach (var name in _cacheRelations)
+        {
+            family |= cache.FamilyOf(database, name) is not null;
+        }
+
+        if (!family)
+        {
+            // The common case: the session's statements read the same tables again, and the entries share one array.
+            if (!_lastCapturedRelations.AsSpan().SequenceEqual(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_cacheRelations)))
+            {
+                _lastCapturedRelations = [.. _cacheRelations.Distinct(StringComparer.Ordinal)];
+                if (_lastCapturedRelations.Length != _cacheRelations.Count)
+                {
+                    // Duplicates: not comparable with the list next time; keep this array to this entry.
+                    var distinct = _lastCapturedRelations;
+                    _lastCapturedRelations = [];
+                    return distinct;
+                }
+            }
+
+            return _lastCapturedRelations;
+        }
+
         var relations = new HashSet<string>(_cacheRelations, StringComparer.Ordinal);
         foreach (var name in _cacheRelations)
         {
-            if (cache.FamilyOf(database, name) is { } family)
+            if (cache.FamilyOf(database, name) is { } members)
             {
-                relations.UnionWith(family);
+                relations.UnionWith(members);
             }
         }
 
@@ -248,9 +273,15 @@ internal sealed partial class ClientSession
     {
         var settings = _runtime.Config.FastPool.Cache;
         unknown = null;
-        foreach (var name in _cacheRelations.Concat(_cacheFunctions))
+        return NamesMayBeSafe(_cacheRelations, cache, database, settings.SafeTables, ref unknown)
+            && NamesMayBeSafe(_cacheFunctions, cache, database, settings.SafeTables, ref unknown);
+    }
+
+    private static bool NamesMayBeSafe(List<string> names, ResultCache cache, string database, IReadOnlySet<string> safeTables, ref List<string>? unknown)
+    {
+        foreach (var name in names)
         {
-            if (settings.SafeTables.Contains(name))
+            if (safeTables.Contains(name))
             {
                 continue;
             }

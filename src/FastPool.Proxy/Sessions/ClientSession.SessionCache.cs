@@ -74,8 +74,8 @@ internal sealed partial class ClientSession
         }
         else
         {
-            hit = cache.TryGet(_query.CacheKey.AsSpan(0, _query.CacheKeyLength));
-            from = hit is null ? cache.BeginCapture() : null;
+            hit = cache.TryGet(_query.CacheKey.AsSpan(0, _query.CacheKeyLength), out bool admit);
+            from = hit is null && admit ? cache.BeginCapture() : null;
         }
 
         if (!gate.Wait(0))

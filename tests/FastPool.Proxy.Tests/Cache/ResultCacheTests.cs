@@ -67,6 +67,31 @@ public sealed class ResultCacheTests
         Assert.Equal(0, cache.Stats.Entries);
     }
 
+    [Fact]
+    public void A_nearly_full_cache_admits_a_new_key_on_its_second_miss_only()
+    {
+        // Three entries of 262 bytes fill 800 to within a sixteenth.
+        var cache = new ResultCache(new CacheLimits(800, 1000, TimeSpan.Zero));
+        Assert.Null(cache.TryGet(B("k1"), out bool admit));
+        Assert.True(admit);
+        cache.TryAdd(B("k1"), new byte[100], "db", ["t"], cache.BeginCapture());
+        cache.TryAdd(B("k2"), new byte[100], "db", ["t"], cache.BeginCapture());
+        Assert.Null(cache.TryGet(B("k3"), out admit));
+        Assert.True(admit);
+        cache.TryAdd(B("k3"), new byte[100], "db", ["t"], cache.BeginCapture());
+
+        Assert.Null(cache.TryGet(B("one-off"), out admit));
+        Assert.False(admit);
+        Assert.Null(cache.TryGet(B("one-off"), out admit));
+        Assert.True(admit);
+        Assert.Equal(1, cache.Stats.Declined);
+
+        // Room again (an invalidation emptied it): every miss is admitted.
+        cache.Invalidate("db", ["t"]);
+        Assert.Null(cache.TryGet(B("another"), out admit));
+        Assert.True(admit);
+    }
+
     private sealed class ManualTime : TimeProvider
     {
         private long _ticks;

@@ -24,7 +24,7 @@ internal sealed partial class ProxyRuntime
         StartedAt = time.GetUtcNow();
         Logger = loggerFactory.CreateLogger("FastPool");
         Transport = ConnectionTransport.Create(config.FastPool.Transport, config.FastPool.IoThreads,
-            ex => Log.Unexpected(Logger, 0, ex.Message, ex));
+            ex => Log.Unexpected(Logger, 0, ex.Message, ex), config.FastPool.IdleSpinMicros);
         Pools = new PoolManager(config, time, Logger, Transport) { IsPaused = Control.IsPaused };
         Cancels = new CancelRegistry(Logger);
         Stats = new ProxyStats();

@@ -702,6 +702,9 @@ public static partial class ConfigLoader
                 case "io_threads" when TryInt(e, key, 0, 1024, out var ioThreads):
                     _ioThreads = ioThreads;
                     break;
+                case "idle_spin_us" when TryInt(e, key, 0, 10_000, out var spin):
+                    _fastPool = _fastPool with { IdleSpinMicros = spin };
+                    break;
                 case "auth_query_cache_ttl" when TryTime(e, key, e.Value, out var ttl):
                     _fastPool = _fastPool with { AuthQueryCacheTtl = ttl };
                     break;

@@ -46,11 +46,12 @@ internal abstract class ConnectionTransport : IDisposable
     {
     }
 
-    public static ConnectionTransport Create(TransportKind kind, int ioThreads, Action<Exception> onLoopError) =>
-        Create(kind, ioThreads, onLoopError, static (threads, onError, reason) => new IoUringTransport(threads, onError, reason));
+    /// <param name="idleSpinMicros">idle_spin_us: how long a loop may poll before it blocks (<see cref="IdleSpin"/>).</param>
+    public static ConnectionTransport Create(TransportKind kind, int ioThreads, Action<Exception> onLoopError, int idleSpinMicros = 0) =>
+        Create(kind, ioThreads, onLoopError, (threads, onError, reason) => new IoUringTransport(threads, onError, reason, idleSpinMicros), idleSpinMicros);
 
     /// <param name="startIoUring">Starts the io_uring transport; tests replace it to play a kernel that refuses io_uring.</param>
-    internal static ConnectionTransport Create(TransportKind kind, int ioThreads, Action<Exception> onLoopError, Func<int, Action<Exception>, string, ConnectionTransport> startIoUring)
+    internal static ConnectionTransport Create(TransportKind kind, int ioThreads, Action<Exception> onLoopError, Func<int, Action<Exception>, string, ConnectionTransport> startIoUring, int idleSpinMicros = 0)
     {
         if (kind == TransportKind.Sockets)
         {
@@ -82,7 +83,7 @@ internal abstract class ConnectionTransport : IDisposable
 
         try
         {
-            return new EpollTransport(threads, onLoopError, epollReason);
+            return new EpollTransport(threads, onLoopError, epollReason, idleSpinMicros);
         }
         catch (Exception ex) when (kind != TransportKind.Epoll && ex is SocketException or DllNotFoundException or EntryPointNotFoundException or MarshalDirectiveException)
         {
@@ -112,7 +113,7 @@ internal sealed class EpollTransport : ConnectionTransport
     private readonly EpollLoop[] _loops;
     private uint _next;
 
-    public EpollTransport(int threads, Action<Exception> onLoopError, string reason)
+    public EpollTransport(int threads, Action<Exception> onLoopError, string reason, int idleSpinMicros = 0)
     {
         Reason = reason;
         _loops = new EpollLoop[threads];
@@ -120,7 +121,7 @@ internal sealed class EpollTransport : ConnectionTransport
         {
             for (int i = 0; i < threads; i++)
             {
-                _loops[i] = new EpollLoop(i, onLoopError);
+                _loops[i] = new EpollLoop(i, onLoopError, idleSpinMicros);
             }
         }
         catch
@@ -156,7 +157,7 @@ internal sealed class IoUringTransport : ConnectionTransport
 
     public override int DescriptorsPerConnection => 2;
 
-    public IoUringTransport(int threads, Action<Exception> onLoopError, string reason)
+    public IoUringTransport(int threads, Action<Exception> onLoopError, string reason, int idleSpinMicros = 0)
     {
         Reason = reason;
         _loops = new IoUringLoop[threads];
@@ -164,7 +165,7 @@ internal sealed class IoUringTransport : ConnectionTransport
         {
             for (int i = 0; i < threads; i++)
             {
-                _loops[i] = new IoUringLoop(i, onLoopError);
+                _loops[i] = new IoUringLoop(i, onLoopError, idleSpinMicros);
             }
         }
         catch

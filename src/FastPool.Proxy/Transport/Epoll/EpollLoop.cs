@@ -36,10 +36,12 @@ internal sealed unsafe class EpollLoop : IDisposable
     private uint[] _generations = new uint[256];
     private int _nextSlot;
     private volatile bool _stopping;
+    private IdleSpin _spin;
 
-    public EpollLoop(int index, Action<Exception> onError)
+    public EpollLoop(int index, Action<Exception> onError, int idleSpinMicros = 0)
     {
         _onError = onError;
+        _spin = new IdleSpin(idleSpinMicros);
         _epfd = EpollNative.epoll_create1(EpollNative.EPOLL_CLOEXEC);
         if (_epfd < 0)
         {
@@ -132,7 +134,25 @@ internal sealed unsafe class EpollLoop : IDisposable
             while (!_stopping)
             {
                 LoopClock.Idle();
-                int n = EpollNative.epoll_wait(_epfd, events, MaxEvents, -1);
+                int n = 0;
+                long budget = _spin.Begin();
+                while (budget > 0)
+                {
+                    n = EpollNative.epoll_wait(_epfd, events, MaxEvents, 0);
+                    if (n != 0 || _spin.Expired(budget))
+                    {
+                        break;
+                    }
+
+                    _ = EpollNative.sched_yield();
+                }
+
+                if (n == 0)
+                {
+                    n = EpollNative.epoll_wait(_epfd, events, MaxEvents, -1);
+                }
+
+                _spin.End();
                 if (n < 0)
                 {
                     int errno = Marshal.GetLastPInvokeError();

@@ -39,6 +39,9 @@ internal static unsafe partial class EpollNative
 
     public static readonly int EventDataOffset = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 4 : 8;
 
+    [LibraryImport("libc")]
+    internal static partial int sched_yield();
+
     [LibraryImport("libc", SetLastError = true)]
     public static partial int epoll_create1(int flags);
 

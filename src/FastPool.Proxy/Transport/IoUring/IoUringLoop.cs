@@ -56,10 +56,12 @@ internal sealed unsafe class IoUringLoop : IDisposable
     private int _wakePending;
     private int _threadId;
     private volatile bool _stopping;
+    private IdleSpin _spin;
 
-    public IoUringLoop(int index, Action<Exception> onError)
+    public IoUringLoop(int index, Action<Exception> onError, int idleSpinMicros = 0)
     {
         _onError = onError;
+        _spin = new IdleSpin(idleSpinMicros);
         Exception? startError = null;
         using var started = new ManualResetEventSlim();
 
@@ -226,7 +228,27 @@ internal sealed unsafe class IoUringLoop : IDisposable
             }
 
             LoopClock.Idle();
-            int error = ring.Enter(wait: true);
+            int error = 0;
+            bool ready = false;
+            long budget = _spin.Begin();
+            while (budget > 0)
+            {
+                error = ring.Poll();
+                ready = ring.HasCompletion;
+                if (ready || (error < 0 && error != -EINTR && error != -EAGAIN && error != -EBUSY) || _spin.Expired(budget))
+                {
+                    break;
+                }
+
+                _ = Epoll.EpollNative.sched_yield();
+            }
+
+            if (!ready && error >= 0)
+            {
+                error = ring.Enter(wait: true);
+            }
+
+            _spin.End();
             if (error < 0 && error != -EINTR && error != -EAGAIN && error != -EBUSY)
             {
                 _onError(new IoUringUnavailableException($"io_uring_enter failed: errno {-error}; the io_uring loop stops"));

@@ -213,6 +213,21 @@ internal sealed unsafe class IoUringRing : IDisposable
         return errno == ETIME ? 0 : -errno;
     }
 
+    /// <summary>
+    /// Submits what is queued and runs the deferred completion work (IORING_SETUP_DEFER_TASKRUN posts completions only
+    /// inside an io_uring_enter with GETEVENTS), without waiting for any: one busy poll of <see cref="IdleSpin"/>.
+    /// </summary>
+    public int Poll()
+    {
+        Volatile.Write(ref *_sqTail, _sqLocalTail);
+        uint toSubmit = _sqLocalTail - Volatile.Read(ref *_sqHead);
+        _immediate = 0;
+        return IoUringNative.Enter(_fd, toSubmit, 0, IORING_ENTER_GETEVENTS, null, 0) >= 0 ? 0 : -Marshal.GetLastPInvokeError();
+    }
+
+    /// <summary>A completion is waiting in the queue.</summary>
+    public bool HasCompletion => *_cqHead != Volatile.Read(ref *_cqTail);
+
     /// <summary>Takes the next completion, if any: user_data, res and flags of a struct io_uring_cqe.</summary>
     public bool TryPeek(out ulong userData, out int result, out uint flags)
     {

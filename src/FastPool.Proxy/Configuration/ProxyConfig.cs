@@ -248,7 +248,7 @@ public sealed record FastPoolSettings
     /// idle_spin_us: how long an event loop may poll for the next event before it blocks, when its recent idle gaps
     /// were shorter than this (0 = always block). See Transport.IdleSpin.
     /// </summary>
-    public int IdleSpinMicros { get; init; } = 50;
+    public int IdleSpinMicros { get; init; } = 20;
     /// <summary>
     /// pin_listen, pin_advisory_locks, pin_temp_tables, pin_prepare, pin_hold_cursors, pin_session_authorization:
     /// session-level features that keep a client on its server in transaction and statement pooling (all on by default).

@@ -48,6 +48,7 @@ public sealed class ResultCache
     private long _declined;
     private ulong[]? _doorkeeper;
     private int _doorkeeperSet;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte[]> _prefixes = new(StringComparer.Ordinal);
 
     public ResultCache(CacheLimits limits, TimeProvider? time = null)
     {
@@ -100,6 +101,38 @@ public sealed class ResultCache
             _misses++;
             admit = Admits(key);
             return null;
+        }
+    }
+
+    /// <summary>
+    /// The key prefix for a session's database, user and settings (<paramref name="prefix"/>, their full text), as this
+    /// store keeps it: a marker byte and a number this instance gave that exact text. The text runs to a few hundred
+    /// bytes (every reported parameter), more than the statement and its result together for a pgbench -S entry;
+    /// numbered, entries are half the size, so twice as many fit, and each lookup hashes a third of the bytes. Past
+    /// 65,536 distinct texts (application_name is one of them) new ones keep their full text, which never starts
+    /// with the marker. Keys shared with other instances (Redis) must keep the full text.
+    /// </summary>
+    public byte[] CompactPrefix(string prefix)
+    {
+        if (_prefixes.TryGetValue(prefix, out var compact))
+        {
+            return compact;
+        }
+
+        if (_prefixes.Count >= 65_536)
+        {
+            return System.Text.Encoding.UTF8.GetBytes(prefix);
+        }
+
+        lock (_prefixes)
+        {
+            return _prefixes.GetOrAdd(prefix, static (_, count) =>
+            {
+                var bytes = new byte[5];
+                bytes[0] = 0x01;
+                System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(bytes.AsSpan(1), count);
+                return bytes;
+            }, _prefixes.Count);
         }
     }
 

@@ -26,6 +26,8 @@ internal sealed partial class ClientSession
     private bool _cacheOff;
     private byte[] _cachePrefix = [];
     private string? _cachePrefixState;
+    private ResultCache? _cachePrefixCache;
+    private RedisResultStore? _cachePrefixShared;
     private int _cacheRequestLength;
     private ResponseCapture? _capture;
     private readonly List<string> _cacheRelations = [];
@@ -141,11 +143,17 @@ internal sealed partial class ClientSession
     private Lookahead KeyFor(in ReadOnlySequence<byte> request)
     {
         var state = PerTransaction ? StateKey() : SessionModeStateKey();
-        if (!ReferenceEquals(state, _cachePrefixState))
+        var shared = _runtime.SharedCache;
+        if (!ReferenceEquals(state, _cachePrefixState) || !ReferenceEquals(_cacheInUse, _cachePrefixCache) || !ReferenceEquals(shared, _cachePrefixShared))
         {
             string user = Database.User ?? User;
-            _cachePrefix = Encoding.UTF8.GetBytes(CacheDatabase + "\0" + user + "\0" + state + "\0");
+            string prefix = CacheDatabase + "\0" + user + "\0" + state + "\0";
+
+            // Numbered by this store (it is this store's own key space), unless the keys are shared through Redis.
+            _cachePrefix = shared is null && _cacheInUse is { } cache ? cache.CompactPrefix(prefix) : Encoding.UTF8.GetBytes(prefix);
             _cachePrefixState = state;
+            _cachePrefixCache = _cacheInUse;
+            _cachePrefixShared = shared;
         }
 
         long length = _cachePrefix.Length + request.Length;

@@ -92,6 +92,17 @@ public sealed class ResultCacheTests
         Assert.True(admit);
     }
 
+    [Fact]
+    public void Compact_prefixes_are_one_per_distinct_text_and_never_shared_between_texts()
+    {
+        var cache = new ResultCache(CacheLimits.Default);
+        var a = cache.CompactPrefix("db\0alice\0search_path=public\0");
+        var b = cache.CompactPrefix("db\0bob\0search_path=public\0");
+        Assert.Same(a, cache.CompactPrefix("db\0alice\0search_path=public\0"));
+        Assert.False(a.AsSpan().SequenceEqual(b));
+        Assert.Equal(5, a.Length);
+    }
+
     private sealed class ManualTime : TimeProvider
     {
         private long _ticks;

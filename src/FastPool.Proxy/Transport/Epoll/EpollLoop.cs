@@ -147,12 +147,13 @@ internal sealed unsafe class EpollLoop : IDisposable
                     _ = EpollNative.sched_yield();
                 }
 
+                bool polled = n != 0;
                 if (n == 0)
                 {
                     n = EpollNative.epoll_wait(_epfd, events, MaxEvents, -1);
                 }
 
-                _spin.End();
+                _spin.End(polled);
                 if (n < 0)
                 {
                     int errno = Marshal.GetLastPInvokeError();

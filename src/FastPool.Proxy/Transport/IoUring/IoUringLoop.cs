@@ -248,7 +248,7 @@ internal sealed unsafe class IoUringLoop : IDisposable
                 error = ring.Enter(wait: true);
             }
 
-            _spin.End();
+            _spin.End(ready);
             if (error < 0 && error != -EINTR && error != -EAGAIN && error != -EBUSY)
             {
                 _onError(new IoUringUnavailableException($"io_uring_enter failed: errno {-error}; the io_uring loop stops"));

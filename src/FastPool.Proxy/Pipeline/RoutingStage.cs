@@ -81,7 +81,7 @@ internal sealed class RoutingStage : IQueryStage
     {
         // Per-client balancing keeps the standby chosen first while it stays eligible, as Pgpool-II keeps one
         // load-balance node per session; statement_level_load_balance picks again for every transaction.
-        if (!routing.StatementLevelLoadBalance && context.SessionStandby is { } sticky && nodes.Contains(sticky) && MayServe(sticky, routing, context.MinReplayLsn))
+        if (!routing.StatementLevelLoadBalance && context.SessionStandby is { } sticky && Holds(nodes, sticky) && MayServe(sticky, routing, context.MinReplayLsn))
         {
             return sticky;
         }
@@ -119,6 +119,20 @@ internal sealed class RoutingStage : IQueryStage
         candidates.AsSpan(0, count).Clear();
         context.SessionStandby = chosen;
         return chosen;
+    }
+
+    // By reference, in a loop: IReadOnlyList.Contains goes through LINQ and the default comparer on every read.
+    private static bool Holds(IReadOnlyList<Node> nodes, Node node)
+    {
+        for (int i = 0; i < nodes.Count; i++)
+        {
+            if (ReferenceEquals(nodes[i], node))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>app_name_redirect_preference_list first, then database_redirect_preference_list (Pgpool-II's order).</summary>

@@ -46,8 +46,83 @@ public static class SqlClassifier
 {
     public static QueryTraits Classify(ReadOnlySpan<byte> sql, ClassifierOptions? options = null)
     {
-        options ??= ClassifierOptions.Default;
         var traits = SqlLexer.StartsWithHint(sql, "NO LOAD BALANCE"u8) ? QueryTraits.NoLoadBalanceHint | QueryTraits.Write : QueryTraits.None;
+        return IsPlainSelect(sql) ? traits : traits | Walk(sql, options ?? ClassifierOptions.Default);
+    }
+
+    /// <summary><see cref="Classify"/> without the plain-SELECT pre-check: every text is walked (tests compare the two).</summary>
+    internal static QueryTraits ClassifyByLexer(ReadOnlySpan<byte> sql, ClassifierOptions? options = null)
+    {
+        var traits = SqlLexer.StartsWithHint(sql, "NO LOAD BALANCE"u8) ? QueryTraits.NoLoadBalanceHint | QueryTraits.Write : QueryTraits.None;
+        return traits | Walk(sql, options ?? ClassifierOptions.Default);
+    }
+
+    /// <summary>
+    /// A single SELECT that calls nothing and holds none of the words that make a SELECT a write: no '(' at all (so no
+    /// function call, whatever the lists say), and no word starting with for, into, insert, update, delete or merge.
+    /// A keyword is never split by a comment, a quote or an escape (PostgreSQL docs 4.1.1), so such a text is a read
+    /// with no traits, and the lexer walk is not needed; pgbench -S and most ORM lookups are such texts. Anything
+    /// else (a second statement after the ';', a leading comment, those bytes inside a string) only means the walk
+    /// decides.
+    /// </summary>
+    private static bool IsPlainSelect(ReadOnlySpan<byte> sql)
+    {
+        int start = sql.IndexOfAnyExcept(" \t\r\n"u8);
+        if (start < 0 || sql.Length - start < 7 || !Ascii.EqualsIgnoreCase(sql.Slice(start, 6), "select"u8) || IsWordByte(sql[start + 6]))
+        {
+            return false;
+        }
+
+        var rest = sql[(start + 6)..];
+        int semicolon = rest.IndexOf((byte)';');
+        if (semicolon >= 0)
+        {
+            if (rest[(semicolon + 1)..].IndexOfAnyExcept(" \t\r\n;"u8) >= 0)
+            {
+                return false;
+            }
+
+            rest = rest[..semicolon];
+        }
+
+        if (rest.Contains((byte)'('))
+        {
+            return false;
+        }
+
+        for (int i = rest.IndexOfAny("fFiIuUdDmM"u8); i >= 0;)
+        {
+            // After an ASCII letter the word goes on, so the letters here are not a word's start; after any other byte
+            // (a digit, '_', '$', a quote) they are taken to be one, which at worst sends the text to the walk.
+            if ((uint)((rest[i - 1] | 0x20) - 'a') > 'z' - 'a' && StartsWriteWord(rest[i..]))
+            {
+                return false;
+            }
+
+            int next = rest[(i + 1)..].IndexOfAny("fFiIuUdDmM"u8);
+            i = next < 0 ? -1 : i + 1 + next;
+        }
+
+        return true;
+    }
+
+    private static bool IsWordByte(byte b) => (uint)((b | 0x20) - 'a') <= 'z' - 'a' || b == '_' || b >= 0x80 || (uint)(b - '0') <= 9 || b == '$';
+
+    private static bool StartsWriteWord(ReadOnlySpan<byte> text) => (text[0] | 0x20) switch
+    {
+        'f' => StartsWithIgnoreCase(text, "for"u8),
+        'i' => StartsWithIgnoreCase(text, "into"u8) || StartsWithIgnoreCase(text, "insert"u8),
+        'u' => StartsWithIgnoreCase(text, "update"u8),
+        'd' => StartsWithIgnoreCase(text, "delete"u8),
+        _ => StartsWithIgnoreCase(text, "merge"u8),
+    };
+
+    private static bool StartsWithIgnoreCase(ReadOnlySpan<byte> text, ReadOnlySpan<byte> lowerAscii) =>
+        text.Length >= lowerAscii.Length && Ascii.EqualsIgnoreCase(text[..lowerAscii.Length], lowerAscii);
+
+    private static QueryTraits Walk(ReadOnlySpan<byte> sql, ClassifierOptions options)
+    {
+        var traits = QueryTraits.None;
         var s = new TokenStream(sql);
         int statements = 0;
         while (true)

@@ -232,3 +232,53 @@ public sealed class SqlClassifierTests
         Assert.True(Classify("update tabelle_ä set größe = 1").HasFlag(QueryTraits.Write));
     }
 }
+
+/// <summary>The plain-SELECT pre-check must decide exactly as the lexer walk would, or leave the text to it.</summary>
+public sealed class PlainSelectPrecheckTests
+{
+    [Theory]
+    [InlineData("SELECT abalance FROM pgbench_accounts WHERE aid = 42;")]
+    [InlineData("  select * from t for update")]
+    [InlineData("select * from t FOR\nSHARE")]
+    [InlineData("select a into b from t")]
+    [InlineData("select 1; delete from t")]
+    [InlineData("select 1;  ;\n")]
+    [InlineData("select nextval('s')")]
+    [InlineData("select information, formula, updated_at from t")]
+    [InlineData("select x_for, \"for\", 'for update' from t")]
+    [InlineData("select$1")]
+    [InlineData("selectx from t")]
+    [InlineData("/*NO LOAD BALANCE*/ select 1")]
+    public void Agrees_with_the_lexer_walk(string sql)
+    {
+        var bytes = Encoding.UTF8.GetBytes(sql);
+        Assert.Equal(SqlClassifier.ClassifyByLexer(bytes), SqlClassifier.Classify(bytes));
+    }
+
+    [Fact]
+    public void Agrees_with_the_lexer_walk_on_generated_texts()
+    {
+        string[] pieces =
+        [
+            "select", "for", "update", "share", "no", "key", "into", "insert", "delete", "merge", "with", "values",
+            "nextval", "pg_advisory_lock", "format", "updated", "x", "e", "1", "1e", "E'", "$1", "_", "$", "\u00e9", "'", "\"", "--", "/*",
+            "*/", "\n", " ", " ", " ", ";", "(", ")", "=", ".", "*", ",",
+        ];
+        var random = new Random(20261127);
+        for (int n = 0; n < 20_000; n++)
+        {
+            var text = new StringBuilder(random.Next(2) == 0 ? "select " : string.Empty);
+            int count = random.Next(1, 9);
+            for (int i = 0; i < count; i++)
+            {
+                var piece = pieces[random.Next(pieces.Length)];
+                text.Append(random.Next(3) == 0 ? piece.ToUpperInvariant() : piece);
+            }
+
+            var bytes = Encoding.UTF8.GetBytes(text.ToString());
+            var fast = SqlClassifier.Classify(bytes);
+            var full = SqlClassifier.ClassifyByLexer(bytes);
+            Assert.True(fast == full, $"\"{text}\": pre-check {fast}, lexer {full}");
+        }
+    }
+}

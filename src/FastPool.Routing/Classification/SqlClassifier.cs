@@ -90,7 +90,7 @@ public static class SqlClassifier
             return false;
         }
 
-        for (int i = rest.IndexOfAny("fFiIuUdDmM"u8); i >= 0;)
+        for (int i = rest.IndexOfAny(s_writeWordStarts); i >= 0;)
         {
             // After an ASCII letter the word goes on, so the letters here are not a word's start; after any other byte
             // (a digit, '_', '$', a quote) they are taken to be one, which at worst sends the text to the walk.
@@ -99,12 +99,14 @@ public static class SqlClassifier
                 return false;
             }
 
-            int next = rest[(i + 1)..].IndexOfAny("fFiIuUdDmM"u8);
+            int next = rest[(i + 1)..].IndexOfAny(s_writeWordStarts);
             i = next < 0 ? -1 : i + 1 + next;
         }
 
         return true;
     }
+
+    private static readonly System.Buffers.SearchValues<byte> s_writeWordStarts = System.Buffers.SearchValues.Create("fFiIuUdDmM"u8);
 
     private static bool IsWordByte(byte b) => (uint)((b | 0x20) - 'a') <= 'z' - 'a' || b == '_' || b >= 0x80 || (uint)(b - '0') <= 9 || b == '$';
 

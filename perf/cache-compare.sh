@@ -12,25 +12,10 @@
 # The targets run interleaved, R rounds of N seconds; the means are reported, with FastPool's CPU µs per
 # transaction. Report: perf/reports/cache-<stamp>.txt; its last lines are the two ratios.
 set -euo pipefail
-SECS=10 ROUNDS=2 FASTPOOL=""
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --seconds) SECS=$2; shift 2;; --rounds) ROUNDS=$2; shift 2;; --fastpool) FASTPOOL=$2; shift 2;;
-    *) echo "unknown option $1" >&2; exit 2;;
-  esac
-done
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/.." && pwd)
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-[[ -x $PGBIN/postgres ]] || { echo "no PostgreSQL server binaries under /usr/lib/postgresql" >&2; exit 2; }
 # shellcheck source=perf/lib.sh
 source "$here/lib.sh"
-
-if [[ -z $FASTPOOL ]]; then
-  echo "publishing FastPool (native AOT) to $here/out ..." >&2
-  dotnet publish "$root/src/FastPool/FastPool.csproj" -c Release -r linux-x64 -o "$here/out" -v quiet -nologo >&2
-  FASTPOOL="$here/out/fastpool"
-fi
+bench_setup "$@"
 
 DIR=$(mktemp -d /tmp/cache-compare.XXXXXX); chmod 755 "$DIR"
 [[ $(id -u) == 0 ]] && chown postgres "$DIR"

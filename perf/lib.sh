@@ -55,3 +55,27 @@ logfile = $dir/$base.log
 pidfile = $dir/$base.pid
 INI
 }
+
+# bench_setup "$@": what cache-compare.sh and routing-compare.sh share. Reads --seconds N, --rounds N and
+# --fastpool PATH into SECS, ROUNDS and FASTPOOL (defaults 10, 2 and a fresh native AOT publish to perf/out), and
+# sets PGBIN to the newest PostgreSQL server binaries. Exits 2 on an unknown option or when something is missing.
+bench_setup() {
+  SECS=10 ROUNDS=2 FASTPOOL=""
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      --seconds) SECS=$2; shift 2;; --rounds) ROUNDS=$2; shift 2;; --fastpool) FASTPOOL=$2; shift 2;;
+      *) echo "unknown option $1" >&2; exit 2;;
+    esac
+  done
+  local here root
+  here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+  root=$(cd "$here/.." && pwd)
+  PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  [[ -x $PGBIN/postgres ]] || { echo "no PostgreSQL server binaries under /usr/lib/postgresql" >&2; exit 2; }
+  if [[ -z $FASTPOOL ]]; then
+    echo "publishing FastPool (native AOT) to $here/out ..." >&2
+    dotnet publish "$root/src/FastPool/FastPool.csproj" -c Release -r linux-x64 -o "$here/out" -v quiet -nologo >&2
+    FASTPOOL="$here/out/fastpool"
+  fi
+  [[ -x $FASTPOOL ]] || { echo "FastPool binary not found at $FASTPOOL" >&2; exit 2; }
+}

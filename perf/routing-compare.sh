@@ -16,28 +16,10 @@
 # of the process), the two-node/one-node ratio, and where the reads went: SHOW POOL_NODES of the two-node
 # FastPool and each server's own transaction count (pg_stat_database).
 set -euo pipefail
-SECS=10 ROUNDS=2 FASTPOOL=""
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --seconds) SECS=$2; shift 2;; --rounds) ROUNDS=$2; shift 2;; --fastpool) FASTPOOL=$2; shift 2;;
-    *) echo "unknown option $1" >&2; exit 2;;
-  esac
-done
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/.." && pwd)
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-[[ -x $PGBIN/postgres ]] || { echo "no PostgreSQL server binaries under /usr/lib/postgresql" >&2; exit 2; }
-
-if [[ -z $FASTPOOL ]]; then
-  out="$here/out"
-  echo "publishing FastPool (native AOT) to $out ..." >&2
-  dotnet publish "$root/src/FastPool/FastPool.csproj" -c Release -r linux-x64 -o "$out" -v quiet -nologo >&2
-  FASTPOOL="$out/fastpool"
-fi
-[[ -x $FASTPOOL ]] || { echo "FastPool binary not found at $FASTPOOL" >&2; exit 2; }
-
 # shellcheck source=perf/lib.sh
 . "$here/lib.sh"
+bench_setup "$@"
 DIR=$(mktemp -d /tmp/routing-compare.XXXXXX); chmod 755 "$DIR"
 [[ $(id -u) == 0 ]] && chown postgres "$DIR"
 PPORT=$(free_port); SPORT=$(free_port); ONE_PORT=$(free_port); TWO_PORT=$(free_port)

@@ -41,7 +41,7 @@ public sealed class IdleClientsTests(PostgresFixture fixture, Xunit.Abstractions
         // The logins' longer-lived garbage (250 at a time) reaches gen2, which is collected only when its budget runs
         // out: a heap limit well above what 10,000 clients keep alive makes the collector reclaim it before the
         // heap grows past what they need (runs without it measured anywhere from 4.4 to 11 KiB per client).
-        var environment = new Dictionary<string, string?> { ["DOTNET_GCgen0size"] = "0x400000", ["DOTNET_GCHeapHardLimit"] = "0x5000000" };
+        var environment = new Dictionary<string, string?> { ["DOTNET_GCgen0size"] = "0x400000", ["DOTNET_GCHeapHardLimit"] = "0x8000000" };
         await using var proxy = FastPoolProcess.Start([config], environment, ws.Directory);
         await proxy.WaitForStartAsync(port, TimeSpan.FromSeconds(15));
 

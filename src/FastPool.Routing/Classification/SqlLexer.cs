@@ -141,6 +141,9 @@ public ref struct SqlLexer
         return new SqlToken(SqlTokenKind.Symbol, start, 1);
     }
 
+    /// <summary>The text from <paramref name="from"/>, or from where the next token would be read when it is negative.</summary>
+    public readonly ReadOnlySpan<byte> Rest(int from) => _text[(from < 0 ? _pos : from)..];
+
     /// <summary>The bytes of a token.</summary>
     public readonly ReadOnlySpan<byte> TextOf(SqlToken token) => _text.Slice(token.Start, token.Length);
 

@@ -249,6 +249,10 @@ public sealed class PlainSelectPrecheckTests
     [InlineData("select$1")]
     [InlineData("selectx from t")]
     [InlineData("/*NO LOAD BALANCE*/ select 1")]
+    [InlineData("SELECT u.\"Id\", u.\"Name\" FROM \"Users\" AS u WHERE u.\"Email\" = $1 ORDER BY u.\"Id\" DESC LIMIT 10")]
+    [InlineData("SELECT u.\"Id\", u.\"Name\" FROM \"Users\" AS u WHERE u.\"Email\" = $1 ORDER BY u.\"Id\" FOR UPDATE")]
+    [InlineData("SELECT aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa, b INTO t FROM x")]
+    [InlineData("SELECT a, bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb_for FROM x")]
     public void Agrees_with_the_lexer_walk(string sql)
     {
         var bytes = Encoding.UTF8.GetBytes(sql);
@@ -268,7 +272,8 @@ public sealed class PlainSelectPrecheckTests
         for (int n = 0; n < 20_000; n++)
         {
             var text = new StringBuilder(random.Next(2) == 0 ? "select " : string.Empty);
-            int count = random.Next(1, 9);
+            // Half are long enough for the pre-check's 16-byte blocks, including a partial last block.
+            int count = random.Next(1, random.Next(2) == 0 ? 9 : 40);
             for (int i = 0; i < count; i++)
             {
                 var piece = pieces[random.Next(pieces.Length)];

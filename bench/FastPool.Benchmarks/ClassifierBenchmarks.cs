@@ -35,4 +35,8 @@ public class ClassifierBenchmarks
 
     [Benchmark]
     public QueryTraits ClassifyWithPatternLists() => SqlClassifier.Classify(_sql, s_patternLists);
+
+    /// <summary>Transaction pooling's own look at every query text: session state (SET, LISTEN, temp tables...) to carry or pin.</summary>
+    [Benchmark]
+    public int SessionState() => (int)FastPool.Proxy.Sessions.SqlClassifier.Classify(_sql, out _);
 }

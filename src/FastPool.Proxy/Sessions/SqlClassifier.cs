@@ -158,34 +158,38 @@ internal static class SqlClassifier
     /// also checks every word. "temp" also covers TEMPORARY; the false positives (an identifier like "holder" or
     /// "settings") only mean the lexer decides.
     /// </summary>
-    private static bool MentionsAnyKeyword(ReadOnlySpan<byte> sql)
+    private static bool MentionsAnyKeyword(ReadOnlySpan<byte> sql) => s_keywords.Any<SessionKeyword>(sql);
+
+    private readonly struct SessionKeyword : Routing.Classification.IKeywordMatch
     {
-        // The lexer only starts a word after a byte that cannot continue one, so a keyword it acts on starts where
-        // the byte before is not a letter (nor part of a multi-byte character): only those positions are looked
-        // at, by the keyword's first letter. advisory_lock is found inside a word (pg_try_advisory_lock), so any
-        // 'a' is a candidate for it. Digits, '_' and '$' end no word here: more candidates, never fewer.
-        bool inWord = false;
-        for (int i = 0; i < sql.Length; i++)
+        public static bool Matches(ReadOnlySpan<byte> text, int i)
         {
-            byte b = sql[i];
-            int lower = b | 0x20;
-            bool letter = (uint)(lower - 'a') < 26;
-            if (!letter)
-            {
-                inWord = b >= 0x80;
-                continue;
-            }
+            // The lexer only starts a word after a byte that cannot continue one, so a keyword it acts on starts where
+            // the byte before is not a letter (nor part of a multi-byte character). advisory_lock is found inside a
+            // word (pg_try_advisory_lock), so any "ad" is a candidate for it.
+            int lower = text[i] | 0x20;
+            bool wordStart = i == 0 || !(text[i - 1] >= 0x80 || (uint)((text[i - 1] | 0x20) - 'a') < 26);
 
-            if ((!inWord && StartsKeyword(sql[i..], lower)) || (lower == 'a' && StartsWithIgnoreCase(sql[i..], "advisory_lock"u8)))
-            {
-                return true;
-            }
-
-            inWord = true;
+            // temp and hold count anywhere in a statement; the others only as its first word.
+            return (wordStart && (lower is 't' or 'h' || MayStartStatement(text, i)) && StartsKeyword(text[i..], lower))
+                || (lower == 'a' && StartsWithIgnoreCase(text[i..], "advisory_lock"u8));
         }
 
-        return false;
+        /// <summary>
+        /// False when the token before <paramref name="i"/> is surely in the same statement: the last byte before the
+        /// blanks is not ';' or the '/' that ends a comment, and no line break (the end of a -- comment) is among the
+        /// blanks. So "SET" in UPDATE ... SET needs no lexer walk, while anything that may be a statement's start does.
+        /// </summary>
+        private static bool MayStartStatement(ReadOnlySpan<byte> text, int i)
+        {
+            int before = text[..i].LastIndexOfAnyExcept(" \t\f\v"u8);
+            return before < 0 || text[before] is (byte)';' or (byte)'/' or (byte)'\n' or (byte)'\r';
+        }
     }
+
+    // The words below, by first and second letter: set, reset/rollback, discard/deallocate, listen, unlisten, prepare,
+    // abort, temp, hold; and "ad" of advisory_lock anywhere.
+    private static readonly Routing.Classification.KeywordScan s_keywords = new("srdlupath", "eoinrb", anywhere: "ad");
 
     /// <summary>Whether a word starting with <paramref name="lower"/> begins like a keyword <see cref="Classify"/> acts on.</summary>
     private static bool StartsKeyword(ReadOnlySpan<byte> rest, int lower) => lower switch

@@ -1,5 +1,3 @@
-using System.Runtime.InteropServices;
-using System.Runtime.Intrinsics;
 using System.Text;
 
 namespace FastPool.Routing.Classification;
@@ -95,69 +93,15 @@ public static class SqlClassifier
         return !HasWriteWordStart(rest);
     }
 
-    /// <summary>
-    /// Whether a word in <paramref name="text"/> starts with for, into, insert, update, delete or merge. A word here
-    /// starts at an ASCII letter after anything that is not one (a digit, '_', '$' or a quote before it only means a
-    /// candidate too many, which at worst sends the text to the walk). Sixteen bytes at a time, the candidates are
-    /// the word starts whose letter is f/i/u/d/m and whose next letter is o/n/p/e; only those are compared, so an
-    /// ORM text full of identifiers costs a few vector steps rather than a search per letter. The byte before
-    /// <paramref name="text"/> must not be a letter (it follows "select").
-    /// </summary>
-    private static bool HasWriteWordStart(ReadOnlySpan<byte> text)
+    // Write words: for, into, insert, update, delete, merge.
+    private static readonly KeywordScan s_writeWords = new("fiudm", "onpe");
+
+    private static bool HasWriteWordStart(ReadOnlySpan<byte> text) => s_writeWords.Any<WriteWord>(text);
+
+    private readonly struct WriteWord : IKeywordMatch
     {
-        if (text.Length < Vector128<byte>.Count)
-        {
-            for (int i = 0; i < text.Length; i++)
-            {
-                if (IsCandidate(text, i) && StartsWriteWord(text[i..]))
-                {
-                    return true;
-                }
-            }
-
-            return false;
-        }
-
-        ref byte start = ref MemoryMarshal.GetReference(text);
-        int last = text.Length - Vector128<byte>.Count;
-        for (int offset = 0; ; offset = Math.Min(offset + Vector128<byte>.Count, last))
-        {
-            // The last block overlaps the one before when the length is not a multiple of 16: a candidate seen twice
-            // is compared twice, which changes nothing.
-            var lower = Vector128.LoadUnsafe(ref start, (nuint)offset) | Vector128.Create((byte)0x20);
-            uint letters = Vector128.LessThanOrEqual(lower - Vector128.Create((byte)'a'), Vector128.Create((byte)('z' - 'a'))).ExtractMostSignificantBits();
-            uint firsts = (Vector128.Equals(lower, Vector128.Create((byte)'f')) | Vector128.Equals(lower, Vector128.Create((byte)'i'))
-                | Vector128.Equals(lower, Vector128.Create((byte)'u')) | Vector128.Equals(lower, Vector128.Create((byte)'d'))
-                | Vector128.Equals(lower, Vector128.Create((byte)'m'))).ExtractMostSignificantBits();
-            uint seconds = (Vector128.Equals(lower, Vector128.Create((byte)'o')) | Vector128.Equals(lower, Vector128.Create((byte)'n'))
-                | Vector128.Equals(lower, Vector128.Create((byte)'p')) | Vector128.Equals(lower, Vector128.Create((byte)'e'))).ExtractMostSignificantBits();
-
-            // Bit k of previousLetters: the byte before position k is a letter. The last position's next byte is in the
-            // next block, so it stays a candidate.
-            uint previousLetters = (letters << 1) | (offset > 0 && IsAsciiLetter(text[offset - 1]) ? 1u : 0u);
-            uint candidates = firsts & ~previousLetters & ((seconds >> 1) | (1u << 15));
-            while (candidates != 0)
-            {
-                int i = offset + System.Numerics.BitOperations.TrailingZeroCount(candidates);
-                if (StartsWriteWord(text[i..]))
-                {
-                    return true;
-                }
-
-                candidates &= candidates - 1;
-            }
-
-            if (offset == last)
-            {
-                return false;
-            }
-        }
+        public static bool Matches(ReadOnlySpan<byte> text, int position) => StartsWriteWord(text[position..]);
     }
-
-    private static bool IsCandidate(ReadOnlySpan<byte> text, int i) =>
-        (text[i] | 0x20) is (byte)'f' or (byte)'i' or (byte)'u' or (byte)'d' or (byte)'m' && (i == 0 || !IsAsciiLetter(text[i - 1]));
-
-    private static bool IsAsciiLetter(byte b) => (uint)((b | 0x20) - 'a') <= 'z' - 'a';
 
     private static bool IsWordByte(byte b) => (uint)((b | 0x20) - 'a') <= 'z' - 'a' || b == '_' || b >= 0x80 || (uint)(b - '0') <= 9 || b == '$';
 

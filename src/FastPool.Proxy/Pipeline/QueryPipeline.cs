@@ -77,6 +77,7 @@ internal static class QueryPipeline
 
         return AwaitAsync(acquire, ctx);
 
+        [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
         static async ValueTask AwaitAsync(ValueTask<ServerConnection> acquire, QueryContext ctx) => Attach(ctx, await acquire.ConfigureAwait(false));
     }
 

@@ -222,6 +222,7 @@ internal sealed class RoutingStage : IQueryStage
     /// A standby that cannot be connected to is marked down and the read is routed again: to another standby that
     /// may serve it, else to the primary. The client sees no error from a standby it never asked for by name.
     /// </summary>
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask FallBackOnFailureAsync(ValueTask acquired, QueryContext context, QueryDelegate next, Node standby)
     {
         var nodes = context.Topology.Nodes;

@@ -19,6 +19,7 @@ internal sealed partial class ServerPool
     /// there (typically the releasing session's I/O loop thread) instead of being queued to the thread pool: a
     /// hand-off in transaction pooling is then one function call, not a thread wake-up.
     /// </remarks>
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<ServerConnection?> WaitAsync(CancellationToken ct)
     {
         var settings = Settings;

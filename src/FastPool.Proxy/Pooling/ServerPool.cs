@@ -96,6 +96,7 @@ internal sealed partial class ServerPool
         return AcquireSlowAsync(server, ct);
     }
 
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<ServerConnection> AcquireSlowAsync(ServerConnection? candidate, CancellationToken ct)
     {
         while (true)

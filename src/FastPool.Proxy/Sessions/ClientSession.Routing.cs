@@ -125,7 +125,10 @@ internal sealed partial class ClientSession
 
                     break;
                 case FrontendCode.Bind:
-                    if (_prepared is not null)
+                    // A Bind of the unnamed statement into the unnamed portal (the body starts with two empty names,
+                    // PostgreSQL docs 55.7 "Message Formats", Bind) has no kept statement to look up.
+                    if (_prepared is not null && !(reader.TryPeek(MessageHeader.Size, out byte portal) && portal == 0
+                        && reader.TryPeek(MessageHeader.Size + 1, out byte statementName) && statementName == 0))
                     {
                         // A kept named statement executed without its Parse in this batch: routed as its text was.
                         _prepared.TryFindBound(reader, header, out var bound, out bool boundNamed);

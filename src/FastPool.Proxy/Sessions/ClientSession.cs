@@ -233,6 +233,7 @@ internal sealed partial class ClientSession
         return AcquireSlowAsync(pending, _acquireCts, giveUp, waitStart);
     }
 
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<ServerConnection?> AcquireSlowAsync(ValueTask pending, CancellationTokenSource clientGone, CancellationToken giveUp, long waitStart)
     {
         ServerConnection server;

@@ -171,7 +171,7 @@ internal static class SqlClassifier
             bool wordStart = i == 0 || !(text[i - 1] >= 0x80 || (uint)((text[i - 1] | 0x20) - 'a') < 26);
 
             // temp and hold count anywhere in a statement; the others only as its first word.
-            return (wordStart && (lower is 't' or 'h' || MayStartStatement(text, i)) && StartsKeyword(text[i..], lower))
+            return (wordStart && StartsKeyword(text[i..], lower) && (lower is 't' or 'h' || MayStartStatement(text, i)))
                 || (lower == 'a' && StartsWithIgnoreCase(text[i..], "advisory_lock"u8));
         }
 

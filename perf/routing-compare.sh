@@ -13,7 +13,7 @@
 # load_balance_policy, weighted_random, balances reads over the standbys only; here that is the one standby).
 # pgbench -S -c 32 -j 2 runs against each, -M simple and -M extended, interleaved round by round. The report
 # (perf/reports/routing-<stamp>.txt) gives tps, average latency and FastPool's CPU per transaction (utime+stime
-# of the process), the two-node/one-node ratio, and where the reads went: SHOW POOL_NODES of the two-node
+# of the process), the two-node/one-node ratio (of the means, and the median of each round's paired ratio), and where the reads went: SHOW POOL_NODES of the two-node
 # FastPool and each server's own transaction count (pg_stat_database).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -107,7 +107,7 @@ report="$here/reports/routing-$stamp.txt"
   echo "# machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), shared with other work;"
   echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (tps is noisy here; cpu_us/txn is steadier)"
   printf '%-6s %-9s %-9s %10s %9s %7s %11s\n' round mode target tps lat_ms failed cpu_us/txn
-  declare -A SUM=() N=() TXN=()
+  declare -A SUM=() N=() TXN=() ROUND_TPS=()
   p0=$(xacts "$PPORT"); s0=$(xacts "$SPORT"); c0_0=$(select_cnt 0); c1_0=$(select_cnt 1)
   for r in $(seq 1 "$ROUNDS"); do
     order="one-node two-node"; (( r % 2 == 0 )) && order="two-node one-node"
@@ -128,7 +128,7 @@ report="$here/reports/routing-$stamp.txt"
         printf '%-6s %-9s %-9s %10.0f %9s %7s %11s\n' "$r" "$m" "$t" "$tps" "$lat" "$failed" "$cpu"
         key="$m/$t"
         SUM[$key]=$(awk -v a="${SUM[$key]:-0 0 0 0}" -v b="$tps $lat $failed $cpu" 'BEGIN{split(a,x," ");split(b,y," ");printf "%s %s %s %s", x[1]+y[1], x[2]+y[2], x[3]+y[3], x[4]+y[4]}')
-        N[$key]=$(( ${N[$key]:-0} + 1 )); TXN[$t]=$(( ${TXN[$t]:-0} + txn ))
+        N[$key]=$(( ${N[$key]:-0} + 1 )); TXN[$t]=$(( ${TXN[$t]:-0} + txn )); ROUND_TPS[$key/$r]=$tps
       done
     done
   done
@@ -158,6 +158,14 @@ report="$here/reports/routing-$stamp.txt"
   for m in simple extended; do
     awk -v m="$m" -v a="${TPS[$m/one-node]}" -v b="${TPS[$m/two-node]}" -v ca="${CPU[$m/one-node]}" -v cb="${CPU[$m/two-node]}" 'BEGIN{
       printf "%s: two-node/one-node tps ratio %.2f, cpu_us/txn ratio %.2f\n", m, (a>0?b/a:0), (ca>0?cb/ca:0)}'
+  done
+  # The machine's noise drifts over minutes, so each round's two runs (back to back) are also compared on their own:
+  # the median of those paired ratios is less moved by one disturbed run than the ratio of the means.
+  for m in simple extended; do
+    ratios=$(for r in $(seq 1 "$ROUNDS"); do
+      awk -v a="${ROUND_TPS[$m/one-node/$r]}" -v b="${ROUND_TPS[$m/two-node/$r]}" 'BEGIN{printf "%.3f\n", (a>0?b/a:0)}'; done | sort -g)
+    median=$(awk '{v[NR]=$1} END{printf "%.2f", (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}' <<<"$ratios")
+    echo "$m: per-round two-node/one-node tps ratios $(tr '\n' ' ' <<<"$ratios")-> median $median"
   done
   awk -v a="${TPS[simple/one-node]}" -v b="${TPS[simple/two-node]}" -v c="${TPS[extended/one-node]}" -v d="${TPS[extended/two-node]}" 'BEGIN{
     printf "headline: select-only tps, primary + standby over primary alone: simple %.2f, extended %.2f\n", (a>0?b/a:0), (c>0?d/c:0)}'

@@ -81,7 +81,17 @@ internal sealed unsafe class IoUringLoop : IDisposable
             }
 
             started.Set();
-            Run();
+            try
+            {
+                Run();
+            }
+            finally
+            {
+                if (_stopping)
+                {
+                    FreeRing();
+                }
+            }
         })
         { IsBackground = true, Name = $"fastpool-uring-{index}" };
         _thread.Start();
@@ -329,14 +339,30 @@ internal sealed unsafe class IoUringLoop : IDisposable
         _stopping = true;
         ulong one = 1;
         _ = write(_wakeFd, (byte*)&one, sizeof(ulong));
-        if (!IsLoopThread)
+
+        // The ring is unmapped only once its loop has left Run: when Dispose runs on the loop thread (a continuation
+        // stopping the proxy), or the loop does not stop within the wait, the loop thread frees it as it exits.
+        // Unmapping it under a running loop was an access violation in TryPeek.
+        if (!IsLoopThread && _thread.Join(TimeSpan.FromSeconds(5)))
         {
-            _thread.Join(TimeSpan.FromSeconds(5));
+            FreeRing();
+        }
+    }
+
+    private int _freed;
+
+    /// <summary>Closes the ring and the wake eventfd, once, after the loop has stopped.</summary>
+    private void FreeRing()
+    {
+        if (Interlocked.Exchange(ref _freed, 1) != 0)
+        {
+            return;
         }
 
-        // Closing the ring cancels whatever is still in flight (io_uring(7)); nothing reads the buffers after.
+        // Closing the ring cancels whatever is still in flight (io_uring(7)); nothing reads the buffers after. The
+        // eight-byte wake buffer is not freed: the kernel cancels the pending eventfd read asynchronously after the
+        // close, and must never write into memory handed back to the allocator.
         _ring?.Dispose();
         _ = close(_wakeFd);
-        NativeMemory.Free(_wakeBuffer);
     }
 }

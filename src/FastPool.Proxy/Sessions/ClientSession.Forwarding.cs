@@ -66,6 +66,7 @@ internal sealed partial class ClientSession
             _sessionCacheGate = new SemaphoreSlim(1, 1);
         }
 
+        StartInline(server);
         StartIdleTimer();
         var toClient = ServerToClientAsync(server);
         var toServer = ClientToServerAsync(server);
@@ -138,6 +139,18 @@ internal sealed partial class ClientSession
 
     private async Task<PumpExit> ClientToServerAsync(ServerConnection server)
     {
+        try
+        {
+            return await PumpClientToServerAsync(server).ConfigureAwait(false);
+        }
+        finally
+        {
+            _client.TrySetInlineConsumer(null);
+        }
+    }
+
+    private async Task<PumpExit> PumpClientToServerAsync(ServerConnection server)
+    {
         var input = _client.Input;
         var output = server.Connection;
         while (true)
@@ -152,38 +165,52 @@ internal sealed partial class ClientSession
                 return PumpExit.ClientGone;
             }
 
-            NoteActivity();
-            if (result.IsCanceled)
-            {
-                return TakeStopReason() ?? PumpExit.Cancelled;
-            }
-
             var buffer = result.Buffer;
-            if (_sessionCacheGate is not null)
+            ClientStep step;
+            if (_clientResume is { } resumed)
             {
-                switch (await SessionCacheStepAsync(server, buffer, result.IsCompleted).ConfigureAwait(false))
+                // A step begun on the loop thread (ClientSession.Inline): its bytes are still at the front.
+                _clientResume = null;
+                step = resumed;
+            }
+            else
+            {
+                NoteActivity();
+                if (result.IsCanceled)
                 {
-                    case SessionCacheStep.NeedMore:
-                        // The cache looks at the whole request (a Query, or an extended batch up to its Sync).
-                        input.AdvanceTo(buffer.Start, buffer.End);
-                        continue;
-                    case SessionCacheStep.Answered:
-                        input.AdvanceTo(buffer.GetPosition(_cacheRequestLength));
-                        continue;
-                    case SessionCacheStep.ClientGone:
-                        input.AdvanceTo(buffer.Start);
-                        return PumpExit.ClientGone;
+                    return TakeStopReason() ?? PumpExit.Cancelled;
                 }
+
+                if (_sessionCacheGate is not null)
+                {
+                    switch (await SessionCacheStepAsync(server, buffer, result.IsCompleted).ConfigureAwait(false))
+                    {
+                        case SessionCacheStep.NeedMore:
+                            // The cache looks at the whole request (a Query, or an extended batch up to its Sync).
+                            input.AdvanceTo(buffer.Start, buffer.End);
+                            continue;
+                        case SessionCacheStep.Answered:
+                            input.AdvanceTo(buffer.GetPosition(_cacheRequestLength));
+                            continue;
+                        case SessionCacheStep.ClientGone:
+                            input.AdvanceTo(buffer.Start);
+                            return PumpExit.ClientGone;
+                    }
+                }
+
+                step = ScanClient(buffer, server);
             }
 
-            var exit = _scanner.ScanFromClient(buffer, server.Protocol, out long forward, out long consumed, out int queries);
-            NoteQueriesSent(queries);
-            if (forward > 0)
+            if (step.Forward > step.Sent)
             {
-                await BeginClientForwardAsync(output).ConfigureAwait(false);
+                if (!step.Marked)
+                {
+                    await BeginClientForwardAsync(output).ConfigureAwait(false);
+                }
+
                 try
                 {
-                    await output.SendAsync(buffer.Slice(0, forward)).ConfigureAwait(false);
+                    await output.SendAsync(buffer.Slice(step.Sent, step.Forward - step.Sent)).ConfigureAwait(false);
                 }
                 catch (Exception)
                 {
@@ -193,16 +220,16 @@ internal sealed partial class ClientSession
                 }
 
                 EndClientForward();
-                _traffic.AddIn(forward, queries);
+                _traffic.AddIn(step.Forward, step.Queries);
             }
 
-            if (exit.HasValue)
+            if (step.Exit.HasValue)
             {
-                input.AdvanceTo(buffer.GetPosition(consumed));
-                return exit.Value;
+                input.AdvanceTo(buffer.GetPosition(step.Consumed));
+                return step.Exit.Value;
             }
 
-            input.AdvanceTo(buffer.GetPosition(consumed), buffer.End);
+            input.AdvanceTo(buffer.GetPosition(step.Consumed), buffer.End);
             if (result.IsCompleted)
             {
                 return PumpExit.ClientGone;
@@ -211,6 +238,18 @@ internal sealed partial class ClientSession
     }
 
     private async Task<PumpExit> ServerToClientAsync(ServerConnection server)
+    {
+        try
+        {
+            return await PumpServerToClientAsync(server).ConfigureAwait(false);
+        }
+        finally
+        {
+            server.Connection.TrySetInlineConsumer(null);
+        }
+    }
+
+    private async Task<PumpExit> PumpServerToClientAsync(ServerConnection server)
     {
         var input = server.Connection.Input;
         while (true)
@@ -226,7 +265,14 @@ internal sealed partial class ClientSession
                 return PumpExit.ServerGone;
             }
 
-            if (result.IsCanceled)
+            var buffer = result.Buffer;
+            var resumed = _serverResume;
+            if (resumed.HasValue)
+            {
+                // A step begun on the loop thread (ClientSession.Inline): its bytes are still at the front.
+                _serverResume = null;
+            }
+            else if (result.IsCanceled)
             {
                 return PumpExit.Cancelled;
             }
@@ -240,46 +286,48 @@ internal sealed partial class ClientSession
 
             try
             {
-                var buffer = result.Buffer;
-                bool valid = _scanner.ScanFromServer(buffer, server.Protocol, out long forward, out int transactions);
-                NoteServerBatch(server.Protocol, transactions);
-                SuspectIfEnding(server);
-                if (forward > 0)
+                var step = resumed ?? ScanServer(buffer, server);
+
+                if (step.Forward > step.Sent)
                 {
-                    if (_capture is { Active: true })
+                    if (!step.Marked)
                     {
-                        FeedCapture(buffer.Slice(0, forward));
+                        if (_capture is { Active: true })
+                        {
+                            FeedCapture(buffer.Slice(0, step.Forward));
+                        }
+
+                        if (step.Transactions > 0 && _cacheDirty)
+                        {
+                            await CacheTransactionEndedAsync(server).ConfigureAwait(false);
+                        }
+
+                        await BeginServerForwardAsync(server.Connection).ConfigureAwait(false);
                     }
 
-                    if (transactions > 0 && _cacheDirty)
-                    {
-                        await CacheTransactionEndedAsync(server).ConfigureAwait(false);
-                    }
-
-                    await BeginServerForwardAsync(server.Connection).ConfigureAwait(false);
                     try
                     {
-                        await _client.SendAsync(buffer.Slice(0, forward)).ConfigureAwait(false);
+                        await _client.SendAsync(buffer.Slice(step.Sent, step.Forward - step.Sent)).ConfigureAwait(false);
                     }
                     catch (Exception)
                     {
                         EndServerForward();
-                        input.AdvanceTo(buffer.GetPosition(forward));
+                        input.AdvanceTo(buffer.GetPosition(step.Forward));
                         return PumpExit.ClientGone;
                     }
 
                     EndServerForward();
-                    _traffic.AddOut(forward, transactions);
+                    _traffic.AddOut(step.Forward, step.Transactions);
                 }
 
                 NoteActivity();
-                if (!valid)
+                if (!step.Valid)
                 {
-                    input.AdvanceTo(buffer.GetPosition(forward));
+                    input.AdvanceTo(buffer.GetPosition(step.Forward));
                     return PumpExit.ServerProtocolViolation;
                 }
 
-                input.AdvanceTo(buffer.GetPosition(forward), buffer.End);
+                input.AdvanceTo(buffer.GetPosition(step.Forward), buffer.End);
                 if (result.IsCompleted)
                 {
                     SuspectLostServer(server);

@@ -65,6 +65,26 @@ internal abstract class Connection : IAsyncDisposable
 
     public abstract ValueTask SendAsync(ReadOnlyMemory<byte> data, CancellationToken ct = default);
 
+    /// <summary>Whether <see cref="TrySendNow"/> can send (a plain socket of a native transport).</summary>
+    public virtual bool CanSendNow => false;
+
+    /// <summary>
+    /// Sends as much as the socket takes now, on the caller's thread: true when all of it went. Otherwise
+    /// <paramref name="sent"/> says how much did, and the rest goes by <see cref="SendAsync(ReadOnlyMemory{byte}, CancellationToken)"/>,
+    /// which waits for room or reports the error. Never while another send is unfinished.
+    /// </summary>
+    public virtual bool TrySendNow(ReadOnlySpan<byte> data, out int sent)
+    {
+        sent = 0;
+        return data.IsEmpty;
+    }
+
+    /// <summary>
+    /// Has <paramref name="consumer"/> take what arrives while a read of <see cref="Input"/> is parked (null stops
+    /// it); false when the transport cannot. Set and cleared only by the one reader of <see cref="Input"/>.
+    /// </summary>
+    public virtual bool TrySetInlineConsumer(IInlineConsumer? consumer) => false;
+
     /// <summary>Sends a (possibly multi-segment) slice of a read buffer without copying it.</summary>
     public ValueTask SendAsync(in ReadOnlySequence<byte> data, CancellationToken ct = default)
     {

@@ -119,6 +119,20 @@ internal sealed class EpollConnection : Connection, IEpollRegistration, IValueTa
         return SendRestAsync(data[sent..], ct);
     }
 
+    public override bool CanSendNow => true;
+
+    public override bool TrySendNow(ReadOnlySpan<byte> data, out int sent)
+    {
+        sent = SendNow(data, out _);
+        return sent == data.Length;
+    }
+
+    public override bool TrySetInlineConsumer(IInlineConsumer? consumer)
+    {
+        _reader.InlineConsumer = consumer;
+        return true;
+    }
+
     private async ValueTask SendRestAsync(ReadOnlyMemory<byte> data, CancellationToken ct)
     {
         while (data.Length > 0)

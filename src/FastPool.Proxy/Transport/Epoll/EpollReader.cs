@@ -28,10 +28,18 @@ internal sealed unsafe class EpollReader : ParkingReader
     private volatile bool _peerClosed;
     private int _edge;
 
+    private IInlineConsumer? _inline;
+
     public EpollReader(EpollConnection connection, bool releaseWhenIdle)
         : base(connection, releaseWhenIdle)
     {
         _connection = connection;
+    }
+
+    /// <summary>Takes what arrives while a read is parked, on the loop thread (<see cref="IInlineConsumer"/>); null: the read completes.</summary>
+    internal IInlineConsumer? InlineConsumer
+    {
+        set => Volatile.Write(ref _inline, value);
     }
 
     /// <summary>
@@ -127,6 +135,45 @@ internal sealed unsafe class EpollReader : ParkingReader
         return true;
     }
 
+    /// <summary>
+    /// The read is Busy (the loop holds it) and has new bytes: the consumer takes them, and what else the socket
+    /// holds, and the read is parked again. False: the read is to complete (the consumer declined or left its step
+    /// to the pump, the stream ended, or a cancel came).
+    /// </summary>
+    private bool ConsumeInline(IInlineConsumer consumer)
+    {
+        while (true)
+        {
+            if (Volatile.Read(ref _cancelRequested) != 0 || !consumer.TryConsume(this, Buffered))
+            {
+                return false;
+            }
+
+            // A receive that filled the space may have left more in the socket, and a hang-up's end of stream is
+            // still to be read: no new edge will say so for either.
+            if (!(_mayHaveMore || _peerClosed) || !Receive())
+            {
+                break;
+            }
+
+            if (_eof)
+            {
+                return false;
+            }
+        }
+
+        ReleaseIdleBuffer();
+
+        // Parked again, unless a cancel or close came meanwhile and found the read busy: then it completes now.
+        if (Interlocked.CompareExchange(ref _state, Waiting, Busy) == Busy
+            && (_connection.IsClosed || Volatile.Read(ref _cancelRequested) != 0))
+        {
+            CompleteParked(null);
+        }
+
+        return true;
+    }
+
     /// <summary>The loop saw an EPOLLIN (or hang-up) edge; runs on the loop thread.</summary>
     /// <param name="hangup">The peer shut its side (EPOLLRDHUP/EPOLLHUP/EPOLLERR). Sticky: the end of the stream
     /// stays readable after a short receive took the last bytes, and no further edge will announce it.</param>
@@ -147,6 +194,11 @@ internal sealed unsafe class EpollReader : ParkingReader
         Interlocked.Exchange(ref _edge, 0);
         if (Receive())
         {
+            if (!_eof && Volatile.Read(ref _inline) is { } consumer && ConsumeInline(consumer))
+            {
+                return;
+            }
+
             Finish(new ReadResult(Buffered, false, _eof), inline: true);
         }
         else if (Interlocked.CompareExchange(ref _state, Waiting, Busy) == Busy

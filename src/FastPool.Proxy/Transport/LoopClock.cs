@@ -5,9 +5,9 @@ namespace FastPool.Proxy.Transport;
 /// <summary>
 /// The proxy's clock. A transaction through the pool reads the time half a dozen times (idle-server lifetime,
 /// the check delay, the client's wait, query latency, the server's last use), each a clock_gettime of some
-/// 20-25 ns, and together about 5% of the proxy's own CPU per transaction. A transport loop event reads the clock at
-/// most once (<see cref="Tick"/>): the first reading while the event runs is kept, and later ones on that thread
-/// take it, off by at most the event's own processing. Other threads
+/// 20-25 ns, and together about 5% of the proxy's own CPU per transaction. A transport loop reads the clock at
+/// most once per <see cref="Tick"/> (per event for io_uring, per batch of events for epoll): the first reading after
+/// it is kept, and later ones on that thread take it, off by at most the processing since the tick. Other threads
 /// (timers, the console, tests' helpers) read the real clock.
 /// </summary>
 internal sealed class LoopClock : TimeProvider
@@ -24,7 +24,7 @@ internal sealed class LoopClock : TimeProvider
     {
     }
 
-    /// <summary>A transport loop is about to dispatch an event: the first reading of the time in it is kept for the rest.</summary>
+    /// <summary>A transport loop is about to dispatch an event (or a batch): the first reading of the time is kept for the rest.</summary>
     public static void Tick() => t_now = Unread;
 
     /// <summary>The loop thread is about to wait: no reading may use the last event's time any more.</summary>

@@ -166,6 +166,10 @@ internal sealed unsafe class EpollLoop : IDisposable
                     return;
                 }
 
+                // One clock reading serves the whole batch, as PgBouncer's cached time does: the events of one wait
+                // are a few microseconds apart, and a round trip's two readings (query sent, answer back) then usually
+                // come from two batches rather than two clock_gettime calls per event pair.
+                LoopClock.Tick();
                 for (int i = 0; i < n; i++)
                 {
                     byte* e = events + (i * stride);
@@ -185,7 +189,6 @@ internal sealed unsafe class EpollLoop : IDisposable
                         continue;
                     }
 
-                    LoopClock.Tick();
                     try
                     {
                         registration.OnEvents(flags);

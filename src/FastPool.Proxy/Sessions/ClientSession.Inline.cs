@@ -12,10 +12,15 @@ namespace FastPool.Proxy.Sessions;
 /// protocol violation) is left half done in <see cref="_clientResume"/> or <see cref="_serverResume"/>, the parked
 /// read completes, and the pump finishes that step the usual way before it reads again.
 /// </summary>
-internal sealed partial class ClientSession
+internal sealed partial class ClientSession : IInlineConsumer
 {
     private ClientStep? _clientResume;
     private ServerStep? _serverResume;
+
+    // The session itself consumes both directions, which it tells apart by the reader: one object fewer to load per
+    // event than a consumer object per direction (in a profile, loading that object was a cache miss per event).
+    private PipeReader? _inlineClientInput;
+    private ServerConnection? _inlineServer;
 
     /// <summary>Both directions of a session are taken inline, when both sockets can send without waiting and no cache looks at them.</summary>
     private void StartInline(ServerConnection server)
@@ -25,12 +30,18 @@ internal sealed partial class ClientSession
             return;
         }
 
-        if (_client.TrySetInlineConsumer(new ClientInline(this, server))
-            && !server.Connection.TrySetInlineConsumer(new ServerInline(this, server)))
+        _inlineClientInput = _client.Input;
+        _inlineServer = server;
+        if (_client.TrySetInlineConsumer(this) && !server.Connection.TrySetInlineConsumer(this))
         {
             _client.TrySetInlineConsumer(null);
         }
     }
+
+    bool IInlineConsumer.TryConsume(PipeReader reader, in ReadOnlySequence<byte> buffer) =>
+        ReferenceEquals(reader, _inlineClientInput)
+            ? TryConsumeFromClient(reader, buffer, _inlineServer!)
+            : TryConsumeFromServer(reader, buffer, _inlineServer!);
 
     /// <summary>One pass of the client pump over what it read: what the scan found, and how far forwarding got.</summary>
     private struct ClientStep
@@ -152,15 +163,5 @@ internal sealed partial class ClientSession
 
         input.AdvanceTo(buffer.GetPosition(step.Forward), buffer.End);
         return true;
-    }
-
-    private sealed class ClientInline(ClientSession session, ServerConnection server) : IInlineConsumer
-    {
-        public bool TryConsume(PipeReader reader, in ReadOnlySequence<byte> buffer) => session.TryConsumeFromClient(reader, buffer, server);
-    }
-
-    private sealed class ServerInline(ClientSession session, ServerConnection server) : IInlineConsumer
-    {
-        public bool TryConsume(PipeReader reader, in ReadOnlySequence<byte> buffer) => session.TryConsumeFromServer(reader, buffer, server);
     }
 }

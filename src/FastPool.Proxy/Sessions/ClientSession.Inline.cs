@@ -94,7 +94,20 @@ internal sealed partial class ClientSession : IInlineConsumer
         }
 
         marked = true;
-        bool all = to.TrySendNow(buffer.FirstSpan[..(int)forward], out int n);
+        bool all;
+        int n;
+        try
+        {
+            all = to.TrySendNow(buffer.FirstSpan[..(int)forward], out n);
+        }
+        catch (Exception)
+        {
+            // The read fails with this (EpollReader.ConsumeInline) and the pump ends: it must not stay marked, or
+            // SUSPEND would wait for it forever.
+            EndForward(ref busy);
+            throw;
+        }
+
         sent = n;
         if (!all)
         {

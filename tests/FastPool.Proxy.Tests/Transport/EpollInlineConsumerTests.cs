@@ -99,12 +99,61 @@ public sealed class EpollInlineConsumerTests : IAsyncLifetime
         _connection.Input.AdvanceTo(result.Buffer.End);
     }
 
+    [Fact]
+    public async Task A_consumer_that_throws_fails_the_parked_read_and_the_loop_goes_on()
+    {
+        var consumer = new RecordingConsumer { Throw = true };
+        _connection.TrySetInlineConsumer(consumer);
+        var read = _connection.Input.ReadAsync().AsTask();
+
+        await _peer.SendAsync("boom"u8.ToArray());
+
+        // The pump sees its read fail (and ends its session) instead of waiting forever on a read left busy.
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => read.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal("consumer bug", error.Message);
+        lock (_loopErrors)
+        {
+            Assert.Single(_loopErrors);
+            _loopErrors.Clear();
+        }
+
+        // The loop still serves its other connections.
+        using var otherPeer = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await otherPeer.ConnectAsync(_listener.LocalEndPoint!);
+        await using var other = EpollConnection.Wrap(await _listener.AcceptAsync(), _loop, idleMostly: true);
+        var otherRead = other.Input.ReadAsync().AsTask();
+        await otherPeer.SendAsync("still here"u8.ToArray());
+        var result = await otherRead.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal("still here", System.Text.Encoding.ASCII.GetString(result.Buffer.ToArray()));
+        other.Input.AdvanceTo(result.Buffer.End);
+    }
+
+    [Fact]
+    public async Task A_reader_completed_while_the_consumer_runs_ends_the_parked_read()
+    {
+        // Complete() from another thread can land while the loop holds the read; here the consumer itself calls it at
+        // that moment, which is the same interleaving made certain.
+        var consumer = new RecordingConsumer { CompleteReader = true };
+        _connection.TrySetInlineConsumer(consumer);
+        var read = _connection.Input.ReadAsync().AsTask();
+
+        await _peer.SendAsync("bye"u8.ToArray());
+
+        var result = await read.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.True(result.IsCompleted);
+        Assert.Equal("bye", consumer.Text);
+    }
+
     /// <summary>Takes everything it is given (or nothing, once told to decline), noting it.</summary>
     private sealed class RecordingConsumer : IInlineConsumer
     {
         private readonly System.Text.StringBuilder _taken = new();
 
         public volatile bool Decline;
+
+        public bool Throw;
+
+        public bool CompleteReader;
 
         public string? ThreadName { get; private set; }
 
@@ -126,6 +175,11 @@ public sealed class EpollInlineConsumerTests : IAsyncLifetime
                 return false;
             }
 
+            if (Throw)
+            {
+                throw new InvalidOperationException("consumer bug");
+            }
+
             ThreadName = Thread.CurrentThread.Name;
             lock (_taken)
             {
@@ -133,6 +187,11 @@ public sealed class EpollInlineConsumerTests : IAsyncLifetime
             }
 
             reader.AdvanceTo(buffer.End);
+            if (CompleteReader)
+            {
+                reader.Complete();
+            }
+
             return true;
         }
 

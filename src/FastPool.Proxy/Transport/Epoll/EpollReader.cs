@@ -144,7 +144,22 @@ internal sealed unsafe class EpollReader : ParkingReader
     {
         while (true)
         {
-            if (Volatile.Read(ref _cancelRequested) != 0 || !consumer.TryConsume(this, Buffered))
+            bool taken;
+            try
+            {
+                taken = Volatile.Read(ref _cancelRequested) == 0 && consumer.TryConsume(this, Buffered);
+            }
+            catch (Exception ex)
+            {
+                // A bug in the consumer: the parked read fails with it, so the pump ends its session the usual way
+                // (the loop logs it); left Busy, the read could never be woken again, not even by Abort.
+                Volatile.Write(ref _state, Idle);
+                _core.RunContinuationsAsynchronously = true;
+                _core.SetException(ex);
+                throw;
+            }
+
+            if (!taken)
             {
                 return false;
             }
@@ -165,10 +180,17 @@ internal sealed unsafe class EpollReader : ParkingReader
         ReleaseIdleBuffer();
 
         // Parked again, unless a cancel or close came meanwhile and found the read busy: then it completes now.
-        if (Interlocked.CompareExchange(ref _state, Waiting, Busy) == Busy
-            && (_connection.IsClosed || Volatile.Read(ref _cancelRequested) != 0))
+        int state = Interlocked.CompareExchange(ref _state, Waiting, Busy);
+        if (state == Busy && (_connection.IsClosed || Volatile.Read(ref _cancelRequested) != 0))
         {
             CompleteParked(null);
+        }
+        else if (state == Completed)
+        {
+            // Complete() came while the loop held the read and left the parked read to it: it ends, as Complete ends
+            // a parked read.
+            _core.RunContinuationsAsynchronously = true;
+            _core.SetResult(new ReadResult(ReadOnlySequence<byte>.Empty, false, true));
         }
 
         return true;

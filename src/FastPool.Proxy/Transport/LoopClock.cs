@@ -6,7 +6,7 @@ namespace FastPool.Proxy.Transport;
 /// The proxy's clock. A transaction through the pool reads the time half a dozen times (idle-server lifetime,
 /// the check delay, the client's wait, query latency, the server's last use), each a clock_gettime of some
 /// 20-25 ns, and together about 5% of the proxy's own CPU per transaction. A transport loop reads the clock at
-/// most once per <see cref="Tick"/> (per event for io_uring, per batch of events for epoll): the first reading after
+/// most once per <see cref="Tick"/> (per event for io_uring, per up to 16 events of a batch for epoll): the first reading after
 /// it is kept, and later ones on that thread take it, off by at most the processing since the tick. Other threads
 /// (timers, the console, tests' helpers) read the real clock.
 /// </summary>

@@ -36,7 +36,7 @@ internal sealed partial class ClientSession
 
     /// <summary>The startup parameters (options included), the session's whole state while it has not SET anything.</summary>
     private string SessionModeStateKey() =>
-        _sessionModeStateKey ??= SessionStateKey.Build([], EnumerateSettings(_context.Startup!)
+        _sessionModeStateKey ??= SessionStateKey.Build([], ClientSettings
             .Where(p => !s_nonSettings.Contains(p.Name) || p.Name == "options")
             .GroupBy(p => p.Name.ToLowerInvariant(), StringComparer.Ordinal)
             .Select(g => new KeyValuePair<string, string>(g.Key, g.Last().Value)));

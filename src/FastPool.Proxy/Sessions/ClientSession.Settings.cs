@@ -71,7 +71,7 @@ internal sealed partial class ClientSession : IQueryInspector
         }
 
         var ignored = _context.Config.IgnoreStartupParameters;
-        foreach (var (name, value) in EnumerateSettings(_context.Startup!))
+        foreach (var (name, value) in ClientSettings)
         {
             if (ignored.Contains(name, StringComparer.OrdinalIgnoreCase) || s_nonSettings.Contains(name) || !IsSettingName(name))
             {

@@ -26,6 +26,7 @@ internal sealed partial class ClientSession
     private readonly Connection _client;
     private readonly QueryContext _query;
     private readonly Metrics.PoolTraffic _traffic;
+    private (string Name, string Value)[]? _clientSettings;
     private int _processId;
     private int _secretKey;
     private volatile ServerConnection? _server;
@@ -415,7 +416,7 @@ internal sealed partial class ClientSession
 
     private string ClientValueOr(string name, string fallback)
     {
-        foreach (var (key, value) in EnumerateSettings(_context.Startup!))
+        foreach (var (key, value) in ClientSettings)
         {
             if (string.Equals(key, name, StringComparison.OrdinalIgnoreCase))
             {
@@ -467,10 +468,9 @@ internal sealed partial class ClientSession
     /// </summary>
     private string? BuildSettingsQuery(ServerConnection server)
     {
-        var startup = _context.Startup!;
         var ignored = _context.Config.IgnoreStartupParameters;
         StringBuilder? sql = null;
-        foreach (var (name, value) in EnumerateSettings(startup))
+        foreach (var (name, value) in ClientSettings)
         {
             if (ignored.Contains(name, StringComparer.OrdinalIgnoreCase) || s_nonSettings.Contains(name))
             {
@@ -495,6 +495,12 @@ internal sealed partial class ClientSession
 
         return sql?.ToString();
     }
+
+    /// <summary>
+    /// The client's settings from its startup packet, in order (a later one wins), read once per session: the welcome
+    /// looks each reported parameter up in them, and every attach in transaction pooling compares them with the server's.
+    /// </summary>
+    private (string Name, string Value)[] ClientSettings => _clientSettings ??= EnumerateSettings(_context.Startup!).ToArray();
 
     private static IEnumerable<(string Name, string Value)> EnumerateSettings(StartupPacket startup)
     {

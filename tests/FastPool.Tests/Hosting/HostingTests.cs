@@ -32,6 +32,19 @@ public class HostingTests
         }
     }
 
+    [Theory]
+    [InlineData("2026-11-27T10:05:09.007")]
+    [InlineData("2026-01-01T00:00:00.000")]
+    [InlineData("1999-12-31T23:59:59.999")]
+    [InlineData("0987-06-05T04:03:02.100")]
+    public void Log_timestamps_read_as_the_time_they_stand_for(string iso)
+    {
+        var t = DateTime.Parse(iso, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.RoundtripKind);
+        var sb = new StringBuilder();
+        PgBouncerStyleLoggerProvider.AppendTimestamp(sb, t);
+        Assert.Equal(t.ToString("yyyy-MM-dd HH:mm:ss.fff", System.Globalization.CultureInfo.InvariantCulture), sb.ToString());
+    }
+
     [Fact]
     public void Systemd_notify_sends_the_state_to_notify_socket()
     {

@@ -168,10 +168,17 @@ internal sealed partial class ClientSession
             long consumed = 0;
             int queries = 0;
             int replayMark = -1;
+            bool awaitHandBack = false;
             lock (_swap!)
             {
                 server = _server;
-                if (server is not null)
+                if (server is not null && AwaitsHandBack(server))
+                {
+                    // Created under the lock: the server pump's hand-back (or its refusal) signals it after this.
+                    _hold ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                    awaitHandBack = true;
+                }
+                else if (server is not null)
                 {
                     if (_attachedForRead && server.Protocol.AtMessageBoundary && server.TransactionStatus == TransactionStatus.Idle)
                     {
@@ -184,9 +191,18 @@ internal sealed partial class ClientSession
                     {
                         // New work for the server: its next ReadyForQuery is another chance to hand it back.
                         _idleNotDetached = false;
+                        _sentSinceAttach = true;
                         replayMark = KeepForReplay(buffer.Slice(0, forward));
                     }
                 }
+            }
+
+            if (awaitHandBack)
+            {
+                // Nothing consumed or examined: the same bytes are read again once the server was handed back.
+                input.AdvanceTo(buffer.Start);
+                await WaitForHoldAsync().ConfigureAwait(false);
+                continue;
             }
 
             NoteQueriesSent(queries);
@@ -320,6 +336,19 @@ internal sealed partial class ClientSession
             }
         }
     }
+
+    /// <summary>
+    /// With the result cache on: the attached server has answered the whole transaction and its pump is about to hand
+    /// it back, yet the client's next request is already here (the client saw the answer first). That request waits
+    /// for the hand-back, so it is looked up in the cache as the first request of a new transaction; forwarded on the
+    /// old server, the cache would never see it, and a repeated read would miss. Not when the server stays anyway
+    /// (pinned, or its pump already declined to hand it back) or routing has its own plan for it. A server just attached
+    /// and sent nothing yet is idle too, but it is waiting for this very request.
+    /// </summary>
+    private bool AwaitsHandBack(ServerConnection server) =>
+        _runtime.Cache is not null && _sentSinceAttach && !_reserving && !_split && !_attachedForRead && !_idleNotDetached
+        && _pinned == PinReasons.None && server.Protocol.AtMessageBoundary && !server.Protocol.UnsyncedExtended
+        && server.TransactionStatus == TransactionStatus.Idle && _scanner.ClientAtBoundary && _scanner.ServerAtBoundary;
 
     private async ValueTask<bool> ForwardBeforeHoldAsync(ServerConnection server, ReadOnlySequence<byte> buffer, long forward, int queries)
     {

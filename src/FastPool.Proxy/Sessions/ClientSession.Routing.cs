@@ -40,6 +40,9 @@ internal sealed partial class ClientSession
     private bool _wroteInTransaction;
     private bool _primaryOnly;
     private bool _idleNotDetached;
+
+    // The client pump forwarded something to the attached server since it was attached (AwaitsHandBack).
+    private bool _sentSinceAttach;
     private bool _bypassHold;
     private TaskCompletionSource? _hold;
     private Task? _walFetch;
@@ -411,6 +414,7 @@ internal sealed partial class ClientSession
         _primaryBlock = false;
         _wroteInTransaction = false;
         _idleNotDetached = false;
+        _sentSinceAttach = false;
         _bypassHold = false;
         _replayLength = 0;
         _replayable = _attachedForRead;

@@ -162,20 +162,28 @@ public sealed class CacheInvalidationTests
     private static async Task CachedThenFreshAsync(ProxyHost host, NpgsqlConnection conn, string read, string before, Func<Task> write, string after)
     {
         Assert.Equal(before, await RowTextAsync(conn, read));
+        await RepeatUntilHitAsync(host, conn, read, before);
+        await write();
+        Assert.Equal(after, await RowTextAsync(conn, read));
+    }
 
-        // The first read after the proxy started was once (one CI pass in many) not stored, for a reason not found
-        // yet; what this helper checks is that a repeated read is answered from the cache and a write then reaches it.
+    /// <summary>
+    /// Reads <paramref name="read"/> again until the cache answers it (at most four times). The precondition of a test
+    /// about what comes next: a repeat that slipped past the cache on a loaded machine (the sockets transport had a
+    /// window in which the client's next request could reach the server before it was handed back; closed since, and
+    /// QueryCacheTests checks every repeat) must not fail a test about invalidation.
+    /// </summary>
+    internal static async Task RepeatUntilHitAsync(ProxyHost host, NpgsqlConnection conn, string read, string expected)
+    {
         bool hit = false;
         for (int attempt = 0; attempt < 4 && !hit; attempt++)
         {
             long hits = host.Server.CacheStats.Hits;
-            Assert.Equal(before, await RowTextAsync(conn, read));
+            Assert.Equal(expected, await RowTextAsync(conn, read));
             hit = host.Server.CacheStats.Hits == hits + 1;
         }
 
         Assert.True(hit, $"'{read}' was not answered from the cache");
-        await write();
-        Assert.Equal(after, await RowTextAsync(conn, read));
     }
 
     /// <summary>The first row's columns joined with '|'.</summary>

@@ -21,6 +21,35 @@ public sealed class QueryCacheTests
     }
 
     [Fact]
+    public async Task Every_repeat_of_a_read_is_a_hit_even_when_it_comes_before_the_server_is_handed_back()
+    {
+        // The client sees the answer (and sends its next request) before the server pump has handed the server back:
+        // that request must still be looked up in the cache, not forwarded on the old server unseen. Back to back on
+        // one connection, many times, so that window is hit on any transport.
+        // Several clients at once keep the proxy's threads busy, which widens that window as a loaded machine does.
+        await DirectAsync(_fixture, "drop table if exists qc_repeat; create table qc_repeat (v int); insert into qc_repeat values (7)");
+        await using var host = Start(_fixture.Primary, poolSize: 4);
+        await using (var first = await OpenAsync(host))
+        {
+            Assert.Equal("7", await ScalarAsync(first, "select v from qc_repeat"));
+        }
+
+        long hits = host.Server.CacheStats.Hits;
+        const int Clients = 6, Repeats = 300;
+        await Task.WhenAll(Enumerable.Range(0, Clients).Select(async _ =>
+        {
+            await using var conn = await OpenAsync(host);
+            for (int i = 0; i < Repeats; i++)
+            {
+                Assert.Equal("7", await ScalarAsync(conn, "select v from qc_repeat"));
+            }
+        }));
+
+        Assert.Equal(hits + (Clients * Repeats), host.Server.CacheStats.Hits);
+        ProxyChecks.AssertNoUnexpectedErrors(host);
+    }
+
+    [Fact]
     public async Task A_repeated_select_is_answered_without_a_server_and_writes_invalidate_it()
     {
         await DirectAsync(_fixture, "drop table if exists qc_basic; create table qc_basic (id int primary key, v text); insert into qc_basic values (1, 'one'), (2, 'two')");

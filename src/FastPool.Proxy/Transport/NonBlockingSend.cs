@@ -14,38 +14,16 @@ internal static class NonBlockingSend
     /// <summary>send(2) until all is sent, the socket is full (EAGAIN) or failed; returns the bytes sent, and errno when short.</summary>
     public static unsafe int Send(SafeSocketHandle handle, ReadOnlySpan<byte> data, out int errno)
     {
-        errno = 0;
         bool added = false;
-        int total = 0;
         try
         {
             handle.DangerousAddRef(ref added);
-            nint fd = handle.DangerousGetHandle();
-            fixed (byte* p = data)
-            {
-                while (total < data.Length)
-                {
-                    nint n = EpollNative.send(fd, p + total, data.Length - total, EpollNative.MSG_NOSIGNAL | EpollNative.MSG_DONTWAIT);
-                    if (n > 0)
-                    {
-                        total += (int)n;
-                        continue;
-                    }
-
-                    errno = Marshal.GetLastPInvokeError();
-                    if (errno != EpollNative.EINTR)
-                    {
-                        break;
-                    }
-                }
-            }
-
-            return total;
+            return Send(handle.DangerousGetHandle(), data, out errno);
         }
         catch (ObjectDisposedException)
         {
             errno = Errno.EPIPE;
-            return total;
+            return 0;
         }
         finally
         {
@@ -54,5 +32,35 @@ internal static class NonBlockingSend
                 handle.DangerousRelease();
             }
         }
+    }
+
+    /// <summary>
+    /// The same on a descriptor the caller knows stays open for the call (the epoll loop's own reference, on its
+    /// thread: EpollConnection).
+    /// </summary>
+    public static unsafe int Send(nint fd, ReadOnlySpan<byte> data, out int errno)
+    {
+        errno = 0;
+        int total = 0;
+        fixed (byte* p = data)
+        {
+            while (total < data.Length)
+            {
+                nint n = EpollNative.send(fd, p + total, data.Length - total, EpollNative.MSG_NOSIGNAL | EpollNative.MSG_DONTWAIT);
+                if (n > 0)
+                {
+                    total += (int)n;
+                    continue;
+                }
+
+                errno = Marshal.GetLastPInvokeError();
+                if (errno != EpollNative.EINTR)
+                {
+                    break;
+                }
+            }
+        }
+
+        return total;
     }
 }

@@ -8,9 +8,11 @@ namespace FastPool.Proxy.Transport.Epoll;
 
 /// <summary>
 /// A connection on an <see cref="EpollLoop"/>. Sends go straight to send(2) on the caller's thread and only
-/// wait (for an EPOLLOUT edge) when the socket buffer is full; reads are <see cref="EpollReader"/>'s. Every
-/// system call holds a reference on the socket's SafeHandle, so a concurrent Abort can never close the
-/// descriptor under it (and a reused descriptor number can never be read by mistake).
+/// wait (for an EPOLLOUT edge) when the socket buffer is full; reads are <see cref="EpollReader"/>'s. A
+/// concurrent Abort can never close the descriptor under a system call (and a reused descriptor number can never
+/// be read by mistake): the loop holds a reference on the socket's SafeHandle from registration until it gives it
+/// back on its own thread after the connection closed, so calls on the loop thread (nearly all of them) need no
+/// reference of their own; a call on any other thread takes one for its duration.
 /// </summary>
 internal sealed class EpollConnection : Connection, IEpollRegistration, IValueTaskSource, INonBlockingConnect
 {
@@ -20,7 +22,13 @@ internal sealed class EpollConnection : Connection, IEpollRegistration, IValueTa
 
     private readonly EpollLoop _loop;
     private readonly SafeSocketHandle _handle;
+    private readonly nint _fd;
     private readonly EpollReader _reader;
+
+    // The loop's reference on _handle: taken once registered, given back on the loop thread (ReleaseOnLoop), and
+    // read only there, so while it is set the descriptor is open for every call the loop thread makes.
+    private bool _loopHolds;
+    private int _releaseAsked;
     private ManualResetValueTaskSourceCore<bool> _sendCore;
     private CancellationTokenRegistration _sendCancel;
     private int _sendState;
@@ -31,11 +39,36 @@ internal sealed class EpollConnection : Connection, IEpollRegistration, IValueTa
         socket.Blocking = false;
         _loop = loop;
         _handle = socket.SafeHandle;
+        _fd = _handle.DangerousGetHandle();
         _reader = new EpollReader(this, idleMostly);
-        int error = loop.Register(this, _handle.DangerousGetHandle());
+        int error = loop.Register(this, _fd);
         if (error != 0)
         {
             throw new SocketException((int)Errno.ToSocketError(error));
+        }
+
+        _handle.DangerousAddRef(ref _loopHolds);
+    }
+
+    /// <summary>The descriptor is open for a call made now without a reference of the caller's own.</summary>
+    private bool LoopHoldsHandle => _loop.IsLoopThread && _loopHolds;
+
+    /// <summary>Gives back the loop's reference; on the loop thread (EpollLoop.ReleaseOnLoop).</summary>
+    internal void ReleaseLoopReference()
+    {
+        if (_loopHolds)
+        {
+            _loopHolds = false;
+            _handle.DangerousRelease();
+        }
+    }
+
+    /// <summary>The connection is closed or leaves the loop: the loop's reference goes, once.</summary>
+    private void ReleaseLoopReferenceOnLoop()
+    {
+        if (Interlocked.Exchange(ref _releaseAsked, 1) == 0)
+        {
+            _loop.ReleaseOnLoop(this);
         }
     }
 
@@ -72,23 +105,21 @@ internal sealed class EpollConnection : Connection, IEpollRegistration, IValueTa
     internal unsafe nint Receive(byte* buffer, int length, out int errno)
     {
         errno = 0;
+        if (IsClosed)
+        {
+            return 0;
+        }
+
+        if (LoopHoldsHandle)
+        {
+            return Receive(_fd, buffer, length, out errno);
+        }
+
         bool added = false;
         try
         {
-            if (IsClosed)
-            {
-                return 0;
-            }
-
             _handle.DangerousAddRef(ref added);
-            nint n;
-            do
-            {
-                n = EpollNative.recv(_handle.DangerousGetHandle(), buffer, length, EpollNative.MSG_DONTWAIT);
-                errno = n < 0 ? Marshal.GetLastPInvokeError() : 0;
-            }
-            while (errno == EpollNative.EINTR);
-            return n;
+            return Receive(_fd, buffer, length, out errno);
         }
         catch (ObjectDisposedException)
         {
@@ -101,6 +132,18 @@ internal sealed class EpollConnection : Connection, IEpollRegistration, IValueTa
                 _handle.DangerousRelease();
             }
         }
+    }
+
+    private static unsafe nint Receive(nint fd, byte* buffer, int length, out int errno)
+    {
+        nint n;
+        do
+        {
+            n = EpollNative.recv(fd, buffer, length, EpollNative.MSG_DONTWAIT);
+            errno = n < 0 ? Marshal.GetLastPInvokeError() : 0;
+        }
+        while (errno == EpollNative.EINTR);
+        return n;
     }
 
     public override ValueTask SendAsync(ReadOnlyMemory<byte> data, CancellationToken ct = default)
@@ -156,7 +199,7 @@ internal sealed class EpollConnection : Connection, IEpollRegistration, IValueTa
             return 0;
         }
 
-        return NonBlockingSend.Send(_handle, data, out errno);
+        return LoopHoldsHandle ? NonBlockingSend.Send(_fd, data, out errno) : NonBlockingSend.Send(_handle, data, out errno);
     }
 
     private static SocketException SendError(int errno) =>
@@ -252,6 +295,7 @@ internal sealed class EpollConnection : Connection, IEpollRegistration, IValueTa
         _reader.OnClosed();
         FailSendWait(new SocketException((int)SocketError.ConnectionAborted));
         _loop.Unregister(this);
+        ReleaseLoopReferenceOnLoop();
     }
 
     /// <summary>
@@ -260,8 +304,9 @@ internal sealed class EpollConnection : Connection, IEpollRegistration, IValueTa
     /// </summary>
     protected override void OnDetaching()
     {
-        _loop.Detach(this, _handle.DangerousGetHandle());
+        _loop.Detach(this, _fd);
         _reader.Complete();
+        ReleaseLoopReferenceOnLoop();
     }
 
     void IValueTaskSource.GetResult(short token)

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 
@@ -37,6 +38,12 @@ internal sealed unsafe class EpollLoop : IDisposable
     private int _nextSlot;
     private volatile bool _stopping;
     private IdleSpin _spin;
+    private readonly int _threadId;
+
+    // Connections whose sockets closed on another thread: the loop gives up its reference on each one's handle
+    // (see EpollConnection) on its own thread, between events, so never during one of its own system calls.
+    private readonly ConcurrentQueue<EpollConnection> _closedElsewhere = new();
+    private bool _drained;
 
     public EpollLoop(int index, Action<Exception> onError, int idleSpinMicros = 0)
     {
@@ -57,7 +64,56 @@ internal sealed unsafe class EpollLoop : IDisposable
         }
 
         _thread = new Thread(Run) { IsBackground = true, Name = $"fastpool-io-{index}" };
+        _threadId = _thread.ManagedThreadId;
         _thread.Start();
+    }
+
+    /// <summary>Whether the caller runs on this loop's thread.</summary>
+    public bool IsLoopThread => Environment.CurrentManagedThreadId == _threadId;
+
+    /// <summary>
+    /// Has <paramref name="connection"/> give up the loop's reference on its socket: right away on the loop thread
+    /// (or once the loop has stopped), otherwise on the loop thread at its next wake-up, which this call causes.
+    /// </summary>
+    public void ReleaseOnLoop(EpollConnection connection)
+    {
+        if (IsLoopThread)
+        {
+            connection.ReleaseLoopReference();
+            return;
+        }
+
+        // Under the lock Dispose takes: a connection queued before the loop's last drain is drained, one that comes
+        // after it is released here, and the eventfd is never written once Dispose may have closed it.
+        lock (_slotLock)
+        {
+            if (!_drained)
+            {
+                _closedElsewhere.Enqueue(connection);
+                if (!_stopping)
+                {
+                    Wake();
+                }
+
+                return;
+            }
+        }
+
+        connection.ReleaseLoopReference();
+    }
+
+    private void Wake()
+    {
+        ulong one = 1;
+        _ = EpollNative.write(_wakeFd, (byte*)&one, sizeof(ulong));
+    }
+
+    private void DrainClosed()
+    {
+        while (_closedElsewhere.TryDequeue(out var connection))
+        {
+            connection.ReleaseLoopReference();
+        }
     }
 
     /// <summary>Adds a socket (edge-triggered, in and out); returns 0 or the errno of epoll_ctl.</summary>
@@ -182,6 +238,10 @@ internal sealed unsafe class EpollLoop : IDisposable
                     ulong token = *(ulong*)(e + dataOffset);
                     if (token == WakeToken)
                     {
+                        // Reset the eventfd (it is level-triggered), then release what other threads closed.
+                        ulong value;
+                        _ = EpollNative.read(_wakeFd, (byte*)&value, sizeof(ulong));
+                        DrainClosed();
                         continue;
                     }
 
@@ -214,18 +274,28 @@ internal sealed unsafe class EpollLoop : IDisposable
 
     public void Dispose()
     {
-        if (_stopping)
+        lock (_slotLock)
         {
-            return;
+            if (_stopping)
+            {
+                return;
+            }
+
+            _stopping = true;
+            Wake();
         }
 
-        _stopping = true;
-        ulong one = 1;
-        _ = EpollNative.write(_wakeFd, (byte*)&one, sizeof(ulong));
         if (Thread.CurrentThread != _thread)
         {
             _thread.Join(TimeSpan.FromSeconds(5));
         }
+
+        lock (_slotLock)
+        {
+            _drained = true;
+        }
+
+        DrainClosed();
 
         _ = EpollNative.close(_wakeFd);
         _ = EpollNative.close(_epfd);

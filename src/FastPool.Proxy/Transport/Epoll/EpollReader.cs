@@ -13,10 +13,10 @@ namespace FastPool.Proxy.Transport.Epoll;
 /// last receive filled its space or an EPOLLIN edge arrived since; else it parks, and the loop thread does
 /// the receive when the edge comes and runs the reader's continuation in place. The handshake between
 /// the reader and the loop is one state word changed by compare-and-swap: Idle, Waiting (a parked read), Busy
-/// (someone is completing the parked read), Completed; plus a sticky edge flag that the loop sets on every
-/// EPOLLIN edge before it looks at the state, and the reader clears right before it receives. An edge that
-/// finds the read not parked (running, or being completed by a cancel on another thread) is therefore never
-/// lost: the reader sees the flag before it parks, or after, and then takes the park back.
+/// (someone is completing the parked read), Completed; plus a sticky edge flag that the loop sets when an
+/// EPOLLIN edge finds no read parked, before it looks at the state once more, and the reader clears right before
+/// it receives. An edge that finds the read not parked (running, or being completed by a cancel on another thread)
+/// is therefore never lost: the reader sees the flag before it parks, or after, and then takes the park back.
 /// </para>
 /// </summary>
 internal sealed unsafe class EpollReader : ParkingReader
@@ -206,14 +206,24 @@ internal sealed unsafe class EpollReader : ParkingReader
             _peerClosed = true;
         }
 
-        // The flag first, then the state: whoever parks a read after this sees the flag.
-        Interlocked.Exchange(ref _edge, 1);
+        // Usually a read is parked, and taking it is all there is to do. Only when none is parked does the edge need
+        // recording, flag first and then one more look at the state: a read parked in between checked the flag before
+        // it was set (and is taken here), one parked after sees the flag and takes its park back to receive.
         if (Interlocked.CompareExchange(ref _state, Busy, Waiting) != Waiting)
         {
-            return;
+            Interlocked.Exchange(ref _edge, 1);
+            if (Interlocked.CompareExchange(ref _state, Busy, Waiting) != Waiting)
+            {
+                return;
+            }
         }
 
-        Interlocked.Exchange(ref _edge, 0);
+        // Only this thread sets the flag, so a plain write clears it; the receive below covers the edge it recorded.
+        if (Volatile.Read(ref _edge) != 0)
+        {
+            Volatile.Write(ref _edge, 0);
+        }
+
         if (Receive())
         {
             if (!_eof && Volatile.Read(ref _inline) is { } consumer && ConsumeInline(consumer))

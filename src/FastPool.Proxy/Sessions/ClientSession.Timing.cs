@@ -9,8 +9,10 @@ namespace FastPool.Proxy.Sessions;
 /// </summary>
 internal sealed partial class ClientSession
 {
-    // TimeProvider timestamps; 0 = nothing outstanding. The client pump sets them, the server pump takes them:
-    // both run at once, hence Interlocked.
+    // TimeProvider timestamps; 0 = nothing outstanding. The client pump sets them, the server pump takes them, and
+    // both run at once; yet no compare-and-swap is needed: the client pump writes only over a 0 and the server pump
+    // only over a start, so the two writes alternate. The worst a race does is leave one query untimed, as a
+    // pipelined query whose start fell in an earlier round trip is.
     private long _queryStartTicks;
     private long _transactionStartTicks;
 
@@ -23,8 +25,15 @@ internal sealed partial class ClientSession
         if (queries > 0 && (Volatile.Read(ref _queryStartTicks) == 0 || Volatile.Read(ref _transactionStartTicks) == 0))
         {
             long now = _runtime.Time.GetTimestamp();
-            Interlocked.CompareExchange(ref _queryStartTicks, now, 0);
-            Interlocked.CompareExchange(ref _transactionStartTicks, now, 0);
+            if (Volatile.Read(ref _queryStartTicks) == 0)
+            {
+                Volatile.Write(ref _queryStartTicks, now);
+            }
+
+            if (Volatile.Read(ref _transactionStartTicks) == 0)
+            {
+                Volatile.Write(ref _transactionStartTicks, now);
+            }
         }
     }
 
@@ -34,24 +43,22 @@ internal sealed partial class ClientSession
     /// </summary>
     private void NoteServerBatch(ServerProtocolState server, int transactions)
     {
-        if (Volatile.Read(ref _queryStartTicks) == 0 || !server.AtMessageBoundary)
+        long queryStart = Volatile.Read(ref _queryStartTicks);
+        if (queryStart == 0 || !server.AtMessageBoundary)
         {
             return;
         }
 
-        long queryStart = Interlocked.Exchange(ref _queryStartTicks, 0);
-        if (queryStart == 0)
-        {
-            return;
-        }
+        Volatile.Write(ref _queryStartTicks, 0);
 
         long now = _runtime.Time.GetTimestamp();
         _traffic.QueryTime.Observe(_runtime.Time.GetElapsedTime(queryStart, now));
         if (transactions > 0)
         {
-            long transactionStart = Interlocked.Exchange(ref _transactionStartTicks, 0);
+            long transactionStart = Volatile.Read(ref _transactionStartTicks);
             if (transactionStart != 0)
             {
+                Volatile.Write(ref _transactionStartTicks, 0);
                 _traffic.TransactionTime.Observe(_runtime.Time.GetElapsedTime(transactionStart, now));
             }
         }

@@ -1,3 +1,4 @@
+using System.Threading.Tasks.Sources;
 using FastPool.Protocol;
 
 namespace FastPool.Proxy.Pooling;
@@ -9,6 +10,10 @@ internal sealed partial class ServerPool
     // costs nothing at all.
     private ITimer? _deadlineTimer;
     private long _timerDue = long.MaxValue;
+
+    // Waiters are reused: in transaction pooling with more clients than servers, nearly every transaction waits, and a
+    // fresh waiter per wait was a steady stream of garbage. Under the wait lock.
+    private readonly Stack<Waiter> _freeWaiters = new();
 
     /// <summary>
     /// Waits in line for a connection (or for a free slot, handed over as null). Honours reserve_pool_timeout
@@ -24,7 +29,13 @@ internal sealed partial class ServerPool
     {
         var settings = Settings;
         long now = _time.GetTimestamp();
-        var waiter = new Waiter(this);
+        Waiter waiter;
+        lock (_waitLock)
+        {
+            waiter = _freeWaiters.TryPop(out var reused) ? reused : new Waiter(this);
+        }
+
+        waiter.Reset();
         bool reserveReachable = settings.ReserveSize > 0
             && (settings.QueryWaitTimeout <= TimeSpan.Zero || settings.QueryWaitTimeout >= settings.ReserveTimeout);
         waiter.ReserveAt = reserveReachable ? now + ToTicks(settings.ReserveTimeout) : long.MaxValue;
@@ -43,9 +54,24 @@ internal sealed partial class ServerPool
         MakeRoomUnderSharedLimits();
 
         ServerConnection? result;
-        using (ct.UnsafeRegister(static state => ((Waiter)state!).Cancel(), waiter))
+        try
         {
-            result = await waiter.Task.ConfigureAwait(false);
+            using (ct.UnsafeRegister(static state => ((Waiter)state!).Cancel(), waiter))
+            {
+                result = await new ValueTask<ServerConnection?>(waiter, waiter.Version).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            // The registration is gone (its Dispose waits for a running cancel), and the result was taken: nothing
+            // refers to the waiter any more, unless the line still holds it (left there by a timeout or a cancel).
+            lock (_waitLock)
+            {
+                if (waiter.Dequeued)
+                {
+                    _freeWaiters.Push(waiter);
+                }
+            }
         }
 
         if (ct.IsCancellationRequested)
@@ -165,6 +191,7 @@ internal sealed partial class ServerPool
         {
             while (_waiters.TryDequeue(out var w))
             {
+                w.Dequeued = true;
                 if (!w.Done)
                 {
                     w.Done = true;
@@ -224,6 +251,7 @@ internal sealed partial class ServerPool
         {
             while (_waiters.TryDequeue(out var w))
             {
+                w.Dequeued = true;
                 if (!w.Done)
                 {
                     w.Done = true;
@@ -250,13 +278,22 @@ internal sealed partial class ServerPool
         }
     }
 
-    private sealed class Waiter(ServerPool pool)
+    /// <summary>
+    /// One client's place in line. Completed exactly once per wait: whoever completes it first marks it done under the
+    /// wait lock. Reused once its wait is over and the line no longer holds it.
+    /// </summary>
+    private sealed class Waiter(ServerPool pool) : IValueTaskSource<ServerConnection?>
     {
-        // Continuations run on the completing thread (see WaitAsync): no RunContinuationsAsynchronously.
-        private readonly TaskCompletionSource<ServerConnection?> _tcs = new();
+        // Continuations run on the completing thread (see WaitAsync): RunContinuationsAsynchronously stays false.
+        private ManualResetValueTaskSourceCore<ServerConnection?> _core;
 
         /// <summary>Guarded by the pool's wait lock.</summary>
         public bool Done { get; set; }
+
+        /// <summary>Taken out of the line (not just marked done in it). Guarded by the pool's wait lock.</summary>
+        public bool Dequeued { get; set; }
+
+        public short Version => _core.Version;
 
         /// <summary>When the reserve pool may be tried (timestamp); MaxValue once tried or when unreachable. Under the wait lock.</summary>
         public long ReserveAt { get; set; }
@@ -266,19 +303,32 @@ internal sealed partial class ServerPool
 
         public TimeSpan Timeout { get; set; }
 
-        public Task<ServerConnection?> Task => _tcs.Task;
+        /// <summary>Ready for a new wait; only by the waiting client, before it joins the line.</summary>
+        public void Reset()
+        {
+            _core.Reset();
+            Done = false;
+            Dequeued = false;
+        }
 
-        public void Complete(ServerConnection? server) => _tcs.TrySetResult(server);
+        public void Complete(ServerConnection? server) => _core.SetResult(server);
 
-        public void Fail(Exception error) => _tcs.TrySetException(error);
+        public void Fail(Exception error) => _core.SetException(error);
 
         /// <summary>The client stopped waiting: leave the line unless something was handed over already.</summary>
         public void Cancel()
         {
             if (pool.TryLeave(this))
             {
-                _tcs.TrySetCanceled();
+                _core.SetException(new OperationCanceledException());
             }
         }
+
+        ServerConnection? IValueTaskSource<ServerConnection?>.GetResult(short token) => _core.GetResult(token);
+
+        ValueTaskSourceStatus IValueTaskSource<ServerConnection?>.GetStatus(short token) => _core.GetStatus(token);
+
+        void IValueTaskSource<ServerConnection?>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+            _core.OnCompleted(continuation, state, token, flags);
     }
 }

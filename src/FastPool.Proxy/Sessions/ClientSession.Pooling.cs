@@ -375,6 +375,8 @@ internal sealed partial class ClientSession
     }
 
     /// <summary>Takes a server for the client's next transaction and starts its server-to-client pump.</summary>
+    /// <remarks>Pooled: with more clients than servers, nearly every transaction waits here.</remarks>
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<bool> AttachServerAsync(Pipeline.RouteIntent intent)
     {
         if (_serverPumpStarted && _serverPump.IsCompleted)

@@ -238,7 +238,7 @@ internal sealed partial class ClientSession
     private async ValueTask<ServerConnection?> AcquireSlowAsync(ValueTask pending, CancellationTokenSource clientGone, CancellationToken giveUp, long waitStart)
     {
         ServerConnection server;
-        var watch = pending.IsCompleted ? Task.CompletedTask : WatchClientWhileWaitingAsync(clientGone);
+        var watch = pending.IsCompleted ? default : WatchClientWhileWaitingAsync(clientGone);
         var giveUpRegistration = giveUp.UnsafeRegister(static state => ((CancellationTokenSource)state!).Cancel(), clientGone);
         try
         {
@@ -327,7 +327,8 @@ internal sealed partial class ClientSession
     /// gives up its place in line and its max_client_conn slot at once, not at query_wait_timeout. Nothing is
     /// consumed: the pump later reads the same bytes.
     /// </summary>
-    private async Task WatchClientWhileWaitingAsync(CancellationTokenSource clientGone)
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask WatchClientWhileWaitingAsync(CancellationTokenSource clientGone)
     {
         var input = _client.Input;
         while (true)
@@ -362,7 +363,8 @@ internal sealed partial class ClientSession
         }
     }
 
-    private async Task StopWatchAsync(Task watch)
+    /// <summary>Ends the watch and awaits it (exactly once: it is a pooled ValueTask).</summary>
+    private async ValueTask StopWatchAsync(ValueTask watch)
     {
         if (!watch.IsCompleted)
         {

@@ -46,6 +46,11 @@ internal static class MetricsReport
         w.Single("fastpool_shutting_down", "gauge", "1 once a shutdown has started.", runtime.ShuttingDown ? 1 : 0);
         w.Single("fastpool_clients", "gauge", "Client connections, logging in or logged in, the admin console's included.", runtime.Clients.Count);
         w.Single("fastpool_servers", "gauge", "Server connections over all pools.", runtime.Pools.AllPools.Sum(p => p.TotalCount));
+
+        // The forwarding path is meant to allocate nothing: a rising allocation rate under steady load says otherwise.
+        w.Single("fastpool_allocated_bytes_total", "counter", "Bytes of managed memory allocated since start (all threads).", GC.GetTotalAllocatedBytes());
+        w.Single("fastpool_gc_collections_total", "counter", "Garbage collections since start, of generation 0 (which includes the older ones).", GC.CollectionCount(0));
+        w.Single("fastpool_resident_memory_bytes", "gauge", "Resident memory of the process (working set).", Environment.WorkingSet);
     }
 
     private static void WritePools(PrometheusWriter w, List<PoolGauges> pools)

@@ -85,6 +85,8 @@ public sealed class MetricsEndpointTests
                     + now.Value("fastpool_pool_servers_used", "fastpool_pool_servers_used", pool) == 1;
         }, "the server is back in the pool");
         Assert.Equal(1, after.Value("fastpool_accepting", "fastpool_accepting"));
+        Assert.True(after.Value("fastpool_allocated_bytes_total", "fastpool_allocated_bytes_total") > 0, "allocated bytes are reported");
+        Assert.True(after.Value("fastpool_resident_memory_bytes", "fastpool_resident_memory_bytes") > 1 << 20, "resident memory is reported");
 
         // The console's SHOW STATS reads the same counters, xact_time included.
         var stats = await ShowAsync(host.Port, "SHOW STATS_TOTALS");

@@ -85,19 +85,23 @@ public sealed class EpollHandleLifetimeTests : IAsyncLifetime
         var (connection, peer, inode, fd) = await ConnectAsync();
         using (peer)
         {
-            // The read completes on the loop thread, and the abort runs right there in its continuation (no
-            // synchronization context inside Task.Run to send it elsewhere).
+            // A read parked before the bytes come is completed on the loop thread, and a synchronous continuation
+            // aborts the connection right there.
+            var read = connection.Input.ReadAsync();
+            Assert.False(read.IsCompleted, "nothing was sent yet");
             string? abortedOn = null;
-            var reading = Task.Run(async () =>
-            {
-                var result = await connection.Input.ReadAsync();
-                abortedOn = Thread.CurrentThread.Name;
-                connection.Input.AdvanceTo(result.Buffer.End);
-                connection.Abort();
-            });
-            await Task.Delay(50);
+            var aborted = read.AsTask().ContinueWith(
+                t =>
+                {
+                    abortedOn = Thread.CurrentThread.Name;
+                    connection.Input.AdvanceTo(t.Result.Buffer.End);
+                    connection.Abort();
+                },
+                CancellationToken.None,
+                TaskContinuationOptions.ExecuteSynchronously,
+                TaskScheduler.Default);
             await peer.SendAsync("x"u8.ToArray());
-            await reading.WaitAsync(TimeSpan.FromSeconds(10));
+            await aborted.WaitAsync(TimeSpan.FromSeconds(10));
             Assert.StartsWith("fastpool-io-", abortedOn);
             await AssertClosedAsync(fd, inode);
         }

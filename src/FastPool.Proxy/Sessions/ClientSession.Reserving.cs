@@ -107,7 +107,7 @@ internal sealed partial class ClientSession
         {
             using var cts = new CancellationTokenSource(s_resetTimeout);
             var row = await MessageIo.QueryFirstRowAsync(server, _walBuilder ??= new MessageBuilder(), WalPositionQuery, cts.Token).ConfigureAwait(false);
-            _query.MinReplayLsn = NodeMonitor.TryParseLsn(row[0], out var lsn) ? lsn : ulong.MaxValue;
+            _query.MinReplayLsn = NodeMonitor.CommitBound(row);
         }
         catch (Exception ex)
         {

@@ -30,7 +30,7 @@ internal sealed partial class ClientSession
         | RouteTraits.SessionAuthorization | RouteTraits.Listen | RouteTraits.TemporaryObject | RouteTraits.AdvisoryLock;
 
     // PostgreSQL docs 9.27.3: the insert position is at or past the end of every commit record already written.
-    private const string WalPositionQuery = "SELECT pg_catalog.pg_current_wal_insert_lsn()";
+    private const string WalPositionQuery = NodeMonitor.WalPositionQuery;
 
     private RoutingSettings _routing = new();
     private bool _balanced;
@@ -482,7 +482,7 @@ internal sealed partial class ClientSession
             // Only the latest write's position counts: an older fetch answering late must not lower the bar.
             if (Volatile.Read(ref _walFetchNumber) == number)
             {
-                _query.MinReplayLsn = NodeMonitor.TryParseLsn(row[0], out var lsn) ? lsn : ulong.MaxValue;
+                _query.MinReplayLsn = NodeMonitor.CommitBound(row);
             }
         }
         catch (Exception ex)

@@ -92,6 +92,54 @@ internal sealed class NodeMonitor
         return NodeProbe.CheckAsync(_runtime, config, database, node, NodeProbe.CheckLogin(config, database), timeout, ct);
     }
 
+    /// <summary>
+    /// The query read_your_writes asks the primary after a write: its WAL insert position, where that position lies in
+    /// its WAL file, and the WAL page size (PostgreSQL docs 9.27.3 "Backup Control Functions"; 20.15 "Preset Options").
+    /// </summary>
+    public const string WalPositionQuery =
+        "SELECT l, o.file_offset, pg_catalog.current_setting('wal_block_size') " +
+        "FROM pg_catalog.pg_current_wal_insert_lsn() l, pg_catalog.pg_walfile_name_offset(l) o";
+
+    // Page header sizes of a 64-bit build (MAXALIGN 8): every WAL page starts with a short header, the first page of
+    // a WAL file with a long one (access/xlog_internal.h, PostgreSQL docs 30.6 "WAL Internals").
+    private const long ShortPageHeader = 24;
+    private const long LongPageHeader = 40;
+
+    /// <summary>
+    /// The position every record written so far ends at or before, from a row of <see cref="WalPositionQuery"/>;
+    /// ulong.MaxValue when the row cannot be read (no standby is then known to have the client's write).
+    /// </summary>
+    /// <remarks>
+    /// On a page that holds no record yet the insert position points past the page's header, while a standby that
+    /// replayed everything reports the end of the last record: the page boundary. After a WAL file switch (archive_timeout,
+    /// pg_switch_wal, a base backup) that is where an idle primary stays, and reads that must see the client's write
+    /// would wait on the primary for unrelated WAL to move the standby on. The header is therefore not counted.
+    /// </remarks>
+    public static ulong CommitBound(string?[] row)
+    {
+        if (row.Length == 0 || !TryParseLsn(row[0], out var lsn))
+        {
+            return ulong.MaxValue;
+        }
+
+        if (row.Length >= 3
+            && long.TryParse(row[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out long fileOffset)
+            && long.TryParse(row[2], NumberStyles.Integer, CultureInfo.InvariantCulture, out long pageSize) && pageSize > LongPageHeader)
+        {
+            if (fileOffset == LongPageHeader)
+            {
+                return lsn - LongPageHeader;
+            }
+
+            if (fileOffset > pageSize && fileOffset % pageSize == ShortPageHeader)
+            {
+                return lsn - ShortPageHeader;
+            }
+        }
+
+        return lsn;
+    }
+
     /// <summary>Parses a pg_lsn text value "X/Y" (two hexadecimal halves) into its 64-bit position.</summary>
     public static bool TryParseLsn(string? text, out ulong lsn)
     {

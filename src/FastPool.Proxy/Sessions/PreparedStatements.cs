@@ -48,6 +48,10 @@ internal sealed class PreparedStatements
     private bool _skipping;
     private byte[] _scratch = [];
     private KnownStatements? _known;
+
+    // The pool _known was looked up for: a session attaches servers of the same pool transaction after transaction, and
+    // the lookup (a ConditionalWeakTable) was a measurable part of each attach.
+    private ServerPool? _knownPool;
     private bool _forgetting;
     private int _forgetErrors;
     private byte[] _localReply = [];
@@ -112,7 +116,11 @@ internal sealed class PreparedStatements
     }
 
     /// <summary>The statements known to be valid in the client's pool, before any server is attached.</summary>
-    public void UseKnown(KnownStatements known) => _known = known;
+    public void UseKnown(KnownStatements known)
+    {
+        _known = known;
+        _knownPool = null;
+    }
 
     /// <summary>The reply <see cref="TryAnswerWithoutServer"/> prepared.</summary>
     public ReadOnlyMemory<byte> LocalReply => _localReply.AsMemory(0, _localReplyLength);
@@ -120,7 +128,11 @@ internal sealed class PreparedStatements
     /// <summary>A new server was attached: nothing is outstanding on it.</summary>
     public void OnAttach(ServerConnection server)
     {
-        _known = KnownStatements.For(server.Pool);
+        if (!ReferenceEquals(_knownPool, server.Pool) || _known is null)
+        {
+            _known = KnownStatements.For(server.Pool);
+            _knownPool = server.Pool;
+        }
         _head = 0;
         _count = 0;
         _skipping = false;

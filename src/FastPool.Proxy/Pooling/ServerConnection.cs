@@ -42,6 +42,44 @@ internal sealed class ServerConnection
     /// <summary>How the connection is protected and how it logged in, for the log line: "TLSv13/TLS_AES_256_GCM_SHA384, SCRAM-SHA-256-PLUS".</summary>
     public string Security { get; set; } = "no TLS";
 
+    // Cancel requests being forwarded to this connection (the low bits), and whether the pool was asked to take it
+    // back meanwhile (the sign bit): see BeginCancel.
+    private const int ReleaseDeferred = int.MinValue;
+    private int _cancels;
+
+    /// <summary>
+    /// A client's CancelRequest is about to be forwarded to this connection. Until <see cref="EndCancel"/>, the
+    /// connection does not go back to the pool: the cancel, which PostgreSQL delivers as a signal some time after it
+    /// got the request, could otherwise stop the query of the next client to take it (55.2.8 "Canceling Requests in
+    /// Progress"; PgBouncer holds a server being canceled back the same way).
+    /// </summary>
+    public void BeginCancel() => Interlocked.Increment(ref _cancels);
+
+    /// <summary>The cancel was delivered (or given up on). True: the pool's hand-back was deferred; the caller releases it now.</summary>
+    public bool EndCancel() =>
+        Interlocked.Decrement(ref _cancels) == ReleaseDeferred
+        && Interlocked.CompareExchange(ref _cancels, 0, ReleaseDeferred) == ReleaseDeferred;
+
+    /// <summary>Whether no cancel is being forwarded; otherwise the release is left to the last <see cref="EndCancel"/>.</summary>
+    internal bool TryDeferRelease()
+    {
+        while (true)
+        {
+            // Read with a full fence: the session's "no longer mine" store comes before this read (BeginCancel's caller
+            // checks the other way round).
+            int state = Interlocked.CompareExchange(ref _cancels, 0, 0);
+            if ((state & ~ReleaseDeferred) == 0)
+            {
+                return false;
+            }
+
+            if (Interlocked.CompareExchange(ref _cancels, state | ReleaseDeferred, state) == state)
+            {
+                return true;
+            }
+        }
+    }
+
     public int BackendProcessId { get; set; }
 
     public byte[] BackendSecretKey { get; set; } = [];

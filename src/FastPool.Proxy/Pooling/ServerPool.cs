@@ -144,6 +144,12 @@ internal sealed partial class ServerPool
     /// <summary>Returns a connection after use. Anything not known to be clean and current is closed instead.</summary>
     public void Release(ServerConnection server)
     {
+        if (server.TryDeferRelease())
+        {
+            // A client's cancel is on its way to this connection: it comes back when that is delivered.
+            return;
+        }
+
         server.UncountOutstanding();
         long now = _time.GetTimestamp();
         if (!server.IsClean || server.TransactionStatus != TransactionStatus.Idle || server.Generation != Generation || _closed || Expired(server, now))

@@ -44,7 +44,7 @@ internal sealed class CancelRegistry
             return;
         }
 
-        var server = session.CurrentServer;
+        var server = session.TakeServerForCancel();
         if (server is null)
         {
             Log.CancelRequest(_logger, remote, "ignored: the client holds no server connection");
@@ -58,11 +58,26 @@ internal sealed class CancelRegistry
             var builder = new MessageBuilder(32);
             builder.CancelRequest(server.BackendProcessId, server.BackendSecretKey);
             await socket.SendAsync(builder.Written, System.Net.Sockets.SocketFlags.None, cts.Token).ConfigureAwait(false);
+
+            // The server answers nothing and closes the connection once it has signalled the backend (55.2.8): only
+            // then may the connection serve another client.
+            var sink = new byte[16];
+            while (await socket.ReceiveAsync(sink, System.Net.Sockets.SocketFlags.None, cts.Token).ConfigureAwait(false) > 0)
+            {
+            }
+
             Log.CancelRequest(_logger, remote, $"forwarded to {server}");
         }
         catch (Exception ex)
         {
             Log.CancelRequest(_logger, remote, "could not be forwarded: " + ServerConnector.Describe(ex));
+        }
+        finally
+        {
+            if (server.EndCancel())
+            {
+                server.Pool.Release(server);
+            }
         }
     }
 }

@@ -61,6 +61,33 @@ internal sealed partial class ClientSession
     /// <summary>The server connection this client holds right now, for cancel requests and the admin console.</summary>
     public ServerConnection? CurrentServer => _server;
 
+    /// <summary>
+    /// The server this client is using, marked as being canceled (<see cref="ServerConnection.BeginCancel"/>), or null
+    /// when it holds none. Marked first and checked again after: a server the client handed back in between is left
+    /// alone, and one it hands back after will not reach another client before the cancel is delivered.
+    /// </summary>
+    public ServerConnection? TakeServerForCancel()
+    {
+        var server = _server;
+        if (server is null)
+        {
+            return null;
+        }
+
+        server.BeginCancel();
+        if (ReferenceEquals(_server, server))
+        {
+            return server;
+        }
+
+        if (server.EndCancel())
+        {
+            server.Pool.Release(server);
+        }
+
+        return null;
+    }
+
     /// <summary>When the client started waiting for a server (TimeProvider timestamp); 0 while it is not waiting.</summary>
     public long WaitingSinceTicks { get; private set; }
 

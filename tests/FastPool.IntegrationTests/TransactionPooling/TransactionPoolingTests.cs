@@ -249,6 +249,59 @@ public sealed class TransactionPoolingTests
         Assert.Equal("slept", await sleeping.WaitAsync(TimeSpan.FromSeconds(15)));
     }
 
+    [Fact]
+    public async Task Cancels_of_one_client_never_stop_the_query_of_the_next_client_on_its_server()
+    {
+        // One server for two clients: A's short queries end while A's cancels are still on their way, and B's query is
+        // the next thing that server runs. A cancel is delivered as a signal some time after the server got it, so the
+        // server must not go to B before that (PgBouncer 1.18's fix for the same race).
+        await using var proxy = Start(_fixture.Primary, poolSize: 1);
+        await using var a = await RawPgClient.ConnectAsync(proxy.Port);
+        var key = (await a.LoginAsync("postgres")).Single(m => m.Type == 'K');
+        await using var b = await OpenAsync(proxy);
+
+        using var stop = new CancellationTokenSource();
+        var cancels = Task.Run(async () =>
+        {
+            int sent = 0;
+            while (!stop.IsCancellationRequested)
+            {
+                await using var canceller = await RawPgClient.ConnectAsync(proxy.Port);
+                await canceller.SendAsync(RawPgClient.CancelRequest(key.Int32At(0), key.Int32At(4)));
+                await canceller.ReadUntilClosedAsync(TimeSpan.FromSeconds(5));
+                sent++;
+            }
+
+            return sent;
+        });
+
+        int cancelledB = 0;
+        try
+        {
+            for (int i = 0; i < 25; i++)
+            {
+                // A's own query may well be cancelled: that is what A asked for.
+                await a.QueryAsync("select pg_sleep(0.02)");
+                try
+                {
+                    await ExecAsync(b, "select pg_sleep(0.03)");
+                }
+                catch (PostgresException ex) when (ex.SqlState == "57014")
+                {
+                    cancelledB++;
+                }
+            }
+        }
+        finally
+        {
+            stop.Cancel();
+        }
+
+        Assert.True(await cancels > 0);
+        Assert.Equal(0, cancelledB);
+        Assert.Equal(1, await ScalarAsync(b, "select 1"));
+    }
+
     /// <summary>The one backend of a pool of one, as the server sees it (the proxy's client backend).</summary>
     private async Task<int> BackendPidOfAsync(ProxyHost proxy)
     {

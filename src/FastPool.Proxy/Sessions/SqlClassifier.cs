@@ -357,9 +357,28 @@ internal static class SqlClassifier
             int end = SkipToEnd(ref lexer);
             if (name is not null)
             {
-                changes.Add(new SettingChange(name, set ? System.Text.Encoding.UTF8.GetString(sql[start..end]).TrimEnd() : null));
+                // SET ... TO DEFAULT is RESET (PostgreSQL docs, SET): back to the session's default, which is the value
+                // the client's startup packet gave, not the server's.
+                bool toDefault = set && EndsWithDefault(sql[start..end]);
+                changes.Add(new SettingChange(name, set && !toDefault ? System.Text.Encoding.UTF8.GetString(sql[start..end]).TrimEnd() : null));
             }
         }
+    }
+
+    /// <summary>
+    /// Whether a SET statement's value is the keyword DEFAULT: its last token. DEFAULT is reserved, so it cannot be a
+    /// bare element of a value list, and a quoted 'default' is a string.
+    /// </summary>
+    private static bool EndsWithDefault(ReadOnlySpan<byte> statement)
+    {
+        var lexer = new SqlLexer(statement);
+        bool lastIsDefault = false;
+        for (var token = lexer.Next(); token is not (SqlToken.End or SqlToken.Semicolon); token = lexer.Next())
+        {
+            lastIsDefault = token == SqlToken.Word && lexer.Is("default"u8);
+        }
+
+        return lastIsDefault;
     }
 
     /// <summary>The parameter a SET/RESET names, lower case; the lexer is left on its last word.</summary>

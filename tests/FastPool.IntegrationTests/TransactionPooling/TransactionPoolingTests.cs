@@ -250,6 +250,25 @@ public sealed class TransactionPoolingTests
     }
 
     [Fact]
+    public async Task Set_to_default_goes_back_to_the_clients_startup_value()
+    {
+        await using var proxy = Start(_fixture.Primary, poolSize: 1);
+        await using var a = await OpenAsync(proxy, b => b.Options = "-c search_path=from_startup_a -c statement_timeout=4321");
+        await using var other = await OpenAsync(proxy);
+
+        await ExecAsync(a, "set search_path = elsewhere");
+        await ExecAsync(a, "set statement_timeout = 1000");
+        await ExecAsync(other, "set search_path = other_client");
+        await ExecAsync(a, "set search_path to default");
+        await ExecAsync(a, "set session statement_timeout = default");
+        await ExecAsync(other, "select 1");
+
+        // As PostgreSQL itself answers: DEFAULT is the session default, which the startup packet set.
+        Assert.Equal(["from_startup_a", "4321ms"], await RowAsync(a, "select current_setting('search_path'), current_setting('statement_timeout')"));
+        Assert.Equal(["other_client"], await RowAsync(other, "select current_setting('search_path')"));
+    }
+
+    [Fact]
     public async Task Cancels_of_one_client_never_stop_the_query_of_the_next_client_on_its_server()
     {
         // One server for two clients: A's short queries end while A's cancels are still on their way, and B's query is

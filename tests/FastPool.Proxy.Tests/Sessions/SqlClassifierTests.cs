@@ -157,4 +157,22 @@ public class SqlClassifierTests
             ],
             changes);
     }
+
+    [Fact]
+    public void Set_to_default_is_read_as_a_reset()
+    {
+        var changes = new List<SettingChange>();
+        SqlClassifier.ReadSettingChanges(
+            Encoding.UTF8.GetBytes("set search_path to default; SET SESSION application_name = DEFAULT; SET TIME ZONE default; set x.y = 'default'"),
+            changes);
+
+        Assert.Equal(
+            [
+                new SettingChange("search_path", null),
+                new SettingChange("application_name", null),
+                new SettingChange("timezone", null),
+                new SettingChange("x.y", "set x.y = 'default'"),
+            ],
+            changes);
+    }
 }

@@ -46,7 +46,12 @@ internal sealed partial class ClientSession : IQueryInspector
     private readonly Dictionary<string, string> _startupReported = new(StringComparer.OrdinalIgnoreCase);
     private readonly List<SettingChange> _pending = [];
     private readonly List<SettingChange> _changes = [];
-    private bool _pendingRolledBack;
+
+    // Savepoints of the transaction, each with how many of _pending came before it (ROLLBACK TO undoes the rest).
+    private readonly List<(string Name, int Pending)> _savepoints = [];
+
+    // The first _keptPending of _pending were committed by COMMIT AND CHAIN: a later failure or ROLLBACK leaves them.
+    private int _keptPending;
     private PinReasons _pendingUnpin;
 
     // SessionStateKey of _reported and _settings; null after either changed.
@@ -173,11 +178,6 @@ internal sealed partial class ClientSession : IQueryInspector
             return;
         }
 
-        if ((traits & QueryTraits.Rollback) != 0)
-        {
-            _pendingRolledBack = true;
-        }
-
         if ((traits & QueryTraits.DiscardAll) != 0)
         {
             _pendingUnpin |= PinReasons.All | PinReasons.Untracked;
@@ -194,7 +194,7 @@ internal sealed partial class ClientSession : IQueryInspector
             _pendingUnpin |= PinReasons.Listen;
         }
 
-        if ((traits & (QueryTraits.Setting | QueryTraits.ResetAll)) == 0)
+        if ((traits & (QueryTraits.Setting | QueryTraits.ResetAll | QueryTraits.Rollback | QueryTraits.TransactionControl)) == 0)
         {
             return;
         }
@@ -204,6 +204,12 @@ internal sealed partial class ClientSession : IQueryInspector
         SqlClassifier.ReadSettingChanges(text, _changes);
         foreach (var change in _changes)
         {
+            if (change.Event != SessionEvent.Setting)
+            {
+                TrackTransactionControl(change, server);
+                continue;
+            }
+
             if (change.Name is null)
             {
                 foreach (var key in server.AppliedSettings.Keys.ToArray())
@@ -227,63 +233,141 @@ internal sealed partial class ClientSession : IQueryInspector
     }
 
     /// <summary>
+    /// Which of the transaction's settings still count after a savepoint statement, a ROLLBACK or a COMMIT AND CHAIN
+    /// (PostgreSQL docs, SET: the effects of SET are undone by a rollback, to a savepoint too). A rollback also ends the
+    /// failure that preceded it, so errors before it no longer undo what follows.
+    /// </summary>
+    private void TrackTransactionControl(SettingChange change, ServerConnection server)
+    {
+        switch (change.Event)
+        {
+            case SessionEvent.Savepoint when change.Name is not null:
+                _savepoints.Add((change.Name, _pending.Count));
+                break;
+            case SessionEvent.Release:
+                int released = LastSavepoint(change.Name);
+                if (released >= 0)
+                {
+                    _savepoints.RemoveRange(released, _savepoints.Count - released);
+                }
+
+                break;
+            case SessionEvent.RollbackTo:
+                int target = LastSavepoint(change.Name);
+                if (target >= 0)
+                {
+                    DropPendingFrom(_savepoints[target].Pending);
+                    _savepoints.RemoveRange(target + 1, _savepoints.Count - target - 1);
+                    _errorsAtStart = server.Protocol.Errors;
+                }
+
+                break;
+            case SessionEvent.Rollback:
+                // UNLISTEN * and DISCARD ALL in a transaction that is rolled back did nothing.
+                DropPendingFrom(_keptPending);
+                _pendingUnpin = PinReasons.None;
+                _savepoints.Clear();
+                _errorsAtStart = server.Protocol.Errors;
+                break;
+            case SessionEvent.CommitChain:
+                // A failed transaction's COMMIT is a rollback.
+                if (server.Protocol.Errors == _errorsAtStart)
+                {
+                    _keptPending = _pending.Count;
+                }
+                else
+                {
+                    DropPendingFrom(_keptPending);
+                }
+
+                _savepoints.Clear();
+                _errorsAtStart = server.Protocol.Errors;
+                break;
+        }
+    }
+
+    private int LastSavepoint(string? name)
+    {
+        for (int i = _savepoints.Count - 1; i >= 0; i--)
+        {
+            if (string.Equals(_savepoints[i].Name, name, StringComparison.Ordinal))
+            {
+                return i;
+            }
+        }
+
+        return -1;
+    }
+
+    private void DropPendingFrom(int index)
+    {
+        index = Math.Max(index, _keptPending);
+        if (index < _pending.Count)
+        {
+            _pending.RemoveRange(index, _pending.Count - index);
+        }
+    }
+
+    /// <summary>
     /// At a ReadyForQuery 'I' with nothing outstanding (under the swap lock, on the server pump): what the finished
     /// transaction changed becomes the client's, unless it failed or was rolled back; the values the server
     /// reported are what the client has now seen.
     /// </summary>
     private void CommitTransaction(ServerConnection server)
     {
-        bool ok = server.Protocol.Errors == _errorsAtStart && !_pendingRolledBack;
+        bool ok = server.Protocol.Errors == _errorsAtStart;
         bool resetAll = false;
-        if (ok && _pending.Count > 0)
+
+        // A failed transaction keeps only what a COMMIT AND CHAIN committed before it failed.
+        int committed = ok ? _pending.Count : _keptPending;
+        if (committed > 0)
         {
             _stateKey = null;
             server.AppliedSettingsChanged();
         }
 
-        if (ok)
+        for (int i = 0; i < committed; i++)
         {
-            foreach (var change in _pending)
+            var change = _pending[i];
+            if (change.Name is null)
             {
-                if (change.Name is null)
+                resetAll = true;
+                _settings.Clear();
+                foreach (var kv in _startupSettings)
                 {
-                    resetAll = true;
-                    _settings.Clear();
-                    foreach (var kv in _startupSettings)
-                    {
-                        _settings[kv.Key] = kv.Value;
-                    }
-
-                    server.AppliedSettings.Clear();
+                    _settings[kv.Key] = kv.Value;
                 }
-                else if (change.Statement is not null)
+
+                server.AppliedSettings.Clear();
+            }
+            else if (change.Statement is not null)
+            {
+                _settings[change.Name] = change.Statement;
+                server.AppliedSettings[change.Name] = change.Statement;
+            }
+            else
+            {
+                if (_startupSettings.TryGetValue(change.Name, out var startup))
                 {
-                    _settings[change.Name] = change.Statement;
-                    server.AppliedSettings[change.Name] = change.Statement;
+                    _settings[change.Name] = startup;
                 }
                 else
                 {
-                    if (_startupSettings.TryGetValue(change.Name, out var startup))
-                    {
-                        _settings[change.Name] = startup;
-                    }
-                    else
-                    {
-                        _settings.Remove(change.Name);
-                    }
-
-                    server.AppliedSettings.Remove(change.Name);
+                    _settings.Remove(change.Name);
                 }
-            }
 
-            if (_pendingUnpin != PinReasons.None)
-            {
-                SetPinned(_pinned & ~_pendingUnpin);
+                server.AppliedSettings.Remove(change.Name);
             }
         }
 
+        if (ok && _pendingUnpin != PinReasons.None)
+        {
+            SetPinned(_pinned & ~_pendingUnpin);
+        }
+
         _pending.Clear();
-        _pendingRolledBack = false;
+        _keptPending = 0;
+        _savepoints.Clear();
         _pendingUnpin = PinReasons.None;
         _errorsAtStart = server.Protocol.Errors;
         if (!resetAll && SameStateAs(server))

@@ -25,12 +25,38 @@ internal enum QueryTraits : byte
 
     /// <summary>DEALLOCATE [PREPARE] ALL: every prepared statement of the session is gone.</summary>
     DeallocateAll = 32,
+
+    /// <summary>SAVEPOINT, RELEASE, ROLLBACK TO, or COMMIT AND CHAIN: which settings of the transaction count changes mid-way.</summary>
+    TransactionControl = 64,
+}
+
+/// <summary>What a <see cref="SettingChange"/> is: a SET or RESET, or a statement that decides which of them count.</summary>
+internal enum SessionEvent : byte
+{
+    /// <summary>SET (with its statement) or RESET (without).</summary>
+    Setting,
+
+    /// <summary>SAVEPOINT name.</summary>
+    Savepoint,
+
+    /// <summary>RELEASE [SAVEPOINT] name: the savepoint and those after it are gone; the changes stay.</summary>
+    Release,
+
+    /// <summary>ROLLBACK TO [SAVEPOINT] name: the changes since that savepoint are undone; it stays.</summary>
+    RollbackTo,
+
+    /// <summary>ROLLBACK or ABORT (with or without AND CHAIN): the transaction's changes are undone.</summary>
+    Rollback,
+
+    /// <summary>COMMIT or END AND CHAIN: the changes so far are committed; a new transaction starts.</summary>
+    CommitChain,
 }
 
 /// <summary>One session-level SET or RESET a client ran, as FastPool replays it on another server.</summary>
 /// <param name="Name">The parameter, lower case (SET SCHEMA is search_path, SET ROLE is role); null for RESET ALL.</param>
 /// <param name="Statement">The statement text as the client sent it (UTF-8, the encoding FastPool sends its own queries in); null for a RESET.</param>
-internal readonly record struct SettingChange(string? Name, string? Statement);
+/// <param name="Event">A setting, or a transaction-control statement (then <paramref name="Name"/> is its savepoint, if any).</param>
+internal readonly record struct SettingChange(string? Name, string? Statement, SessionEvent Event = SessionEvent.Setting);
 
 /// <summary>
 /// Conservative recognition of statements whose effect outlives the transaction (PostgreSQL docs: SET, RESET,
@@ -139,8 +165,20 @@ internal static class SqlClassifier
             }
             else if (lexer.Is("rollback"u8) || lexer.Is("abort"u8))
             {
-                traits |= QueryTraits.Rollback;
+                traits |= RollsBackTo(ref lexer) ? QueryTraits.TransactionControl : QueryTraits.Rollback;
+                SkipRest(ref lexer);
+            }
+            else if (lexer.Is("savepoint"u8) || lexer.Is("release"u8))
+            {
+                traits |= QueryTraits.TransactionControl;
                 lexer.SkipStatement();
+            }
+            else if (lexer.Is("commit"u8) || lexer.Is("end"u8))
+            {
+                if (Chains(ref lexer))
+                {
+                    traits |= QueryTraits.TransactionControl;
+                }
             }
             else
             {
@@ -149,6 +187,32 @@ internal static class SqlClassifier
                 ScanRest(ref lexer, ref pins, declare);
             }
         }
+    }
+
+    /// <summary>After ROLLBACK or ABORT: whether it is ROLLBACK [WORK | TRANSACTION] TO; the lexer is left on the word after.</summary>
+    private static bool RollsBackTo(ref SqlLexer lexer)
+    {
+        var token = lexer.Next();
+        if (token == SqlToken.Word && (lexer.Is("work"u8) || lexer.Is("transaction"u8)))
+        {
+            token = lexer.Next();
+        }
+
+        return token == SqlToken.Word && lexer.Is("to"u8);
+    }
+
+    /// <summary>After COMMIT or END: whether AND CHAIN follows (not AND NO CHAIN); the statement is consumed.</summary>
+    private static bool Chains(ref SqlLexer lexer)
+    {
+        bool afterAnd = false;
+        bool chain = false;
+        for (var token = lexer.Next(); token is not (SqlToken.Semicolon or SqlToken.End); token = lexer.Next())
+        {
+            chain |= afterAnd && token == SqlToken.Word && lexer.Is("chain"u8);
+            afterAnd = token == SqlToken.Word && lexer.Is("and"u8);
+        }
+
+        return chain;
     }
 
     /// <summary>
@@ -187,15 +251,17 @@ internal static class SqlClassifier
         }
     }
 
-    // The words below, by first and second letter: set, reset/rollback, discard/deallocate, listen, unlisten, prepare,
-    // abort, temp, hold; and "ad" of advisory_lock anywhere.
-    private static readonly Routing.Classification.KeywordScan s_keywords = new("srdlupath", "eoinrb", anywhere: "ad");
+    // The words below, by first and second letter: set/savepoint, reset/rollback/release, discard/deallocate, listen,
+    // unlisten, prepare, abort, temp, hold, commit, end; and "ad" of advisory_lock anywhere.
+    private static readonly Routing.Classification.KeywordScan s_keywords = new("srdlupathce", "eoinrba", anywhere: "ad");
 
     /// <summary>Whether a word starting with <paramref name="lower"/> begins like a keyword <see cref="Classify"/> acts on.</summary>
     private static bool StartsKeyword(ReadOnlySpan<byte> rest, int lower) => lower switch
     {
-        's' => StartsWithIgnoreCase(rest, "set"u8),
-        'r' => StartsWithIgnoreCase(rest, "reset"u8) || StartsWithIgnoreCase(rest, "rollback"u8),
+        's' => StartsWithIgnoreCase(rest, "set"u8) || StartsWithIgnoreCase(rest, "savepoint"u8),
+        'r' => StartsWithIgnoreCase(rest, "reset"u8) || StartsWithIgnoreCase(rest, "rollback"u8) || StartsWithIgnoreCase(rest, "release"u8),
+        'c' => StartsWithIgnoreCase(rest, "commit"u8),
+        'e' => StartsWithIgnoreCase(rest, "end"u8),
         'd' => StartsWithIgnoreCase(rest, "discard"u8) || StartsWithIgnoreCase(rest, "deallocate"u8),
         'l' => StartsWithIgnoreCase(rest, "listen"u8),
         'u' => StartsWithIgnoreCase(rest, "unlisten"u8),
@@ -318,6 +384,11 @@ internal static class SqlClassifier
             }
 
             int start = lexer.Start;
+            if (token == SqlToken.Word && ReadTransactionControl(ref lexer, changes))
+            {
+                continue;
+            }
+
             bool set = token == SqlToken.Word && lexer.Is("set"u8);
             bool reset = token == SqlToken.Word && lexer.Is("reset"u8);
             bool discard = token == SqlToken.Word && lexer.Is("discard"u8);
@@ -363,6 +434,80 @@ internal static class SqlClassifier
                 changes.Add(new SettingChange(name, set && !toDefault ? System.Text.Encoding.UTF8.GetString(sql[start..end]).TrimEnd() : null));
             }
         }
+    }
+
+    /// <summary>
+    /// SAVEPOINT, RELEASE, ROLLBACK [TO], ABORT, COMMIT/END AND CHAIN at the lexer's word, added as events (PostgreSQL
+    /// docs: SAVEPOINT, RELEASE SAVEPOINT, ROLLBACK TO SAVEPOINT, COMMIT); true when the statement was one (it is then
+    /// consumed).
+    /// </summary>
+    private static bool ReadTransactionControl(ref SqlLexer lexer, List<SettingChange> changes)
+    {
+        if (lexer.Is("savepoint"u8) || lexer.Is("release"u8))
+        {
+            bool release = lexer.Is("release"u8);
+            var token = lexer.Next();
+            if (release && token == SqlToken.Word && lexer.Is("savepoint"u8))
+            {
+                token = lexer.Next();
+            }
+
+            changes.Add(new SettingChange(ReadIdentifier(ref lexer, token), null, release ? SessionEvent.Release : SessionEvent.Savepoint));
+        }
+        else if (lexer.Is("rollback"u8) || lexer.Is("abort"u8))
+        {
+            if (RollsBackTo(ref lexer))
+            {
+                var token = lexer.Next();
+                if (token == SqlToken.Word && lexer.Is("savepoint"u8))
+                {
+                    token = lexer.Next();
+                }
+
+                changes.Add(new SettingChange(ReadIdentifier(ref lexer, token), null, SessionEvent.RollbackTo));
+            }
+            else
+            {
+                changes.Add(new SettingChange(null, null, SessionEvent.Rollback));
+            }
+        }
+        else if (lexer.Is("commit"u8) || lexer.Is("end"u8))
+        {
+            if (Chains(ref lexer))
+            {
+                changes.Add(new SettingChange(null, null, SessionEvent.CommitChain));
+            }
+
+            return true;
+        }
+        else
+        {
+            return false;
+        }
+
+        SkipRest(ref lexer);
+        return true;
+    }
+
+    /// <summary>Skips the rest of the statement the lexer is in; nothing when it stands on the statement's ';' already.</summary>
+    private static void SkipRest(ref SqlLexer lexer)
+    {
+        if (lexer.Length == 0 || lexer.First != ';')
+        {
+            lexer.SkipStatement();
+        }
+    }
+
+    /// <summary>A savepoint name: folded to lower case unless quoted (PostgreSQL docs 4.1.1); null when there is none.</summary>
+    private static string? ReadIdentifier(ref SqlLexer lexer, SqlToken token)
+    {
+        var text = lexer.Text;
+        return token switch
+        {
+            SqlToken.Word => System.Text.Encoding.UTF8.GetString(text).ToLowerInvariant(),
+            SqlToken.Quoted when text.Length >= 2 && text[0] == '"' => System.Text.Encoding.UTF8.GetString(text[1..^1]).Replace("\"\"", "\"", StringComparison.Ordinal),
+            _ => null,
+        };
     }
 
     /// <summary>

@@ -249,6 +249,41 @@ public sealed class TransactionPoolingTests
         Assert.Equal("slept", await sleeping.WaitAsync(TimeSpan.FromSeconds(15)));
     }
 
+    [Theory]
+    [InlineData("30MB", new[] { "begin", "set work_mem = '30MB'", "savepoint s", "rollback to s", "commit" })]
+    [InlineData("33MB", new[] { "begin", "set work_mem = '33MB'", "commit and chain", "rollback" })]
+    [InlineData("35MB", new[] { "begin", "set work_mem = '35MB'", "savepoint s", "select 1/0", "rollback to savepoint s", "commit" })]
+    [InlineData("4MB", new[] { "begin", "savepoint s", "set work_mem = '36MB'", "rollback to s", "commit" })]
+    [InlineData("37MB", new[] { "begin", "savepoint a1", "set work_mem = '37MB'", "savepoint a2", "rollback to a2", "release a1", "commit" })]
+    [InlineData("4MB", new[] { "begin", "set work_mem = '38MB'", "savepoint s", "release s", "rollback" })]
+    [InlineData("39MB", new[] { "begin", "set work_mem = '39MB'", "commit" })]
+    [InlineData("40MB", new[] { "begin", "set work_mem = '40MB'", "commit and chain", "commit" })]
+    public async Task Settings_follow_savepoints_and_chained_transactions(string expected, string[] statements)
+    {
+        // As PostgreSQL itself: a rollback to a savepoint undoes only the SETs after it, and a chained COMMIT keeps
+        // what came before it whatever happens to the next transaction (PostgreSQL docs, SET and COMMIT).
+        await using var proxy = Start(_fixture.Primary, poolSize: 1);
+        await using var client = await OpenAsync(proxy);
+        await using var other = await OpenAsync(proxy);
+        foreach (var sql in statements)
+        {
+            try
+            {
+                await ExecAsync(client, sql);
+            }
+            catch (PostgresException ex) when (ex.SqlState == "22012")
+            {
+                // The division by zero: the transaction fails until the rollback to its savepoint.
+            }
+        }
+
+        // Another client takes the one server in between: the setting must come back with the client, not stay behind.
+        var o1 = (await RowAsync(other, "show work_mem"))[0];
+        var c1 = (await RowAsync(client, "show work_mem"))[0];
+        var o2 = (await RowAsync(other, "show work_mem"))[0];
+        Assert.Equal("4MB " + expected + " 4MB", $"{o1} {c1} {o2}");
+    }
+
     [Fact]
     public async Task Set_to_default_goes_back_to_the_clients_startup_value()
     {

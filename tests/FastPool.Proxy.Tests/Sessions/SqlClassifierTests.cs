@@ -175,4 +175,46 @@ public class SqlClassifierTests
             ],
             changes);
     }
+
+    [Theory]
+    // 64: TransactionControl, 8: Rollback (the enum is internal, xunit data must be public).
+    [InlineData("savepoint s1", 64)]
+    [InlineData("RELEASE SAVEPOINT s1", 64)]
+    [InlineData("rollback to s1", 64)]
+    [InlineData("ROLLBACK WORK TO SAVEPOINT s1", 64)]
+    [InlineData("rollback", 8)]
+    [InlineData("abort transaction and chain", 8)]
+    [InlineData("commit and chain", 64)]
+    [InlineData("END TRANSACTION AND CHAIN", 64)]
+    [InlineData("commit and no chain", 0)]
+    [InlineData("end", 0)]
+    [InlineData("select case when true then 1 end", 0)]
+    public void Transaction_control_is_recognised(string sql, int expectedTraits)
+    {
+        var expected = (QueryTraits)expectedTraits;
+        var bytes = Encoding.UTF8.GetBytes(sql);
+        Assert.Equal(expected, SqlClassifier.Classify(bytes, out _));
+        Assert.Equal(expected, SqlClassifier.ClassifyByLexer(bytes, out _));
+    }
+
+    [Fact]
+    public void Savepoints_and_rollbacks_are_read_in_order_with_the_settings()
+    {
+        var changes = new List<SettingChange>();
+        SqlClassifier.ReadSettingChanges(
+            Encoding.UTF8.GetBytes("savepoint S1; set work_mem = '8MB'; rollback to savepoint s1; release \"Mixed\"; commit and chain; rollback; end; abort"),
+            changes);
+
+        Assert.Equal(
+            [
+                new SettingChange("s1", null, SessionEvent.Savepoint),
+                new SettingChange("work_mem", "set work_mem = '8MB'"),
+                new SettingChange("s1", null, SessionEvent.RollbackTo),
+                new SettingChange("Mixed", null, SessionEvent.Release),
+                new SettingChange(null, null, SessionEvent.CommitChain),
+                new SettingChange(null, null, SessionEvent.Rollback),
+                new SettingChange(null, null, SessionEvent.Rollback),
+            ],
+            changes);
+    }
 }

@@ -133,6 +133,22 @@ internal sealed partial class ClientSession
         }
     }
 
+    /// <summary>
+    /// A bad message came after good ones that went to the server. PostgreSQL runs messages in order, so its own client
+    /// would get their results (a committed INSERT's CommandComplete among them) before the error for the bad one: the
+    /// session ends only once the server pump has forwarded every ReadyForQuery the server owes, or the server is gone.
+    /// </summary>
+    private async ValueTask AwaitAnswersBeforeViolationAsync(ServerConnection server)
+    {
+        // In the pooling modes the server goes back to the pool once it answered everything: then it is no longer ours to watch.
+        while (Volatile.Read(ref server.Protocol.PendingReadyForQuery) > 0 && ReferenceEquals(_server, server)
+               && !server.Broken && !server.Connection.IsClosed && !_client.IsClosed)
+        {
+            // A rare path (a client that breaks the protocol): a short poll keeps the pumps free of another signal.
+            await Task.Delay(2).ConfigureAwait(false);
+        }
+    }
+
     /// <summary>Clean protocol state and no message half-forwarded in either direction.</summary>
     private bool IsAtBoundary(ServerConnection server) =>
         server.IsClean && _scanner.ClientAtBoundary && _scanner.ServerAtBoundary;
@@ -226,6 +242,11 @@ internal sealed partial class ClientSession
             if (step.Exit.HasValue)
             {
                 input.AdvanceTo(buffer.GetPosition(step.Consumed));
+                if (step.Exit == PumpExit.ClientProtocolViolation && step.Forward > 0)
+                {
+                    await AwaitAnswersBeforeViolationAsync(server).ConfigureAwait(false);
+                }
+
                 return step.Exit.Value;
             }
 

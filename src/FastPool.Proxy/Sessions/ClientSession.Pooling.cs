@@ -311,6 +311,11 @@ internal sealed partial class ClientSession
             if (exit.HasValue)
             {
                 input.AdvanceTo(buffer.GetPosition(consumed));
+                if (exit == PumpExit.ClientProtocolViolation && forward > 0)
+                {
+                    await AwaitAnswersBeforeViolationAsync(server).ConfigureAwait(false);
+                }
+
                 return exit.Value;
             }
 

@@ -147,6 +147,32 @@ public sealed class BadClientInputTests
         ProxyChecks.AssertNoUnexpectedErrors(proxy);
     }
 
+    [Theory]
+    [InlineData(FastPool.Proxy.Configuration.PoolMode.Session)]
+    [InlineData(FastPool.Proxy.Configuration.PoolMode.Transaction)]
+    public async Task A_bad_message_after_a_good_query_in_one_packet_still_lets_the_client_see_the_query_commit(FastPool.Proxy.Configuration.PoolMode mode)
+    {
+        // PostgreSQL runs the Query, answers it, and only then reads the bad message: its client learns that the
+        // INSERT committed before it gets the FATAL. Through FastPool too.
+        string table = "bad_after_good_" + mode.ToString().ToLowerInvariant();
+        await _fixture.Primary.PsqlAsync($"drop table if exists {table}; create table {table} (id int)");
+        await using var proxy = ProxyHost.Start(_fixture.Primary, c => c with { PoolMode = mode });
+        await using (var client = await RawPgClient.ConnectAsync(proxy.Port))
+        {
+            await client.LoginAsync("postgres");
+            await client.SendAsync([.. RawPgClient.Query($"insert into {table} values (1)"), (byte)'z', .. RawPgClient.Int32(4)]);
+            var (messages, closed) = await client.ReadUntilClosedAsync(s_replyTimeout);
+            Assert.Equal("CZE", new string([.. messages.Select(m => m.Type)]));
+            Assert.Equal("INSERT 0 1", messages[0].CStringsFrom(0)[0]);
+            Assert.Equal("08P01", messages[2].SqlState);
+            Assert.True(closed, "the proxy kept the connection open after a protocol violation");
+        }
+
+        Assert.Equal("1", await _fixture.Primary.PsqlAsync($"select count(*) from {table}"));
+        await ProxyChecks.AssertServesAsync(proxy);
+        await _fixture.Primary.PsqlAsync($"drop table {table}");
+    }
+
     [Fact]
     public async Task OversizedMessage_Gets08P01MentioningMaxPacketSize()
     {

@@ -15,8 +15,12 @@ internal sealed partial class ProxyRuntime
     /// half-applies. Nobody is disconnected: pools take new sizes and timeouts in place, and pools whose server
     /// changed drain (see PoolManager.ApplyConfig).
     /// </summary>
+    /// <summary>Runs first in every reload (the host reopens its log file there, so log rotation works as with PgBouncer).</summary>
+    public Action? BeforeReload { get; set; }
+
     public ReloadResult Reload()
     {
+        BeforeReload?.Invoke();
         lock (_reloadLock)
         {
             var current = _config;

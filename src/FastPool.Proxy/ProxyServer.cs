@@ -269,6 +269,26 @@ public sealed class ProxyServer : IAsyncDisposable
     /// <summary>Reads the config file again and applies it (SIGHUP); a broken file is rejected and logged.</summary>
     public ReloadResult Reload() => _runtime.Reload();
 
+    /// <summary>Runs at the start of every reload, SIGHUP or the console's RELOAD (the host reopens its log file there).</summary>
+    public Action? BeforeReload
+    {
+        set => _runtime.BeforeReload = value;
+    }
+
+    /// <summary>SIGUSR1, as PgBouncer: PAUSE every database (transactions under way finish, new ones wait).</summary>
+    public void PauseAll()
+    {
+        bool paused = !_runtime.ShuttingDown && _runtime.Control.Pause(null);
+        Log.SignalControl(_runtime.Logger, "SIGUSR1", paused ? "pausing every database" : "ignored: already paused or shutting down");
+    }
+
+    /// <summary>SIGUSR2, as PgBouncer: RESUME what PAUSE or SUSPEND held.</summary>
+    public void ResumeAll()
+    {
+        bool resumed = !_runtime.ShuttingDown && _runtime.Control.Resume(null);
+        Log.SignalControl(_runtime.Logger, "SIGUSR2", resumed ? "resuming" : "ignored: nothing paused or shutting down");
+    }
+
     private void RetimeStats(TimeSpan period)
     {
         lock (_clientsLock)

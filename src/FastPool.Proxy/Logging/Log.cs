@@ -116,4 +116,7 @@ internal static partial class Log
 
     [LoggerMessage(90, LogLevel.Warning, "memqcache_method = redis without memqcache_redis (HOST:PORT): results are cached in this process's memory only")]
     public static partial void CacheRedisMissing(ILogger logger);
+
+    [LoggerMessage(124, LogLevel.Information, "{Signal}: {Outcome}")]
+    public static partial void SignalControl(ILogger logger, string signal, string outcome);
 }

@@ -43,7 +43,13 @@ internal sealed class MetricsServer : IAsyncDisposable
         var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
         {
-            socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            // As the proxy's own listeners: a port shared with another process only with so_reuseport.
+            Transport.ReusePort.EnableReuseAddress(socket);
+            if (runtime.Config.SoReuseport)
+            {
+                Transport.ReusePort.Enable(socket);
+            }
+
             socket.Bind(new IPEndPoint(address, at.Port));
             socket.Listen(64);
         }

@@ -17,7 +17,7 @@ internal static class Listener
                 foreach (var ip in Resolve(address))
                 {
                     var socket = new Socket(ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-                    socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+                    ReusePort.EnableReuseAddress(socket);
                     if (config.SoReuseport)
                     {
                         ReusePort.Enable(socket);
@@ -40,6 +40,13 @@ internal static class Listener
                 var path = Path.Combine(config.UnixSocketDir, $".s.PGSQL.{port}");
                 if (File.Exists(path))
                 {
+                    // A socket file someone still accepts on belongs to a running server (another FastPool, a
+                    // PgBouncer, a PostgreSQL): taking it over is only for a so_reuseport successor.
+                    if (!config.SoReuseport && IsAccepting(path))
+                    {
+                        throw new SocketException((int)SocketError.AddressAlreadyInUse);
+                    }
+
                     File.Delete(path);
                 }
 
@@ -64,6 +71,20 @@ internal static class Listener
         }
 
         return sockets;
+    }
+
+    private static bool IsAccepting(string path)
+    {
+        try
+        {
+            using var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            probe.Connect(new UnixDomainSocketEndPoint(path));
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
     }
 
     public static int PortOf(IEnumerable<Socket> sockets)

@@ -11,8 +11,20 @@ namespace FastPool.Proxy.Transport;
 internal static class ReusePort
 {
     private const int SolSocket = 1;
+    private const int SoReuseAddr = 2;
     private const int SoReusePort = 15;
     private const int SoAttachReusePortCbpf = 51;
+
+    /// <summary>
+    /// SO_REUSEADDR alone (a restart binds while old connections are in TIME_WAIT). Set raw: .NET's ReuseAddress option
+    /// also sets SO_REUSEPORT on Linux, which let a second FastPool bind the port with so_reuseport = 0.
+    /// </summary>
+    public static void EnableReuseAddress(Socket socket)
+    {
+        Span<byte> on = stackalloc byte[4];
+        BinaryPrimitives.WriteInt32LittleEndian(on, 1);
+        socket.SetRawSocketOption(SolSocket, SoReuseAddr, on);
+    }
 
     public static void Enable(Socket socket)
     {

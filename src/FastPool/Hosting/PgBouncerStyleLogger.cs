@@ -18,9 +18,13 @@ internal sealed class PgBouncerStyleLoggerProvider : ILoggerProvider
 
     private readonly ConcurrentQueue<string> _lines = new();
     private readonly ManualResetEventSlim _wake = new(false);
-    private readonly TextWriter _writer;
+    private TextWriter _writer;
     private readonly bool _ownsWriter;
-    private readonly FileStream? _file;
+    private FileStream? _file;
+    private readonly string? _path;
+
+    // Set by Reopen, taken by the writer thread (the only one that touches the writer).
+    private int _reopen;
     private readonly LogLevel _minimum;
     private readonly Thread _thread;
     private readonly string _pid = Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
@@ -37,7 +41,8 @@ internal sealed class PgBouncerStyleLoggerProvider : ILoggerProvider
         }
         else
         {
-            _file = new FileStream(logFile, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
+            _path = logFile;
+            _file = Open(logFile);
             _writer = new StreamWriter(_file, new UTF8Encoding(false)) { AutoFlush = false };
             _ownsWriter = true;
         }
@@ -47,6 +52,49 @@ internal sealed class PgBouncerStyleLoggerProvider : ILoggerProvider
     }
 
     public ILogger CreateLogger(string categoryName) => new Logger(this);
+
+    private static FileStream Open(string path) => new(path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
+
+    /// <summary>
+    /// Opens the log file again by its name, as PgBouncer does on SIGHUP and RELOAD: after logrotate moved it away,
+    /// lines go to the new file instead of the renamed one. Done by the writer thread before its next batch.
+    /// </summary>
+    public void Reopen()
+    {
+        if (_path is not null)
+        {
+            Volatile.Write(ref _reopen, 1);
+            _wake.Set();
+        }
+    }
+
+    private void ReopenIfAsked()
+    {
+        if (Interlocked.Exchange(ref _reopen, 0) == 0)
+        {
+            return;
+        }
+
+        FileStream file;
+        try
+        {
+            file = Open(_path!);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // The old file stays in use; the line says why the new one could not be opened.
+            var sb = new StringBuilder(128);
+            AppendTimestamp(sb, DateTime.UtcNow);
+            sb.Append(" UTC [").Append(_pid).Append("] WARNING could not reopen log file ").Append(_path).Append(": ").Append(StartupErrors.Describe(ex));
+            WriteQuietly(sb.ToString());
+            return;
+        }
+
+        FlushQuietly();
+        _writer.Dispose();
+        _file = file;
+        _writer = new StreamWriter(file, new UTF8Encoding(false)) { AutoFlush = false };
+    }
 
     private void Write(LogLevel level, string message, Exception? exception)
     {
@@ -131,6 +179,7 @@ internal sealed class PgBouncerStyleLoggerProvider : ILoggerProvider
             // FileMode.Append only seeks to the end once, at open (.NET does not open with O_APPEND): another
             // process writing the same logfile (the successor in a rolling restart) would have its lines
             // overwritten. Each batch starts at the end as it is now; the writer's buffer is empty here.
+            ReopenIfAsked();
             SeekToEndQuietly();
             bool wrote = false;
             while (_lines.TryDequeue(out var line))

@@ -45,7 +45,18 @@ internal static class ProxyRunner
         var level = options.Verbose || config.Verbose > 0 ? LogLevel.Debug : options.Quiet ? LogLevel.Warning : LogLevel.Information;
         // Disposed by this method, after the factory: the factory does not dispose a provider instance it was
         // given, and only Dispose flushes the lines still queued (a FATAL line just before exiting).
-        using var logProvider = new PgBouncerStyleLoggerProvider(config.LogFile, level);
+        PgBouncerStyleLoggerProvider opened;
+        try
+        {
+            opened = new PgBouncerStyleLoggerProvider(config.LogFile, level);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            await Console.Error.WriteLineAsync($"FATAL cannot open logfile {config.LogFile}: {StartupErrors.Describe(ex)}").ConfigureAwait(false);
+            return ExitCodes.StartFailed;
+        }
+
+        using var logProvider = opened;
         using var loggerFactory = LoggerFactory.Create(b =>
         {
             b.SetMinimumLevel(level);
@@ -90,15 +101,51 @@ internal static class ProxyRunner
         using var quit = PosixSignalRegistration.Create(PosixSignal.SIGQUIT, ctx => OnStopSignal(ctx, ShutdownMode.Immediate));
         // SIGHUP: re-read the config file, as PgBouncer does. Off the signal thread: the reload reads files and
         // logs; a broken file is rejected (and logged) by the reload itself, and the running config stays.
+        // The reload also reopens the log file, so logrotate's "kill -HUP" works as with PgBouncer.
+        server.BeforeReload = logProvider.Reopen;
         using var hup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, ctx =>
         {
             ctx.Cancel = true;
             _ = Task.Run(server.Reload);
         });
 
+        // SIGUSR1 and SIGUSR2: PAUSE and RESUME, as PgBouncer. Without a handler their default action ends the process.
+        using var usr1 = PosixSignalRegistration.Create(SigUsr1, ctx =>
+        {
+            ctx.Cancel = true;
+            server.PauseAll();
+        });
+        using var usr2 = PosixSignalRegistration.Create(SigUsr2, ctx =>
+        {
+            ctx.Cancel = true;
+            server.ResumeAll();
+        });
+
         // The admin console's SHUTDOWN stops the server itself; this only ends the wait below (with the same mode, so
         // joining that stop does not cut a graceful one short).
         _ = server.ShutdownRequested.ContinueWith(t => stop.TrySetResult(t.Result), TaskScheduler.Default);
+
+        // The pid file first: another instance that holds it (and is alive) means this one must not start, unless
+        // so_reuseport asks for exactly that (a rolling restart); and a pid file that cannot be written stops the
+        // start before any port opens.
+        if (!string.IsNullOrEmpty(config.PidFile))
+        {
+            if (!config.SoReuseport && RunningInstance(config.PidFile) is { } other)
+            {
+                logger.LogCritical("pidfile {Path} exists and process {Pid} is running: another instance running? (so_reuseport = 1 lets two share the port)", config.PidFile, other);
+                return ExitCodes.StartFailed;
+            }
+
+            try
+            {
+                WritePidFile(config.PidFile);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                logger.LogCritical("cannot write pidfile {Path}: {Reason}", config.PidFile, StartupErrors.Describe(ex));
+                return ExitCodes.StartFailed;
+            }
+        }
 
         try
         {
@@ -107,10 +154,9 @@ internal static class ProxyRunner
         catch (SocketException ex)
         {
             logger.LogCritical("could not listen on {Address}:{Port}: {Message}", string.Join(',', config.ListenAddresses), config.ListenPort, ex.Message);
+            DeletePidFile(config.PidFile);
             return ExitCodes.StartFailed;
         }
-
-        WritePidFile(config.PidFile);
 
         onStarted?.Invoke(server);
         SystemdNotify.Send("READY=1\nSTATUS=accepting connections\nMAINPID=" + Environment.ProcessId.ToString(CultureInfo.InvariantCulture));
@@ -119,6 +165,29 @@ internal static class ProxyRunner
         await server.StopAsync(mode).ConfigureAwait(false);
         DeletePidFile(config.PidFile);
         return ExitCodes.Ok;
+    }
+
+    // Linux signal numbers (signal(7)); .NET takes raw numbers cast to PosixSignal.
+    private const PosixSignal SigUsr1 = (PosixSignal)10;
+    private const PosixSignal SigUsr2 = (PosixSignal)12;
+
+    /// <summary>The pid in <paramref name="path"/> when it is another process that is still running; null otherwise (a stale file is overwritten).</summary>
+    private static int? RunningInstance(string path)
+    {
+        try
+        {
+            if (!File.Exists(path) || !int.TryParse(File.ReadAllText(path).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out int pid)
+                || pid == Environment.ProcessId || pid <= 0)
+            {
+                return null;
+            }
+
+            return Directory.Exists("/proc/" + pid.ToString(CultureInfo.InvariantCulture)) ? pid : null;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
     }
 
     private static bool IsOurs(string path)

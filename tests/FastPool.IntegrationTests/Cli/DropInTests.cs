@@ -55,6 +55,101 @@ public sealed class DropInTests
         Assert.False(File.Exists(Path.Combine(ws.Directory, $".s.PGSQL.{port}")), "unix socket not removed on exit");
     }
 
+    [Fact]
+    public async Task Sigusr1_pauses_and_sigusr2_resumes_as_with_pgbouncer_and_the_process_stays_up()
+    {
+        using var ws = new CliWorkspace();
+        var port = FastPoolProcess.GetFreePort();
+        var config = ws.WriteOperatorConfig(_fixture.Primary.Port, port);
+        await using var p = FastPoolProcess.Start([config], workingDirectory: ws.Directory);
+        await p.WaitForStartAsync(port, _startTimeout);
+
+        // Without handlers, SIGUSR1's default action ends the process and drops every client.
+        p.Signal(SigUsr1);
+        Assert.True(await p.StaysRunningAsync(TimeSpan.FromMilliseconds(500)), p.Describe());
+        await WaitUntilAsync(() => StateOf(port) == "yes", "SHOW STATE paused = yes after SIGUSR1", p);
+
+        // Paused: a new client's query waits.
+        var waiting = FastPoolProcess.PsqlAsync(port, "select 'served'");
+        await Task.Delay(700);
+        Assert.False(waiting.IsCompleted, "a query ran while paused");
+
+        p.Signal(SigUsr2);
+        var (code, stdout, stderr) = await waiting.WaitAsync(TimeSpan.FromSeconds(15));
+        Assert.True(code == 0 && stdout.Trim() == "served", $"psql after SIGUSR2: {code} {stdout} {stderr}\n{p.Describe()}");
+        Assert.Equal("no", StateOf(port));
+        Assert.False(p.HasExited);
+    }
+
+    [Fact]
+    public async Task A_second_instance_with_the_same_port_and_pidfile_is_refused_and_the_first_keeps_serving()
+    {
+        using var ws = new CliWorkspace();
+        var port = FastPoolProcess.GetFreePort();
+        var config = ws.WriteOperatorConfig(_fixture.Primary.Port, port);
+        await using var first = FastPoolProcess.Start([config], workingDirectory: ws.Directory);
+        await first.WaitForStartAsync(port, _startTimeout);
+        await WaitUntilAsync(() => File.Exists(ws.PidFile) && File.ReadAllText(ws.PidFile).Trim().Length > 0, "pidfile written", first);
+
+        await using var second = FastPoolProcess.Start([config], workingDirectory: ws.Directory);
+        Assert.Equal(1, await second.WaitForExitAsync(TimeSpan.FromSeconds(15)));
+        Assert.Contains("another instance", second.Stderr + ReadShared(ws.LogFile), StringComparison.Ordinal);
+
+        // Without the pid file check, the port itself must be refused: so_reuseport is off by default.
+        File.Delete(ws.PidFile);
+        await using var third = FastPoolProcess.Start([config], workingDirectory: ws.Directory);
+        Assert.Equal(1, await third.WaitForExitAsync(TimeSpan.FromSeconds(15)));
+        Assert.Contains("could not listen", third.Stderr + ReadShared(ws.LogFile), StringComparison.Ordinal);
+
+        var (code, stdout, stderr) = await FastPoolProcess.PsqlAsync(port, "select 1");
+        Assert.True(code == 0 && stdout.Trim() == "1", $"the first instance stopped serving: {stderr}\n{first.Describe()}");
+        Assert.False(first.HasExited);
+    }
+
+    [Fact]
+    public async Task Sighup_reopens_a_rotated_logfile()
+    {
+        using var ws = new CliWorkspace();
+        var port = FastPoolProcess.GetFreePort();
+        var config = ws.WriteOperatorConfig(_fixture.Primary.Port, port);
+        await using var p = FastPoolProcess.Start([config], workingDirectory: ws.Directory);
+        await p.WaitForStartAsync(port, _startTimeout);
+
+        // logrotate: move the file away, then HUP (PgBouncer's documented way to rotate its log).
+        File.Move(ws.LogFile, ws.LogFile + ".1");
+        p.Signal(SigHup);
+        await WaitUntilAsync(() => File.Exists(ws.LogFile), "a new logfile after SIGHUP", p);
+        Assert.Equal(0, (await FastPoolProcess.PsqlAsync(port, "select 1")).ExitCode);
+        await WaitUntilAsync(() => ReadShared(ws.LogFile).Contains("login attempt", StringComparison.Ordinal), "the login logged in the new file", p);
+    }
+
+    [Fact]
+    public async Task A_pidfile_that_cannot_be_written_stops_the_start_with_a_clear_message_before_listening()
+    {
+        using var ws = new CliWorkspace();
+        var port = FastPoolProcess.GetFreePort();
+        var config = ws.WriteOperatorConfig(_fixture.Primary.Port, port);
+        File.WriteAllText(config, File.ReadAllText(config).Replace($"pidfile = {ws.PidFile}", "pidfile = /nonexistent-dir/fastpool.pid", StringComparison.Ordinal));
+
+        await using var p = FastPoolProcess.Start([config], workingDirectory: ws.Directory);
+        Assert.Equal(1, await p.WaitForExitAsync(TimeSpan.FromSeconds(15)));
+        var output = p.Stderr + ReadShared(ws.LogFile);
+        Assert.Contains("cannot write pidfile /nonexistent-dir/fastpool.pid: its directory does not exist", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("Unhandled exception", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("listening on", output, StringComparison.Ordinal);
+    }
+
+    private const int SigHup = 1;
+    private const int SigUsr1 = 10;
+    private const int SigUsr2 = 12;
+
+    /// <summary>SHOW STATE's paused value, through the admin console.</summary>
+    private static string StateOf(int port)
+    {
+        var (_, stdout, _) = FastPoolProcess.PsqlAsync(port, "show state", database: "pgbouncer").GetAwaiter().GetResult();
+        return stdout.Split('\n').Select(l => l.Split('|')).FirstOrDefault(f => f.Length == 2 && f[0] == "paused")?[1] ?? "";
+    }
+
     /// <summary>
     /// A script that starts fastpool, waits until the port accepts (pg_isready-style) and stops it again must
     /// get the clean shutdown: once FastPool accepts connections (or has written its pidfile) a SIGTERM must be

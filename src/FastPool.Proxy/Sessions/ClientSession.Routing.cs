@@ -27,7 +27,8 @@ internal sealed partial class ClientSession
 {
     private const RouteTraits PrimaryTraits =
         RouteTraits.Write | RouteTraits.NoLoadBalanceHint | RouteTraits.Prepare | RouteTraits.HoldCursor
-        | RouteTraits.SessionAuthorization | RouteTraits.Listen | RouteTraits.TemporaryObject | RouteTraits.AdvisoryLock;
+        | RouteTraits.SessionAuthorization | RouteTraits.Listen | RouteTraits.TemporaryObject | RouteTraits.AdvisoryLock
+        | RouteTraits.SerializableTransaction;
 
     // PostgreSQL docs 9.27.3: the insert position is at or past the end of every commit record already written.
     private const string WalPositionQuery = NodeMonitor.WalPositionQuery;
@@ -79,7 +80,7 @@ internal sealed partial class ClientSession
         _splitIntent = false;
         _watchFirstStatement = false;
         RefreshRouting();
-        if (!_balanced || !_routing.LoadBalanceMode || _primaryOnly)
+        if (!_balanced || !_routing.LoadBalanceMode || _primaryOnly || DefaultIsolationSerializable())
         {
             return Lookahead.Decided;
         }
@@ -248,9 +249,36 @@ internal sealed partial class ClientSession
         return traits;
     }
 
+    private static bool MentionsIsolationDefault(ReadOnlySpan<byte> text)
+    {
+        const string Word = "transaction_isolation";
+        for (int i = text.IndexOfAny((byte)'t', (byte)'T'); i >= 0 && text.Length - i >= Word.Length; i = NextT(text, i + 1))
+        {
+            if (System.Text.Ascii.EqualsIgnoreCase(text.Slice(i, Word.Length), "transaction_isolation"u8))
+            {
+                return true;
+            }
+        }
+
+        return false;
+
+        static int NextT(ReadOnlySpan<byte> text, int from)
+        {
+            int next = text[from..].IndexOfAny((byte)'t', (byte)'T');
+            return next < 0 ? -1 : from + next;
+        }
+    }
+
     private RouteTraits ClassifyUncached(ReadOnlySpan<byte> text)
     {
         var traits = StatementClassifier.Classify(text, _routing.Classifier);
+        if ((traits & RouteTraits.Write) == 0 && MentionsIsolationDefault(text))
+        {
+            // SET default_transaction_isolation runs where the client's transactions will: SERIALIZABLE on a standby
+            // would fail every later statement on that connection, the next client's settings included.
+            traits |= RouteTraits.Write;
+        }
+
         var patterns = _routing.PrimaryRoutingPatterns;
         if (patterns.Count == 0 || NeedsPrimary(traits))
         {

@@ -108,6 +108,28 @@ internal sealed partial class ClientSession
     }
 
     /// <summary>
+    /// Whether the client made SERIALIZABLE its default (startup parameters, SET default_transaction_isolation): then
+    /// even a single read is a serializable transaction, which a standby refuses (PostgreSQL docs 27.4.1).
+    /// </summary>
+    private bool DefaultIsolationSerializable()
+    {
+        if (_settings.Count == 0)
+        {
+            return false;
+        }
+
+        foreach (var kv in _settings)
+        {
+            if (string.Equals(kv.Key, "default_transaction_isolation", StringComparison.OrdinalIgnoreCase))
+            {
+                return kv.Value.Contains("serializable", StringComparison.OrdinalIgnoreCase);
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>
     /// During a transaction's standby part: how many bytes at the start of <paramref name="buffer"/> are whole units
     /// (a Query, or extended messages up to a Sync or Flush) the standby may run, and what follows them.
     /// </summary>

@@ -333,6 +333,10 @@ internal sealed partial class ClientSession
 
             if (error is not null)
             {
+                // The server is left half way between two clients' settings, and whatever failed here may fail the
+                // next client too (one that made SERIALIZABLE its default poisons a standby for every statement):
+                // closed, not pooled.
+                server.Broken = true;
                 await _context.SendErrorAsync(error.Code, error.Message, "FATAL", error.Detail).ConfigureAwait(false);
                 await ReleaseAsync(server).ConfigureAwait(false);
                 return null;

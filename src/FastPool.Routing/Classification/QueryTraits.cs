@@ -57,4 +57,10 @@ public enum QueryTraits : ushort
     /// conflict tracking, for the whole transaction: it cannot span two servers) or saying READ WRITE.
     /// </summary>
     SnapshotTransaction = 1 << 14,
+
+    /// <summary>
+    /// BEGIN / START TRANSACTION asking for SERIALIZABLE: a standby cannot run it at all ("cannot use serializable
+    /// mode in a hot standby", PostgreSQL docs 27.4.1 "User's Overview"), READ ONLY or not.
+    /// </summary>
+    SerializableTransaction = 1 << 15,
 }

@@ -583,9 +583,13 @@ public static class SqlClassifier
             {
                 traits |= QueryTraits.ReadOnlyTransaction;
             }
-            else if ((afterRead && Is(w, "write"u8)) || Is(w, "repeatable"u8) || Is(w, "serializable"u8))
+            else if ((afterRead && Is(w, "write"u8)) || Is(w, "repeatable"u8))
             {
                 traits |= QueryTraits.SnapshotTransaction;
+            }
+            else if (Is(w, "serializable"u8))
+            {
+                traits |= QueryTraits.SnapshotTransaction | QueryTraits.SerializableTransaction;
             }
 
             afterRead = Is(w, "read"u8);

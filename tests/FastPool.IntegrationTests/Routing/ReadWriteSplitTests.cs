@@ -74,6 +74,54 @@ public sealed class ReadWriteSplitTests
     }
 
     [Fact]
+    public async Task Serializable_transactions_and_clients_run_on_the_primary_and_do_not_poison_other_clients()
+    {
+        // A standby refuses serializable mode even for reads ("cannot use serializable mode in a hot standby").
+        var primary = _fixture.Primary;
+        var standby = await _fixture.GetStandbyAsync();
+        await using var host = StartProxy(primary, [primary, standby]);
+        await WaitForBalancingAsync(host, 1);
+
+        await using (var conn = await OpenAsync(host))
+        {
+            await ExecAsync(conn, "begin isolation level serializable read only");
+            Assert.False(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
+            await ExecAsync(conn, "commit");
+            await ExecAsync(conn, "start transaction read only, isolation level serializable deferrable");
+            Assert.False(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
+            await ExecAsync(conn, "commit");
+        }
+
+        // A client whose default is serializable reads from the primary, by startup parameter or by SET.
+        var builder = new NpgsqlConnectionStringBuilder(host.ConnectionString(Database)) { Options = "-c default_transaction_isolation=serializable" };
+        await using (var serializable = new NpgsqlConnection(builder.ConnectionString))
+        {
+            await serializable.OpenAsync();
+            for (int i = 0; i < 3; i++)
+            {
+                Assert.False(await OnStandbyAsync(serializable, "select pg_is_in_recovery()"));
+            }
+        }
+
+        await using (var conn = await OpenAsync(host))
+        {
+            await ExecAsync(conn, "set default_transaction_isolation = 'serializable'");
+            Assert.False(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
+        }
+
+        // Other clients (other startup parameters) log in and are balanced as before.
+        var other = new NpgsqlConnectionStringBuilder(host.ConnectionString(Database)) { ApplicationName = "after_serializable", Options = "-c work_mem=8MB" };
+        for (int i = 0; i < 3; i++)
+        {
+            await using var conn = new NpgsqlConnection(other.ConnectionString);
+            await conn.OpenAsync();
+            Assert.True(await ReachesStandbyAsync(conn, "select pg_is_in_recovery()"));
+        }
+
+        ProxyChecks.AssertNoUnexpectedErrors(host);
+    }
+
+    [Fact]
     public async Task A_write_pipelined_behind_a_read_waits_for_the_standby_and_runs_on_the_primary()
     {
         var primary = _fixture.Primary;

@@ -86,7 +86,7 @@ public sealed class SqlClassifierTests
 
     [Theory]
     [InlineData("BEGIN", QueryTraits.TransactionStart)]
-    [InlineData("begin isolation level serializable, read only", QueryTraits.TransactionStart | QueryTraits.ReadOnlyTransaction | QueryTraits.SnapshotTransaction)]
+    [InlineData("begin isolation level serializable, read only", QueryTraits.TransactionStart | QueryTraits.ReadOnlyTransaction | QueryTraits.SnapshotTransaction | QueryTraits.SerializableTransaction)]
     [InlineData("BEGIN ISOLATION LEVEL REPEATABLE READ", QueryTraits.TransactionStart | QueryTraits.SnapshotTransaction)]
     [InlineData("begin transaction isolation level read committed, not deferrable", QueryTraits.TransactionStart)]
     [InlineData("BEGIN /* read write */ ISOLATION LEVEL READ UNCOMMITTED", QueryTraits.TransactionStart)]

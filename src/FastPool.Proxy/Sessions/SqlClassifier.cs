@@ -357,6 +357,13 @@ internal static class SqlClassifier
                 pins |= PinReasons.TempTables;
             }
         }
+        else if (word.Length >= 7 && SqlLexer.EqualsIgnoreCase(word[..7], "pg_temp"u8) && (word.Length == 7 || word[7] == (byte)'_')
+                 && (SqlLexer.EqualsIgnoreCase(previous, "table"u8) || SqlLexer.EqualsIgnoreCase(previous, "view"u8)
+                     || SqlLexer.EqualsIgnoreCase(previous, "sequence"u8) || SqlLexer.EqualsIgnoreCase(previous, "exists"u8)))
+        {
+            // CREATE TABLE pg_temp.name: a temporary table named by the session's temporary schema (CREATE TABLE).
+            pins |= PinReasons.TempTables;
+        }
         else if (declare && lexer.Is("hold"u8) && SqlLexer.EqualsIgnoreCase(previous, "with"u8))
         {
             pins |= PinReasons.HoldCursors;

@@ -552,13 +552,43 @@ public static class SqlClassifier
 
             if (!(Is(w, "or"u8) || Is(w, "replace"u8) || Is(w, "global"u8) || Is(w, "local"u8)))
             {
-                return false;
+                return InTemporarySchema(ref s);
             }
 
             s.Next();
         }
 
         return false;
+    }
+
+    /// <summary>
+    /// CREATE [ UNLOGGED ] { TABLE | VIEW | SEQUENCE } [ IF NOT EXISTS ] pg_temp.name: a temporary object too, named
+    /// by the session's temporary schema (PostgreSQL docs 5.9.6 "The Schema Search Path", CREATE TABLE).
+    /// </summary>
+    private static bool InTemporarySchema(ref TokenStream s)
+    {
+        if (Is(s.PeekWord(), "unlogged"u8))
+        {
+            s.Next();
+        }
+
+        var kind = s.PeekWord();
+        if (!(Is(kind, "table"u8) || Is(kind, "view"u8) || Is(kind, "sequence"u8)))
+        {
+            return false;
+        }
+
+        s.Next();
+        if (Is(s.PeekWord(), "if"u8))
+        {
+            // IF NOT EXISTS
+            s.Next();
+            s.Next();
+            s.Next();
+        }
+
+        var name = s.PeekWord();
+        return name.Length >= 7 && Ascii.EqualsIgnoreCase(name[..7], "pg_temp"u8) && (name.Length == 7 || name[7] == (byte)'_');
     }
 
     /// <summary>

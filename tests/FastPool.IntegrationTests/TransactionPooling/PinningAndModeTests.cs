@@ -76,6 +76,22 @@ public sealed partial class PinningAndModeTests
     }
 
     [Fact]
+    public async Task A_table_created_in_pg_temp_pins_like_a_temp_table()
+    {
+        await using var proxy = Start(_fixture.Primary, poolSize: 2);
+        await using var owner = await OpenAsync(proxy);
+        await ExecAsync(owner, "create table pg_temp.tx_pg_temp (id int)");
+        await using (var other = await OpenAsync(proxy))
+        {
+            Assert.Equal(1, await ScalarAsync<int>(other, "select 1"));
+        }
+
+        await ExecAsync(owner, "insert into pg_temp.tx_pg_temp values (1)");
+        Assert.Equal(1L, await ScalarAsync(owner, "select count(*) from pg_temp.tx_pg_temp"));
+        Assert.Equal(1, proxy.Server.PinnedClientCount);
+    }
+
+    [Fact]
     public async Task PinOff_TempTableDoesNotPin()
     {
         await using var proxy = Start(_fixture.Primary, poolSize: 1, configure: c => c with

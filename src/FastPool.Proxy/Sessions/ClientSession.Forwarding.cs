@@ -37,6 +37,9 @@ internal enum PumpExit
     /// <summary>client_idle_timeout passed with nothing from the client.</summary>
     ClientIdleTimeout,
 
+    /// <summary>query_timeout passed while the client's query ran.</summary>
+    QueryTimeout,
+
     /// <summary>idle_transaction_timeout passed with the client idle inside a transaction.</summary>
     IdleTransactionTimeout,
 

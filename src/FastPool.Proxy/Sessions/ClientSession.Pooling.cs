@@ -648,6 +648,15 @@ internal sealed partial class ClientSession
             case PumpExit.IdleTransactionTimeout:
                 await _context.SendErrorAsync(SqlState.ProtocolViolation, "idle transaction timeout").ConfigureAwait(false);
                 break;
+            case PumpExit.QueryTimeout:
+                if (server is not null)
+                {
+                    // Mid-query: its answer can no longer reach anyone.
+                    server.Broken = true;
+                }
+
+                await _context.SendErrorAsync(SqlState.ProtocolViolation, "query_timeout").ConfigureAwait(false);
+                break;
             case PumpExit.AdminShutdown:
                 await SendShutdownErrorAsync().ConfigureAwait(false);
                 break;

@@ -3,9 +3,9 @@ using FastPool.Protocol;
 namespace FastPool.Proxy.Sessions;
 
 /// <summary>
-/// client_idle_timeout and idle_transaction_timeout, as PgBouncer: a client that sends nothing for that long
-/// (while not waiting for an answer) is closed; so is one idle inside a transaction, whose server is then rolled
-/// back by the release path. One timer per session checks a timestamp the pumps keep, so the pumps only store a
+/// client_idle_timeout, idle_transaction_timeout and query_timeout, as PgBouncer: a client that sends nothing for
+/// that long (while not waiting for an answer) is closed; so is one idle inside a transaction, whose server is then
+/// rolled back by the release path, and one whose query runs longer than query_timeout, whose server is closed. One timer per session checks a timestamp the pumps keep, so the pumps only store a
 /// number per read and the timer never allocates.
 /// </summary>
 internal sealed partial class ClientSession
@@ -17,7 +17,7 @@ internal sealed partial class ClientSession
     private void StartIdleTimer()
     {
         var config = _context.Config;
-        var shortest = Shortest(config.ClientIdleTimeout, config.IdleTransactionTimeout);
+        var shortest = Shortest(Shortest(config.ClientIdleTimeout, config.IdleTransactionTimeout), config.QueryTimeout);
         if (shortest == TimeSpan.Zero)
         {
             return;
@@ -44,14 +44,25 @@ internal sealed partial class ClientSession
         var idle = _runtime.Time.GetElapsedTime(Volatile.Read(ref _lastActivity));
         var server = _server;
 
-        // A client waiting for its query's answer is not idle, however long the query takes.
-        if (_acquiring || (server is not null && !server.Protocol.AtMessageBoundary))
+        // A client waiting for its query's answer is not idle, however long the query takes; query_timeout bounds
+        // how long that may be (PgBouncer: the server connection is closed and the client told "query_timeout").
+        PumpExit? reason = null;
+        if (_acquiring)
         {
             return;
         }
 
-        PumpExit? reason = null;
-        if (config.IdleTransactionTimeout > TimeSpan.Zero && idle >= config.IdleTransactionTimeout
+        if (server is not null && !server.Protocol.AtMessageBoundary)
+        {
+            long queryStart = Volatile.Read(ref _queryStartTicks);
+            if (config.QueryTimeout <= TimeSpan.Zero || queryStart == 0 || _runtime.Time.GetElapsedTime(queryStart) < config.QueryTimeout)
+            {
+                return;
+            }
+
+            reason = PumpExit.QueryTimeout;
+        }
+        else if (config.IdleTransactionTimeout > TimeSpan.Zero && idle >= config.IdleTransactionTimeout
             && server is not null && server.TransactionStatus is TransactionStatus.InTransaction or TransactionStatus.Failed)
         {
             reason = PumpExit.IdleTransactionTimeout;

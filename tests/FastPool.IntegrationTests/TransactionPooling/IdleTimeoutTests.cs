@@ -53,4 +53,30 @@ public sealed class IdleTimeoutTests
         Assert.Equal("client_idle_timeout", Assert.Single(messages, m => m.Type == 'E').Text);
         await ProxyChecks.AssertServesAsync(proxy);
     }
+
+    [Theory]
+    [InlineData(PoolMode.Transaction)]
+    [InlineData(PoolMode.Session)]
+    public async Task A_query_running_past_query_timeout_ends_with_query_timeout_and_its_server_is_not_reused(PoolMode mode)
+    {
+        await using var proxy = Start(_fixture.Primary, mode, poolSize: 1, c => c with { QueryTimeout = TimeSpan.FromMilliseconds(500) });
+        await using var raw = await RawPgClient.ConnectAsync(proxy.Port);
+        await raw.LoginAsync("postgres");
+
+        // Well under the limit: untouched.
+        Assert.Equal("quick", await raw.QueryScalarAsync("select 'quick'"));
+        var serverPid = await raw.QueryScalarAsync("select pg_backend_pid()");
+
+        await raw.SendAsync(RawPgClient.Query("select 'slept' from pg_sleep(30)"));
+        var (messages, closed) = await raw.ReadUntilClosedAsync(TimeSpan.FromSeconds(15));
+        Assert.True(closed, "the client whose query ran past query_timeout was not closed");
+        var error = Assert.Single(messages, m => m.Type == 'E');
+        Assert.Equal("query_timeout", error.Text);
+        Assert.Equal("08P01", error.SqlState);
+        Assert.DoesNotContain(messages, m => m.Type == 'D');
+
+        // The next client gets a fresh server, not the one still busy with the sleep.
+        await using var next = await OpenAsync(proxy);
+        Assert.NotEqual(serverPid, (await ScalarAsync(next, "select pg_backend_pid()"))!.ToString());
+    }
 }

@@ -37,6 +37,11 @@ internal sealed partial class StartupStage : IConnectionStage
         }
 
         context.Startup = packet;
+        if (context.Config.ApplicationNameAddHost)
+        {
+            AddHostToApplicationName(packet, IsUnixSocket(context) ? "unix" : context.Connection.RemoteEndPoint);
+        }
+
         if (packet.MinorVersion > 0 || packet.ProtocolOptions.Count > 0)
         {
             // We speak 3.0 and no protocol options: say so, and the client carries on with 3.0 (55.2.1).
@@ -46,6 +51,26 @@ internal sealed partial class StartupStage : IConnectionStage
         }
 
         await next(context).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// application_name_add_host, as PgBouncer: the client's address goes after the application_name it logged in with
+    /// ("psql - 10.0.0.7:51234"), so the server's pg_stat_activity tells where a query came from. Only the login's
+    /// name: a later SET application_name is the client's to choose.
+    /// </summary>
+    private static void AddHostToApplicationName(StartupPacket packet, string remote)
+    {
+        var parameters = packet.Parameters;
+        for (int i = 0; i < parameters.Count; i++)
+        {
+            if (string.Equals(parameters[i].Key, "application_name", StringComparison.Ordinal))
+            {
+                parameters[i] = new KeyValuePair<string, string>("application_name", parameters[i].Value + " - " + remote);
+                return;
+            }
+        }
+
+        parameters.Add(new KeyValuePair<string, string>("application_name", " - " + remote));
     }
 
     /// <summary>

@@ -284,6 +284,21 @@ public sealed class TransactionPoolingTests
         Assert.Equal("4MB " + expected + " 4MB", $"{o1} {c1} {o2}");
     }
 
+    [Theory]
+    [InlineData(FastPool.Proxy.Configuration.PoolMode.Transaction)]
+    [InlineData(FastPool.Proxy.Configuration.PoolMode.Session)]
+    public async Task Application_name_add_host_puts_the_client_address_after_its_login_name(FastPool.Proxy.Configuration.PoolMode mode)
+    {
+        await using var proxy = Start(_fixture.Primary, mode, poolSize: 2, c => c with { ApplicationNameAddHost = true });
+        await using var conn = await OpenAsync(proxy, b => b.ApplicationName = "reporting");
+        var name = (await RowAsync(conn, "select current_setting('application_name')"))[0];
+        Assert.StartsWith("reporting - 127.0.0.1:", name, StringComparison.Ordinal);
+
+        // A later SET is the client's own choice (as PgBouncer: only the login's name gets the address).
+        await ExecAsync(conn, "set application_name = 'renamed'");
+        Assert.Equal(["renamed"], await RowAsync(conn, "select current_setting('application_name')"));
+    }
+
     [Fact]
     public async Task Set_to_default_goes_back_to_the_clients_startup_value()
     {

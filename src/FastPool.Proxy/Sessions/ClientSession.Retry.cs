@@ -219,7 +219,9 @@ internal sealed partial class ClientSession
         {
             try
             {
-                await server.Connection.SendAsync(replay).ConfigureAwait(false);
+                // As the scan rewrote it: a kept statement's Bind names it as this server knows it, after the Parse
+                // that prepares it here (sent raw, the client's own name reached a server that never saw it).
+                await SendToServerAsync(server.Connection, new ReadOnlySequence<byte>(replay), replay.Length).ConfigureAwait(false);
                 return true;
             }
             catch (Exception)

@@ -149,6 +149,7 @@ public sealed class ReplicationDelayTests
     [Theory]
     [InlineData("simple", false)]
     [InlineData("extended", true)]
+    [InlineData("prepared", false)]
     public async Task Pgbench_select_only_loses_no_transaction_when_a_standby_stops_under_load(string mode, bool kill)
     {
         var primary = _fixture.Primary;

@@ -14,7 +14,8 @@ internal sealed record ConfigKey(string Name, Func<ProxyConfig, string> Get, Fun
 }
 
 /// <summary>
-/// The settings SHOW CONFIG lists, in PgBouncer's alphabetical order; [fastpool] keys that an operator checks on a
+/// The settings SHOW CONFIG lists, in PgBouncer's alphabetical order (the timeouts and max_packet_size SET changes
+/// count for clients that log in after it, as a reload's do); [fastpool] keys that an operator checks on a
 /// running instance (the result cache's) are listed among them under their own names.
 /// </summary>
 internal static class ConfigKeys
@@ -24,15 +25,15 @@ internal static class ConfigKeys
     public static IReadOnlyList<ConfigKey> All { get; } =
     [
         new("admin_users", c => List(c.AdminUsers), static (c, v) => c with { AdminUsers = v.AdminUsers }),
-        new("application_name_add_host", c => Bool(c.ApplicationNameAddHost)),
+        new("application_name_add_host", c => Bool(c.ApplicationNameAddHost), static (c, v) => c with { ApplicationNameAddHost = v.ApplicationNameAddHost }),
         new("auth_file", c => c.AuthFile ?? string.Empty),
         new("auth_query", c => c.AuthQuery),
         new("auth_type", c => AuthTypeName(c.AuthType)),
         new("auth_user", c => c.AuthUser ?? string.Empty),
-        new("client_idle_timeout", c => Time(c.ClientIdleTimeout)),
+        new("client_idle_timeout", c => Time(c.ClientIdleTimeout), static (c, v) => c with { ClientIdleTimeout = v.ClientIdleTimeout }),
         new("client_login_timeout", c => Time(c.ClientLoginTimeout), static (c, v) => c with { ClientLoginTimeout = v.ClientLoginTimeout }),
         new("default_pool_size", c => Int(c.DefaultPoolSize), static (c, v) => c with { DefaultPoolSize = v.DefaultPoolSize }),
-        new("idle_transaction_timeout", c => Time(c.IdleTransactionTimeout)),
+        new("idle_transaction_timeout", c => Time(c.IdleTransactionTimeout), static (c, v) => c with { IdleTransactionTimeout = v.IdleTransactionTimeout }),
         new("ignore_startup_parameters", c => List(c.IgnoreStartupParameters), static (c, v) => c with { IgnoreStartupParameters = v.IgnoreStartupParameters }),
         new("listen_addr", c => List(c.ListenAddresses)),
         new("listen_port", c => Int(c.ListenPort)),
@@ -43,7 +44,7 @@ internal static class ConfigKeys
         new("logfile", c => c.LogFile ?? string.Empty),
         new("max_client_conn", c => Int(c.MaxClientConn), static (c, v) => c with { MaxClientConn = v.MaxClientConn }),
         new("max_db_connections", c => Int(c.MaxDbConnections), static (c, v) => c with { MaxDbConnections = v.MaxDbConnections }),
-        new("max_packet_size", c => Int(c.MaxPacketSize)),
+        new("max_packet_size", c => Int(c.MaxPacketSize), static (c, v) => c with { MaxPacketSize = v.MaxPacketSize }),
         new("max_prepared_statements", c => Int(c.MaxPreparedStatements), static (c, v) => c with { MaxPreparedStatements = v.MaxPreparedStatements }),
         new("max_user_connections", c => Int(c.MaxUserConnections), static (c, v) => c with { MaxUserConnections = v.MaxUserConnections }),
         new("memory_cache_enabled", c => Bool(c.FastPool.Cache.Enabled)),
@@ -56,7 +57,7 @@ internal static class ConfigKeys
         new("pidfile", c => c.PidFile ?? string.Empty),
         new("pkt_buf", c => Int(c.PktBuf)),
         new("pool_mode", c => c.PoolMode.ToString().ToLowerInvariant()),
-        new("query_timeout", c => Time(c.QueryTimeout)),
+        new("query_timeout", c => Time(c.QueryTimeout), static (c, v) => c with { QueryTimeout = v.QueryTimeout }),
         new("query_wait_timeout", c => Time(c.QueryWaitTimeout), static (c, v) => c with { QueryWaitTimeout = v.QueryWaitTimeout }),
         new("reserve_pool_size", c => Int(c.ReservePoolSize), static (c, v) => c with { ReservePoolSize = v.ReservePoolSize }),
         new("reserve_pool_timeout", c => Time(c.ReservePoolTimeout), static (c, v) => c with { ReservePoolTimeout = v.ReservePoolTimeout }),
@@ -67,7 +68,7 @@ internal static class ConfigKeys
         new("server_lifetime", c => Time(c.ServerLifetime), static (c, v) => c with { ServerLifetime = v.ServerLifetime }),
         new("server_login_retry", c => Time(c.ServerLoginRetry), static (c, v) => c with { ServerLoginRetry = v.ServerLoginRetry }),
         new("server_reset_query", c => c.ServerResetQuery, static (c, v) => c with { ServerResetQuery = v.ServerResetQuery }),
-        new("server_reset_query_always", c => Bool(c.ServerResetQueryAlways)),
+        new("server_reset_query_always", c => Bool(c.ServerResetQueryAlways), static (c, v) => c with { ServerResetQueryAlways = v.ServerResetQueryAlways }),
         new("shutdown_wait_timeout", c => Time(c.ShutdownWaitTimeout), static (c, v) => c with { ShutdownWaitTimeout = v.ShutdownWaitTimeout }),
         new("so_reuseport", c => Bool(c.SoReuseport)),
         new("suspend_timeout", c => Time(c.SuspendTimeout), static (c, v) => c with { SuspendTimeout = v.SuspendTimeout }),

@@ -121,6 +121,14 @@ public sealed class ControlCommandTests
         var fixedKey = await PsqlAsync(host.Port, "SET listen_port = 1234");
         Assert.NotEqual(0, fixedKey.ExitCode);
         Assert.Contains("cannot be changed while FastPool runs", fixedKey.StandardError, StringComparison.Ordinal);
+
+        // The timeouts change at run time as with PgBouncer, for the clients that log in next.
+        await RunAsync(host.Port, "SET client_idle_timeout = 1");
+        await using var idle = await FastPool.IntegrationTests.Resilience.RawPgClient.ConnectAsync(host.Port);
+        await idle.LoginAsync("postgres");
+        var (messages, closed) = await idle.ReadUntilClosedAsync(TimeSpan.FromSeconds(15));
+        Assert.True(closed, "client_idle_timeout set by SET did not close an idle client");
+        Assert.Equal("client_idle_timeout", Assert.Single(messages, m => m.Type == 'E').Text);
     }
 
     [Fact]

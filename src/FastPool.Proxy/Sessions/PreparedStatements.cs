@@ -289,6 +289,7 @@ internal sealed class PreparedStatements
         {
             case Kind.InsertedParse:
             case Kind.EvictClose:
+            case Kind.GuardClose:
                 ToClient.BeginReplace(start);
                 ToClient.EndReplace(start + MessageHeader.Size);
                 break;
@@ -435,6 +436,7 @@ internal sealed class PreparedStatements
         else
         {
             Evict(cache, _max - 1);
+            CloseIfEvictionPending(output, statement.Key);
             WriteParse(output, statement.Key, statement.Body);
             cache.Add(statement.Key);
             Enqueue(new Pending(Kind.ClientParse, statement.Key, statement));
@@ -579,9 +581,32 @@ internal sealed class PreparedStatements
         }
 
         Evict(cache, _max - 1);
+        CloseIfEvictionPending(output, statement.Key);
         WriteParse(output, statement.Key, statement.Body);
         cache.Add(statement.Key);
         Enqueue(new Pending(Kind.InsertedParse, statement.Key));
+    }
+
+    /// <summary>
+    /// Before a Parse of <paramref name="key"/>: when the Close that evicted it has not been answered yet, an error
+    /// earlier in its batch may still make the server skip it (55.2.3), and the statement would then exist when this
+    /// Parse arrives (42P05 for this and every later use on that connection). A Close of the same name goes first;
+    /// closing a statement that does not exist is not an error (55.2.3), and its CloseComplete is taken out.
+    /// </summary>
+    private void CloseIfEvictionPending(OutputBatch output, ulong key)
+    {
+        for (int i = 0; i < _count; i++)
+        {
+            var pending = _queue[(_head + i) % _queue.Length];
+            if (pending.Kind == Kind.EvictClose && pending.Key == key)
+            {
+                Span<byte> name = stackalloc byte[ServerNameLength];
+                WriteServerName(name, key);
+                WriteClose(output, name);
+                Enqueue(new Pending(Kind.GuardClose, key));
+                return;
+            }
+        }
     }
 
     /// <summary>Closes least recently used statements until at most <paramref name="keep"/> are left.</summary>
@@ -733,6 +758,9 @@ internal sealed class PreparedStatements
 
         /// <summary>The client's Parse of a statement the server had: a no-op Close whose CloseComplete becomes ParseComplete.</summary>
         ParseAsClose,
+
+        /// <summary>A Close FastPool added before re-preparing a statement whose eviction is unanswered: its CloseComplete is taken out.</summary>
+        GuardClose,
     }
 
     private readonly struct Pending(Kind kind, ulong key = 0, ClientStatement? statement = null)

@@ -367,6 +367,39 @@ public sealed partial class PreparedStatementTests
     }
 
     [Fact]
+    public async Task An_eviction_skipped_by_an_error_does_not_break_the_pipelined_batch_after_it()
+    {
+        // max_prepared_statements = 2: preparing c evicts a (a Close FastPool adds), but the division by zero before
+        // it makes the server skip that Close, so a still exists there. The next batch, pipelined before the error
+        // came back, needs a again: as PostgreSQL itself, it must just run (not fail with 42P05 on FastPool's name).
+        await using var proxy = Start(_fixture.Primary, poolSize: 1, configure: c => c with { MaxPreparedStatements = 2 });
+        await using var raw = await RawPgClient.ConnectAsync(proxy.Port);
+        await raw.LoginAsync("postgres");
+        byte[] run(string name) => [.. BindNamed(name), .. RawPgClient.Message('E', [0, 0, 0, 0, 0])];
+        await raw.SendAsync([
+            .. ParseNamed("a", "select 1"), .. run("a"),
+            .. ParseNamed("b", "select 1/0"), .. run("b"),
+            .. ParseNamed("c", "select 3"), .. run("c"), .. Sync(),
+            .. run("a"), .. Sync(),
+        ]);
+
+        var first = await raw.ReadUntilAsync('Z', TimeSpan.FromSeconds(10));
+        Assert.Equal("22012", Assert.Single(first, m => m.Type == 'E').SqlState);
+        var second = await raw.ReadUntilAsync('Z', TimeSpan.FromSeconds(10));
+        Assert.DoesNotContain(second, m => m.Type == 'E');
+        Assert.Equal("1", Assert.Single(second, m => m.Type == 'D').Columns()[0]);
+
+        // And later, on the same server, for this client and a new one.
+        await raw.SendAsync([.. run("a"), .. Sync()]);
+        Assert.Equal("1", Assert.Single(await raw.ReadUntilAsync('Z', TimeSpan.FromSeconds(10)), m => m.Type == 'D').Columns()[0]);
+        await using var next = await RawPgClient.ConnectAsync(proxy.Port);
+        await next.LoginAsync("postgres");
+        await next.SendAsync([.. ParseNamed("mine", "select 1"), .. run("mine"), .. Sync()]);
+        var answer = await next.ReadUntilAsync('Z', TimeSpan.FromSeconds(10));
+        Assert.DoesNotContain(answer, m => m.Type == 'E');
+    }
+
+    [Fact]
     public async Task MaxPreparedStatementsZero_NamedStatementPinsAsBefore()
     {
         await using var proxy = Start(_fixture.Primary, poolSize: 2, configure: c => c with { MaxPreparedStatements = 0 });

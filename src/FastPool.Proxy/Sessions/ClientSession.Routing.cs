@@ -249,24 +249,19 @@ internal sealed partial class ClientSession
         return traits;
     }
 
+    /// <summary>Whether the text names default_transaction_isolation (or transaction_isolation), in any case.</summary>
     private static bool MentionsIsolationDefault(ReadOnlySpan<byte> text)
     {
-        const string Word = "transaction_isolation";
-        for (int i = text.IndexOfAny((byte)'t', (byte)'T'); i >= 0 && text.Length - i >= Word.Length; i = NextT(text, i + 1))
+        var word = "transaction_isolation"u8;
+        for (int i = 0; i + word.Length <= text.Length; i++)
         {
-            if (System.Text.Ascii.EqualsIgnoreCase(text.Slice(i, Word.Length), "transaction_isolation"u8))
+            if ((text[i] | 0x20) == 't' && System.Text.Ascii.EqualsIgnoreCase(text.Slice(i, word.Length), word))
             {
                 return true;
             }
         }
 
         return false;
-
-        static int NextT(ReadOnlySpan<byte> text, int from)
-        {
-            int next = text[from..].IndexOfAny((byte)'t', (byte)'T');
-            return next < 0 ? -1 : from + next;
-        }
     }
 
     private RouteTraits ClassifyUncached(ReadOnlySpan<byte> text)

@@ -59,10 +59,8 @@ public sealed class DropInTests
     public async Task Sigusr1_pauses_and_sigusr2_resumes_as_with_pgbouncer_and_the_process_stays_up()
     {
         using var ws = new CliWorkspace();
-        var port = FastPoolProcess.GetFreePort();
-        var config = ws.WriteOperatorConfig(_fixture.Primary.Port, port);
-        await using var p = FastPoolProcess.Start([config], workingDirectory: ws.Directory);
-        await p.WaitForStartAsync(port, _startTimeout);
+        var (port, config) = OperatorConfig(ws);
+        await using var p = await StartServingAsync(ws, config, port);
 
         // Without handlers, SIGUSR1's default action ends the process and drops every client.
         p.Signal(SigUsr1);
@@ -85,10 +83,8 @@ public sealed class DropInTests
     public async Task A_second_instance_with_the_same_port_and_pidfile_is_refused_and_the_first_keeps_serving()
     {
         using var ws = new CliWorkspace();
-        var port = FastPoolProcess.GetFreePort();
-        var config = ws.WriteOperatorConfig(_fixture.Primary.Port, port);
-        await using var first = FastPoolProcess.Start([config], workingDirectory: ws.Directory);
-        await first.WaitForStartAsync(port, _startTimeout);
+        var (port, config) = OperatorConfig(ws);
+        await using var first = await StartServingAsync(ws, config, port);
         await WaitUntilAsync(() => File.Exists(ws.PidFile) && File.ReadAllText(ws.PidFile).Trim().Length > 0, "pidfile written", first);
 
         await using var second = FastPoolProcess.Start([config], workingDirectory: ws.Directory);
@@ -110,10 +106,8 @@ public sealed class DropInTests
     public async Task Sighup_reopens_a_rotated_logfile()
     {
         using var ws = new CliWorkspace();
-        var port = FastPoolProcess.GetFreePort();
-        var config = ws.WriteOperatorConfig(_fixture.Primary.Port, port);
-        await using var p = FastPoolProcess.Start([config], workingDirectory: ws.Directory);
-        await p.WaitForStartAsync(port, _startTimeout);
+        var (port, config) = OperatorConfig(ws);
+        await using var p = await StartServingAsync(ws, config, port);
 
         // logrotate: move the file away, then HUP (PgBouncer's documented way to rotate its log).
         File.Move(ws.LogFile, ws.LogFile + ".1");
@@ -137,6 +131,29 @@ public sealed class DropInTests
         Assert.Contains("cannot write pidfile /nonexistent-dir/fastpool.pid: its directory does not exist", output, StringComparison.Ordinal);
         Assert.DoesNotContain("Unhandled exception", output, StringComparison.Ordinal);
         Assert.DoesNotContain("listening on", output, StringComparison.Ordinal);
+    }
+
+    /// <summary>An operator's pgbouncer.ini in <paramref name="ws"/>, in front of the shared PostgreSQL, on a free port.</summary>
+    private (int Port, string Config) OperatorConfig(CliWorkspace ws)
+    {
+        var port = FastPoolProcess.GetFreePort();
+        return (port, ws.WriteOperatorConfig(_fixture.Primary.Port, port));
+    }
+
+    /// <summary>Starts fastpool from the workspace, as an operator would, and waits until it serves.</summary>
+    private static async Task<FastPoolProcess> StartServingAsync(CliWorkspace ws, string config, int port)
+    {
+        var p = FastPoolProcess.Start([config], workingDirectory: ws.Directory);
+        try
+        {
+            await p.WaitForStartAsync(port, _startTimeout);
+            return p;
+        }
+        catch
+        {
+            await p.DisposeAsync();
+            throw;
+        }
     }
 
     private const int SigHup = 1;

@@ -51,9 +51,8 @@ internal sealed partial class ServerPool
     public void CloseIdle()
     {
         int count = IdleCount;
-        for (int i = 0; i < count && _idle.TryDequeue(out var server); i++)
+        for (int i = 0; i < count && _idle.TryTakeOldest(out var server); i++)
         {
-            Interlocked.Decrement(ref _idleCount);
             Close(server);
         }
     }

@@ -18,10 +18,12 @@ internal sealed partial class ServerPool
 
         long now = _time.GetTimestamp();
         var settings = Settings;
+
+        // Every idle connection is looked at, the loops' last ones too (IdleServers).
+        _idle.QueueLast();
         int count = IdleCount;
-        for (int i = 0; i < count && _idle.TryDequeue(out var server); i++)
+        for (int i = 0; i < count && _idle.TryTakeOldest(out var server); i++)
         {
-            Interlocked.Decrement(ref _idleCount);
             bool idleTooLong = settings.IdleTimeout > TimeSpan.Zero
                 && _time.GetElapsedTime(server.LastUsedTicks, now) > settings.IdleTimeout
                 && TotalCount > settings.MinSize;
@@ -31,15 +33,13 @@ internal sealed partial class ServerPool
             }
             else
             {
-                _idle.Enqueue(server);
-                Interlocked.Increment(ref _idleCount);
+                _idle.AddOldest(server);
             }
         }
 
         // A reload or SET made the pool smaller: shed idle connections above the new ceiling.
-        while (TotalCount > settings.Size + settings.ReserveSize && _idle.TryDequeue(out var extra))
+        while (TotalCount > settings.Size + settings.ReserveSize && _idle.TryTakeOldest(out var extra))
         {
-            Interlocked.Decrement(ref _idleCount);
             Close(extra);
         }
 
@@ -86,9 +86,8 @@ internal sealed partial class ServerPool
     public void Shutdown()
     {
         _closed = true;
-        while (_idle.TryDequeue(out var server))
+        while (_idle.TryTakeOldest(out var server))
         {
-            Interlocked.Decrement(ref _idleCount);
             Close(server);
         }
 

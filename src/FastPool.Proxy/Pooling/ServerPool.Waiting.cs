@@ -233,8 +233,7 @@ internal sealed partial class ServerPool
         {
             if (!TryHandToWaiter(server))
             {
-                _idle.Enqueue(server);
-                Interlocked.Increment(ref _idleCount);
+                _idle.Add(server);
                 return;
             }
         }

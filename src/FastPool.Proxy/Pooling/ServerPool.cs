@@ -13,7 +13,7 @@ namespace FastPool.Proxy.Pooling;
 /// </summary>
 internal sealed partial class ServerPool
 {
-    private readonly ConcurrentQueue<ServerConnection> _idle = new();
+    private readonly IdleServers _idle;
     private readonly Queue<Waiter> _waiters = new();
     private readonly Lock _waitLock = new();
     private readonly LimitCounter _dbLimit;
@@ -22,7 +22,6 @@ internal sealed partial class ServerPool
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private int _total;
-    private int _idleCount;
     private int _waiterCount;
     private long _generation;
     private ServerException? _lastLoginError;
@@ -41,6 +40,7 @@ internal sealed partial class ServerPool
     public ServerPool(PoolManager manager, PoolKey key, Node node, PoolSettings settings, LimitCounter dbLimit, LimitCounter userLimit, TimeProvider time, ILogger logger)
     {
         _manager = manager;
+        _idle = new IdleServers(manager.Transport.LoopCount);
         Key = key;
         Node = node;
         Settings = settings;
@@ -58,7 +58,7 @@ internal sealed partial class ServerPool
 
     public int TotalCount => Volatile.Read(ref _total);
 
-    public int IdleCount => Volatile.Read(ref _idleCount);
+    public int IdleCount => _idle.Count;
 
     public int WaitingCount => Volatile.Read(ref _waiterCount);
 
@@ -164,8 +164,7 @@ internal sealed partial class ServerPool
             return;
         }
 
-        _idle.Enqueue(server);
-        Interlocked.Increment(ref _idleCount);
+        _idle.Add(server);
         if (Volatile.Read(ref _waiterCount) > 0)
         {
             DispatchIdle();
@@ -187,9 +186,8 @@ internal sealed partial class ServerPool
     private bool TryTakeIdle(out ServerConnection server)
     {
         long now = 0;
-        while (_idle.TryDequeue(out server!))
+        while (_idle.TryTake(out server!))
         {
-            Interlocked.Decrement(ref _idleCount);
             if (now == 0)
             {
                 now = _time.GetTimestamp();
@@ -213,12 +211,11 @@ internal sealed partial class ServerPool
     /// <summary>Closes one idle connection to make room for a pool that shares a db/user limit (PgBouncer evicts the same way).</summary>
     internal bool TryEvictIdle()
     {
-        if (!_idle.TryDequeue(out var server))
+        if (!_idle.TryTakeOldest(out var server))
         {
             return false;
         }
 
-        Interlocked.Decrement(ref _idleCount);
         Close(server);
         return true;
     }

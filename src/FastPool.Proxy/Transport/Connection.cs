@@ -85,6 +85,9 @@ internal abstract class Connection : IAsyncDisposable
     /// </summary>
     public virtual bool TrySetInlineConsumer(IInlineConsumer? consumer) => false;
 
+    /// <summary>The transport loop whose thread serves this connection's events, or -1 when none does.</summary>
+    public virtual int LoopIndex => -1;
+
     /// <summary>Sends a (possibly multi-segment) slice of a read buffer without copying it.</summary>
     public ValueTask SendAsync(in ReadOnlySequence<byte> data, CancellationToken ct = default)
     {

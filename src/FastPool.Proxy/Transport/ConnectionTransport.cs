@@ -36,6 +36,19 @@ internal abstract class ConnectionTransport : IDisposable
     /// <summary>Open files one connection takes (the io_uring transport keeps a duplicate for the ring's requests).</summary>
     public virtual int DescriptorsPerConnection => 1;
 
+    /// <summary>How many loop threads serve the connections (0: the transport has none of its own).</summary>
+    public virtual int LoopCount => 0;
+
+    // The loop index + 1 of the current thread (0 off the loops), so a thread that never set it reads -1.
+    [ThreadStatic]
+    private static int t_loopPlusOne;
+
+    /// <summary>The index of the loop whose thread is running (<see cref="Connection.LoopIndex"/>), or -1 on any other thread.</summary>
+    public static int CurrentLoop => t_loopPlusOne - 1;
+
+    /// <summary>A loop thread says which it is, once, before it runs.</summary>
+    internal static void EnterLoop(int index) => t_loopPlusOne = index + 1;
+
     /// <summary>An accepted client socket. Clients mostly wait, so their idle reads pin no buffer.</summary>
     public abstract Connection Accept(Socket socket);
 
@@ -133,6 +146,8 @@ internal sealed class EpollTransport : ConnectionTransport
 
     public override string Name => $"epoll ({_loops.Length} thread{(_loops.Length == 1 ? "" : "s")})";
 
+    public override int LoopCount => _loops.Length;
+
     private EpollLoop NextLoop() => _loops[(int)(Interlocked.Increment(ref _next) % (uint)_loops.Length)];
 
     public override Connection Accept(Socket socket) => EpollConnection.Wrap(socket, NextLoop(), idleMostly: true);
@@ -176,6 +191,8 @@ internal sealed class IoUringTransport : ConnectionTransport
     }
 
     public override string Name => $"io_uring ({_loops.Length} thread{(_loops.Length == 1 ? "" : "s")})";
+
+    public override int LoopCount => _loops.Length;
 
     private IoUringLoop NextLoop() => _loops[(int)(Interlocked.Increment(ref _next) % (uint)_loops.Length)];
 

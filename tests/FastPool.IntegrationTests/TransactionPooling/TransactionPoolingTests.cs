@@ -59,6 +59,45 @@ public sealed class TransactionPoolingTests
     }
 
     [Fact]
+    public async Task A_lone_client_keeps_getting_the_server_it_released_last()
+    {
+        await using var proxy = Start(_fixture.Primary, poolSize: 4);
+
+        // Four clients inside a transaction at once make the pool open four server connections.
+        var others = new List<NpgsqlConnection>();
+        for (int i = 0; i < 4; i++)
+        {
+            var conn = await OpenAsync(proxy);
+            others.Add(conn);
+            await ExecAsync(conn, "BEGIN");
+            await ExecAsync(conn, "select 1");
+        }
+
+        var opened = new HashSet<string>();
+        foreach (var conn in others)
+        {
+            opened.Add((await RowAsync(conn, "select pg_backend_pid()"))[0]);
+            await ExecAsync(conn, "COMMIT");
+            await conn.DisposeAsync();
+        }
+
+        Assert.Equal(4, opened.Count);
+
+        // Alone, a client is given the connection released last (PgBouncer's default, server_round_robin = 0), not
+        // each of the four in turn: one warm backend, and (on the loop transports) the client's own loop thread. The
+        // first few may still move, until a connection served by the client's loop has been released.
+        await using var lone = await OpenAsync(proxy);
+        var pids = new List<string>();
+        for (int i = 0; i < 30; i++)
+        {
+            pids.Add((await RowAsync(lone, "select pg_backend_pid()"))[0]);
+        }
+
+        Assert.Single(pids.Skip(10).Distinct());
+        ProxyChecks.AssertNoUnexpectedErrors(proxy);
+    }
+
+    [Fact]
     public async Task FailedOrRolledBackSet_DoesNotFollowTheClient_NorLeak()
     {
         await using var proxy = Start(_fixture.Primary, poolSize: 1);

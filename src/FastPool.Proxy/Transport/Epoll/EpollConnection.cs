@@ -170,6 +170,8 @@ internal sealed class EpollConnection : Connection, IEpollRegistration, IValueTa
         return sent == data.Length;
     }
 
+    public override int LoopIndex => _loop.Index;
+
     public override bool TrySetInlineConsumer(IInlineConsumer? consumer)
     {
         _reader.InlineConsumer = consumer;

@@ -48,6 +48,7 @@ internal sealed unsafe class EpollLoop : IDisposable
     public EpollLoop(int index, Action<Exception> onError, int idleSpinMicros = 0)
     {
         _onError = onError;
+        Index = index;
         _spin = new IdleSpin(idleSpinMicros);
         _epfd = EpollNative.epoll_create1(EpollNative.EPOLL_CLOEXEC);
         if (_epfd < 0)
@@ -69,6 +70,9 @@ internal sealed unsafe class EpollLoop : IDisposable
     }
 
     /// <summary>Whether the caller runs on this loop's thread.</summary>
+    /// <summary>This loop's place among the transport's loops.</summary>
+    public int Index { get; }
+
     public bool IsLoopThread => Environment.CurrentManagedThreadId == _threadId;
 
     /// <summary>
@@ -182,6 +186,7 @@ internal sealed unsafe class EpollLoop : IDisposable
 
     private void Run()
     {
+        ConnectionTransport.EnterLoop(Index);
         int stride = EpollNative.EventSize;
         int dataOffset = EpollNative.EventDataOffset;
         byte* events = (byte*)NativeMemory.Alloc((nuint)(MaxEvents * stride));

@@ -70,6 +70,8 @@ internal sealed class IoUringConnection : Connection, IValueTaskSource, INonBloc
 
     internal IoUringLoop Loop => _loop;
 
+    public override int LoopIndex => _loop.Index;
+
     internal int Fd => _fd;
 
     /// <summary>True once the connection is closing (loop thread): no new request may be queued.</summary>

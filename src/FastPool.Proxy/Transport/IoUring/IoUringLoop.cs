@@ -61,6 +61,7 @@ internal sealed unsafe class IoUringLoop : IDisposable
     public IoUringLoop(int index, Action<Exception> onError, int idleSpinMicros = 0)
     {
         _onError = onError;
+        Index = index;
         _spin = new IdleSpin(idleSpinMicros);
         Exception? startError = null;
         using var started = new ManualResetEventSlim();
@@ -101,6 +102,9 @@ internal sealed unsafe class IoUringLoop : IDisposable
             throw startError;
         }
     }
+
+    /// <summary>This loop's place among the transport's loops.</summary>
+    public int Index { get; }
 
     public bool IsLoopThread => Environment.CurrentManagedThreadId == _threadId;
 
@@ -222,6 +226,7 @@ internal sealed unsafe class IoUringLoop : IDisposable
 
     private void Run()
     {
+        ConnectionTransport.EnterLoop(Index);
         var ring = _ring!;
         while (!_stopping)
         {

@@ -47,7 +47,15 @@ internal abstract class ConnectionTransport : IDisposable
     public static int CurrentLoop => t_loopPlusOne - 1;
 
     /// <summary>A loop thread says which it is, once, before it runs.</summary>
-    internal static void EnterLoop(int index) => t_loopPlusOne = index + 1;
+    internal static void EnterLoop(int index)
+    {
+        t_loopPlusOne = index + 1;
+
+        // Nothing the loops resume carries an ExecutionContext (FastPool sets no AsyncLocal), and with the flow
+        // suppressed for good on this thread an await made here captures none: a session's continuations, resumed
+        // by the loop a few times per transaction, then run without an ExecutionContext switch around each.
+        _ = ExecutionContext.SuppressFlow();
+    }
 
     /// <summary>An accepted client socket. Clients mostly wait, so their idle reads pin no buffer.</summary>
     public abstract Connection Accept(Socket socket);

@@ -39,7 +39,8 @@ internal sealed partial class ClientSession : IInlineConsumer
     }
 
     bool IInlineConsumer.TryConsume(PipeReader reader, in ReadOnlySequence<byte> buffer) =>
-        ReferenceEquals(reader, _inlineClientInput)
+        _pooledInline ? TryConsumePooled(reader, buffer)
+        : ReferenceEquals(reader, _inlineClientInput)
             ? TryConsumeFromClient(reader, buffer, _inlineServer!)
             : TryConsumeFromServer(reader, buffer, _inlineServer!);
 

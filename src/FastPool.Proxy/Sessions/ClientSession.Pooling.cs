@@ -68,7 +68,9 @@ internal sealed partial class ClientSession
         }
 
         StartIdleTimer();
+        StartPooledInline();
         var exit = await PooledClientToServerAsync().ConfigureAwait(false);
+        _client.TrySetInlineConsumer(null);
         StopIdleTimer();
 
         ServerConnection? server;
@@ -121,6 +123,30 @@ internal sealed partial class ClientSession
                 return PumpExit.ClientGone;
             }
 
+            var buffer = result.Buffer;
+            var look = SplitLook.Standby;
+            ServerConnection? server;
+            PumpExit? exit = null;
+            long forward = 0;
+            long consumed = 0;
+            int queries = 0;
+            int replayMark = -1;
+            long sent = 0;
+            bool marked = false;
+            if (_pooledClientResume is { } resumed)
+            {
+                // A step begun on the loop thread (ClientSession.InlinePooled): its bytes are still at the front.
+                _pooledClientResume = null;
+                server = resumed.Server;
+                exit = resumed.Exit;
+                forward = resumed.Forward;
+                consumed = resumed.Consumed;
+                queries = resumed.Queries;
+                sent = resumed.Sent;
+                marked = resumed.Marked;
+                goto Scanned;
+            }
+
             NoteActivity();
             if (result.IsCanceled)
             {
@@ -143,9 +169,7 @@ internal sealed partial class ClientSession
                 continue;
             }
 
-            var buffer = result.Buffer;
             var scan = buffer;
-            var look = SplitLook.Standby;
             if (_split)
             {
                 // A transaction's standby part: only whole units the standby may run are scanned and sent.
@@ -162,12 +186,6 @@ internal sealed partial class ClientSession
                 }
             }
 
-            ServerConnection? server;
-            PumpExit? exit = null;
-            long forward = 0;
-            long consumed = 0;
-            int queries = 0;
-            int replayMark = -1;
             bool awaitHandBack = false;
             lock (_swap!)
             {
@@ -207,6 +225,7 @@ internal sealed partial class ClientSession
 
             NoteQueriesSent(queries);
 
+        Scanned:
             if (server is null)
             {
                 if (buffer.IsEmpty && result.IsCompleted)
@@ -280,12 +299,19 @@ internal sealed partial class ClientSession
                 continue;
             }
 
-            if (forward > 0)
+            if (forward > sent)
             {
-                await BeginClientForwardAsync(server.Connection).ConfigureAwait(false);
+                if (!marked)
+                {
+                    await BeginClientForwardAsync(server.Connection).ConfigureAwait(false);
+                }
+
                 try
                 {
-                    await SendToServerAsync(server.Connection, buffer, forward).ConfigureAwait(false);
+                    // Begun inline: only plain bytes are (a rewrite is never started there), and the rest follows them.
+                    await (sent > 0
+                        ? server.Connection.SendAsync(buffer.Slice(sent, forward - sent))
+                        : SendToServerAsync(server.Connection, buffer, forward)).ConfigureAwait(false);
                 }
                 catch (Exception)
                 {
@@ -421,6 +447,7 @@ internal sealed partial class ClientSession
         Attached(server);
         _errorsAtStart = server.Protocol.Errors;
         _prepared?.OnAttach(server);
+        AttachInline(server);
         _serverPump = PooledServerToClientAsync(server);
         _serverPumpStarted = true;
         return true;
@@ -434,6 +461,7 @@ internal sealed partial class ClientSession
     [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<PumpExit> PooledServerToClientAsync(ServerConnection server)
     {
+        bool detached = false;
         try
         {
             var input = server.Connection.Input;
@@ -449,12 +477,31 @@ internal sealed partial class ClientSession
                     return _replayable ? RetryRead(server, "connection lost") : Fail(server, PumpExit.ServerGone);
                 }
 
+                var buffer = result.Buffer;
+                bool valid;
+                long forward;
+                int transactions;
+                ServerStop stop;
+                long sent = 0;
+                bool marked = false;
+                if (_pooledServerResume is { } resumed)
+                {
+                    // A step begun on the loop thread (ClientSession.InlinePooled): its bytes are still at the front.
+                    _pooledServerResume = null;
+                    valid = resumed.Valid;
+                    forward = resumed.Forward;
+                    transactions = resumed.Transactions;
+                    stop = resumed.Stop;
+                    sent = resumed.Sent;
+                    marked = resumed.Marked;
+                    goto Scanned;
+                }
+
                 if (result.IsCanceled)
                 {
                     return PumpExit.Cancelled;
                 }
 
-                var buffer = result.Buffer;
                 if (_replayable)
                 {
                     // Nothing of this read's answer has reached the client yet: it is held until it is whole, so a
@@ -473,26 +520,33 @@ internal sealed partial class ClientSession
                     }
                 }
 
-                bool valid = ScanFromServer(buffer, server.Protocol, out long forward, out int transactions, out var stop);
+                valid = ScanFromServer(buffer, server.Protocol, out forward, out transactions, out stop);
                 NoteServerBatch(server.Protocol, transactions);
                 SuspectIfEnding(server);
-                if (forward > 0)
+
+            Scanned:
+                if (forward > sent)
                 {
-                    if (transactions > 0 && _cacheDirty)
+                    if (!marked)
                     {
-                        await CacheTransactionEndedAsync(server).ConfigureAwait(false);
+                        if (transactions > 0 && _cacheDirty)
+                        {
+                            await CacheTransactionEndedAsync(server).ConfigureAwait(false);
+                        }
+
+                        if (_capture is { Active: true })
+                        {
+                            FeedCapture(buffer.Slice(0, forward));
+                        }
+
+                        _replayable = false;
+                        await BeginServerForwardAsync(server.Connection).ConfigureAwait(false);
                     }
 
-                    if (_capture is { Active: true })
-                    {
-                        FeedCapture(buffer.Slice(0, forward));
-                    }
-
-                    _replayable = false;
-                    await BeginServerForwardAsync(server.Connection).ConfigureAwait(false);
                     try
                     {
-                        await SendToClientAsync(buffer, forward).ConfigureAwait(false);
+                        // Begun inline: only plain bytes are, and the rest follows them.
+                        await (sent > 0 ? _client.SendAsync(buffer.Slice(sent, forward - sent)) : SendToClientAsync(buffer, forward)).ConfigureAwait(false);
                     }
                     catch (Exception)
                     {
@@ -533,6 +587,9 @@ internal sealed partial class ClientSession
                     input.AdvanceTo(end, end);
                     if (TryDetach(server, more: forward < buffer.Length, out long walFetch))
                     {
+                        // Its replies must not reach this session once another has it.
+                        DetachInline(server);
+                        detached = true;
                         ReleaseAfterTransaction(server, walFetch);
                         return PumpExit.Released;
                     }
@@ -553,6 +610,13 @@ internal sealed partial class ClientSession
         {
             Log.Unexpected(_runtime.Logger, _context.Id, ex.Message, ex);
             return Fail(server, PumpExit.ServerProtocolViolation);
+        }
+        finally
+        {
+            if (!detached)
+            {
+                DetachInline(server);
+            }
         }
     }
 

@@ -98,6 +98,47 @@ public sealed class TransactionPoolingTests
     }
 
     [Fact]
+    public async Task Large_messages_inside_a_transaction_arrive_whole_and_the_server_is_clean_for_the_next_client()
+    {
+        // Inside a transaction the bytes are forwarded where they arrive (ClientSession.InlinePooled); messages larger
+        // than a socket buffer are sent partly there and finished by the pump, in both directions.
+        await using var proxy = Start(_fixture.Primary, poolSize: 1);
+        await using var a = await OpenAsync(proxy);
+        await using var b = await OpenAsync(proxy);
+        var big = new string('x', 24 * 1024 * 1024);
+
+        await using (var tx = await a.BeginTransactionAsync())
+        {
+            await using (var cmd = new NpgsqlCommand("select length($1), md5($1)", a))
+            {
+                cmd.Parameters.AddWithValue(big);
+                await using var reader = await cmd.ExecuteReaderAsync();
+                Assert.True(await reader.ReadAsync());
+                Assert.Equal(big.Length, reader.GetInt32(0));
+                Assert.Equal(Convert.ToHexStringLower(System.Security.Cryptography.MD5.HashData(System.Text.Encoding.ASCII.GetBytes(big))), reader.GetString(1));
+            }
+
+            await using (var cmd = new NpgsqlCommand("select repeat('y', 20 * 1024 * 1024), 42", a))
+            {
+                await using var reader = await cmd.ExecuteReaderAsync();
+                Assert.True(await reader.ReadAsync());
+                var text = reader.GetString(0);
+                Assert.Equal(20 * 1024 * 1024, text.Length);
+                Assert.DoesNotContain(text, c => c != 'y');
+                Assert.Equal(42, reader.GetInt32(1));
+            }
+
+            await ExecAsync(a, "SET LOCAL search_path = only_in_this_transaction");
+            await tx.CommitAsync();
+        }
+
+        // The one server went back to the pool between the transactions: the other client gets it clean.
+        Assert.Equal(["\"$user\", public", "0"], (await RowAsync(b, "select current_setting('search_path'), current_setting('statement_timeout')"))[..2]);
+        Assert.Equal("7", (await RowAsync(a, "select 3 + 4"))[0]);
+        ProxyChecks.AssertNoUnexpectedErrors(proxy);
+    }
+
+    [Fact]
     public async Task FailedOrRolledBackSet_DoesNotFollowTheClient_NorLeak()
     {
         await using var proxy = Start(_fixture.Primary, poolSize: 1);

@@ -59,10 +59,6 @@ public sealed class ProxyServer : IAsyncDisposable
     private TimeSpan _statsPeriod;
     private int _stopped;
     private Task? _stopTask;
-    private long _lastTx;
-    private long _lastQueries;
-    private long _lastIn;
-    private long _lastOut;
 
     public ProxyServer(ProxyConfig config, ILoggerFactory loggerFactory, TimeProvider? time = null)
     {
@@ -311,7 +307,7 @@ public sealed class ProxyServer : IAsyncDisposable
         _runtime.Stats.Sample(period);
         if (_runtime.Config.LogStats)
         {
-            LogStats(period);
+            LogStats();
         }
     }
 
@@ -322,13 +318,11 @@ public sealed class ProxyServer : IAsyncDisposable
         _shutdownRequested.TrySetResult(mode);
     }
 
-    private void LogStats(TimeSpan period)
+    /// <summary>PgBouncer's stats line, from the averages <see cref="ProxyStats.Sample"/> just took for the period.</summary>
+    private void LogStats()
     {
-        var s = _runtime.Stats;
-        long tx = s.Transactions, q = s.Queries, bin = s.BytesIn, bout = s.BytesOut;
-        double secs = period.TotalSeconds;
-        Log.Stats(_runtime.Logger, (long)((tx - _lastTx) / secs), (long)((q - _lastQueries) / secs), (long)((bin - _lastIn) / secs), (long)((bout - _lastOut) / secs), s.Clients, ServerCount);
-        (_lastTx, _lastQueries, _lastIn, _lastOut) = (tx, q, bin, bout);
+        var a = _runtime.Stats.CombinedAverages();
+        Log.Stats(_runtime.Logger, a.Transactions, a.Queries, a.BytesIn, a.BytesOut, a.TransactionMicroseconds, a.QueryMicroseconds, a.WaitMicroseconds);
     }
 
     /// <summary>Stops accepting, then ends sessions as the mode says; returns when everything is closed.</summary>

@@ -52,6 +52,33 @@ internal sealed class ProxyStats
 
     public void ClientClosed() => Interlocked.Decrement(ref _clients);
 
+    /// <summary>
+    /// The last stats_period over all databases: each rate summed, each mean duration (transaction, query, wait for a
+    /// server) weighted by its database's share of those events. What SHOW TOTALS's avg_* rows and the stats log line say.
+    /// </summary>
+    public StatsSnapshot CombinedAverages()
+    {
+        long xacts = 0, queries = 0, bytesIn = 0, bytesOut = 0, assigned = 0, xactTime = 0, queryTime = 0, waitTime = 0;
+        foreach (var db in _databases.Values)
+        {
+            var a = db.Averages;
+            xacts += a.Transactions;
+            queries += a.Queries;
+            bytesIn += a.BytesIn;
+            bytesOut += a.BytesOut;
+            assigned += a.Assignments;
+            xactTime += a.TransactionMicroseconds * a.Transactions;
+            queryTime += a.QueryMicroseconds * a.Queries;
+            waitTime += a.WaitMicroseconds * a.Assignments;
+        }
+
+        return new StatsSnapshot(xacts, queries, bytesIn, bytesOut, assigned > 0 ? waitTime / assigned : 0, assigned)
+        {
+            TransactionMicroseconds = xacts > 0 ? xactTime / xacts : 0,
+            QueryMicroseconds = queries > 0 ? queryTime / queries : 0,
+        };
+    }
+
     /// <summary>Closes a stats_period: every database's averages become the rates over the period just ended.</summary>
     public void Sample(TimeSpan period)
     {

@@ -103,6 +103,16 @@ internal sealed partial class AdminConsole
             case "POOL_CACHE":
                 ShowPoolCache();
                 break;
+            case "DNS_HOSTS":
+                // FastPool keeps no DNS cache of its own (each new server connection asks the resolver), so, as in a
+                // PgBouncer whose cache is empty, there are no rows; monitoring that polls these still gets its columns.
+                _result.Describe([new("hostname", ColumnType.Text), new("ttl", ColumnType.Numeric), new("addrs", ColumnType.Text)]);
+                _result.Complete("SHOW");
+                break;
+            case "DNS_ZONES":
+                _result.Describe([new("zonename", ColumnType.Text), new("serial", ColumnType.Numeric), new("count", ColumnType.Int4)]);
+                _result.Complete("SHOW");
+                break;
             default:
                 throw new AdminException(SqlState.SyntaxError, $"unknown SHOW item \"{command.Args[0]}\"", "SHOW HELP lists the items.");
         }
@@ -383,15 +393,27 @@ internal sealed partial class AdminConsole
         _result.Complete("SHOW");
     }
 
+    /// <summary>SHOW TOTALS: SHOW STATS summed over every database, as name/value rows under PgBouncer 1.18's names.</summary>
     private void ShowTotals()
     {
-        var s = _runtime.Stats;
+        var stats = _runtime.Stats;
+        var dbs = stats.Databases.ToArray();
+        var avg = stats.CombinedAverages();
         _result.Describe([new("name", ColumnType.Text), new("value", ColumnType.Numeric)]);
-        _result.Row().Add("xact_count").Add(s.Transactions);
-        _result.Row().Add("query_count").Add(s.Queries);
-        _result.Row().Add("bytes_received").Add(s.BytesIn);
-        _result.Row().Add("bytes_sent").Add(s.BytesOut);
-        _result.Row().Add("wait_time").Add(s.Databases.Sum(d => d.WaitMicroseconds));
+        _result.Row().Add("total_xact_count").Add(dbs.Sum(d => d.Transactions));
+        _result.Row().Add("total_query_count").Add(dbs.Sum(d => d.Queries));
+        _result.Row().Add("total_client_bytes").Add(dbs.Sum(d => d.BytesIn));
+        _result.Row().Add("total_server_bytes").Add(dbs.Sum(d => d.BytesOut));
+        _result.Row().Add("total_xact_time").Add(dbs.Sum(d => d.TransactionMicroseconds));
+        _result.Row().Add("total_query_time").Add(dbs.Sum(d => d.QueryMicroseconds));
+        _result.Row().Add("total_wait_time").Add(dbs.Sum(d => d.WaitMicroseconds));
+        _result.Row().Add("avg_xact_count").Add(avg.Transactions);
+        _result.Row().Add("avg_query_count").Add(avg.Queries);
+        _result.Row().Add("avg_client_bytes").Add(avg.BytesIn);
+        _result.Row().Add("avg_server_bytes").Add(avg.BytesOut);
+        _result.Row().Add("avg_xact_time").Add(avg.TransactionMicroseconds);
+        _result.Row().Add("avg_query_time").Add(avg.QueryMicroseconds);
+        _result.Row().Add("avg_wait_time").Add(avg.WaitMicroseconds);
         _result.Complete("SHOW");
     }
 

@@ -26,8 +26,11 @@ public sealed record ProxyConfig
     /// <summary>The rules of auth_hba_file, read when auth_type = hba (null otherwise).</summary>
     public Hba.HbaRules? HbaRules { get; init; }
     public string? AuthUser { get; init; }
-    /// <summary>auth_query: run as auth_user for a user not in the auth_file; $1 is the user name, the answer (name, secret).</summary>
-    public string AuthQuery { get; init; } = "SELECT usename, passwd FROM pg_shadow WHERE usename=$1";
+    /// <summary>
+    /// auth_query: run as auth_user for a user not in the auth_file; $1 is the user name, the answer (name, secret). The
+    /// default is PgBouncer 1.18's, which gives no secret for an expired password or a role that cannot log in.
+    /// </summary>
+    public string AuthQuery { get; init; } = "SELECT rolname, CASE WHEN rolvaliduntil < now() THEN NULL ELSE rolpassword END FROM pg_authid WHERE rolname=$1 AND rolcanlogin";
     /// <summary>auth_dbname: the database auth_query runs in (default: the database the client asked for).</summary>
     public string? AuthDbName { get; init; }
     /// <summary>Users and secrets from auth_file (userlist.txt): name -> secret (plain, md5..., SCRAM-SHA-256$...).</summary>

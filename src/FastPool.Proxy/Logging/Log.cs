@@ -32,8 +32,8 @@ internal static partial class Log
     [LoggerMessage(9, LogLevel.Information, "{Server} closed: {Reason}")]
     public static partial void ServerClosed(ILogger logger, string server, string reason);
 
-    [LoggerMessage(10, LogLevel.Information, "stats: {Xacts} xacts/s, {Queries} queries/s, in {InBytes} B/s, out {OutBytes} B/s, clients {Clients}, servers {Servers}")]
-    public static partial void Stats(ILogger logger, long xacts, long queries, long inBytes, long outBytes, int clients, int servers);
+    [LoggerMessage(10, LogLevel.Information, "stats: {Xacts} xacts/s, {Queries} queries/s, in {InBytes} B/s, out {OutBytes} B/s, xact {XactMicros} us, query {QueryMicros} us, wait {WaitMicros} us")]
+    public static partial void Stats(ILogger logger, long xacts, long queries, long inBytes, long outBytes, long xactMicros, long queryMicros, long waitMicros);
 
     [LoggerMessage(11, LogLevel.Warning, "{Remote}: {Message}")]
     public static partial void BadClient(ILogger logger, string remote, string message);

@@ -33,11 +33,35 @@ public sealed class ShowCommandTests
     [InlineData("SHOW STATE", "key,value")]
     [InlineData("SHOW MEM", "name,size,used,free,memtotal")]
     [InlineData("SHOW VERSION", "version")]
+    [InlineData("SHOW TOTALS", "name,value")]
+    [InlineData("SHOW DNS_HOSTS", "hostname,ttl,addrs")]
+    [InlineData("SHOW DNS_ZONES", "zonename,serial,count")]
     public async Task EveryShowCommand_HasPgBouncersColumns(string command, string columns)
     {
         await using var host = StartProxy(_fixture.Primary);
         var table = await ShowAsync(host.Port, command);
         Assert.Equal(columns, string.Join(',', table.Columns));
+    }
+
+    [Fact]
+    public async Task ShowTotals_has_PgBouncers_rows_and_counts_the_queries()
+    {
+        await using var host = StartProxy(_fixture.Primary);
+        await using (var conn = await host.OpenAsync())
+        {
+            for (int i = 0; i < 5; i++)
+            {
+                Assert.Equal(1, await ScalarAsync<int>(conn, "select 1"));
+            }
+        }
+
+        var totals = await ShowAsync(host.Port, "SHOW TOTALS");
+        Assert.Equal(
+            "total_xact_count,total_query_count,total_client_bytes,total_server_bytes,total_xact_time,total_query_time,total_wait_time,"
+            + "avg_xact_count,avg_query_count,avg_client_bytes,avg_server_bytes,avg_xact_time,avg_query_time,avg_wait_time",
+            string.Join(',', totals.Rows.Select(r => r[0])));
+        Assert.True(long.Parse(totals.Value(totals.Single("name", "total_query_count"), "value"), System.Globalization.CultureInfo.InvariantCulture) >= 5);
+        Assert.True(long.Parse(totals.Value(totals.Single("name", "total_client_bytes"), "value"), System.Globalization.CultureInfo.InvariantCulture) > 0);
     }
 
     [Fact]

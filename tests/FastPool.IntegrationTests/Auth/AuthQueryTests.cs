@@ -79,13 +79,26 @@ public sealed class AuthQueryTests
     }
 
     [Fact]
-    public async Task DefaultPgShadowQuery_WithSuperuserAuthUser_LogsInTheMd5User()
+    public async Task DefaultQuery_WithSuperuserAuthUser_LogsInTheMd5User_ButNotAnExpiredOrNoLoginRole()
     {
-        // No auth_file at all: the superuser is trusted by the server, and auth_query is PgBouncer's default.
+        const string expired = "fp_aq_expired";
+        const string nologin = "fp_aq_nologin";
+        await _fixture.Primary.PsqlAsync(
+            $"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{expired}') THEN CREATE ROLE {expired} LOGIN; END IF; "
+            + $"IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{nologin}') THEN CREATE ROLE {nologin} NOLOGIN; END IF; END $$; "
+            + $"SET password_encryption = 'md5'; ALTER ROLE {expired} PASSWORD 'secret' VALID UNTIL '2001-01-01'; ALTER ROLE {nologin} PASSWORD 'secret'");
+
+        // No auth_file at all: the superuser is trusted by the server, and auth_query is PgBouncer 1.18's default.
         await using var proxy = StartProxy(_fixture, AuthType.Md5, new Dictionary<string, string>(), more: c => c with { AuthUser = "postgres" });
-        Assert.Equal("SELECT usename, passwd FROM pg_shadow WHERE usename=$1", proxy.Config.AuthQuery);
+        Assert.Equal(
+            "SELECT rolname, CASE WHEN rolvaliduntil < now() THEN NULL ELSE rolpassword END FROM pg_authid WHERE rolname=$1 AND rolcanlogin",
+            proxy.Config.AuthQuery);
 
         Assert.Equal(PostgresFixture.Md5User, await CurrentUserAsync(proxy, PostgresFixture.Md5User, PostgresFixture.Md5Password));
+
+        // The right password, but the password has expired / the role may not log in: the query gives no secret.
+        await AssertPasswordFailureAsync(proxy, expired, "secret");
+        await AssertPasswordFailureAsync(proxy, nologin, "secret");
     }
 
     [Theory]

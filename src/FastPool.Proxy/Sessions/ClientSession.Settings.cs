@@ -189,12 +189,8 @@ internal sealed partial class ClientSession : IQueryInspector
             _prepared?.ForgetAll(_server!.Protocol);
         }
 
-        if ((traits & QueryTraits.UnlistenAll) != 0)
-        {
-            _pendingUnpin |= PinReasons.Listen;
-        }
-
-        if ((traits & (QueryTraits.Setting | QueryTraits.ResetAll | QueryTraits.Rollback | QueryTraits.TransactionControl)) == 0)
+        _pendingUnpin |= UnpinnedBy(traits);
+        if ((traits & (QueryTraits.Setting | QueryTraits.ResetAll | QueryTraits.Rollback | QueryTraits.TransactionControl | QueryTraits.SessionAuthorizationDefault)) == 0)
         {
             return;
         }
@@ -214,7 +210,10 @@ internal sealed partial class ClientSession : IQueryInspector
             {
                 foreach (var key in server.AppliedSettings.Keys.ToArray())
                 {
-                    server.AppliedSettings[key] = UnknownSetting;
+                    if (key != SqlClassifier.RoleSetting)
+                    {
+                        server.AppliedSettings[key] = UnknownSetting;
+                    }
                 }
             }
             else if (s_reported.Contains(change.Name))
@@ -331,7 +330,10 @@ internal sealed partial class ClientSession : IQueryInspector
             var change = _pending[i];
             if (change.Name is null)
             {
+                // RESET ALL leaves the role as it is (a DISCARD ALL resets it with a change of its own after this one).
                 resetAll = true;
+                bool hadRole = _settings.TryGetValue(SqlClassifier.RoleSetting, out var role);
+                bool serverHadRole = server.AppliedSettings.TryGetValue(SqlClassifier.RoleSetting, out var serverRole);
                 _settings.Clear();
                 foreach (var kv in _startupSettings)
                 {
@@ -339,6 +341,15 @@ internal sealed partial class ClientSession : IQueryInspector
                 }
 
                 server.AppliedSettings.Clear();
+                if (hadRole)
+                {
+                    _settings[SqlClassifier.RoleSetting] = role!;
+                }
+
+                if (serverHadRole)
+                {
+                    server.AppliedSettings[SqlClassifier.RoleSetting] = serverRole!;
+                }
             }
             else if (change.Statement is not null)
             {
@@ -396,6 +407,43 @@ internal sealed partial class ClientSession : IQueryInspector
 
             _stateKey = null;
         }
+    }
+
+    /// <summary>The pins a statement ends once it succeeds: it undid the session state that caused them.</summary>
+    private static PinReasons UnpinnedBy(QueryTraits traits)
+    {
+        var unpin = PinReasons.None;
+        if ((traits & QueryTraits.UnlistenAll) != 0)
+        {
+            unpin |= PinReasons.Listen;
+        }
+
+        if ((traits & QueryTraits.DeallocateAll) != 0)
+        {
+            unpin |= PinReasons.Prepare;
+        }
+
+        if ((traits & QueryTraits.SessionAuthorizationDefault) != 0)
+        {
+            unpin |= PinReasons.SessionAuthorization;
+        }
+
+        if ((traits & QueryTraits.DiscardTemp) != 0)
+        {
+            unpin |= PinReasons.TempTables;
+        }
+
+        if ((traits & QueryTraits.AdvisoryUnlockAll) != 0)
+        {
+            unpin |= PinReasons.AdvisoryLocks;
+        }
+
+        if ((traits & QueryTraits.CloseAll) != 0)
+        {
+            unpin |= PinReasons.HoldCursors;
+        }
+
+        return unpin;
     }
 
     private void SetPinned(PinReasons pins)

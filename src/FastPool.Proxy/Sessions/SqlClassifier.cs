@@ -4,7 +4,7 @@ namespace FastPool.Proxy.Sessions;
 
 /// <summary>What transaction pooling must know about a query text besides forwarding it.</summary>
 [Flags]
-internal enum QueryTraits : byte
+internal enum QueryTraits : ushort
 {
     None = 0,
 
@@ -28,6 +28,22 @@ internal enum QueryTraits : byte
 
     /// <summary>SAVEPOINT, RELEASE, ROLLBACK TO, or COMMIT AND CHAIN: which settings of the transaction count changes mid-way.</summary>
     TransactionControl = 64,
+
+    // The statements below undo one kind of session state, so the pin it caused ends with them (drivers run them
+    // when a connection goes back to their pool: Npgsql's reset is SET SESSION AUTHORIZATION DEFAULT; RESET ALL;
+    // CLOSE ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD SEQUENCES; DISCARD TEMP).
+
+    /// <summary>SET SESSION AUTHORIZATION DEFAULT or RESET SESSION AUTHORIZATION (the role goes back too).</summary>
+    SessionAuthorizationDefault = 128,
+
+    /// <summary>DISCARD TEMP[ORARY]: the session's temporary tables are dropped.</summary>
+    DiscardTemp = 256,
+
+    /// <summary>pg_advisory_unlock_all(): every session-level advisory lock is released.</summary>
+    AdvisoryUnlockAll = 512,
+
+    /// <summary>CLOSE ALL: every cursor, WITH HOLD ones included, is closed.</summary>
+    CloseAll = 1024,
 }
 
 /// <summary>What a <see cref="SettingChange"/> is: a SET or RESET, or a statement that decides which of them count.</summary>
@@ -93,7 +109,7 @@ internal static class SqlClassifier
             {
                 if (token != SqlToken.Semicolon)
                 {
-                    ScanRest(ref lexer, ref pins, declare: false);
+                    ScanRest(ref lexer, ref pins, ref traits, declare: false);
                 }
 
                 continue;
@@ -106,10 +122,18 @@ internal static class SqlClassifier
             else if (lexer.Is("reset"u8))
             {
                 var next = lexer.Next();
+                if (next == SqlToken.Word && lexer.Is("session"u8))
+                {
+                    // RESET SESSION AUTHORIZATION.
+                    traits |= QueryTraits.SessionAuthorizationDefault;
+                    lexer.SkipStatement();
+                    continue;
+                }
+
                 traits |= next == SqlToken.Word && lexer.Is("all"u8) ? QueryTraits.ResetAll : QueryTraits.Setting;
                 if (next is not (SqlToken.Semicolon or SqlToken.End))
                 {
-                    ScanRest(ref lexer, ref pins, declare: false);
+                    ScanRest(ref lexer, ref pins, ref traits, declare: false);
                 }
             }
             else if (lexer.Is("discard"u8))
@@ -117,6 +141,10 @@ internal static class SqlClassifier
                 if (lexer.Next() == SqlToken.Word && lexer.Is("all"u8))
                 {
                     traits |= QueryTraits.ResetAll | QueryTraits.DiscardAll;
+                }
+                else if (lexer.Is("temp"u8) || lexer.Is("temporary"u8))
+                {
+                    traits |= QueryTraits.DiscardTemp;
                 }
 
                 lexer.SkipStatement();
@@ -138,6 +166,15 @@ internal static class SqlClassifier
                 {
                     lexer.SkipStatement();
                 }
+            }
+            else if (lexer.Is("close"u8))
+            {
+                if (lexer.Next() == SqlToken.Word && lexer.Is("all"u8))
+                {
+                    traits |= QueryTraits.CloseAll;
+                }
+
+                lexer.SkipStatement();
             }
             else if (lexer.Is("listen"u8))
             {
@@ -183,8 +220,8 @@ internal static class SqlClassifier
             else
             {
                 bool declare = lexer.Is("declare"u8);
-                CheckWord(ref lexer, ref pins, previous: default, declare);
-                ScanRest(ref lexer, ref pins, declare);
+                CheckWord(ref lexer, ref pins, ref traits, previous: default, declare);
+                ScanRest(ref lexer, ref pins, ref traits, declare);
             }
         }
     }
@@ -236,7 +273,7 @@ internal static class SqlClassifier
 
             // temp and hold count anywhere in a statement; the others only as its first word.
             return (wordStart && StartsKeyword(text[i..], lower) && (lower is 't' or 'h' || MayStartStatement(text, i)))
-                || (lower == 'a' && StartsWithIgnoreCase(text[i..], "advisory_lock"u8));
+                || (lower == 'a' && (StartsWithIgnoreCase(text[i..], "advisory_lock"u8) || StartsWithIgnoreCase(text[i..], "advisory_unlock_all"u8)));
         }
 
         /// <summary>
@@ -252,15 +289,15 @@ internal static class SqlClassifier
     }
 
     // The words below, by first and second letter: set/savepoint, reset/rollback/release, discard/deallocate, listen,
-    // unlisten, prepare, abort, temp, hold, commit, end; and "ad" of advisory_lock anywhere.
-    private static readonly Routing.Classification.KeywordScan s_keywords = new("srdlupathce", "eoinrba", anywhere: "ad");
+    // unlisten, prepare, abort, temp, hold, commit/close, end; and "ad" of advisory_lock and advisory_unlock_all anywhere.
+    private static readonly Routing.Classification.KeywordScan s_keywords = new("srdlupathce", "eoinrbal", anywhere: "ad");
 
     /// <summary>Whether a word starting with <paramref name="lower"/> begins like a keyword <see cref="Classify"/> acts on.</summary>
     private static bool StartsKeyword(ReadOnlySpan<byte> rest, int lower) => lower switch
     {
         's' => StartsWithIgnoreCase(rest, "set"u8) || StartsWithIgnoreCase(rest, "savepoint"u8),
         'r' => StartsWithIgnoreCase(rest, "reset"u8) || StartsWithIgnoreCase(rest, "rollback"u8) || StartsWithIgnoreCase(rest, "release"u8),
-        'c' => StartsWithIgnoreCase(rest, "commit"u8),
+        'c' => StartsWithIgnoreCase(rest, "commit"u8) || StartsWithIgnoreCase(rest, "close"u8),
         'e' => StartsWithIgnoreCase(rest, "end"u8),
         'd' => StartsWithIgnoreCase(rest, "discard"u8) || StartsWithIgnoreCase(rest, "deallocate"u8),
         'l' => StartsWithIgnoreCase(rest, "listen"u8),
@@ -294,7 +331,14 @@ internal static class SqlClassifier
             lexer.Next();
             if (lexer.Is("authorization"u8))
             {
-                pins |= PinReasons.SessionAuthorization;
+                if (lexer.Next() == SqlToken.Word && lexer.Is("default"u8))
+                {
+                    traits = QueryTraits.SessionAuthorizationDefault;
+                }
+                else
+                {
+                    pins |= PinReasons.SessionAuthorization;
+                }
             }
             else if (lexer.Is("characteristics"u8))
             {
@@ -315,7 +359,7 @@ internal static class SqlClassifier
     }
 
     /// <summary>Walks the rest of a statement looking at every word for state that pins.</summary>
-    private static void ScanRest(ref SqlLexer lexer, ref PinReasons pins, bool declare)
+    private static void ScanRest(ref SqlLexer lexer, ref PinReasons pins, ref QueryTraits traits, bool declare)
     {
         int previousStart = lexer.Start;
         int previousLength = lexer.Length;
@@ -329,7 +373,7 @@ internal static class SqlClassifier
 
             if (token == SqlToken.Word)
             {
-                CheckWord(ref lexer, ref pins, lexer.Slice(previousStart, previousLength), declare);
+                CheckWord(ref lexer, ref pins, ref traits, lexer.Slice(previousStart, previousLength), declare);
             }
 
             previousStart = lexer.Start;
@@ -337,9 +381,14 @@ internal static class SqlClassifier
         }
     }
 
-    private static void CheckWord(ref SqlLexer lexer, ref PinReasons pins, ReadOnlySpan<byte> previous, bool declare)
+    private static void CheckWord(ref SqlLexer lexer, ref PinReasons pins, ref QueryTraits traits, ReadOnlySpan<byte> previous, bool declare)
     {
         var word = lexer.Text;
+        if (SqlLexer.ContainsIgnoreCase(word, "advisory_unlock_all"u8))
+        {
+            traits |= QueryTraits.AdvisoryUnlockAll;
+            return;
+        }
 
         // pg_advisory_lock, pg_advisory_lock_shared, pg_try_advisory_lock...: session-level locks. The
         // transaction-level ones are named *_advisory_xact_lock and end with the transaction.
@@ -374,6 +423,12 @@ internal static class SqlClassifier
     /// The session-level SETs and RESETs in a text <see cref="Classify"/> reported <see cref="QueryTraits.Setting"/>
     /// or <see cref="QueryTraits.ResetAll"/> for, in order.
     /// </summary>
+    /// <summary>
+    /// The one tracked parameter RESET ALL leaves alone (PostgreSQL marks role, like session_authorization, as not
+    /// reset by RESET ALL); SET SESSION AUTHORIZATION DEFAULT and DISCARD ALL do reset it.
+    /// </summary>
+    public const string RoleSetting = "role";
+
     public static void ReadSettingChanges(ReadOnlySpan<byte> sql, List<SettingChange> changes)
     {
         var lexer = new SqlLexer(sql);
@@ -415,15 +470,38 @@ internal static class SqlClassifier
                 if (!discard || (next == SqlToken.Word && lexer.Is("all"u8)))
                 {
                     changes.Add(new SettingChange(null, null));
+                    if (discard)
+                    {
+                        // DISCARD ALL includes SET SESSION AUTHORIZATION DEFAULT, which RESET ALL does not (role below).
+                        changes.Add(new SettingChange(RoleSetting, null));
+                    }
                 }
 
                 lexer.SkipStatement();
                 continue;
             }
 
-            if (set && next == SqlToken.Word && lexer.Is("session"u8))
+            if (next == SqlToken.Word && lexer.Is("session"u8))
             {
                 next = lexer.Next();
+                if (next == SqlToken.Word && lexer.Is("authorization"u8))
+                {
+                    // SET SESSION AUTHORIZATION DEFAULT / RESET SESSION AUTHORIZATION: the role goes back too (PostgreSQL
+                    // docs, SET SESSION AUTHORIZATION). Any other authorization pins the client instead (Classify).
+                    if (reset || (lexer.Next() == SqlToken.Word && lexer.Is("default"u8)))
+                    {
+                        changes.Add(new SettingChange(RoleSetting, null));
+                    }
+
+                    lexer.SkipStatement();
+                    continue;
+                }
+
+                if (reset)
+                {
+                    lexer.SkipStatement();
+                    continue;
+                }
             }
             else if (set && next == SqlToken.Word && (lexer.Is("local"u8) || lexer.Is("transaction"u8) || lexer.Is("constraints"u8)))
             {

@@ -92,6 +92,51 @@ public sealed partial class PinningAndModeTests
     }
 
     [Fact]
+    public async Task A_drivers_reset_statements_end_the_pins_their_state_caused()
+    {
+        // One server: while the first client is pinned, nobody else can run.
+        await using var proxy = Start(_fixture.Primary, poolSize: 1);
+        await using var owner = await OpenAsync(proxy);
+        await ExecAsync(owner, "create temp table tx_reset_temp (id int)");
+        await ExecAsync(owner, "select pg_advisory_lock(4242)");
+        await ExecAsync(owner, "listen tx_reset_channel");
+        await ExecAsync(owner, "begin; declare tx_reset_cursor cursor with hold for select 1; commit");
+        await ExecAsync(owner, "set session authorization default");
+        Assert.Equal(1, proxy.Server.PinnedClientCount);
+
+        // Npgsql's reset when a connection goes back to its pool: each statement undoes one kind of state, and together
+        // they undo all of it, so the client holds its server no longer.
+        await ExecAsync(owner, "SET SESSION AUTHORIZATION DEFAULT;RESET ALL;CLOSE ALL;UNLISTEN *;SELECT pg_advisory_unlock_all();DISCARD SEQUENCES;DISCARD TEMP");
+        Assert.Equal(0, proxy.Server.PinnedClientCount);
+        await using var other = await OpenAsync(proxy);
+        Assert.Equal(1, await ScalarAsync(other, "select 1"));
+        Assert.Equal(0L, await ScalarAsync<long>(other, "select count(*) from pg_locks where locktype = 'advisory' and objid = 4242"));
+    }
+
+    [Fact]
+    public async Task Reset_all_keeps_the_role_as_PostgreSQL_does_and_it_never_reaches_another_client()
+    {
+        await _fixture.Primary.PsqlAsync("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'fp_tx_role') THEN CREATE ROLE fp_tx_role; END IF; END $$");
+        await using var proxy = Start(_fixture.Primary, poolSize: 1);
+        await using var a = await OpenAsync(proxy);
+        await using var b = await OpenAsync(proxy);
+
+        await ExecAsync(a, "SET ROLE fp_tx_role");
+        await ExecAsync(a, "RESET ALL");
+        for (int i = 0; i < 3; i++)
+        {
+            // RESET ALL does not reset the role (PostgreSQL docs, SET ROLE): a keeps it; b, on the same server, never has it.
+            Assert.Equal(["fp_tx_role", "postgres"], await RowAsync(a, "select current_user, session_user"));
+            Assert.Equal(["postgres", "postgres"], await RowAsync(b, "select current_user, session_user"));
+        }
+
+        // SET SESSION AUTHORIZATION DEFAULT does reset it.
+        await ExecAsync(a, "SET SESSION AUTHORIZATION DEFAULT");
+        Assert.Equal(["postgres", "postgres"], await RowAsync(a, "select current_user, session_user"));
+        Assert.Equal(0, proxy.Server.PinnedClientCount);
+    }
+
+    [Fact]
     public async Task PinOff_TempTableDoesNotPin()
     {
         await using var proxy = Start(_fixture.Primary, poolSize: 1, configure: c => c with

@@ -59,6 +59,16 @@ public class SqlClassifierTests
     [InlineData("deallocate prepare all; set x = 1", (int)(QueryTraits.DeallocateAll | QueryTraits.Setting))]
     [InlineData("DEALLOCATE stmt1", (int)QueryTraits.None)]
     [InlineData("deallocate prepare \"all\"", (int)QueryTraits.None)]
+    [InlineData("SET SESSION AUTHORIZATION DEFAULT", (int)QueryTraits.SessionAuthorizationDefault)]
+    [InlineData("reset session authorization", (int)QueryTraits.SessionAuthorizationDefault)]
+    [InlineData("DISCARD TEMP", (int)QueryTraits.DiscardTemp)]
+    [InlineData("discard temporary", (int)QueryTraits.DiscardTemp)]
+    [InlineData("DISCARD SEQUENCES", (int)QueryTraits.None)]
+    [InlineData("CLOSE ALL", (int)QueryTraits.CloseAll)]
+    [InlineData("close my_cursor", (int)QueryTraits.None)]
+    [InlineData("SELECT pg_advisory_unlock_all()", (int)QueryTraits.AdvisoryUnlockAll)]
+    [InlineData("SET SESSION AUTHORIZATION DEFAULT;RESET ALL;CLOSE ALL;UNLISTEN *;SELECT pg_advisory_unlock_all();DISCARD SEQUENCES;DISCARD TEMP",
+        (int)(QueryTraits.SessionAuthorizationDefault | QueryTraits.ResetAll | QueryTraits.CloseAll | QueryTraits.UnlistenAll | QueryTraits.AdvisoryUnlockAll | QueryTraits.DiscardTemp))]
     public void Traits(string sql, int expected) => Assert.Equal((QueryTraits)expected, Classify(sql).Traits);
 
     /// <summary>
@@ -118,7 +128,7 @@ public class SqlClassifierTests
         [
             "set", "reset", "discard", "all", "deallocate", "listen", "unlisten", "prepare", "transaction", "rollback",
             "abort", "create", "temp", "temporary", "with", "hold", "declare", "pg_advisory_lock", "advisory_lock",
-            "session", "authorization", "select", "x", "1", "$1", "_", "$", "\u00e9", "'", "\"", "--", "/*", "*/", "\n",
+            "session", "authorization", "default", "close", "pg_advisory_unlock_all", "select", "x", "1", "$1", "_", "$", "\u00e9", "'", "\"", "--", "/*", "*/", "\n",
             " ", " ", " ", ";", "(", ")", "=", ".", "*",
         ];
         var random = new Random(20261127);
@@ -157,6 +167,25 @@ public class SqlClassifierTests
                 new SettingChange("timezone", "SET TIME ZONE 'UTC'"),
                 new SettingChange("search_path", "set schema 'x'"),
                 new SettingChange(null, null),
+            ],
+            changes);
+    }
+
+    [Fact]
+    public void The_role_survives_reset_all_but_not_discard_all_or_a_default_session_authorization()
+    {
+        var changes = new List<SettingChange>();
+        SqlClassifier.ReadSettingChanges(
+            Encoding.UTF8.GetBytes("SET ROLE r1; RESET ALL; SET SESSION AUTHORIZATION DEFAULT; RESET SESSION AUTHORIZATION; SET SESSION AUTHORIZATION someone; DISCARD ALL"),
+            changes);
+        Assert.Equal(
+            [
+                new SettingChange("role", "SET ROLE r1"),
+                new SettingChange(null, null),
+                new SettingChange("role", null),
+                new SettingChange("role", null),
+                new SettingChange(null, null),
+                new SettingChange("role", null),
             ],
             changes);
     }

@@ -14,11 +14,19 @@ internal sealed class ConnectionLimitStage : IConnectionStage
         int count = context.Runtime.Stats.ClientOpened();
         context.HoldsClientSlot = true;
         int limit = context.Config.MaxClientConn;
-        if (limit > 0 && count > limit)
+        if (limit > 0 && count > limit && !ForConsole(context))
         {
             return context.SendErrorAsync(SqlState.TooManyConnections, "no more connections allowed (max_client_conn)").AsTask();
         }
 
         return next(context);
     }
+
+    /// <summary>
+    /// The admin console is let in over the limit, as PgBouncer does: a pooler saturated with clients is exactly when
+    /// an operator needs SHOW CLIENTS. Its login still decides who may use it.
+    /// </summary>
+    private static bool ForConsole(ClientContext context) =>
+        context.Startup is { } startup
+        && Admin.AdminConsole.IsConsoleDatabase(startup.GetParameter("database") is { Length: > 0 } db ? db : startup.GetParameter("user") ?? string.Empty);
 }

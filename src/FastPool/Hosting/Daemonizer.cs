@@ -25,6 +25,14 @@ internal static class Daemonizer
             await Console.Error.WriteLineAsync("WARNING -d without logfile: the daemon's log lines are discarded").ConfigureAwait(false);
         }
 
+        // Success is judged by the port accepting: if something already does (another FastPool or PgBouncer on this
+        // ini, or any other program), the daemon could only fail to listen, and the port would still look ready.
+        if (await AcceptsAsync(config).ConfigureAwait(false))
+        {
+            await Console.Error.WriteLineAsync($"FATAL another process already accepts connections on port {config.ListenPort}; is a pooler already running?").ConfigureAwait(false);
+            return ExitCodes.StartFailed;
+        }
+
         var psi = new ProcessStartInfo("setsid") { UseShellExecute = false };
         psi.ArgumentList.Add("sh");
         psi.ArgumentList.Add("-c");

@@ -40,6 +40,22 @@ public sealed class CommandLineTests
     }
 
     [Fact]
+    public async Task Daemon_on_a_port_another_process_listens_on_fails_with_a_nonzero_exit()
+    {
+        using var ws = new CliWorkspace();
+        using var other = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        other.Start();
+        var port = ((System.Net.IPEndPoint)other.LocalEndpoint).Port;
+        var config = ws.WriteOperatorConfig(backendPort: 1, listenPort: port);
+
+        // The port accepts already, but not because this daemon listens: an init script must see the failure.
+        await using var p = await FastPoolProcess.RunToExitAsync(["-d", config]);
+
+        Assert.True(p.ExitCode != 0, p.Describe());
+        Assert.Contains("already accepts connections", p.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task UnknownOption_AfterAValidConfig_ExitsNonZero_WithoutStarting()
     {
         using var ws = new CliWorkspace();

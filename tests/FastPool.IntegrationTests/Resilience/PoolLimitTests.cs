@@ -31,6 +31,20 @@ public sealed class PoolLimitTests
         await ProxyChecks.AssertServesAsync(proxy);
     }
 
+    [Fact]
+    public async Task MaxClientConn_full_still_lets_the_admin_console_in()
+    {
+        await using var proxy = Admin.AdminSupport.StartProxy(_fixture.Primary, c => c with { MaxClientConn = 2 });
+        await using var first = await proxy.OpenAsync();
+        await using var second = await proxy.OpenAsync();
+        var ex = await Assert.ThrowsAsync<PostgresException>(() => proxy.OpenAsync());
+        Assert.Equal(PostgresErrorCodes.TooManyConnections, ex.SqlState);
+
+        // As in PgBouncer, the console stays reachable when clients fill max_client_conn.
+        var pools = await Admin.AdminSupport.ShowAsync(proxy.Port, "SHOW POOLS");
+        Assert.Equal("2", pools.Value(pools.Single("database", "postgres"), "cl_active"));
+    }
+
     /// <summary>
     /// Clients beyond the pool size may finish their login at once (with the pool's cached server parameters,
     /// as PgBouncer does); they wait for a server at their first query, in arrival order.

@@ -19,6 +19,11 @@ internal sealed class PgBouncerStyleLoggerProvider : ILoggerProvider
     private readonly ConcurrentQueue<string> _lines = new();
     private readonly ManualResetEventSlim _wake = new(false);
     private TextWriter _writer;
+
+    // With a logfile, lines also go to stderr when someone reads it live: a terminal, or systemd's journal (which sets
+    // JOURNAL_STREAM for the services whose output it collects), so journalctl shows them, as with PgBouncer in the
+    // foreground. Not when stderr is redirected elsewhere (a daemon's /dev/null, a benchmark's file).
+    private readonly TextWriter? _echo;
     private readonly bool _ownsWriter;
     private FileStream? _file;
     private readonly string? _path;
@@ -45,6 +50,10 @@ internal sealed class PgBouncerStyleLoggerProvider : ILoggerProvider
             _file = Open(logFile);
             _writer = new StreamWriter(_file, new UTF8Encoding(false)) { AutoFlush = false };
             _ownsWriter = true;
+            if (!Console.IsErrorRedirected || !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("JOURNAL_STREAM")))
+            {
+                _echo = Console.Error;
+            }
         }
 
         _thread = new Thread(WriteLoop) { IsBackground = true, Name = "fastpool-log" };
@@ -220,6 +229,7 @@ internal sealed class PgBouncerStyleLoggerProvider : ILoggerProvider
         try
         {
             _writer.WriteLine(line);
+            _echo?.WriteLine(line);
         }
         catch (IOException)
         {
@@ -232,6 +242,7 @@ internal sealed class PgBouncerStyleLoggerProvider : ILoggerProvider
         try
         {
             _writer.Flush();
+            _echo?.Flush();
         }
         catch (IOException)
         {

@@ -56,6 +56,21 @@ public sealed class DropInTests
     }
 
     [Fact]
+    public async Task Under_systemd_the_log_lines_reach_the_journal_as_well_as_the_logfile()
+    {
+        using var ws = new CliWorkspace();
+        var port = FastPoolProcess.GetFreePort();
+        var config = ws.WriteOperatorConfig(_fixture.Primary.Port, port);
+
+        // systemd sets JOURNAL_STREAM for a service whose stderr it collects; journalctl should show what PgBouncer in the
+        // foreground would print there.
+        await using var p = FastPoolProcess.Start([config], new Dictionary<string, string?> { ["JOURNAL_STREAM"] = "8:12345" }, ws.Directory);
+        await p.WaitForStartAsync(port, _startTimeout);
+        await p.WaitForOutputAsync($"listening on 127.0.0.1:{port}", TimeSpan.FromSeconds(10), stderr: true);
+        await WaitUntilAsync(() => ReadShared(ws.LogFile).Contains($"listening on 127.0.0.1:{port}", StringComparison.Ordinal), "listen line in the logfile", p);
+    }
+
+    [Fact]
     public async Task Sigusr1_pauses_and_sigusr2_resumes_as_with_pgbouncer_and_the_process_stays_up()
     {
         using var ws = new CliWorkspace();

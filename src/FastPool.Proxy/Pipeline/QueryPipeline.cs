@@ -31,7 +31,7 @@ internal static class QueryPipeline
     /// comes before routing: a hit needs no node, and must not count as a read sent to one.
     /// </remarks>
     public static IReadOnlyList<IQueryStage> DefaultStages(ProxyRuntime runtime) =>
-        [new PauseStage(runtime.Control), new CacheStage(runtime), new RoutingStage(runtime), new FailoverStage(runtime)];
+        [new PauseStage(runtime.Control, () => runtime.Config.QueryWaitTimeout, runtime.Time), new CacheStage(runtime), new RoutingStage(runtime), new FailoverStage(runtime)];
 
     private static ValueTask AcquireServerAsync(PoolManager pools, QueryContext ctx)
     {

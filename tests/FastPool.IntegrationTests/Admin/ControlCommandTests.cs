@@ -46,6 +46,26 @@ public sealed class ControlCommandTests
     }
 
     [Fact]
+    public async Task A_query_held_by_pause_gets_query_wait_timeout_as_with_pgbouncer()
+    {
+        await using var host = StartProxy(_fixture.Primary, c => c with { QueryWaitTimeout = TimeSpan.FromSeconds(2) });
+        await using (var first = await host.OpenAsync())
+        {
+            Assert.Equal(1, await ScalarAsync<int>(first, "select 1"));
+        }
+
+        await RunAsync(host.Port, "PAUSE postgres");
+        await using var client = await host.OpenAsync();
+        var ex = await Assert.ThrowsAsync<PostgresException>(() => ScalarAsync<int>(client, "select 42").WaitAsync(TimeSpan.FromSeconds(60)));
+        Assert.Equal("08P01", ex.SqlState);
+        Assert.Equal("query_wait_timeout", ex.MessageText);
+
+        await RunAsync(host.Port, "RESUME postgres");
+        await using var after = await host.OpenAsync();
+        Assert.Equal(7, await ScalarAsync<int>(after, "select 7"));
+    }
+
+    [Fact]
     public async Task KillClient_DisconnectsThatClientOnly()
     {
         await using var host = StartProxy(_fixture.Primary);

@@ -271,8 +271,9 @@ internal static class SqlClassifier
             int lower = text[i] | 0x20;
             bool wordStart = i == 0 || !(text[i - 1] >= 0x80 || (uint)((text[i - 1] | 0x20) - 'a') < 26);
 
-            // temp and hold count anywhere in a statement; the others only as its first word.
-            return (wordStart && StartsKeyword(text[i..], lower) && (lower is 't' or 'h' || MayStartStatement(text, i)))
+            // temp, hold and set_config count anywhere in a statement; the others only as its first word.
+            return (wordStart && StartsKeyword(text[i..], lower) && (lower is 't' or 'h' || MayStartStatement(text, i)
+                    || (lower == 's' && StartsWithIgnoreCase(text[i..], "set_config"u8))))
                 || (lower == 'a' && (StartsWithIgnoreCase(text[i..], "advisory_lock"u8) || StartsWithIgnoreCase(text[i..], "advisory_unlock_all"u8)));
         }
 
@@ -358,6 +359,57 @@ internal static class SqlClassifier
         return traits;
     }
 
+    /// <summary>
+    /// Whether the set_config call at the lexer's word has is_local = true (a copy of the lexer reads ahead): its third
+    /// argument is the word true or a quoted true/t/on. Anything else (false, a parameter, an expression) counts as not local.
+    /// </summary>
+    private static bool IsLocalSetConfig(SqlLexer lexer)
+    {
+        if (lexer.Next() != SqlToken.Symbol || lexer.First != (byte)'(')
+        {
+            return false;
+        }
+
+        int depth = 1;
+        int commas = 0;
+        int thirdTokens = 0;
+        bool local = false;
+        for (var token = lexer.Next(); token is not (SqlToken.End or SqlToken.Semicolon); token = lexer.Next())
+        {
+            if (token == SqlToken.Symbol && lexer.First is (byte)'(' or (byte)')' or (byte)',')
+            {
+                depth += lexer.First == (byte)'(' ? 1 : lexer.First == (byte)')' ? -1 : 0;
+                if (depth == 0)
+                {
+                    return commas == 2 && thirdTokens == 1 && local;
+                }
+
+                if (depth == 1 && lexer.First == (byte)',')
+                {
+                    commas++;
+                }
+
+                if (commas == 2 && lexer.First != (byte)',')
+                {
+                    thirdTokens++;
+                }
+
+                continue;
+            }
+
+            if (commas == 2 && depth == 1)
+            {
+                thirdTokens++;
+                var text = lexer.Text;
+                local = token == SqlToken.Word
+                    ? lexer.Is("true"u8)
+                    : token == SqlToken.Quoted && (SqlLexer.EqualsIgnoreCase(text, "'true'"u8) || SqlLexer.EqualsIgnoreCase(text, "'t'"u8) || SqlLexer.EqualsIgnoreCase(text, "'on'"u8));
+            }
+        }
+
+        return false;
+    }
+
     /// <summary>Walks the rest of a statement looking at every word for state that pins.</summary>
     private static void ScanRest(ref SqlLexer lexer, ref PinReasons pins, ref QueryTraits traits, bool declare)
     {
@@ -387,6 +439,14 @@ internal static class SqlClassifier
         if (SqlLexer.ContainsIgnoreCase(word, "advisory_unlock_all"u8))
         {
             traits |= QueryTraits.AdvisoryUnlockAll;
+            return;
+        }
+
+        if (lexer.Is("set_config"u8) && !IsLocalSetConfig(lexer))
+        {
+            // set_config(name, value, false) is a SET that FastPool does not parse: the client keeps its server, so the
+            // setting stays its own instead of reaching the next client. A local one (true) ends with the transaction.
+            pins |= PinReasons.Untracked;
             return;
         }
 

@@ -107,7 +107,7 @@ public sealed partial class PinningAndModeTests
         // Npgsql's reset when a connection goes back to its pool: each statement undoes one kind of state, and together
         // they undo all of it, so the client holds its server no longer.
         await ExecAsync(owner, "SET SESSION AUTHORIZATION DEFAULT;RESET ALL;CLOSE ALL;UNLISTEN *;SELECT pg_advisory_unlock_all();DISCARD SEQUENCES;DISCARD TEMP");
-        Assert.Equal(0, proxy.Server.PinnedClientCount);
+        await WaitUnpinnedAsync(proxy);
         await using var other = await OpenAsync(proxy);
         Assert.Equal(1, await ScalarAsync(other, "select 1"));
         Assert.Equal(0L, await ScalarAsync<long>(other, "select count(*) from pg_locks where locktype = 'advisory' and objid = 4242"));
@@ -133,8 +133,37 @@ public sealed partial class PinningAndModeTests
         // SET SESSION AUTHORIZATION DEFAULT does reset it.
         await ExecAsync(a, "SET SESSION AUTHORIZATION DEFAULT");
         Assert.Equal(["postgres", "postgres"], await RowAsync(a, "select current_user, session_user"));
-        Assert.Equal(0, proxy.Server.PinnedClientCount);
+        await WaitUnpinnedAsync(proxy);
     }
+
+    [Fact]
+    public async Task A_session_set_config_stays_the_clients_own_and_a_local_one_pins_nothing()
+    {
+        await using var proxy = Start(_fixture.Primary, poolSize: 2);
+        await using var a = await OpenAsync(proxy);
+        await using var b = await OpenAsync(proxy);
+        var defaultWorkMem = (await RowAsync(b, "select current_setting('work_mem')"))[0];
+
+        // set_config(..., true) is SET LOCAL: nothing outlives the transaction, so nothing pins.
+        await ExecAsync(a, "select set_config('work_mem', '7777kB', true)");
+        Assert.Equal(0, proxy.Server.PinnedClientCount);
+
+        // set_config(..., false) is a SET FastPool does not parse: the client keeps its server, and its value.
+        await ExecAsync(a, "select set_config('work_mem', '9999kB', false)");
+        Assert.Equal(1, proxy.Server.PinnedClientCount);
+        for (int i = 0; i < 3; i++)
+        {
+            Assert.Equal("9999kB", (await RowAsync(a, "select current_setting('work_mem')"))[0]);
+            Assert.Equal(defaultWorkMem, (await RowAsync(b, "select current_setting('work_mem')"))[0]);
+        }
+
+        await ExecAsync(a, "discard all");
+        await WaitUnpinnedAsync(proxy);
+    }
+
+    /// <summary>A pin ends when the transaction that undid its state is handed back, which may come just after the client saw the answer.</summary>
+    private static Task WaitUnpinnedAsync(ProxyHost proxy) =>
+        Wait.UntilAsync(() => Task.FromResult(proxy.Server.PinnedClientCount == 0), TimeSpan.FromSeconds(10), "no client pinned");
 
     [Fact]
     public async Task PinOff_TempTableDoesNotPin()

@@ -14,6 +14,11 @@ public class SqlClassifierTests
 
     [Theory]
     [InlineData("LISTEN ch", PinReasons.Listen)]
+    [InlineData("select set_config('work_mem', '9999kB', false)", PinReasons.Untracked)]
+    [InlineData("SELECT SET_CONFIG('role', 'r1', $1)", PinReasons.Untracked)]
+    [InlineData("select set_config('request.jwt.claims', '{}', true)", PinReasons.None)]
+    [InlineData("select set_config('a.b', lower('X'), 'on'), 1", PinReasons.None)]
+    [InlineData("select 'set_config(''x'', ''y'', false)'", PinReasons.None)]
     [InlineData("select 1; listen \"Ch\"", PinReasons.Listen)]
     [InlineData("select pg_advisory_lock(1)", PinReasons.AdvisoryLocks)]
     [InlineData("SELECT pg_try_advisory_lock_shared(1, 2)", PinReasons.AdvisoryLocks)]
@@ -128,7 +133,7 @@ public class SqlClassifierTests
         [
             "set", "reset", "discard", "all", "deallocate", "listen", "unlisten", "prepare", "transaction", "rollback",
             "abort", "create", "temp", "temporary", "with", "hold", "declare", "pg_advisory_lock", "advisory_lock",
-            "session", "authorization", "default", "close", "pg_advisory_unlock_all", "select", "x", "1", "$1", "_", "$", "\u00e9", "'", "\"", "--", "/*", "*/", "\n",
+            "session", "authorization", "default", "close", "pg_advisory_unlock_all", "set_config", "true", "false", ",", "select", "x", "1", "$1", "_", "$", "\u00e9", "'", "\"", "--", "/*", "*/", "\n",
             " ", " ", " ", ";", "(", ")", "=", ".", "*",
         ];
         var random = new Random(20261127);

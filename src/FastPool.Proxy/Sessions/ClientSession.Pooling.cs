@@ -478,22 +478,12 @@ internal sealed partial class ClientSession
                 }
 
                 var buffer = result.Buffer;
-                bool valid;
-                long forward;
-                int transactions;
-                ServerStop stop;
-                long sent = 0;
-                bool marked = false;
+                PooledServerStep step = default;
                 if (_pooledServerResume is { } resumed)
                 {
                     // A step begun on the loop thread (ClientSession.InlinePooled): its bytes are still at the front.
                     _pooledServerResume = null;
-                    valid = resumed.Valid;
-                    forward = resumed.Forward;
-                    transactions = resumed.Transactions;
-                    stop = resumed.Stop;
-                    sent = resumed.Sent;
-                    marked = resumed.Marked;
+                    step = resumed;
                     goto Scanned;
                 }
 
@@ -520,23 +510,23 @@ internal sealed partial class ClientSession
                     }
                 }
 
-                valid = ScanFromServer(buffer, server.Protocol, out forward, out transactions, out stop);
-                NoteServerBatch(server.Protocol, transactions);
+                step.Valid = ScanFromServer(buffer, server.Protocol, out step.Forward, out step.Transactions, out step.Stop);
+                NoteServerBatch(server.Protocol, step.Transactions);
                 SuspectIfEnding(server);
 
             Scanned:
-                if (forward > sent)
+                if (step.Forward > step.Sent)
                 {
-                    if (!marked)
+                    if (!step.Marked)
                     {
-                        if (transactions > 0 && _cacheDirty)
+                        if (step.Transactions > 0 && _cacheDirty)
                         {
                             await CacheTransactionEndedAsync(server).ConfigureAwait(false);
                         }
 
                         if (_capture is { Active: true })
                         {
-                            FeedCapture(buffer.Slice(0, forward));
+                            FeedCapture(buffer.Slice(0, step.Forward));
                         }
 
                         _replayable = false;
@@ -546,17 +536,17 @@ internal sealed partial class ClientSession
                     try
                     {
                         // Begun inline: only plain bytes are, and the rest follows them.
-                        await (sent > 0 ? _client.SendAsync(buffer.Slice(sent, forward - sent)) : SendToClientAsync(buffer, forward)).ConfigureAwait(false);
+                        await (step.Sent > 0 ? _client.SendAsync(buffer.Slice(step.Sent, step.Forward - step.Sent)) : SendToClientAsync(buffer, step.Forward)).ConfigureAwait(false);
                     }
                     catch (Exception)
                     {
                         EndServerForward();
-                        input.AdvanceTo(buffer.GetPosition(forward));
+                        input.AdvanceTo(buffer.GetPosition(step.Forward));
                         return Fail(server, PumpExit.ClientGone);
                     }
 
                     EndServerForward();
-                    _traffic.AddOut(forward, transactions);
+                    _traffic.AddOut(step.Forward, step.Transactions);
                     if (_split)
                     {
                         // The client pump may wait for the standby to have answered everything (ClientSession.Split.cs).
@@ -565,27 +555,27 @@ internal sealed partial class ClientSession
                 }
 
                 NoteActivity();
-                if (!valid)
+                if (!step.Valid)
                 {
-                    input.AdvanceTo(buffer.GetPosition(forward));
+                    input.AdvanceTo(buffer.GetPosition(step.Forward));
                     return Fail(server, PumpExit.ServerProtocolViolation);
                 }
 
-                if (stop == ServerStop.TransactionBlock)
+                if (step.Stop == ServerStop.TransactionBlock)
                 {
                     // Statement mode cannot keep a server for a transaction block: the client is told and closed, as
                     // PgBouncer does; the release path rolls the server back.
-                    input.AdvanceTo(buffer.GetPosition(forward + 6));
+                    input.AdvanceTo(buffer.GetPosition(step.Forward + 6));
                     _statementRefused = true;
                     await _context.SendErrorAsync(SqlState.FeatureNotSupported, "transaction blocks not allowed in statement pooling mode").ConfigureAwait(false);
                     return Fail(server, PumpExit.StatementModeTransaction);
                 }
 
-                if (stop == ServerStop.Idle)
+                if (step.Stop == ServerStop.Idle)
                 {
-                    var end = buffer.GetPosition(forward);
+                    var end = buffer.GetPosition(step.Forward);
                     input.AdvanceTo(end, end);
-                    if (TryDetach(server, more: forward < buffer.Length, out long walFetch))
+                    if (TryDetach(server, more: step.Forward < buffer.Length, out long walFetch))
                     {
                         // Its replies must not reach this session once another has it.
                         DetachInline(server);
@@ -599,7 +589,7 @@ internal sealed partial class ClientSession
                     continue;
                 }
 
-                input.AdvanceTo(buffer.GetPosition(forward), buffer.End);
+                input.AdvanceTo(buffer.GetPosition(step.Forward), buffer.End);
                 if (result.IsCompleted)
                 {
                     return Fail(server, PumpExit.ServerGone);

@@ -31,8 +31,10 @@ public sealed class ScenarioTests(LoadPostgresFixture fixture) : IDisposable
         };
         string[] scenarioArgs = scenario == "script" ? [] : ["--scenario", scenario];
 
+        // 2 s, not less: on a busy 2-core CI machine the first worker of a fresh process was seen to start only after
+        // a 500 ms slice had already ended, leaving 0 transactions to count.
         var result = await LoadPostgresFixture.RunAsync(
-            ["run", "--target", $"db={fixture.ConnectionString()}", .. scenarioArgs, .. extra, "--duration", "500ms", "--out", _out, "--no-live"]);
+            ["run", "--target", $"db={fixture.ConnectionString()}", .. scenarioArgs, .. extra, "--duration", "2s", "--out", _out, "--no-live"]);
 
         Assert.True(result.ExitCode == 0, $"exit {result.ExitCode}: {result.Error}");
         using var report = JsonDocument.Parse(File.ReadAllText(Path.Combine(_out, "report.json")));

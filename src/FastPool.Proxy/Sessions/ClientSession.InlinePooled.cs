@@ -13,7 +13,7 @@ namespace FastPool.Proxy.Sessions;
 /// back a server, which is always a pump's, a rewrite for prepared statements, a socket that takes only part, an
 /// error, SUSPEND) it is left half done in <see cref="_pooledClientResume"/> or <see cref="_pooledServerResume"/>,
 /// the parked read completes, and the pump finishes it. Anything routing or the cache look at goes to the pumps
-/// untouched: those steps are declined before the scan.
+/// untouched: those steps are declined before the scan, except a balanced read's answer that arrived whole.
 /// </summary>
 internal sealed partial class ClientSession
 {
@@ -152,9 +152,21 @@ internal sealed partial class ClientSession
     {
         var server = _server;
         if (!buffer.IsSingleSegment || server is null || !ReferenceEquals(server.Connection.Input, input)
-            || RoutingLooks || _capture is { Active: true })
+            || _split || _capture is { Active: true })
         {
             return false;
+        }
+
+        if (_replayable)
+        {
+            // A balanced read's answer is held until it is whole (ClientSession.Retry.cs); one that arrived whole is
+            // forwarded here like any other. Still coming, cut off or too large: the pump's.
+            if (CheckStandbyAnswer(buffer, completed: false, server.Protocol, out _) != StandbyAnswer.Complete)
+            {
+                return false;
+            }
+
+            _replayable = false;
         }
 
         PooledServerStep step = default;

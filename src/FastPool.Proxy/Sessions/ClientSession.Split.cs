@@ -113,20 +113,9 @@ internal sealed partial class ClientSession
     /// </summary>
     private bool DefaultIsolationSerializable()
     {
-        if (_settings.Count == 0)
-        {
-            return false;
-        }
-
-        foreach (var kv in _settings)
-        {
-            if (string.Equals(kv.Key, "default_transaction_isolation", StringComparison.OrdinalIgnoreCase))
-            {
-                return kv.Value.Contains("serializable", StringComparison.OrdinalIgnoreCase);
-            }
-        }
-
-        return false;
+        // Setting names are kept lower-cased (InitPooling, SqlClassifier): one lookup, asked on every transaction.
+        return _settings.Count != 0 && _settings.TryGetValue("default_transaction_isolation", out var value)
+            && value.Contains("serializable", StringComparison.OrdinalIgnoreCase);
     }
 
     /// <summary>

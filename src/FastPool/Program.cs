@@ -56,6 +56,10 @@ internal static class Program
         };
         var verboseOption = new Option<bool>("--verbose", "-v") { Description = "More log output (debug level)." };
         var quietOption = new Option<bool>("--quiet", "-q") { Description = "Log only warnings and errors to stderr." };
+        var userOption = new Option<string?>("--user", "-u")
+        {
+            Description = "Started as root: run as this user (and its groups), as PgBouncer's -u, before reading the configuration.",
+        };
 
         var root = new RootCommand("FastPool: a PostgreSQL connection pooler, drop-in for PgBouncer.")
         {
@@ -65,7 +69,17 @@ internal static class Program
             daemonOption,
             verboseOption,
             quietOption,
+            userOption,
         };
+
+        // PgBouncer spells it -V.
+        foreach (var option in root.Options)
+        {
+            if (option is VersionOption)
+            {
+                option.Aliases.Add("-V");
+            }
+        }
 
         root.SetAction((parse, ct) =>
         {
@@ -76,6 +90,7 @@ internal static class Program
                 parse.GetValue(verboseOption),
                 parse.GetValue(quietOption),
                 parse.GetValue(daemonOption),
+                parse.GetValue(userOption),
                 args);
             return options.ConfigPath is null || options.Sandbox
                 ? SandboxRunner.RunAsync(options)
@@ -98,7 +113,7 @@ internal static class Program
     }
 }
 
-internal sealed record RunOptions(string? ConfigPath, bool Sandbox, int? Port, bool Verbose, bool Quiet, bool Daemon, string[] Args);
+internal sealed record RunOptions(string? ConfigPath, bool Sandbox, int? Port, bool Verbose, bool Quiet, bool Daemon, string? User, string[] Args);
 
 /// <summary>Exit codes, stable for scripts and service managers.</summary>
 internal static class ExitCodes

@@ -13,6 +13,12 @@ internal static class ProxyRunner
 {
     public static async Task<int> RunAsync(RunOptions options)
     {
+        if (options.User is { } user && UserSwitch.AssumeIdentity(user) is { } refused)
+        {
+            await Console.Error.WriteLineAsync("FATAL " + refused).ConfigureAwait(false);
+            return ExitCodes.StartFailed;
+        }
+
         var result = ConfigLoader.Load(options.ConfigPath!);
         foreach (var warning in result.Warnings)
         {

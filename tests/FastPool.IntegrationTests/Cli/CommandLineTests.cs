@@ -20,6 +20,64 @@ public sealed class CommandLineTests
     }
 
     [Fact]
+    public async Task Dash_V_prints_the_version_as_PgBouncer_does()
+    {
+        await using var p = await FastPoolProcess.RunToExitAsync(["-V"]);
+
+        Assert.True(p.ExitCode == 0, p.Describe());
+        Assert.Matches(new Regex(@"^\d+\.\d+\.\d+", RegexOptions.Multiline), p.Stdout);
+    }
+
+    [Fact]
+    public async Task Dash_u_with_an_unknown_user_fails_before_starting()
+    {
+        using var ws = new CliWorkspace();
+        var port = FastPoolProcess.GetFreePort();
+        var config = ws.WriteOperatorConfig(backendPort: 1, listenPort: port);
+
+        await using var p = await FastPoolProcess.RunToExitAsync(["-u", "fastpool_no_such_user", config]);
+
+        Assert.True(p.ExitCode == 1, p.Describe());
+        Assert.Contains("user \"fastpool_no_such_user\" does not exist", p.Stderr, StringComparison.Ordinal);
+        Assert.False(File.Exists(ws.PidFile), "a pidfile was written although FastPool did not start");
+    }
+
+    [Fact]
+    public async Task Dash_u_runs_as_that_user_and_its_pidfile_belongs_to_it()
+    {
+        using var ws = new CliWorkspace();
+        var port = FastPoolProcess.GetFreePort();
+        var config = ws.WriteOperatorConfig(backendPort: 1, listenPort: port);
+        var postgresUid = PostgresUid();
+        if (OperatingSystem.IsWindows() || Environment.UserName != "root")
+        {
+            // Only root may change user: anyone else is told so, and nothing starts.
+            await using var refused = await FastPoolProcess.RunToExitAsync(["-u", "postgres", config]);
+            Assert.True(refused.ExitCode == 1 || Environment.UserName == "postgres", refused.Describe());
+            return;
+        }
+
+        // The pidfile and logfile go in the workspace, which the postgres user must be able to write.
+        File.SetUnixFileMode(ws.Directory, (UnixFileMode)0x1FF);
+        await using var p = FastPoolProcess.Start("-u", "postgres", config);
+
+        // The port, not READY=1: the test's notify socket is root's, where systemd's accepts any user.
+        await p.WaitForPortAsync(port, TimeSpan.FromSeconds(15));
+
+        var uids = File.ReadAllLines($"/proc/{p.Pid}/status").Single(l => l.StartsWith("Uid:", StringComparison.Ordinal));
+        Assert.Equal(["Uid:", postgresUid, postgresUid, postgresUid, postgresUid], uids.Split((char[])['\t', ' '], StringSplitOptions.RemoveEmptyEntries));
+        Assert.True(File.Exists(ws.PidFile), p.Describe());
+        var stat = await System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("stat", ["-c", "%u", ws.PidFile]) { RedirectStandardOutput = true })!.StandardOutput.ReadToEndAsync();
+        Assert.Equal(postgresUid, stat.Trim());
+
+        p.Signal(FastPoolProcess.SIGTERM);
+        Assert.Equal(0, await p.WaitForExitAsync(TimeSpan.FromSeconds(10)));
+    }
+
+    private static string PostgresUid() =>
+        File.ReadAllLines("/etc/passwd").Select(l => l.Split(':')).Single(f => f[0] == "postgres")[2];
+
+    [Fact]
     public async Task Help_PrintsUsage_MentioningPgBouncerIniAndSandbox_AndExitsZero()
     {
         await using var p = await FastPoolProcess.RunToExitAsync(["--help"]);

@@ -13,10 +13,12 @@ internal sealed class LatencyHistogram
 
     private static readonly long[] s_boundsMicroseconds = [.. BoundsSeconds.Select(s => (long)Math.Round(s * 1_000_000))];
 
-    private readonly long[] _buckets = new long[BoundsSeconds.Length + 1];
-    private long _sumMicroseconds;
+    // Counters 0..Bounds are the buckets (the last one above every bound), then the sum; striped per loop thread.
+    private static readonly int Buckets = BoundsSeconds.Length + 1;
+    private static readonly int SumCounter = Buckets;
+    private readonly StripedCounters _counters = new(Buckets + 1);
 
-    public long SumMicroseconds => Interlocked.Read(ref _sumMicroseconds);
+    public long SumMicroseconds => _counters.Read(SumCounter);
 
     /// <summary>Observations so far (the sum of the buckets: no separate counter to keep in step).</summary>
     public long Count
@@ -24,9 +26,9 @@ internal sealed class LatencyHistogram
         get
         {
             long total = 0;
-            for (int i = 0; i < _buckets.Length; i++)
+            for (int i = 0; i < Buckets; i++)
             {
-                total += Interlocked.Read(ref _buckets[i]);
+                total += _counters.Read(i);
             }
 
             return total;
@@ -44,18 +46,19 @@ internal sealed class LatencyHistogram
             i++;
         }
 
-        Interlocked.Increment(ref _buckets[i]);
-        Interlocked.Add(ref _sumMicroseconds, microseconds);
+        int stripe = _counters.Stripe;
+        _counters.Add(stripe, i, 1);
+        _counters.Add(stripe, SumCounter, microseconds);
     }
 
     /// <summary>Cumulative counts per bound (the last is +Inf, i.e. the total), as the exposition format wants them.</summary>
     public long[] CumulativeCounts()
     {
-        var result = new long[_buckets.Length];
+        var result = new long[Buckets];
         long running = 0;
-        for (int i = 0; i < _buckets.Length; i++)
+        for (int i = 0; i < Buckets; i++)
         {
-            running += Interlocked.Read(ref _buckets[i]);
+            running += _counters.Read(i);
             result[i] = running;
         }
 

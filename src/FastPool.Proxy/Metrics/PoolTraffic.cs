@@ -23,30 +23,33 @@ internal sealed class PoolTraffic(string database, string user) : IErrorClassCou
     public const string UnknownClass = "??";
 
     private readonly ConcurrentDictionary<string, StrongBox<long>> _errors = new(StringComparer.Ordinal);
-    private long _transactions;
-    private long _queries;
-    private long _bytesIn;
-    private long _bytesOut;
-    private long _waitMicroseconds;
-    private long _assignments;
+    private const int TransactionsCounter = 0;
+    private const int QueriesCounter = 1;
+    private const int BytesInCounter = 2;
+    private const int BytesOutCounter = 3;
+    private const int WaitCounter = 4;
+    private const int AssignmentsCounter = 5;
+
+    // Every transaction adds to these, from both directions' loop threads: striped, so cores do not trade the line.
+    private readonly StripedCounters _counters = new(6);
 
     public string Database { get; } = database;
 
     public string User { get; } = user;
 
-    public long Transactions => Interlocked.Read(ref _transactions);
+    public long Transactions => _counters.Read(TransactionsCounter);
 
-    public long Queries => Interlocked.Read(ref _queries);
+    public long Queries => _counters.Read(QueriesCounter);
 
-    public long BytesIn => Interlocked.Read(ref _bytesIn);
+    public long BytesIn => _counters.Read(BytesInCounter);
 
-    public long BytesOut => Interlocked.Read(ref _bytesOut);
+    public long BytesOut => _counters.Read(BytesOutCounter);
 
     /// <summary>Total time clients waited for a server, in microseconds (PgBouncer's total_wait_time).</summary>
-    public long WaitMicroseconds => Interlocked.Read(ref _waitMicroseconds);
+    public long WaitMicroseconds => _counters.Read(WaitCounter);
 
     /// <summary>How many times a client was given a server.</summary>
-    public long Assignments => Interlocked.Read(ref _assignments);
+    public long Assignments => _counters.Read(AssignmentsCounter);
 
     public LatencyHistogram WaitTime { get; } = new();
 
@@ -62,27 +65,30 @@ internal sealed class PoolTraffic(string database, string user) : IErrorClassCou
 
     public void AddIn(long bytes, int queries)
     {
-        Interlocked.Add(ref _bytesIn, bytes);
+        int stripe = _counters.Stripe;
+        _counters.Add(stripe, BytesInCounter, bytes);
         if (queries > 0)
         {
-            Interlocked.Add(ref _queries, queries);
+            _counters.Add(stripe, QueriesCounter, queries);
         }
     }
 
     public void AddOut(long bytes, int transactions)
     {
-        Interlocked.Add(ref _bytesOut, bytes);
+        int stripe = _counters.Stripe;
+        _counters.Add(stripe, BytesOutCounter, bytes);
         if (transactions > 0)
         {
-            Interlocked.Add(ref _transactions, transactions);
+            _counters.Add(stripe, TransactionsCounter, transactions);
         }
     }
 
     public void AddWait(TimeSpan waited)
     {
         long micros = Math.Max(0, waited.Ticks / TimeSpan.TicksPerMicrosecond);
-        Interlocked.Add(ref _waitMicroseconds, micros);
-        Interlocked.Increment(ref _assignments);
+        int stripe = _counters.Stripe;
+        _counters.Add(stripe, WaitCounter, micros);
+        _counters.Add(stripe, AssignmentsCounter, 1);
         WaitTime.Observe(micros);
     }
 

@@ -18,20 +18,30 @@ namespace FastPool.Proxy.Pooling;
 /// </summary>
 internal sealed class IdleServers
 {
+    // The loops' slots are 128 bytes apart, and the count is striped per loop (Metrics.StripedCounters): each loop
+    // thread exchanges its own slot on every transaction, and slots or a count on one shared cache line would have
+    // the cores trade it each time.
+    private const int SlotSpacing = 16;
+
     private readonly ConcurrentQueue<ServerConnection> _queue = new();
     private readonly ServerConnection?[] _last;
-    private int _count;
+    private readonly int _slots;
+    private readonly Metrics.StripedCounters _count = new(1);
 
     /// <param name="loops">The transport's loop count; without loops (or for a connection no loop serves) there is one slot for all.</param>
-    public IdleServers(int loops) => _last = new ServerConnection?[Math.Max(1, loops)];
+    public IdleServers(int loops)
+    {
+        _slots = Math.Max(1, loops);
+        _last = new ServerConnection?[_slots * SlotSpacing];
+    }
 
     /// <summary>How many there are (a connection being added or taken may be counted a moment early or late).</summary>
-    public int Count => Volatile.Read(ref _count);
+    public int Count => (int)Math.Max(0, _count.Read(0));
 
     public void Add(ServerConnection server)
     {
         // Counted before it can be taken, so the count never goes below zero.
-        Interlocked.Increment(ref _count);
+        _count.Add(0, 1);
         var older = Interlocked.Exchange(ref _last[Slot(server.Connection.LoopIndex)], server);
         if (older is not null)
         {
@@ -52,7 +62,7 @@ internal sealed class IdleServers
             return false;
         }
 
-        Interlocked.Decrement(ref _count);
+        _count.Add(0, -1);
         return true;
     }
 
@@ -64,14 +74,14 @@ internal sealed class IdleServers
             return false;
         }
 
-        Interlocked.Decrement(ref _count);
+        _count.Add(0, -1);
         return true;
     }
 
     /// <summary>Moves the loops' last ones to the back of the queue, so upkeep that goes through the queue sees them all.</summary>
     public void QueueLast()
     {
-        for (int i = 0; i < _last.Length; i++)
+        for (int i = 0; i < _last.Length; i += SlotSpacing)
         {
             if (Volatile.Read(ref _last[i]) is not null && Interlocked.Exchange(ref _last[i], null) is { } last)
             {
@@ -83,7 +93,7 @@ internal sealed class IdleServers
     /// <summary>Puts a connection back behind the others (upkeep found it still good).</summary>
     public void AddOldest(ServerConnection server)
     {
-        Interlocked.Increment(ref _count);
+        _count.Add(0, 1);
         _queue.Enqueue(server);
     }
 
@@ -91,9 +101,9 @@ internal sealed class IdleServers
     public ServerConnection[] ToArray()
     {
         var queued = _queue.ToArray();
-        var all = new List<ServerConnection>(queued.Length + _last.Length);
+        var all = new List<ServerConnection>(queued.Length + _slots);
         all.AddRange(queued);
-        for (int i = 0; i < _last.Length; i++)
+        for (int i = 0; i < _last.Length; i += SlotSpacing)
         {
             if (Volatile.Read(ref _last[i]) is { } server)
             {
@@ -104,11 +114,11 @@ internal sealed class IdleServers
         return [.. all];
     }
 
-    private int Slot(int loop) => (uint)loop < (uint)_last.Length ? loop : 0;
+    private int Slot(int loop) => (uint)loop < (uint)_slots ? loop * SlotSpacing : 0;
 
     private bool TryTakeLast(out ServerConnection server)
     {
-        for (int i = 0; i < _last.Length; i++)
+        for (int i = 0; i < _last.Length; i += SlotSpacing)
         {
             if (Volatile.Read(ref _last[i]) is not null && Interlocked.Exchange(ref _last[i], null) is { } found)
             {

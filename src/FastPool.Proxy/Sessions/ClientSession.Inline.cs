@@ -12,7 +12,7 @@ namespace FastPool.Proxy.Sessions;
 /// protocol violation) is left half done in <see cref="_clientResume"/> or <see cref="_serverResume"/>, the parked
 /// read completes, and the pump finishes that step the usual way before it reads again.
 /// </summary>
-internal sealed partial class ClientSession : IInlineConsumer
+internal sealed partial class ClientSession : IInlineConsumer, IHangupWatcher
 {
     private ClientStep? _clientResume;
     private ServerStep? _serverResume;

@@ -265,7 +265,8 @@ internal sealed partial class ClientSession
     private async ValueTask<ServerConnection?> AcquireSlowAsync(ValueTask pending, CancellationTokenSource clientGone, CancellationToken giveUp, long waitStart)
     {
         ServerConnection server;
-        var watch = pending.IsCompleted ? default : WatchClientWhileWaitingAsync(clientGone);
+        // The transport tells of a hang-up when it can (epoll); otherwise a read is kept pending to find out.
+        var watch = pending.IsCompleted || _client.TryWatchHangup(this) ? default : WatchClientWhileWaitingAsync(clientGone);
         var giveUpRegistration = giveUp.UnsafeRegister(static state => ((CancellationTokenSource)state!).Cancel(), clientGone);
         try
         {
@@ -394,9 +395,24 @@ internal sealed partial class ClientSession
         }
     }
 
+    /// <summary>A client waiting for a server hung up (the transport's watch, <see cref="AcquireSlowAsync"/>): it gives up its place.</summary>
+    void IHangupWatcher.OnHangup()
+    {
+        _watchSawEof = true;
+        try
+        {
+            Volatile.Read(ref _acquireCts)?.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // The session ended meanwhile.
+        }
+    }
+
     /// <summary>Ends the watch and awaits it (exactly once: it is a pooled ValueTask).</summary>
     private async ValueTask StopWatchAsync(ValueTask watch)
     {
+        _client.StopWatchingHangup();
         if (!watch.IsCompleted)
         {
             // The watch only steps back on a cancel, so it may finish right here: the session then goes on on

@@ -88,6 +88,17 @@ internal abstract class Connection : IAsyncDisposable
     /// <summary>The transport loop whose thread serves this connection's events, or -1 when none does.</summary>
     public virtual int LoopIndex => -1;
 
+    /// <summary>
+    /// Has <paramref name="watcher"/> told once the peer closes or resets the connection (at once if it already
+    /// has), while nobody reads it; false when the transport cannot, and a pending read must watch instead.
+    /// </summary>
+    public virtual bool TryWatchHangup(IHangupWatcher watcher) => false;
+
+    /// <summary>Ends <see cref="TryWatchHangup"/>; a hang-up being reported at that moment may still be.</summary>
+    public virtual void StopWatchingHangup()
+    {
+    }
+
     /// <summary>Sends a (possibly multi-segment) slice of a read buffer without copying it.</summary>
     public ValueTask SendAsync(in ReadOnlySequence<byte> data, CancellationToken ct = default)
     {

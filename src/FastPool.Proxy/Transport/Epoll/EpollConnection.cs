@@ -178,6 +178,14 @@ internal sealed class EpollConnection : Connection, IEpollRegistration, IValueTa
         return true;
     }
 
+    public override bool TryWatchHangup(IHangupWatcher watcher)
+    {
+        _reader.WatchHangup(watcher);
+        return true;
+    }
+
+    public override void StopWatchingHangup() => _reader.StopWatchingHangup();
+
     private async ValueTask SendRestAsync(ReadOnlyMemory<byte> data, CancellationToken ct)
     {
         while (data.Length > 0)

@@ -29,6 +29,7 @@ internal sealed unsafe class EpollReader : ParkingReader
     private int _edge;
 
     private IInlineConsumer? _inline;
+    private IHangupWatcher? _hangupWatcher;
 
     public EpollReader(EpollConnection connection, bool releaseWhenIdle)
         : base(connection, releaseWhenIdle)
@@ -41,6 +42,18 @@ internal sealed unsafe class EpollReader : ParkingReader
     {
         set => Volatile.Write(ref _inline, value);
     }
+
+    /// <summary>Tells <paramref name="watcher"/> of the peer's hang-up: from the loop's next hang-up event, or now if one came already.</summary>
+    internal void WatchHangup(IHangupWatcher watcher)
+    {
+        Volatile.Write(ref _hangupWatcher, watcher);
+        if ((_peerClosed || _connection.IsClosed) && Interlocked.Exchange(ref _hangupWatcher, null) is { } now)
+        {
+            now.OnHangup();
+        }
+    }
+
+    internal void StopWatchingHangup() => Volatile.Write(ref _hangupWatcher, null);
 
     /// <summary>
     /// Whether something arrived that no read took, known without a syscall: the loop records every EPOLLIN edge
@@ -204,6 +217,10 @@ internal sealed unsafe class EpollReader : ParkingReader
         if (hangup)
         {
             _peerClosed = true;
+            if (Volatile.Read(ref _hangupWatcher) is not null && Interlocked.Exchange(ref _hangupWatcher, null) is { } watcher)
+            {
+                watcher.OnHangup();
+            }
         }
 
         // Usually a read is parked, and taking it is all there is to do. Only when none is parked does the edge need

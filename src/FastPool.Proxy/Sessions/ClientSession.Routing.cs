@@ -285,6 +285,17 @@ internal sealed partial class ClientSession
             traits |= RouteTraits.Write;
         }
 
+        if ((traits & (RouteTraits.Write | RouteTraits.SessionSetting)) == RouteTraits.SessionSetting)
+        {
+            // set_config(name, value, false) pins the client to the server that ran it (FastPool cannot carry it to
+            // another): that must be the primary, or every write of the session after it would fail as read-only.
+            SqlClassifier.Classify(text, out var pins);
+            if ((pins & PinReasons.Untracked) != 0)
+            {
+                traits |= RouteTraits.Write;
+            }
+        }
+
         var patterns = _routing.PrimaryRoutingPatterns;
         if (patterns.Count == 0 || NeedsPrimary(traits))
         {

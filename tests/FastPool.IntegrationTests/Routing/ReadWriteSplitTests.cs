@@ -241,6 +241,31 @@ public sealed class ReadWriteSplitTests
         Assert.False(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
     }
 
+    [Fact]
+    public async Task A_session_level_set_config_runs_on_the_primary_so_the_pinned_client_can_still_write()
+    {
+        var primary = _fixture.Primary;
+        var standby = await _fixture.GetStandbyAsync();
+        await CreateOnPrimaryAsync(primary, standby, "create table if not exists rt_tenant (id int)", "rt_tenant");
+        await using var host = StartProxy(primary, [primary, standby]);
+        await WaitForBalancingAsync(host, 1);
+        await using var conn = await OpenAsync(host);
+
+        // A local one ends with its transaction: a plain read, balanced.
+        Assert.True(await OnStandbyAsync(conn, "select pg_is_in_recovery() from (select set_config('app.tenant', '7', true)) s"));
+
+        // A session-level one (row-level security and tenant variables are set this way) stays on its server.
+        Assert.False(await OnStandbyAsync(conn, "select pg_is_in_recovery() from (select set_config('app.tenant', '42', false)) s"));
+        await ExecAsync(conn, "insert into rt_tenant values (42)");
+        await using var cmd = new NpgsqlCommand("select current_setting('app.tenant'), pg_is_in_recovery()", conn);
+        await using var reader = await cmd.ExecuteReaderAsync();
+        Assert.True(await reader.ReadAsync());
+        Assert.Equal("42", reader.GetString(0));
+        Assert.False(reader.GetBoolean(1));
+        await reader.CloseAsync();
+        ProxyChecks.AssertNoUnexpectedErrors(host);
+    }
+
     [Theory]
     [InlineData(WriteStickiness.Off, true, true)]
     [InlineData(WriteStickiness.Transaction, true, true)]

@@ -220,6 +220,7 @@ internal sealed partial class ClientSession
                 // Nothing consumed or examined: the same bytes are read again once the server was handed back.
                 input.AdvanceTo(buffer.Start);
                 await WaitForHoldAsync().ConfigureAwait(false);
+                _client.StopWatchingHangup();
                 continue;
             }
 
@@ -290,6 +291,7 @@ internal sealed partial class ClientSession
 
                 input.AdvanceTo(buffer.GetPosition(consumed));
                 await WaitForHoldAsync().ConfigureAwait(false);
+                _client.StopWatchingHangup();
                 lock (_swap!)
                 {
                     // Still attached (the transaction did not end where a hand-back is possible): forward it after all.

@@ -345,7 +345,48 @@ internal sealed partial class ClientSession
             return true;
         }
 
-        return RouteCheck(ClassifyForRouting(sql), namedStatement);
+        var traits = ClassifyForRouting(sql);
+        if (_attachedForRead && _readOnlyBlock && (traits & RouteTraits.TransactionEnd) != 0 && EndsAndChains(Contiguous(sql, ref _routeScratch)))
+        {
+            // COMMIT / ROLLBACK AND CHAIN starts the next transaction at once, READ ONLY like the last, on the same
+            // standby: it stays a read-only block, where a write gets its error (25006) from the standby. Taken as
+            // the block's end, the write would wait for the standby to end a transaction that never ends.
+            return RouteCheck(traits & ~RouteTraits.TransactionEnd, namedStatement);
+        }
+
+        return RouteCheck(traits, namedStatement);
+    }
+
+    /// <summary>Whether a transaction-ending statement says AND CHAIN (not AND NO CHAIN): PostgreSQL docs, COMMIT and ROLLBACK.</summary>
+    private static bool EndsAndChains(ReadOnlySpan<byte> text)
+    {
+        // Word by word (letters only): the statement is a few words, and "and chain" ends it.
+        ReadOnlySpan<byte> previous = default;
+        int i = 0;
+        while (i < text.Length)
+        {
+            if ((uint)((text[i] | 0x20) - 'a') >= 26)
+            {
+                i++;
+                continue;
+            }
+
+            int start = i;
+            while (i < text.Length && (uint)((text[i] | 0x20) - 'a') < 26)
+            {
+                i++;
+            }
+
+            var word = text[start..i];
+            if (System.Text.Ascii.EqualsIgnoreCase(word, "chain"u8) && System.Text.Ascii.EqualsIgnoreCase(previous, "and"u8))
+            {
+                return true;
+            }
+
+            previous = word;
+        }
+
+        return false;
     }
 
     /// <summary>
@@ -551,6 +592,14 @@ internal sealed partial class ClientSession
     private Task WaitForHoldAsync()
     {
         var hold = Volatile.Read(ref _hold);
-        return hold is null ? Task.CompletedTask : hold.Task;
+        if (hold is null)
+        {
+            return Task.CompletedTask;
+        }
+
+        // Nothing reads the client meanwhile: should it leave, its hang-up ends the wait (OnHangup), and the pump
+        // then finds it gone, instead of the session and its server waiting on a standby that may never be idle.
+        _client.TryWatchHangup(this);
+        return hold.Task;
     }
 }

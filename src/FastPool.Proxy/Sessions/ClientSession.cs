@@ -395,10 +395,14 @@ internal sealed partial class ClientSession
         }
     }
 
-    /// <summary>A client waiting for a server hung up (the transport's watch, <see cref="AcquireSlowAsync"/>): it gives up its place.</summary>
+    /// <summary>
+    /// A client waiting for a server (<see cref="AcquireSlowAsync"/>) or for a hold (ClientSession.Routing.cs) hung
+    /// up, as the transport saw: it gives up its place in line, or its held statement goes out for the pump to move on.
+    /// </summary>
     void IHangupWatcher.OnHangup()
     {
         _watchSawEof = true;
+        SignalHold();
         try
         {
             Volatile.Read(ref _acquireCts)?.Cancel();

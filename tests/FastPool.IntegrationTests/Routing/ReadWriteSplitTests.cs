@@ -73,6 +73,40 @@ public sealed class ReadWriteSplitTests
         Assert.True(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
     }
 
+    [Theory]
+    [InlineData("commit and chain")]
+    [InlineData("ROLLBACK AND CHAIN")]
+    [InlineData("end work and chain")]
+    public async Task A_read_only_transaction_chained_stays_read_only_on_the_standby(string chain)
+    {
+        var primary = _fixture.Primary;
+        var standby = await _fixture.GetStandbyAsync();
+        await using var host = StartProxy(primary, [primary, standby]);
+        await WaitForBalancingAsync(host, 1);
+        await using var conn = await OpenAsync(host);
+
+        // The chained transaction is READ ONLY like the first (PostgreSQL docs, COMMIT): the write gets PostgreSQL's
+        // answer from the standby, where it used to wait for the standby's transaction to end, which never came.
+        await ExecAsync(conn, "begin read only");
+        Assert.True(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
+        await ExecAsync(conn, chain);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        var refused = await Assert.ThrowsAsync<PostgresException>(async () =>
+        {
+            await using var cmd = new NpgsqlCommand("create table rt_never_chained (id int)", conn);
+            await cmd.ExecuteNonQueryAsync(cts.Token);
+        });
+        Assert.Equal("25006", refused.SqlState);
+        await ExecAsync(conn, "rollback");
+
+        // AND NO CHAIN ends it: the write that follows runs on the primary.
+        await ExecAsync(conn, "begin read only");
+        Assert.True(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
+        await ExecAsync(conn, "commit and no chain");
+        Assert.False(await OnStandbyAsync(conn, "select pg_is_in_recovery(), txid_current()"));
+        ProxyChecks.AssertNoUnexpectedErrors(host);
+    }
+
     [Fact]
     public async Task Serializable_transactions_and_clients_run_on_the_primary_and_do_not_poison_other_clients()
     {

@@ -210,7 +210,7 @@ public static partial class ConfigLoader
                 }
                 catch (ArgumentException ex)
                 {
-                    Error(e, key, $"invalid regular expression \"{pattern}\" in {key}: {ex.Message}");
+                    Error(e, key, $"invalid regular expression \"{pattern}\" in {key}: {RegexProblem(ex)}");
                     return false;
                 }
             }
@@ -255,12 +255,37 @@ public static partial class ConfigLoader
                 }
                 catch (ArgumentException ex)
                 {
-                    Error(e, key, $"invalid regular expression \"{parts[i]}\" in {key}: {ex.Message}");
+                    Error(e, key, $"invalid regular expression \"{parts[i]}\" in {key}: {RegexProblem(ex)}");
                     return false;
                 }
             }
 
             return true;
+        }
+
+        /// <summary>
+        /// What is wrong with a pattern, in words: the native executable carries no .NET message texts (resource keys
+        /// like "MakeException" stand in for them), so the parser's error code and position are spelled out instead.
+        /// </summary>
+        private static string RegexProblem(ArgumentException ex)
+        {
+            if (ex is not RegexParseException parse)
+            {
+                return ex.Message;
+            }
+
+            var words = new System.Text.StringBuilder();
+            foreach (char c in parse.Error.ToString())
+            {
+                if (char.IsUpper(c) && words.Length > 0)
+                {
+                    words.Append(' ');
+                }
+
+                words.Append(char.ToLowerInvariant(c));
+            }
+
+            return $"{words} at character {parse.Offset}";
         }
 
         /// <summary>write_function_list / read_only_function_list: names or regular expressions matching whole function names.</summary>
@@ -273,7 +298,7 @@ public static partial class ConfigLoader
             }
             catch (ArgumentException ex)
             {
-                Error(e, key, $"invalid regular expression in {key}: {ex.Message}");
+                Error(e, key, $"invalid regular expression in {key}: {RegexProblem(ex)}");
                 list = FunctionList.Empty;
                 return false;
             }

@@ -78,6 +78,7 @@ public static partial class ConfigLoader
                     if (TryWeights(e, key, value, out var weights))
                     {
                         routing = routing with { BackendWeights = weights };
+                        _routingEntries[key] = e;
                     }
 
                     break;
@@ -132,6 +133,7 @@ public static partial class ConfigLoader
                     if (TryRedirects(e, key, value, out var byDatabase))
                     {
                         routing = routing with { DatabaseRedirects = byDatabase };
+                        _routingEntries[key] = e;
                     }
 
                     break;
@@ -139,6 +141,7 @@ public static partial class ConfigLoader
                     if (TryRedirects(e, key, value, out var byApp))
                     {
                         routing = routing with { AppNameRedirects = byApp };
+                        _routingEntries[key] = e;
                     }
 
                     break;
@@ -148,6 +151,67 @@ public static partial class ConfigLoader
 
             _fastPool = _fastPool with { Routing = routing };
             return true;
+        }
+
+        /// <summary>
+        /// Routing values that parse but cannot do what they say with the nodes the databases list: warned about, not
+        /// refused, since a database added by a later reload may give them meaning (Pgpool-II checks them against its
+        /// backend list too).
+        /// </summary>
+        private void CheckRoutingAgainstNodes(IReadOnlyList<DatabaseConfig> databases, DatabaseConfig? fallback)
+        {
+            var routing = _fastPool.Routing;
+            int mostNodes = 0;
+            var multiNode = new List<DatabaseConfig>();
+            foreach (var db in fallback is null ? databases : databases.Append(fallback))
+            {
+                mostNodes = Math.Max(mostNodes, db.Nodes.Count);
+                if (db.Nodes.Count > 1)
+                {
+                    multiNode.Add(db);
+                }
+            }
+
+            if (_routingEntries.TryGetValue("backend_weight", out var weightEntry))
+            {
+                if (routing.BackendWeights.Count > mostNodes)
+                {
+                    Warn(weightEntry, "backend_weight", $"backend_weight lists {routing.BackendWeights.Count} weights but no database has more than {mostNodes} node(s); "
+                        + $"the weights after the first {mostNodes} are not used");
+                }
+
+                foreach (var db in multiNode)
+                {
+                    bool allZero = true;
+                    for (int i = 0; i < db.Nodes.Count && allZero; i++)
+                    {
+                        allZero = routing.WeightOf(i) <= 0;
+                    }
+
+                    if (allZero)
+                    {
+                        Warn(weightEntry, "backend_weight", $"backend_weight gives every node of database \"{db.Name}\" weight 0, so none takes balanced reads: "
+                            + "all its statements go to the primary");
+                    }
+                }
+            }
+
+            foreach (var (key, list) in new[] { ("database_redirect_preference_list", routing.DatabaseRedirects), ("app_name_redirect_preference_list", routing.AppNameRedirects) })
+            {
+                if (!_routingEntries.TryGetValue(key, out var entry))
+                {
+                    continue;
+                }
+
+                foreach (var preference in list)
+                {
+                    if (preference.Target == RedirectTarget.Node && preference.NodeId >= mostNodes)
+                    {
+                        Warn(entry, key, $"{key} names node {preference.NodeId}, but no database has more than {mostNodes} node(s) (numbered from 0); "
+                            + "the reads it matches are balanced over the standbys there are");
+                    }
+                }
+            }
         }
 
         /// <summary>Pgpool-II's <c>pattern:target[(ratio)],...</c>; the pattern must match the whole name, as there.</summary>

@@ -74,6 +74,7 @@ public static partial class ConfigLoader
         private readonly List<DatabaseDraft> _databases = [];
         private readonly Dictionary<string, UserConfig> _users = new(StringComparer.Ordinal);
         private readonly Dictionary<string, string> _fastPoolRaw = new(StringComparer.Ordinal);
+        private readonly Dictionary<string, IniEntry> _routingEntries = new(StringComparer.Ordinal);
         private readonly HashSet<string> _warnedSections = new(StringComparer.OrdinalIgnoreCase);
         private ProxyConfig _config = new() { SourceFile = sourceFile };
         private DatabaseDraft? _fallback;
@@ -111,6 +112,7 @@ public static partial class ConfigLoader
                 Users = _users,
                 FastPool = _fastPool with { Workers = _workers, Transport = _transport, IoThreads = _ioThreads, Pins = _pins, Raw = _fastPoolRaw },
             };
+            CheckRoutingAgainstNodes(_config.Databases, _config.FallbackDatabase);
             LoadAuthFile();
             LoadHbaFile();
             CheckTls();

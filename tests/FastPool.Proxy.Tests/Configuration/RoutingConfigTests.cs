@@ -122,4 +122,24 @@ public class RoutingConfigTests
         Assert.Contains(expected, error.Message, StringComparison.Ordinal);
         Assert.Equal(5, error.Line);
     }
+
+    [Theory]
+    [InlineData("backend_weight = 1,1,1", "lists 3 weights but no database has more than 2 node(s)")]
+    [InlineData("backend_weight = 0,0", "gives every node of database \"db\" weight 0")]
+    [InlineData("database_redirect_preference_list = 'db:2'", "names node 2, but no database has more than 2 node(s)")]
+    [InlineData("app_name_redirect_preference_list = 'psql:standby,batch:5(0.5)'", "names node 5")]
+    public void Routing_values_the_nodes_cannot_honour_are_warned_about(string line, string expected)
+    {
+        var result = Load(line);
+        Assert.True(result.Success, string.Join(Environment.NewLine, result.Errors));
+        var warning = Assert.Single(result.Warnings);
+        Assert.Contains(expected, warning.Message, StringComparison.Ordinal);
+        Assert.Equal(5, warning.Line);
+    }
+
+    [Theory]
+    [InlineData("backend_weight = 0,1")]
+    [InlineData("backend_weight = 1")]
+    [InlineData("database_redirect_preference_list = 'db:1,postgres:primary,x:standby'")]
+    public void Routing_values_that_fit_the_nodes_are_not_warned_about(string line) => Assert.Empty(Load(line).Warnings);
 }

@@ -61,12 +61,25 @@ internal sealed partial class ClientSession
 
     private async Task ForwardAsync(ServerConnection server)
     {
+        IQueryInspector? inspector = null;
         if (_runtime.Cache is not null)
         {
             // Its writes invalidate what other clients cached from the same database, and its SETs end its use of
             // the cache; its reads are answered from the cache while its server owes it nothing (SessionCache).
-            _scanner.EnableInspection(new SessionModeCacheInspector(this));
+            inspector = new SessionModeCacheInspector(this);
             _sessionCacheGate = new SemaphoreSlim(1, 1);
+        }
+
+        if (Topology.Nodes.Count > 1)
+        {
+            // Several nodes and a session that is not balanced (load_balance_mode was off at login): its reads
+            // still count in SHOW POOL_NODES' select_cnt of the primary that serves them.
+            inspector = new UnbalancedReadCounter(this, inspector);
+        }
+
+        if (inspector is not null)
+        {
+            _scanner.EnableInspection(inspector);
         }
 
         StartInline(server);

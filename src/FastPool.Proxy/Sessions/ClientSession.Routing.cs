@@ -82,6 +82,11 @@ internal sealed partial class ClientSession
         RefreshRouting();
         if (!_balanced || !_routing.LoadBalanceMode || _primaryOnly || DefaultIsolationSerializable())
         {
+            if (_balanced && !_routing.LoadBalanceMode)
+            {
+                CountUnbalancedRead(buffer);
+            }
+
             return Lookahead.Decided;
         }
 
@@ -163,6 +168,37 @@ internal sealed partial class ClientSession
             }
 
             reader.Advance(header.TotalLength);
+        }
+    }
+
+    /// <summary>
+    /// With load_balance_mode off every statement goes to the primary, and SHOW POOL_NODES still counts the reads
+    /// among them there, as Pgpool-II's select_cnt counts the SELECTs issued to each node. One count per routed
+    /// unit, as with balancing on: a simple Query, or a Parse whose batch follows.
+    /// </summary>
+    private void CountUnbalancedRead(in ReadOnlySequence<byte> buffer)
+    {
+        var reader = new SequenceReader<byte>(buffer);
+        if (!MessageHeader.TryPeek(ref reader, out var header) || header.Length < 4 || reader.Remaining < header.TotalLength
+            || (header.Code != (byte)FrontendCode.Query && header.Code != (byte)FrontendCode.Parse))
+        {
+            return;
+        }
+
+        var body = reader.UnreadSequence.Slice(MessageHeader.Size, header.BodyLength);
+        if (ForwardingScanner.TryGetQueryText(body, header.Code == (byte)FrontendCode.Parse, out var text, out _))
+        {
+            CountUnbalancedStatement(text);
+        }
+    }
+
+    /// <summary>A statement of an unbalanced session (session pooling, load_balance_mode off at login) that reads.</summary>
+    internal void CountUnbalancedStatement(in ReadOnlySequence<byte> sql)
+    {
+        _routing = _runtime.Config.FastPool.Routing;
+        if (!NeedsPrimary(ClassifyForRouting(sql)))
+        {
+            Topology.Primary?.CountSelect();
         }
     }
 
@@ -602,4 +638,19 @@ internal sealed partial class ClientSession
         _client.TryWatchHangup(this);
         return hold.Task;
     }
+}
+
+/// <summary>
+/// Session pooling over several nodes without balancing: each Query and Parse text is classified only to count the
+/// reads among them (select_cnt), then handed to the next inspector (the cache's), if any.
+/// </summary>
+internal sealed class UnbalancedReadCounter(ClientSession session, IQueryInspector? next) : IQueryInspector
+{
+    public bool Inspect(in ReadOnlySequence<byte> sql, bool namedStatement)
+    {
+        session.CountUnbalancedStatement(sql);
+        return next?.Inspect(sql, namedStatement) ?? true;
+    }
+
+    public bool InspectBind(PreparedStatements.ClientStatement? statement) => next?.InspectBind(statement) ?? true;
 }

@@ -397,17 +397,27 @@ public sealed class ReadWriteSplitTests
         Assert.False(await OnStandbyAsync(conn, "select pg_is_in_recovery(), txid_current()"));
     }
 
-    [Fact]
-    public async Task Load_balance_mode_off_sends_everything_to_the_primary_even_when_it_is_listed_second()
+    [Theory]
+    [InlineData(PoolMode.Transaction)]
+    [InlineData(PoolMode.Session)]
+    public async Task Load_balance_mode_off_sends_everything_to_the_primary_even_when_it_is_listed_second(PoolMode mode)
     {
         var primary = _fixture.Primary;
         var standby = await _fixture.GetStandbyAsync();
-        await using var host = StartProxy(primary, [standby, primary], r => r with { LoadBalanceMode = false });
+        await using var host = StartProxy(primary, [standby, primary], r => r with { LoadBalanceMode = false }, mode);
         var nodes = await WaitForBalancingAsync(host);
         Assert.Equal("standby", nodes.Value(NodeRow(nodes, 0), "role"));
         await using var conn = await OpenAsync(host);
-        Assert.False(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
-        Assert.False(await OnStandbyAsync(conn, "select pg_is_in_recovery(), txid_current()"));
+        long before = await SelectCountAsync(host, 1);
+        for (int i = 0; i < 3; i++)
+        {
+            Assert.False(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
+            Assert.False(await OnStandbyAsync(conn, "select pg_is_in_recovery(), txid_current()"));
+        }
+
+        // SHOW POOL_NODES still counts the reads the primary served (Pgpool-II's select_cnt), not the writes.
+        Assert.Equal(before + 3, await SelectCountAsync(host, 1));
+        Assert.Equal(0, await SelectCountAsync(host, 0));
     }
 
     /// <summary>primary_routing_query_pattern_list read as a configuration file gives it.</summary>

@@ -30,7 +30,7 @@ internal sealed partial class AdminConsole
 
         foreach (var topology in entries)
         {
-            if (id >= topology.Nodes.Count)
+            if (id >= topology.Nodes.Length)
             {
                 throw new AdminException(SqlState.UndefinedObject, $"database \"{topology.Config.Name}\" has no node {id}", "SHOW POOL_NODES lists the nodes.");
             }

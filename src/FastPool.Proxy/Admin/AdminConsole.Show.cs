@@ -485,7 +485,7 @@ internal sealed partial class AdminConsole
             {
                 var check = node.LastCheck;
                 string weight = (total > 0 ? routing.WeightOf(node.Id) / total : 0).ToString("0.000000", System.Globalization.CultureInfo.InvariantCulture);
-                bool balanced = topology.Nodes.Count > 1 && routing.LoadBalanceMode && Pipeline.RoutingStage.MayServe(node, routing, 0);
+                bool balanced = topology.Nodes.Length > 1 && routing.LoadBalanceMode && Pipeline.RoutingStage.MayServe(node, routing, 0);
                 _result.Row().Add(entry.Name).Add(node.Id).Add(node.Endpoint.Host).Add(node.Endpoint.Port)
                     .Add(Topology.FailoverCoordinator.StatusText(node.Status)).Add(weight)
                     .Add(node.Role switch { Topology.NodeRole.Primary => "primary", Topology.NodeRole.Standby => "standby", _ => "unknown" })

@@ -41,8 +41,10 @@ public sealed record RoutingSettings
     /// <summary>statement_level_load_balance: pick the standby per transaction rather than once per client.</summary>
     public bool StatementLevelLoadBalance { get; init; }
 
+    private readonly double[] _weights = [];
+
     /// <summary>backend_weight: one weight per node index (missing ones are 1; 0 takes a standby out of balancing).</summary>
-    public IReadOnlyList<double> BackendWeights { get; init; } = [];
+    public IReadOnlyList<double> BackendWeights { get => _weights; init => _weights = [.. value]; }
 
     /// <summary>load_balance_policy.</summary>
     public LoadBalancePolicyKind Policy { get; init; } = LoadBalancePolicyKind.WeightedRandom;
@@ -65,7 +67,8 @@ public sealed record RoutingSettings
     /// <summary>app_name_redirect_preference_list: the same by application_name (it wins over the database list).</summary>
     public IReadOnlyList<RedirectPreference> AppNameRedirects { get; init; } = [];
 
-    public double WeightOf(int nodeId) => nodeId < BackendWeights.Count ? BackendWeights[nodeId] : 1.0;
+    // Read for every balanced read: an array, not the list's interface calls.
+    public double WeightOf(int nodeId) => (uint)nodeId < (uint)_weights.Length ? _weights[nodeId] : 1.0;
 }
 
 /// <summary>Which node a redirect preference names.</summary>

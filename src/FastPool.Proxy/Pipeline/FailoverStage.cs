@@ -16,7 +16,7 @@ internal sealed class FailoverStage(ProxyRuntime runtime) : IQueryStage
     public ValueTask InvokeAsync(QueryContext context, QueryDelegate next)
     {
         var topology = context.Topology;
-        if (topology.Nodes.Count < 2 || context.TargetNode is { Role: NodeRole.Standby, Status: NodeStatus.Up })
+        if (topology.Nodes.Length < 2 || context.TargetNode is { Role: NodeRole.Standby, Status: NodeStatus.Up })
         {
             // A read routed to a standby: if that standby fails, routing sends the read to another node (and
             // comes back through here when that node is the primary).

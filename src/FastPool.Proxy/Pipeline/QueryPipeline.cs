@@ -42,7 +42,7 @@ internal static class QueryPipeline
         var known = ctx.PoolsByNode;
         if (known.Length <= node.Id)
         {
-            known = new ServerPool?[Math.Max(node.Id + 1, ctx.Topology.Nodes.Count)];
+            known = new ServerPool?[Math.Max(node.Id + 1, ctx.Topology.Nodes.Length)];
             ctx.PoolsByNode = known;
         }
 

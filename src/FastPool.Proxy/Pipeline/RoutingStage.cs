@@ -41,7 +41,7 @@ internal sealed class RoutingStage : IQueryStage
         }
 
         var nodes = context.Topology.Nodes;
-        if (nodes.Count == 1)
+        if (nodes.Length == 1)
         {
             context.TargetNode = nodes[0];
             return next(context);
@@ -77,7 +77,7 @@ internal sealed class RoutingStage : IQueryStage
         return acquired.IsCompletedSuccessfully ? acquired : FallBackOnFailureAsync(acquired, context, next, standby);
     }
 
-    private Node? PickStandby(QueryContext context, RoutingSettings routing, IReadOnlyList<Node> nodes)
+    private Node? PickStandby(QueryContext context, RoutingSettings routing, Node[] nodes)
     {
         // Per-client balancing keeps the standby chosen first while it stays eligible, as Pgpool-II keeps one
         // load-balance node per session; statement_level_load_balance picks again for every transaction.
@@ -86,14 +86,14 @@ internal sealed class RoutingStage : IQueryStage
             return sticky;
         }
 
-        if (context.Candidates.Length < nodes.Count)
+        if (context.Candidates.Length < nodes.Length)
         {
-            context.Candidates = new Node[nodes.Count];
+            context.Candidates = new Node[nodes.Length];
         }
 
         var candidates = context.Candidates;
         int count = 0;
-        for (int i = 0; i < nodes.Count; i++)
+        for (int i = 0; i < nodes.Length; i++)
         {
             if (MayServe(nodes[i], routing, context.MinReplayLsn))
             {
@@ -121,19 +121,8 @@ internal sealed class RoutingStage : IQueryStage
         return chosen;
     }
 
-    // By reference, in a loop: IReadOnlyList.Contains goes through LINQ and the default comparer on every read.
-    private static bool Holds(IReadOnlyList<Node> nodes, Node node)
-    {
-        for (int i = 0; i < nodes.Count; i++)
-        {
-            if (ReferenceEquals(nodes[i], node))
-            {
-                return true;
-            }
-        }
-
-        return false;
-    }
+    // By reference: Contains would compare with the default comparer on every read.
+    private static bool Holds(Node[] nodes, Node node) => Array.IndexOf<object>(nodes, node) >= 0;
 
     /// <summary>app_name_redirect_preference_list first, then database_redirect_preference_list (Pgpool-II's order).</summary>
     private static RedirectPreference? PreferenceOf(QueryContext context, RoutingSettings routing)
@@ -157,14 +146,14 @@ internal sealed class RoutingStage : IQueryStage
     /// A redirect preference: with its ratio, the read goes to the named target (a node that may not serve it now
     /// falls back to ordinary balancing); otherwise, and for <c>primary</c>, to the primary (null).
     /// </summary>
-    private Node? PickPreferred(QueryContext context, RoutingSettings routing, IReadOnlyList<Node> nodes, RedirectPreference preference)
+    private Node? PickPreferred(QueryContext context, RoutingSettings routing, Node[] nodes, RedirectPreference preference)
     {
         if (preference.Target == RedirectTarget.Primary || (preference.Ratio < 1 && NextDouble() >= preference.Ratio))
         {
             return null;
         }
 
-        if (preference.Target == RedirectTarget.Node && preference.NodeId < nodes.Count)
+        if (preference.Target == RedirectTarget.Node && preference.NodeId < nodes.Length)
         {
             var node = nodes[preference.NodeId];
             if (node.Role == NodeRole.Primary && node.Status == NodeStatus.Up)
@@ -233,7 +222,7 @@ internal sealed class RoutingStage : IQueryStage
                 await acquired.ConfigureAwait(false);
                 return;
             }
-            catch (ServerException ex) when (IsUnreachable(ex) && !context.Aborted.IsCancellationRequested && attempt < nodes.Count)
+            catch (ServerException ex) when (IsUnreachable(ex) && !context.Aborted.IsCancellationRequested && attempt < nodes.Length)
             {
                 // The health checker confirms (a refused connection within milliseconds) and takes the node out;
                 // this read does not wait for that and is not sent to the same standby again.

@@ -390,7 +390,7 @@ internal sealed partial class ClientSession
         from = captureFrom;
 
         // A standby may not have replayed a write that already invalidated the cache: only the primary's answers are kept.
-        if (Topology.Nodes.Count > 1 && server.Node != Topology.Primary)
+        if (Topology.Nodes.Length > 1 && server.Node != Topology.Primary)
         {
             return false;
         }

@@ -70,7 +70,7 @@ internal sealed partial class ClientSession
             _sessionCacheGate = new SemaphoreSlim(1, 1);
         }
 
-        if (Topology.Nodes.Count > 1)
+        if (Topology.Nodes.Length > 1)
         {
             // Several nodes and a session that is not balanced (load_balance_mode was off at login): its reads
             // still count in SHOW POOL_NODES' select_cnt of the primary that serves them.

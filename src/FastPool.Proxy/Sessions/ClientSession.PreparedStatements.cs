@@ -52,7 +52,7 @@ internal sealed partial class ClientSession : IStatementOwner
             _prepared = new PreparedStatements(this, max);
             _prepared.UseKnown(KnownStatements.For(_runtime.Pools.GetPool(Database, DatabaseName, User, Topology.Nodes[0])));
             _scanner.EnablePreparedStatements(_prepared);
-            if (Topology.Nodes.Count > 1)
+            if (Topology.Nodes.Length > 1)
             {
                 _scanner.EnableBindRouting();
             }

@@ -34,10 +34,10 @@ internal sealed partial class ClientSession
     /// <summary>Session pooling over several nodes with load_balance_mode on (at login; a reload does not switch a client).</summary>
     private void InitReserving(PoolMode mode)
     {
-        _reserving = mode == PoolMode.Session && Topology.Nodes.Count > 1 && _runtime.Config.FastPool.Routing.LoadBalanceMode;
+        _reserving = mode == PoolMode.Session && Topology.Nodes.Length > 1 && _runtime.Config.FastPool.Routing.LoadBalanceMode;
         if (_reserving)
         {
-            _query.Reserved = new ServerConnection?[Topology.Nodes.Count];
+            _query.Reserved = new ServerConnection?[Topology.Nodes.Length];
         }
     }
 

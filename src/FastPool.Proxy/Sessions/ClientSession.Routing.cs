@@ -66,7 +66,7 @@ internal sealed partial class ClientSession
     private void RefreshRouting()
     {
         _routing = _runtime.Config.FastPool.Routing;
-        _balanced = Topology.Nodes.Count > 1;
+        _balanced = Topology.Nodes.Length > 1;
     }
 
     /// <summary>

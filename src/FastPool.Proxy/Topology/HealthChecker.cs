@@ -86,7 +86,7 @@ internal sealed class HealthChecker(ProxyRuntime runtime, FailoverCoordinator fa
     /// </summary>
     public Task SuspectAsync(DatabaseTopology topology, Node node, string reason)
     {
-        if (topology.Nodes.Count < 2 || node.Status != NodeStatus.Up || _stopping.IsCancellationRequested)
+        if (topology.Nodes.Length < 2 || node.Status != NodeStatus.Up || _stopping.IsCancellationRequested)
         {
             return Task.CompletedTask;
         }

@@ -130,5 +130,6 @@ public sealed partial class DatabaseTopology
 
     public DatabaseConfig Config { get; }
 
-    public IReadOnlyList<Node> Nodes { get; }
+    /// <remarks>An array, not a read-only list: routing walks it for every read, and a list's Count and indexer are interface calls.</remarks>
+    public Node[] Nodes { get; }
 }

@@ -28,8 +28,28 @@ internal sealed class StripedCounters
         _cells = new long[(s_stripes + 1) * _stride];
     }
 
+    // The calling thread's stripe number plus one (0: not yet worked out), kept so that an add costs no division.
+    [ThreadStatic]
+    private static int t_stripePlusOne;
+
     /// <summary>Where the calling thread's stripe starts; pass it to <see cref="Add(int, int, long)"/> for several adds.</summary>
-    public int Stripe => _stride * (1 + ((ConnectionTransport.CurrentLoop + 1) % s_stripes));
+    public int Stripe => _stride * StripeNumber;
+
+    private static int StripeNumber
+    {
+        get
+        {
+            int s = t_stripePlusOne - 1;
+            if (s < 0)
+            {
+                // A loop thread says which it is before it runs anything that counts (ConnectionTransport.EnterLoop).
+                s = 1 + ((ConnectionTransport.CurrentLoop + 1) % s_stripes);
+                t_stripePlusOne = s + 1;
+            }
+
+            return s;
+        }
+    }
 
     public void Add(int counter, long value) => Interlocked.Add(ref _cells[Stripe + counter], value);
 

@@ -253,4 +253,30 @@ public class ForwardingScannerTests
 
         Assert.Equal([("set search_path = x", false), ("select 1", true)], inspector.Seen);
     }
+
+    [Theory]
+    [InlineData("\0select 1\0", true, "select 1", false)]
+    [InlineData("s1\0select $1\0\0\0", true, "select $1", true)]
+    [InlineData("select 1\0", false, "select 1", false)]
+    [InlineData("select 1", false, "select 1", false)]
+    [InlineData("\0", true, "", false)]
+    public void Query_text_is_found_the_same_whole_or_split_anywhere(string body, bool parse, string expected, bool expectNamed)
+    {
+        var bytes = System.Text.Encoding.UTF8.GetBytes(body);
+        for (int split = 0; split <= bytes.Length; split++)
+        {
+            var sequence = Sequences.TwoSegments(bytes[..split], bytes[split..]);
+            Assert.True(ForwardingScanner.TryGetQueryText(sequence, parse, out var text, out bool named));
+            Assert.Equal(expected, System.Text.Encoding.UTF8.GetString(text.ToArray()));
+            Assert.Equal(expectNamed, named);
+        }
+    }
+
+    [Fact]
+    public void A_parse_without_its_statement_name_ending_has_no_text()
+    {
+        var bytes = "s1"u8.ToArray();
+        Assert.False(ForwardingScanner.TryGetQueryText(new ReadOnlySequence<byte>(bytes), parse: true, out _, out _));
+        Assert.False(ForwardingScanner.TryGetQueryText(Sequences.TwoSegments(bytes[..1], bytes[1..]), parse: true, out _, out _));
+    }
 }

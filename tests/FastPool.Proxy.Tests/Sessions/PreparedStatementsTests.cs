@@ -267,7 +267,7 @@ public class PreparedStatementsTests
             byte[] pending = [];
             foreach (var chunk in new[] { input[..split], input[split..] })
             {
-                var buffer = TwoSegments(pending, chunk);
+                var buffer = Sequences.TwoSegments(pending, chunk);
                 var (_, forward, consumed) = scan(buffer);
                 if (batch.IsEmpty)
                 {
@@ -340,32 +340,4 @@ public class PreparedStatementsTests
 
     private static string CString(byte[] body, int offset) =>
         Encoding.UTF8.GetString(body, offset, Array.IndexOf(body, (byte)0, offset) - offset);
-
-    private static ReadOnlySequence<byte> TwoSegments(byte[] first, byte[] second)
-    {
-        if (first.Length == 0 || second.Length == 0)
-        {
-            return new ReadOnlySequence<byte>([.. first, .. second]);
-        }
-
-        var head = new Segment(first, 0);
-        var tail = head.Append(second);
-        return new ReadOnlySequence<byte>(head, 0, tail, second.Length);
-    }
-
-    private sealed class Segment : ReadOnlySequenceSegment<byte>
-    {
-        public Segment(byte[] memory, long runningIndex)
-        {
-            Memory = memory;
-            RunningIndex = runningIndex;
-        }
-
-        public Segment Append(byte[] memory)
-        {
-            var next = new Segment(memory, RunningIndex + Memory.Length);
-            Next = next;
-            return next;
-        }
-    }
 }

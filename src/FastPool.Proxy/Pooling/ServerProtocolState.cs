@@ -28,6 +28,24 @@ internal sealed class ServerProtocolState
 
     private Sessions.PreparedStatementCache? _prepared;
 
+    /// <summary>
+    /// An ErrorResponse came after the last ReadyForQuery. With extended-protocol messages unsynced, the server is then
+    /// discarding everything up to the next Sync (PostgreSQL docs 55.2.3 "Extended Query"). Server pump only.
+    /// </summary>
+    public bool ErrorSinceReady;
+
+    /// <summary>
+    /// The server sent CopyInResponse (or CopyBothResponse) and waits for the client's CopyData, CopyDone or CopyFail
+    /// (55.2.6 "COPY Operations"); cleared by CommandComplete, ErrorResponse or ReadyForQuery. Server pump only.
+    /// </summary>
+    public bool CopyIn;
+
+    /// <summary>
+    /// Whether the answers still owed (<see cref="PendingReadyForQuery"/>) wait on more from the client: the server
+    /// is in COPY IN, or skipping to a Sync after an error. A client that broke the protocol sends neither.
+    /// </summary>
+    public bool WaitsOnClient => CopyIn || (ErrorSinceReady && UnsyncedExtended);
+
     /// <summary>Status byte of the last ReadyForQuery.</summary>
     public TransactionStatus TransactionStatus { get; set; } = TransactionStatus.Idle;
 

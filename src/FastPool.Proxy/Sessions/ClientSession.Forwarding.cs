@@ -154,16 +154,38 @@ internal sealed partial class ClientSession
     /// would get their results (a committed INSERT's CommandComplete among them) before the error for the bad one: the
     /// session ends only once the server pump has forwarded every ReadyForQuery the server owes, or the server is gone.
     /// </summary>
+    /// <remarks>
+    /// Unless what the server owes waits on the client itself: a COPY IN waiting for data, or an error that makes the
+    /// server discard everything up to a Sync the client never sent (PostgreSQL itself would have read the bad message
+    /// by then, and ended the session). Those answers never come; the server, not at a message boundary, is closed.
+    /// </remarks>
     private async ValueTask AwaitAnswersBeforeViolationAsync(ServerConnection server)
     {
+        var protocol = server.Protocol;
+        int stuckPolls = 0;
+        (int Pending, int Errors) last = default;
+
         // In the pooling modes the server goes back to the pool once it answered everything: then it is no longer ours to watch.
-        while (Volatile.Read(ref server.Protocol.PendingReadyForQuery) > 0 && ReferenceEquals(_server, server)
+        while (Volatile.Read(ref protocol.PendingReadyForQuery) > 0 && ReferenceEquals(_server, server)
                && !server.Broken && !server.Connection.IsClosed && !_client.IsClosed)
         {
+            // The state must hold a little while with nothing new from the server: an error and the ReadyForQuery of
+            // a Sync that went before it often arrive together, and the pump may be between the two.
+            var now = (Volatile.Read(ref protocol.PendingReadyForQuery), Volatile.Read(ref protocol.Errors));
+            stuckPolls = protocol.WaitsOnClient && now == last ? stuckPolls + 1 : 0;
+            last = now;
+            if (stuckPolls >= StuckPolls)
+            {
+                return;
+            }
+
             // A rare path (a client that breaks the protocol): a short poll keeps the pumps free of another signal.
             await Task.Delay(2).ConfigureAwait(false);
         }
     }
+
+    // About 50 ms of polls that find the server waiting on the client and silent.
+    private const int StuckPolls = 25;
 
     /// <summary>Clean protocol state and no message half-forwarded in either direction.</summary>
     private bool IsAtBoundary(ServerConnection server) =>

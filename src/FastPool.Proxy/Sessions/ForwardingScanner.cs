@@ -388,6 +388,8 @@ internal struct ForwardingScanner
             if (header.Code == (byte)BackendCode.ErrorResponse)
             {
                 server.Errors++;
+                server.ErrorSinceReady = true;
+                server.CopyIn = false;
                 if (_errors is not null)
                 {
                     _sniffer.Start();
@@ -406,6 +408,15 @@ internal struct ForwardingScanner
                 _prepared.OnCompletion(header.Code, reader.Consumed, server);
                 reader.Advance(MessageHeader.Size);
                 continue;
+            }
+
+            if (header.Code is (byte)BackendCode.CopyInResponse or (byte)BackendCode.CopyBothResponse)
+            {
+                server.CopyIn = true;
+            }
+            else if (header.Code == (byte)BackendCode.CommandComplete)
+            {
+                server.CopyIn = false;
             }
 
             reader.Advance(MessageHeader.Size);
@@ -451,6 +462,8 @@ internal struct ForwardingScanner
     private static void OnReadyForQuery(ServerProtocolState server, TransactionStatus status, ref int transactions)
     {
         server.TransactionStatus = status;
+        server.ErrorSinceReady = false;
+        server.CopyIn = false;
         Interlocked.Decrement(ref server.PendingReadyForQuery);
         if (status == TransactionStatus.Idle)
         {

@@ -173,6 +173,41 @@ public sealed class BadClientInputTests
         await _fixture.Primary.PsqlAsync($"drop table {table}");
     }
 
+    [Theory]
+    [InlineData(FastPool.Proxy.Configuration.PoolMode.Session, "skipping to Sync")]
+    [InlineData(FastPool.Proxy.Configuration.PoolMode.Transaction, "skipping to Sync")]
+    [InlineData(FastPool.Proxy.Configuration.PoolMode.Session, "COPY IN")]
+    [InlineData(FastPool.Proxy.Configuration.PoolMode.Transaction, "COPY IN")]
+    public async Task A_bad_message_while_the_server_waits_on_the_client_ends_the_session_and_frees_the_server(FastPool.Proxy.Configuration.PoolMode mode, string state)
+    {
+        // The answers the server still owes wait on the client: an error makes it discard everything up to a Sync,
+        // or a COPY IN waits for data. The bad message means neither comes: the client gets its FATAL at once, as
+        // from PostgreSQL, and the one server of the pool is free for the next client (it used to stay taken).
+        await using var proxy = ProxyHost.Start(_fixture.Primary, c => c with { PoolMode = mode, DefaultPoolSize = 1, QueryWaitTimeout = TimeSpan.FromSeconds(10) });
+        await using (var client = await RawPgClient.ConnectAsync(proxy.Port))
+        {
+            await client.LoginAsync("postgres");
+            byte[] before = state == "COPY IN"
+                ? RawPgClient.Query("create temp table bad_copy_in (a int); copy bad_copy_in from stdin")
+                : [.. RawPgClient.Message('E', [.. "nosuch\0"u8, .. RawPgClient.Int32(0)]), .. RawPgClient.Query("select 1")];
+            // In one packet: the good messages go to the server, and the proxy waits for their answers before it
+            // reports the bad one.
+            await client.SendAsync([.. before, 0, .. RawPgClient.Int32(8), .. "abcd"u8]);
+            var (messages, closed) = await client.ReadUntilClosedAsync(s_replyTimeout);
+            Assert.Equal(state == "COPY IN" ? "CGE" : "EE", new string([.. messages.Select(m => m.Type)]));
+            if (state != "COPY IN")
+            {
+                Assert.Equal("34000", messages[0].SqlState);
+            }
+
+            Assert.Equal("08P01", messages[^1].SqlState);
+            Assert.True(closed, $"{state}: the proxy kept the connection open after a protocol violation");
+        }
+
+        await ProxyChecks.AssertServesAsync(proxy);
+        ProxyChecks.AssertNoUnexpectedErrors(proxy);
+    }
+
     [Fact]
     public async Task OversizedMessage_Gets08P01MentioningMaxPacketSize()
     {

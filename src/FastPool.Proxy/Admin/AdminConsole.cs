@@ -69,6 +69,13 @@ internal sealed partial class AdminConsole
                 await _context.SendErrorAsync(SqlState.AdminShutdown, ClientContext.ShutdownMessage).ConfigureAwait(false);
                 return;
             }
+            catch (ServerException ex) when (ex.SqlState == SqlState.ProtocolViolation)
+            {
+                // A length word below 4 or beyond what the console reads (1 MiB): a FATAL, as on the forwarding path.
+                _context.CloseReason = "protocol violation on the admin console";
+                await _context.SendErrorAsync(SqlState.ProtocolViolation, "invalid message length").ConfigureAwait(false);
+                return;
+            }
             catch (Exception)
             {
                 _context.CloseReason = "client unexpected eof";
@@ -145,7 +152,22 @@ internal sealed partial class AdminConsole
 
     private async Task RunQueryAsync(byte[] body)
     {
-        string sql = Encoding.UTF8.GetString(body, 0, Math.Max(0, body.Length - 1));
+        // The body is one C string (PostgreSQL docs 55.7, Query): PostgreSQL answers a missing terminator or bytes
+        // after it with these errors and goes on.
+        int end = Array.IndexOf(body, (byte)0);
+        if (end < 0)
+        {
+            _out.ErrorResponse("ERROR", SqlState.ProtocolViolation, "invalid string in message");
+            return;
+        }
+
+        if (end != body.Length - 1)
+        {
+            _out.ErrorResponse("ERROR", SqlState.ProtocolViolation, "invalid message format");
+            return;
+        }
+
+        string sql = Encoding.UTF8.GetString(body, 0, end);
         var command = AdminCommand.Parse(sql, out var syntaxError);
         if (command is null)
         {

@@ -192,6 +192,33 @@ public sealed class ControlCommandTests
     }
 
     [Fact]
+    public async Task Malformed_console_messages_get_PostgreSQLs_errors_and_a_bad_length_a_FATAL()
+    {
+        await using var host = StartProxy(_fixture.Primary);
+        await using (var console = await FastPool.IntegrationTests.Resilience.RawPgClient.ConnectAsync(host.Port))
+        {
+            await console.LoginAsync("pgbouncer", AdminSupport.Admin);
+
+            // A Query body is one C string (55.7): without its terminator, or with bytes after it, PostgreSQL says so
+            // and goes on. The console used to cut the last character off, or take the stray zero into the name.
+            foreach (var (body, expected) in new[] { ("SHOW VERSION"u8.ToArray(), "invalid string in message"), ([.. "SHOW VERSION"u8, 0, 0], "invalid message format") })
+            {
+                await console.SendAsync(FastPool.IntegrationTests.Resilience.RawPgClient.Message('Q', body));
+                var error = await console.ReadMessageAsync(TimeSpan.FromSeconds(5));
+                Assert.Equal(('E', "08P01", expected), (error!.Type, error.SqlState, error.Text));
+                Assert.Equal('Z', (await console.ReadMessageAsync(TimeSpan.FromSeconds(5)))!.Type);
+            }
+
+            await console.SendAsync([(byte)'Q', .. FastPool.IntegrationTests.Resilience.RawPgClient.Int32(3)]);
+            var (messages, closed) = await console.ReadUntilClosedAsync(TimeSpan.FromSeconds(5));
+            Assert.Equal("08P01", Assert.Single(messages).SqlState);
+            Assert.True(closed, "the console kept the connection open after a bad length");
+        }
+
+        await RunAsync(host.Port, "SHOW VERSION");
+    }
+
+    [Fact]
     public async Task ExtendedProtocol_GetsAClearError_NotACrash()
     {
         await using var host = StartProxy(_fixture.Primary);

@@ -684,6 +684,14 @@ internal sealed partial class ClientSession
             case PumpExit.ServerGone when server is not null:
                 SuspectServer(server, "a client session lost its server connection");
                 server.Broken = true;
+                if (server.Protocol.EndingWithFatal)
+                {
+                    // The server said why with a FATAL, already forwarded (a terminated backend's 57P01, a protocol
+                    // violation during COPY): a second FATAL of FastPool's after it would only confuse the client.
+                    _context.CloseReason = "server closed the connection after a FATAL error";
+                    break;
+                }
+
                 await _context.SendErrorAsync(SqlState.ConnectionFailure, "server conn crashed?", "FATAL",
                     $"the connection to the server {server.Node.Endpoint.Host}:{server.Node.Endpoint.Port} was lost").ConfigureAwait(false);
                 break;

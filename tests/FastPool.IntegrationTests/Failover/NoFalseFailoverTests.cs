@@ -87,6 +87,7 @@ public sealed class NoFalseFailoverTests
         await Backend.ExecuteAsync(cluster.Primary, $"SELECT pg_terminate_backend({pid})");
         await Wait.UntilAsync(
             () => Task.FromResult(proxy.Logs.Any(l => l.Contains("server conn crashed", StringComparison.Ordinal) || l.Contains("lost its server", StringComparison.Ordinal)
+                || l.Contains("after a FATAL error", StringComparison.Ordinal)
                 || l.Contains("backend error", StringComparison.Ordinal))),
             TimeSpan.FromSeconds(10),
             "FastPool noticed the lost server:\n" + string.Join("\n", proxy.Logs));

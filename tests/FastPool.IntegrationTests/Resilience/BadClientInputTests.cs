@@ -208,6 +208,32 @@ public sealed class BadClientInputTests
         ProxyChecks.AssertNoUnexpectedErrors(proxy);
     }
 
+    [Theory]
+    [InlineData(FastPool.Proxy.Configuration.PoolMode.Session)]
+    [InlineData(FastPool.Proxy.Configuration.PoolMode.Transaction)]
+    public async Task A_server_that_ends_the_session_with_its_own_FATAL_is_not_followed_by_another(FastPool.Proxy.Configuration.PoolMode mode)
+    {
+        // A Query during COPY FROM STDIN: PostgreSQL reports it and ends the connection with a FATAL of its own.
+        // The client sees exactly what PostgreSQL sent, not FastPool's "server conn crashed?" (08006) after it.
+        await using var proxy = ProxyHost.Start(_fixture.Primary, c => c with { PoolMode = mode });
+        await using (var client = await RawPgClient.ConnectAsync(proxy.Port))
+        {
+            await client.LoginAsync("postgres");
+            await client.SendAsync(RawPgClient.Query("create temp table fatal_copy_in (a int); copy fatal_copy_in from stdin"));
+            Assert.Equal('C', (await client.ReadMessageAsync(s_replyTimeout))!.Type);
+            Assert.Equal('G', (await client.ReadMessageAsync(s_replyTimeout))!.Type);
+
+            await client.SendAsync(RawPgClient.Query("select 1"));
+            var (messages, closed) = await client.ReadUntilClosedAsync(s_replyTimeout);
+            var errors = messages.Where(m => m.Type == 'E').ToList();
+            Assert.NotEmpty(errors);
+            Assert.All(errors, e => Assert.Equal("08P01", e.SqlState));
+            Assert.True(closed, "the connection stayed open after the server's FATAL");
+        }
+
+        await ProxyChecks.AssertServesAsync(proxy);
+    }
+
     [Fact]
     public async Task OversizedMessage_Gets08P01MentioningMaxPacketSize()
     {

@@ -25,6 +25,9 @@ public enum StartupParseStatus
 
     /// <summary>A major protocol version other than 3 (0A000, as PostgreSQL answers).</summary>
     UnsupportedVersion,
+
+    /// <summary>Well formed, but without a user name or with an empty one (28000, as PostgreSQL answers).</summary>
+    NoUser,
 }
 
 /// <summary>
@@ -196,6 +199,6 @@ public sealed class StartupPacket
     private static StartupParseStatus Validate(StartupPacket packet)
     {
         // "user" is required (55.7 StartupMessage).
-        return string.IsNullOrEmpty(packet.GetParameter("user")) ? StartupParseStatus.Malformed : StartupParseStatus.Ok;
+        return string.IsNullOrEmpty(packet.GetParameter("user")) ? StartupParseStatus.NoUser : StartupParseStatus.Ok;
     }
 }

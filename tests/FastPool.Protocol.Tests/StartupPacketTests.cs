@@ -165,13 +165,13 @@ public class StartupPacketTests
     [Theory]
     [InlineData("database")]
     [InlineData("user")]
-    public void A_startup_without_a_user_is_malformed(string onlyParameter)
+    public void A_startup_without_a_user_is_refused_for_that(string onlyParameter)
     {
-        // "user" is required and must not be empty (55.7 StartupMessage).
+        // "user" is required and must not be empty (55.7 StartupMessage); PostgreSQL answers 28000, not 08P01.
         var packet = Startup(StartupCodes.ProtocolVersion3, (onlyParameter, onlyParameter == "user" ? "" : "db"));
         foreach (var sequence in Splits.All(packet))
         {
-            Assert.Equal(StartupParseStatus.Malformed, StartupPacket.TryParse(sequence, out _, out _));
+            Assert.Equal(StartupParseStatus.NoUser, StartupPacket.TryParse(sequence, out _, out _));
         }
     }
 

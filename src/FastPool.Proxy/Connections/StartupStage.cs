@@ -139,6 +139,10 @@ internal sealed partial class StartupStage : IConnectionStage
                     input.AdvanceTo(buffer.End);
                     await context.SendErrorAsync(SqlState.ProtocolViolation, "invalid startup packet layout").ConfigureAwait(false);
                     return null;
+                case StartupParseStatus.NoUser:
+                    input.AdvanceTo(buffer.End);
+                    await context.SendErrorAsync(SqlState.InvalidAuthorizationSpecification, "no PostgreSQL user name specified in startup packet").ConfigureAwait(false);
+                    return null;
                 case StartupParseStatus.UnsupportedVersion:
                     input.AdvanceTo(buffer.End);
                     await context.SendErrorAsync(SqlState.FeatureNotSupported,

@@ -50,6 +50,25 @@ public sealed class BadClientInputTests
         ProxyChecks.AssertNoUnexpectedErrors(proxy);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_startup_without_a_user_name_gets_PostgreSQLs_28000(bool emptyUser)
+    {
+        await using var proxy = ProxyHost.Start(_fixture.Primary);
+        await using (var client = await RawPgClient.ConnectAsync(proxy.Port))
+        {
+            (string, string)[] parameters = emptyUser ? [("user", ""), ("database", "postgres")] : [("database", "postgres")];
+            await client.SendAsync(RawPgClient.Startup(RawPgClient.ProtocolVersion30, parameters));
+            var (messages, closed) = await client.ReadUntilClosedAsync(s_replyTimeout);
+            var error = Assert.Single(messages);
+            Assert.Equal(("28000", "no PostgreSQL user name specified in startup packet"), (error.SqlState, error.Text));
+            Assert.True(closed);
+        }
+
+        await ProxyChecks.AssertServesAsync(proxy);
+    }
+
     [Fact]
     public async Task TruncatedStartupPacket_ThenClose_ProxyUnaffected()
     {

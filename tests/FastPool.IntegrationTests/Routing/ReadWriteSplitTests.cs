@@ -56,10 +56,7 @@ public sealed class ReadWriteSplitTests
     [Fact]
     public async Task A_read_only_transaction_stays_on_the_standby_where_a_write_fails()
     {
-        var primary = _fixture.Primary;
-        var standby = await _fixture.GetStandbyAsync();
-        await using var host = StartProxy(primary, [primary, standby]);
-        await WaitForBalancingAsync(host, 1);
+        await using var host = await StartBalancedAsync();
         await using var conn = await OpenAsync(host);
 
         // (Read-write transactions: SplitTransactionTests.)
@@ -79,10 +76,7 @@ public sealed class ReadWriteSplitTests
     [InlineData("end work and chain")]
     public async Task A_read_only_transaction_chained_stays_read_only_on_the_standby(string chain)
     {
-        var primary = _fixture.Primary;
-        var standby = await _fixture.GetStandbyAsync();
-        await using var host = StartProxy(primary, [primary, standby]);
-        await WaitForBalancingAsync(host, 1);
+        await using var host = await StartBalancedAsync();
         await using var conn = await OpenAsync(host);
 
         // The chained transaction is READ ONLY like the first (PostgreSQL docs, COMMIT): the write gets PostgreSQL's
@@ -111,10 +105,7 @@ public sealed class ReadWriteSplitTests
     public async Task Serializable_transactions_and_clients_run_on_the_primary_and_do_not_poison_other_clients()
     {
         // A standby refuses serializable mode even for reads ("cannot use serializable mode in a hot standby").
-        var primary = _fixture.Primary;
-        var standby = await _fixture.GetStandbyAsync();
-        await using var host = StartProxy(primary, [primary, standby]);
-        await WaitForBalancingAsync(host, 1);
+        await using var host = await StartBalancedAsync();
 
         await using (var conn = await OpenAsync(host))
         {
@@ -257,10 +248,7 @@ public sealed class ReadWriteSplitTests
     [Fact]
     public async Task A_temporary_table_keeps_the_client_on_the_primary()
     {
-        var primary = _fixture.Primary;
-        var standby = await _fixture.GetStandbyAsync();
-        await using var host = StartProxy(primary, [primary, standby]);
-        await WaitForBalancingAsync(host, 1);
+        await using var host = await StartBalancedAsync();
         await using var conn = await OpenAsync(host);
 
         Assert.True(await OnStandbyAsync(conn, "select pg_is_in_recovery()"));
@@ -418,6 +406,23 @@ public sealed class ReadWriteSplitTests
         // SHOW POOL_NODES still counts the reads the primary served (Pgpool-II's select_cnt), not the writes.
         Assert.Equal(before + 3, await SelectCountAsync(host, 1));
         Assert.Equal(0, await SelectCountAsync(host, 0));
+    }
+
+    /// <summary>A proxy over the primary and the standby (node 1), once the standby takes reads.</summary>
+    private async Task<ProxyHost> StartBalancedAsync()
+    {
+        var standby = await _fixture.GetStandbyAsync();
+        var host = StartProxy(_fixture.Primary, [_fixture.Primary, standby]);
+        try
+        {
+            await WaitForBalancingAsync(host, 1);
+            return host;
+        }
+        catch
+        {
+            await host.DisposeAsync();
+            throw;
+        }
     }
 
     /// <summary>primary_routing_query_pattern_list read as a configuration file gives it.</summary>
